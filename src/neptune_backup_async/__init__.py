@@ -1,0 +1,30 @@
+"""Complete, faithful, resumable and fast backups of Neptune.ai workspaces to local disk."""
+
+from .api import backup, list_projects
+from .errors import (
+    AuthenticationError,
+    BackupError,
+    DestinationError,
+    FetchError,
+    NotABackupError,
+    ProjectNotFoundError,
+    ServerUnreachableError,
+    UsageError,
+)
+from .report import BackupReport, Failure, Progress
+
+__all__ = [
+    "AuthenticationError",
+    "BackupError",
+    "BackupReport",
+    "DestinationError",
+    "Failure",
+    "FetchError",
+    "NotABackupError",
+    "Progress",
+    "ProjectNotFoundError",
+    "ServerUnreachableError",
+    "UsageError",
+    "backup",
+    "list_projects",
+]

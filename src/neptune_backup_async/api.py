@@ -1,0 +1,138 @@
+"""The embeddable entry point: ``await backup(...)`` inside any running event loop.
+
+It installs no logging handlers and prints nothing. Cancelling it stops promptly: every
+file already under its final name is complete, and the report written on the way out
+says the backup was interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+
+import anyio
+
+from . import layout, values
+from .errors import AuthenticationError, DestinationError, UsageError
+from .pipeline import Pipeline
+from .report import BackupReport, Progress
+from .source import ProjectInfo, Source
+from .store import remove_temporaries, write_file
+
+TOKEN_ENV = "NEPTUNE_API_TOKEN"
+
+
+def resolve_token(api_token: str | None) -> str:
+    token = (api_token if api_token is not None else os.environ.get(TOKEN_ENV, "")).strip()
+    if not token:
+        raise AuthenticationError(
+            f"No Neptune API token. Set {TOKEN_ENV}, or pass --api-token-file with a file that holds it."
+        )
+    return token
+
+
+def parse_projects(projects: Sequence[str] | str) -> list[str] | None:
+    """Project names from ``ws/a,ws/b`` or a list; None means every project the token can see."""
+    names = [p.strip() for p in (projects.split(",") if isinstance(projects, str) else projects) if p.strip()]
+    if names == ["all"]:
+        return None
+    if not names:
+        raise UsageError("No project given. Name them as WORKSPACE/PROJECT, comma-separated, or say 'all'.")
+    bad = [n for n in names if n.count("/") != 1 or n.startswith("/") or n.endswith("/")]
+    if bad:
+        raise UsageError(f"Project names must look like WORKSPACE/PROJECT; got {', '.join(map(repr, bad))}.")
+    return list(dict.fromkeys(names))
+
+
+def prepare_destination(output: Path) -> Path:
+    """Create the destination and prove it is writable before any request is made."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise DestinationError(
+            f"Cannot write to {output} ({e.strerror}). Choose another --output or fix its permissions."
+        ) from None
+    return output.resolve()
+
+
+async def connect(api_token: str | None, concurrency: int) -> Source:
+    """Start the Neptune client once, in a thread, before any fan-out."""
+    from .neptune_source import NeptuneSource
+
+    token = resolve_token(api_token)
+    return await anyio.to_thread.run_sync(lambda: NeptuneSource(token, concurrency=concurrency))
+
+
+async def backup(
+    projects: Sequence[str] | str,
+    output: str | os.PathLike[str],
+    *,
+    api_token: str | None = None,
+    concurrency: int = 8,
+    download_artifacts: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    source: Source | None = None,
+) -> BackupReport:
+    """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
+
+    The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
+    Neptune client with any other :class:`~.source.Source`. Returns the report, which is
+    also saved as ``backup-report.json`` in ``output``. Raises a
+    :class:`~.errors.BackupError` for bad input (usage, token, project, destination);
+    failures of single fields or runs are in the report instead.
+    """
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
+    names = parse_projects(projects)
+    dest = prepare_destination(Path(output))
+    await anyio.to_thread.run_sync(remove_temporaries, dest)
+    report = BackupReport(destination=str(dest), started_at=dt.datetime.now(dt.timezone.utc))
+    own_source = source is None
+    if source is None:
+        source = await connect(api_token, concurrency)
+    try:
+        infos = await _resolve_projects(source, names)
+        pipeline = Pipeline(
+            source,
+            dest,
+            concurrency=concurrency,
+            download_artifacts=download_artifacts,
+            report=report,
+            on_progress=progress,
+        )
+        try:
+            await pipeline.run(infos)
+        except BaseException:
+            report.interrupted = True
+            raise
+        finally:
+            report.finished_at = dt.datetime.now(dt.timezone.utc)
+            with anyio.CancelScope(shield=True):
+                document = values.dumps(report.to_json()).encode("utf-8")
+                await write_file(dest, PurePosixPath(layout.REPORT), document)
+    finally:
+        if own_source:
+            source.close()
+    return report
+
+
+async def _resolve_projects(source: Source, names: list[str] | None) -> list[ProjectInfo]:
+    if names is None:
+        names = await anyio.to_thread.run_sync(source.list_projects)
+    infos = []
+    for name in names:  # every name is checked before anything is fetched
+        infos.append(await anyio.to_thread.run_sync(source.get_project, name))
+    return infos
+
+
+async def list_projects(api_token: str | None = None) -> list[str]:
+    source = await connect(api_token, 1)
+    try:
+        return await anyio.to_thread.run_sync(source.list_projects)
+    finally:
+        source.close()

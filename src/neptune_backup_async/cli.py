@@ -1,0 +1,248 @@
+"""The command line: ``neptune-backup [backup] --projects ws/a,ws/b --output DEST``.
+
+Exit codes: 0 all backed up; 1 some fields or runs failed (named in the report);
+2 bad usage, token, project or destination; 130 interrupted (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+
+from . import api, layout
+from .errors import BackupError, UsageError, redact
+from .report import BackupReport, Progress
+
+COMMANDS = ("backup", "list-projects")
+DEMO_OUTPUT = Path("neptune-backup-demo")
+log = logging.getLogger("neptune_backup_async")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neptune-backup",
+        description="Back up Neptune.ai projects to local disk: every field of every run, resumable and fast.",
+        epilog="The API token is read from NEPTUNE_API_TOKEN, or from the file given to --api-token-file.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    b = sub.add_parser("backup", help="back up projects (the default command)")
+    b.add_argument("--projects", help="WORKSPACE/PROJECT[,...], or 'all' for every project the token can see")
+    b.add_argument("--output", type=Path, help="the backup folder (created if missing)")
+    b.add_argument(
+        "--concurrency", type=int, default=8, help="the most Neptune requests in flight at once (default: 8)"
+    )
+    b.add_argument(
+        "--download-artifacts",
+        action="store_true",
+        help="also download the files that artifacts point to (local paths and S3); without it only their listing",
+    )
+    b.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"back up a sample workspace from a built-in fake server (no account needed) into --output"
+        f" (default: ./{DEMO_OUTPUT})",
+    )
+    _common(b)
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument(
+        "--log-file", type=Path, help="where to write the log (default: one per backup inside the output)"
+    )
+    lp = sub.add_parser("list-projects", help="print the projects the token can see")
+    _common(lp)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-token-file", type=Path, help="read the API token from this file")
+
+
+def _read_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise UsageError(f"Cannot read the API token file {path} ({e.strerror}).") from None
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        return True
+
+
+@contextlib.contextmanager
+def _log_to(path: Path, secrets: list[str]) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Redact(secrets))
+    loggers = [logging.getLogger("neptune_backup_async"), logging.getLogger("neptune")]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO if lg.name == "neptune" else logging.DEBUG)
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+        handler.close()
+
+
+class _Bars:
+    """tqdm bars for runs and bytes, on stderr, only when it is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.runs: Any = None
+        self.bytes: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.runs = tqdm(
+                desc="runs", unit="run", total=0, file=sys.stderr, position=0, dynamic_ncols=True
+            )
+            self.bytes = tqdm(desc="written", unit="B", unit_scale=True, file=sys.stderr, position=1)
+
+    def __call__(self, p: Progress) -> None:
+        if self.runs is None:
+            return
+        if self.runs.total != p.runs_found:
+            self.runs.total = p.runs_found
+            self.runs.refresh()
+        self.runs.update(p.runs_done + p.runs_failed - self.runs.n)
+        self.bytes.update(p.bytes_written - self.bytes.n)
+
+    def close(self) -> None:
+        for bar in (self.runs, self.bytes):
+            if bar is not None:
+                bar.close()
+
+
+def _ask(prompt: str, stream: TextIO) -> str:
+    stream.write(prompt)
+    stream.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError("No answer given.")
+    return line.strip()
+
+
+def _interactive(args: argparse.Namespace, token: str | None) -> None:
+    """Ask for what is missing, as the original backup script did; only on a terminal."""
+    if not sys.stdin.isatty():
+        missing = " and ".join(f"--{n}" for n in ("projects", "output") if getattr(args, n) is None)
+        raise UsageError(f"Missing {missing}. Example: neptune-backup --projects ws/proj --output ./backup")
+    out = sys.stderr
+    if args.projects is None:
+        projects = anyio.run(api.list_projects, token)
+        out.write("Projects you can back up:\n" + "".join(f"  {p}\n" for p in projects))
+        args.projects = _ask("Projects to back up (comma-separated, or 'all'): ", out)
+    if args.output is None:
+        answer = _ask("Where to write the backup [./neptune-backup]: ", out)
+        args.output = Path(answer or "neptune-backup")
+        if not args.download_artifacts:
+            args.download_artifacts = _ask("Download the files artifacts point to? [y/N]: ", out).lower() in (
+                "y",
+                "yes",
+            )
+
+
+def _run_backup(args: argparse.Namespace, token: str | None) -> int:
+    if args.projects is None or args.output is None:
+        _interactive(args, token)
+    output: Path = args.output
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    log_file = args.log_file or output / ".neptune-backup" / f"backup-{stamp}.log"
+    secrets = [token or os.environ.get(api.TOKEN_ENV, "")]
+    bars = _Bars(enabled=not args.quiet and sys.stderr.isatty())
+    report: BackupReport | None = None
+    try:
+        api.prepare_destination(output)  # before the log file goes inside it
+        with _log_to(log_file, secrets):
+            log.info("backup of %s into %s, concurrency %d", args.projects, output, args.concurrency)
+            report = anyio.run(
+                lambda: api.backup(
+                    args.projects,
+                    output,
+                    api_token=token,
+                    concurrency=args.concurrency,
+                    download_artifacts=args.download_artifacts,
+                    progress=bars,
+                )
+            )
+    except KeyboardInterrupt:
+        bars.close()
+        print(
+            "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        bars.close()
+    assert report is not None
+    print(report.summary(), file=sys.stderr)
+    print(f"Report: {output / layout.REPORT}\nLog: {log_file}", file=sys.stderr)
+    return report.exit_code
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .testing import WORKLOADS, generate, serve
+
+    with tempfile.TemporaryDirectory(prefix="neptune-backup-demo-") as tmp:
+        world = generate(WORKLOADS["demo"], artifact_root=Path(tmp))
+        with serve(world) as server:
+            print(
+                f"Demo: a fake Neptune server at {server.base_url} with {len(world.projects)} projects.",
+                file=sys.stderr,
+            )
+            args.projects = args.projects or "all"
+            args.output = args.output or DEMO_OUTPUT
+            args.download_artifacts = True
+            return _run_backup(args, server.api_token)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "backup")  # backup is the default command
+    parser = _parser()
+    args = parser.parse_args(argv)
+    token: str | None = None
+    try:
+        token = _read_token(args.api_token_file)
+        if args.command == "list-projects":
+            for name in anyio.run(api.list_projects, token):
+                print(name)
+            return 0
+        if args.demo:
+            return _run_demo(args)
+        return _run_backup(args, token)
+    except BackupError as e:
+        print(f"error: {redact(str(e), [token or '', os.environ.get(api.TOKEN_ENV, '')])}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # a bug: one line for the user, the traceback for the log
+        log.exception("unexpected error")
+        message = redact(f"{type(e).__name__}: {e}", [token or "", os.environ.get(api.TOKEN_ENV, "")])
+        print(f"error: unexpected {message}. Please report it with the log file.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The per-container manifest: what was saved, where, and how to check it (docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import values
+from .store import WrittenFile
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FieldRecord:
+    type: str
+    status: str  # "ok" or "failed"
+    files: list[str] = field(default_factory=list)
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "status": self.status, "files": self.files}
+        if self.error is not None:
+            out["error"] = self.error
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class Manifest:
+    kind: str  # "run", "model", "modelVersion" or "project"
+    project: str
+    sys_id: str
+    id: str
+    modification_time: dt.datetime | None
+    fields: dict[str, FieldRecord] = field(default_factory=dict)
+    files: dict[str, WrittenFile] = field(default_factory=dict)
+    complete: bool = False
+
+    def add_file(self, written: WrittenFile) -> None:
+        self.files[written.path] = written
+
+    @property
+    def failed_fields(self) -> list[str]:
+        return sorted(p for p, r in self.fields.items() if r.status != "ok")
+
+    def to_json(self, backed_up_at: dt.datetime) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "kind": self.kind,
+            "project": self.project,
+            "sys_id": self.sys_id,
+            "id": self.id,
+            "modification_time": values.iso(self.modification_time) if self.modification_time else None,
+            "backed_up_at": values.iso(backed_up_at),
+            "complete": self.complete,
+            "fields": {p: r.to_json() for p, r in sorted(self.fields.items())},
+            "files": {p: {"size": f.size, "sha256": f.sha256} for p, f in sorted(self.files.items())},
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Manifest:
+        if doc.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unknown manifest format {doc.get('format')!r}")
+        modified = doc.get("modification_time")
+        out = cls(
+            kind=doc["kind"],
+            project=doc["project"],
+            sys_id=doc["sys_id"],
+            id=doc["id"],
+            modification_time=values.parse_iso(modified) if modified else None,
+            complete=bool(doc["complete"]),
+        )
+        for path, rec in doc["fields"].items():
+            rec = dict(rec)
+            out.fields[path] = FieldRecord(
+                type=rec.pop("type"), status=rec.pop("status"), files=rec.pop("files"), error=rec.pop("error", None),
+                extra=rec,
+            )  # fmt: skip
+        for path, f in doc["files"].items():
+            out.files[path] = WrittenFile(path, int(f["size"]), f["sha256"])
+        return out
+
+    @classmethod
+    def loads(cls, text: str) -> Manifest:
+        return cls.from_json(json.loads(text))

@@ -1,0 +1,133 @@
+"""Writing a backup to disk: every file goes to a temporary name and is renamed into place.
+
+A file under its final name is therefore always complete. Bytes are hashed as they pass,
+so the manifest gets each file's size and sha256 without reading it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+
+import aiofiles
+import aiofiles.os
+import anyio
+
+from .errors import DestinationError
+from .layout import TEMP_SUFFIX, temp_name
+
+# Errors that mean the destination as a whole is unusable, not just one file.
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str  # relative to the container's folder, POSIX style
+    size: int
+    sha256: str
+
+
+def destination_error(e: OSError, path: Path) -> DestinationError | None:
+    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+        return DestinationError(
+            f"The disk holding {path} is full. Free some space and run the same command again."
+        )
+    if e.errno in _FATAL_ERRNOS:
+        return DestinationError(
+            f"Cannot write to {path} ({e.strerror}). Check its permissions, or choose another --output."
+        )
+    return None
+
+
+class AtomicFile:
+    """An async file written under a temporary name and renamed into place on success."""
+
+    def __init__(self, root: Path, rel: PurePosixPath, on_bytes: Callable[[int], None] | None = None) -> None:
+        self.root = root
+        self.rel = rel
+        self.final = root / rel
+        self.temp = root / temp_name(rel, secrets.token_hex(4))
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._on_bytes = on_bytes
+        self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
+        self.result: WrittenFile | None = None
+
+    async def __aenter__(self) -> AtomicFile:
+        try:
+            await aiofiles.os.makedirs(self.final.parent, exist_ok=True)
+            self._file = await aiofiles.open(self.temp, "wb")
+        except OSError as e:
+            raise destination_error(e, self.final) or e from None
+        return self
+
+    async def write(self, data: bytes) -> None:
+        assert self._file is not None
+        self._hash.update(data)
+        self._size += len(data)
+        try:
+            await self._file.write(data)
+        except OSError as e:
+            raise destination_error(e, self.final) or e from None
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._file is not None
+        try:
+            if exc_type is None:
+                await self._file.flush()
+                await anyio.to_thread.run_sync(os.fsync, self._file.fileno())
+            await self._file.close()
+            if exc_type is None:
+                await aiofiles.os.replace(self.temp, self.final)
+                self.result = WrittenFile(self.rel.as_posix(), self._size, self._hash.hexdigest())
+        except OSError as e:
+            raise destination_error(e, self.final) or e from None
+        finally:
+            if self.result is None:
+                # Runs on failure and on cancellation alike, so it must not await.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.temp)
+
+
+async def write_file(
+    root: Path, rel: PurePosixPath, data: bytes, on_bytes: Callable[[int], None] | None = None
+) -> WrittenFile:
+    async with AtomicFile(root, rel, on_bytes) as f:
+        await f.write(data)
+    assert f.result is not None
+    return f.result
+
+
+async def read_file(path: Path) -> bytes | None:
+    try:
+        async with aiofiles.open(path, "rb") as f:
+            return await f.read()
+    except FileNotFoundError:
+        return None
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the leftovers of an interrupted backup below ``folder``; returns how many."""
+    removed = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed

@@ -1,0 +1,115 @@
+"""Pure mapping from Neptune values to JSON and CSV, lossless and time-zone explicit.
+
+- Floats keep every bit: finite ones are written with ``repr`` (which round-trips), and
+  NaN and the infinities, which JSON cannot hold, become the strings ``"NaN"``,
+  ``"Infinity"`` and ``"-Infinity"``.
+- Datetimes are ISO 8601 in UTC with the offset (``+00:00``).
+- String sets are sorted lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .source import FieldType
+
+UTC = dt.timezone.utc
+SERIES_HEADER = "step,value,timestamp\n"
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def float_text(value: float) -> str:
+    text = repr(float(value))
+    return _NON_FINITE.get(text, text)
+
+
+def json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else float_text(value)
+
+
+def iso(moment: dt.datetime) -> str:
+    """ISO 8601 in UTC; milliseconds unless the value has finer digits."""
+    if moment.tzinfo is None:  # Neptune's own values are aware; a naive one is taken as UTC.
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond % 1000 == 0 else "microseconds")
+
+
+def iso_from_ms(epoch_ms: int) -> str:
+    return iso(dt.datetime.fromtimestamp(epoch_ms / 1000, UTC))
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """Parse the datetimes Neptune sends (``...Z`` or with an offset) into aware UTC values."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def simple_value(field_type: FieldType, value: Any) -> Any:
+    """The JSON form of one simple field's value."""
+    if field_type is FieldType.STRING_SET:
+        return sorted(value)
+    if field_type is FieldType.FLOAT:
+        return json_float(float(value))
+    return _plain(value)
+
+
+def dumps(document: Any) -> str:
+    """The one JSON style of a backup: indented, keys sorted, UTF-8, standard JSON only."""
+    return json.dumps(document, indent=4, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+class _IsoCache:
+    """Timestamps of one series share their date and hour, so format that part once."""
+
+    def __init__(self) -> None:
+        self._hour = -1
+        self._prefix = ""
+
+    def __call__(self, epoch_ms: int) -> str:
+        hour, rest = divmod(epoch_ms, 3_600_000)
+        if hour != self._hour:
+            start = dt.datetime.fromtimestamp(hour * 3600, UTC)
+            self._hour, self._prefix = hour, start.strftime("%Y-%m-%dT%H:")
+        minute, rest = divmod(rest, 60_000)
+        second, milli = divmod(rest, 1000)
+        return f"{self._prefix}{minute:02d}:{second:02d}.{milli:03d}+00:00"
+
+
+def _csv_text(value: str) -> str:
+    if any(c in value for c in ',"\r\n') or value != value.strip(" "):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+class SeriesFormatter:
+    """Turns pages of series points into CSV text, one page at a time."""
+
+    def __init__(self, field_type: FieldType) -> None:
+        self._iso = _IsoCache()
+        self._strings = field_type is FieldType.STRING_SERIES
+
+    def rows(self, points: Iterable[tuple[float, Any, int]]) -> str:
+        iso_ms, strings = self._iso, self._strings
+        out = []
+        for step, value, ts in points:
+            text = _csv_text(str(value)) if strings else float_text(value)
+            out.append(f"{float_text(step)},{text},{iso_ms(ts)}\n")
+        return "".join(out)
