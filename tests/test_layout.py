@@ -1,0 +1,81 @@
+"""The layout is the on-disk contract: safe, injective and stable for any name the server sends."""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neptune_backup_async import layout
+from neptune_backup_async.source import FieldType
+
+names = st.text(min_size=0, max_size=300)
+field_paths = st.lists(names, min_size=1, max_size=4).map("/".join)
+
+
+def _inside(rel: PurePosixPath) -> bool:
+    root = "/backup"
+    return os.path.normpath(os.path.join(root, rel)).startswith(root + "/") and not rel.is_absolute()
+
+
+@given(names)
+def test_segment_is_one_safe_name(name: str) -> None:
+    seg = layout.safe_segment(name)
+    assert seg not in ("", ".", "..")
+    assert "/" not in seg and "\\" not in seg and "\x00" not in seg
+    assert not seg.startswith(".")
+    assert all(ord(c) >= 32 and c not in '<>:"|?*' for c in seg)
+    assert len(seg.encode()) <= layout.MAX_SEGMENT_BYTES
+    assert layout.safe_segment(name) == seg  # stable
+
+
+@given(names, names)
+def test_segment_is_injective(a: str, b: str) -> None:
+    if a != b:
+        assert layout.safe_segment(a) != layout.safe_segment(b)
+
+
+@given(field_paths, st.sampled_from(list(FieldType)), st.one_of(st.none(), names))
+def test_field_files_stay_inside_the_run_folder(path: str, kind: FieldType, ext: str | None) -> None:
+    rel = layout.field_file(path, kind, ext)
+    assert _inside(rel)
+    assert not rel.name.startswith(".")  # never a temporary or the manifest
+    if not kind.is_simple:
+        assert rel.name not in (layout.SIMPLE_METADATA, layout.MANIFEST)
+
+
+@given(field_paths, field_paths)
+def test_different_fields_of_one_kind_get_different_files(a: str, b: str) -> None:
+    if a != b:
+        assert layout.field_file(a, FieldType.FLOAT_SERIES) != layout.field_file(b, FieldType.FLOAT_SERIES)
+
+
+@given(field_paths, field_paths)
+def test_artifact_files_stay_inside(field: str, inner: str) -> None:
+    assert _inside(layout.artifact_file(field, inner))
+
+
+def test_ordinary_names_keep_the_seed_layout() -> None:
+    assert layout.field_file("metrics/train/loss", FieldType.FLOAT_SERIES) == PurePosixPath("metrics/train/loss.csv")
+    assert layout.field_file("data/sample", FieldType.FILE, "bin") == PurePosixPath("data/sample.bin")
+    assert layout.field_file("source_code/files", FieldType.FILE_SET) == PurePosixPath("source_code/files.zip")
+    assert layout.field_file("parameters/lr", FieldType.FLOAT) == PurePosixPath("simple_metadata.json")
+    assert layout.image_file("images/pred", 2, "png") == PurePosixPath("images/pred/2.png")
+    assert layout.container_dir("ws", "proj", "PROJ-1") == PurePosixPath("ws/proj/PROJ-1")
+
+
+def test_hostile_names_are_escaped_not_dropped() -> None:
+    assert layout.safe_path("../../etc/passwd") == PurePosixPath("%2E%2E/%2E%2E/etc/passwd")
+    assert layout.safe_segment("CON") == "%43ON"
+    assert layout.safe_segment("a\\b") == "a%5Cb"
+    assert layout.safe_segment("100%") == "100%25"
+    # A file field that would land on our own simple_metadata.json is moved aside.
+    assert layout.field_file("simple_metadata", FieldType.FILE, "json") == PurePosixPath("%73imple_metadata.json")
+
+
+def test_long_names_are_shortened_with_a_hash() -> None:
+    a, b = "x" * 300, "x" * 299 + "y"
+    assert len(layout.safe_segment(a).encode()) <= layout.MAX_SEGMENT_BYTES
+    assert layout.safe_segment(a) != layout.safe_segment(b)

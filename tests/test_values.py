@@ -1,0 +1,67 @@
+"""Values map to JSON and CSV without loss: exact floats, UTC datetimes, sorted sets."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neptune_backup_async import values
+from neptune_backup_async.source import FieldType
+
+UTC = dt.timezone.utc
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_floats_round_trip_exactly(x: float) -> None:
+    text = values.float_text(x)
+    back = float(text)
+    assert (math.isnan(x) and math.isnan(back)) or back == x
+    document = values.dumps({"x": values.simple_value(FieldType.FLOAT, x)})
+    json.loads(document)  # always standard JSON, never a bare NaN
+
+
+def test_non_finite_floats_have_documented_names() -> None:
+    assert [values.json_float(v) for v in (math.nan, math.inf, -math.inf, 1.5)] == ["NaN", "Infinity", "-Infinity", 1.5]
+
+
+def test_datetimes_are_utc_with_offset() -> None:
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    assert values.iso(dt.datetime(2024, 1, 1, 13, 0, 0, 123000, tzinfo=berlin)) == "2024-01-01T12:00:00.123+00:00"
+    assert values.iso(dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC)) == "2024-01-01T00:00:00.000001+00:00"
+    assert values.parse_iso("2024-01-01T12:00:00.123Z") == dt.datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_string_sets_are_sorted_lists() -> None:
+    assert values.simple_value(FieldType.STRING_SET, frozenset({"b", "a"})) == ["a", "b"]
+
+
+def test_refs_keep_nested_datetimes_as_iso() -> None:
+    ref = {"commit": {"commit_date": dt.datetime(2024, 5, 1, tzinfo=UTC)}, "remotes": ("r",)}
+    assert values.simple_value(FieldType.GIT_REF, ref) == {
+        "commit": {"commit_date": "2024-05-01T00:00:00.000+00:00"},
+        "remotes": ["r"],
+    }
+
+
+@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(allow_nan=False), st.integers(0, 4_102_444_800_000))))
+def test_float_series_rows_parse_back(points: list[tuple[float, float, int]]) -> None:
+    text = values.SERIES_HEADER + values.SeriesFormatter(FieldType.FLOAT_SERIES).rows(points)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(points)
+    for row, (step, value, ts) in zip(rows, points):
+        assert float(row["step"]) == step and float(row["value"]) == value
+        assert values.parse_iso(row["timestamp"]) == dt.datetime.fromtimestamp(ts / 1000, UTC)
+
+
+@given(st.lists(st.text()))
+def test_string_series_survive_commas_quotes_and_newlines(lines: list[str]) -> None:
+    points = [(float(i), line, 1_700_000_000_000 + i) for i, line in enumerate(lines)]
+    text = values.SERIES_HEADER + values.SeriesFormatter(FieldType.STRING_SERIES).rows(points)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["value"] for r in rows] == lines
