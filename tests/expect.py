@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import math
 import zipfile
@@ -71,7 +70,7 @@ def check_series(value: m.FloatSeries | m.StringSeries, path: Path) -> None:
         rows = list(csv.reader(f))
     assert rows[0] == ["step", "value", "timestamp"], path
     assert len(rows) - 1 == len(value.points), path
-    for row, point in zip(rows[1:], value.points):
+    for row, point in zip(rows[1:], value.points, strict=True):
         assert float(row[0]) == point.step, path
         if isinstance(value, m.FloatSeries):
             assert _same_float(_float(row[1]), float(point.value)), path
@@ -81,9 +80,15 @@ def check_series(value: m.FloatSeries | m.StringSeries, path: Path) -> None:
 
 
 def check_container(container: m.Container, folder: Path, *, artifacts_downloaded: bool) -> None:
+    """Every field saved exactly, and a manifest that says the run is complete."""
+    check_fields(container, folder, artifacts_downloaded=artifacts_downloaded)
+    check_manifest(folder, container.sys_id)
+
+
+def check_fields(container: m.Container, folder: Path, *, artifacts_downloaded: bool) -> None:
     assert folder.is_dir(), f"missing {folder}"
     simple = json.loads((folder / "simple_metadata.json").read_text(encoding="utf-8"))
-    expected_simple = {p for p, v in container.fields.items() if isinstance(v, m.ATOM_TYPES + (m.Artifact,))}
+    expected_simple = {p for p, v in container.fields.items() if isinstance(v, (*m.ATOM_TYPES, m.Artifact))}
     assert set(simple) == expected_simple, folder
     for path, value in container.fields.items():
         where = f"{container.sys_id}/{path}"
@@ -100,10 +105,14 @@ def check_container(container: m.Container, folder: Path, *, artifacts_downloade
         elif isinstance(value, m.ImageSeries):
             index = json.loads((folder / path / "index.json").read_text(encoding="utf-8"))
             assert len(index) == len(value.images), where
-            for i, (item, image) in enumerate(zip(index, value.images)):
+            for i, (item, image) in enumerate(zip(index, value.images, strict=True)):
                 assert item["index"] == i and item["file"] == f"{i}.png", where
                 assert (folder / path / item["file"]).read_bytes() == image.data, where
-                assert (item["step"], item["name"], item["description"]) == (image.step, image.name, image.description)
+                assert (item["step"], item["name"], item["description"]) == (
+                    image.step,
+                    image.name,
+                    image.description,
+                )
                 assert _dt(item["timestamp"]) == dt.datetime.fromtimestamp(image.timestamp_ms / 1000, UTC)
         elif isinstance(value, m.Artifact):
             assert simple[path] == value.hash, where
@@ -122,7 +131,6 @@ def check_container(container: m.Container, folder: Path, *, artifacts_downloade
                     assert not target.exists(), where
         else:
             raise AssertionError(f"{where}: unexpected {value!r}")
-    check_manifest(folder, container.sys_id)
 
 
 def check_manifest(folder: Path, sys_id: str) -> dict[str, Any]:
@@ -134,7 +142,9 @@ def check_manifest(folder: Path, sys_id: str) -> dict[str, Any]:
     return dict(manifest)
 
 
-def check_backup(world: m.World, dest: Path, *, artifacts_downloaded: bool = True, kinds: tuple[str, ...] = ("run",)) -> int:
+def check_backup(
+    world: m.World, dest: Path, *, artifacts_downloaded: bool = True, kinds: tuple[str, ...] = ("run",)
+) -> int:
     """Assert every run of ``world`` is in ``dest`` exactly; return how many were checked."""
     checked = 0
     for project in world.projects.values():

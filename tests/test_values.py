@@ -27,14 +27,24 @@ def test_floats_round_trip_exactly(x: float) -> None:
 
 
 def test_non_finite_floats_have_documented_names() -> None:
-    assert [values.json_float(v) for v in (math.nan, math.inf, -math.inf, 1.5)] == ["NaN", "Infinity", "-Infinity", 1.5]
+    assert [values.json_float(v) for v in (math.nan, math.inf, -math.inf, 1.5)] == [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        1.5,
+    ]
 
 
 def test_datetimes_are_utc_with_offset() -> None:
     berlin = dt.timezone(dt.timedelta(hours=1))
-    assert values.iso(dt.datetime(2024, 1, 1, 13, 0, 0, 123000, tzinfo=berlin)) == "2024-01-01T12:00:00.123+00:00"
+    assert (
+        values.iso(dt.datetime(2024, 1, 1, 13, 0, 0, 123000, tzinfo=berlin))
+        == "2024-01-01T12:00:00.123+00:00"
+    )
     assert values.iso(dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC)) == "2024-01-01T00:00:00.000001+00:00"
-    assert values.parse_iso("2024-01-01T12:00:00.123Z") == dt.datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert values.parse_iso("2024-01-01T12:00:00.123Z") == dt.datetime(
+        2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC
+    )
 
 
 def test_string_sets_are_sorted_lists() -> None:
@@ -49,12 +59,14 @@ def test_refs_keep_nested_datetimes_as_iso() -> None:
     }
 
 
-@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(allow_nan=False), st.integers(0, 4_102_444_800_000))))
+@given(
+    st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(allow_nan=False), st.integers(0, 4_102_444_800_000)))
+)
 def test_float_series_rows_parse_back(points: list[tuple[float, float, int]]) -> None:
     text = values.SERIES_HEADER + values.SeriesFormatter(FieldType.FLOAT_SERIES).rows(points)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(points)
-    for row, (step, value, ts) in zip(rows, points):
+    for row, (step, value, ts) in zip(rows, points, strict=True):
         assert float(row["step"]) == step and float(row["value"]) == value
         assert values.parse_iso(row["timestamp"]) == dt.datetime.fromtimestamp(ts / 1000, UTC)
 

@@ -382,7 +382,7 @@ class NeptuneSource:
         result = self._json(
             "leaderboard",
             "getExperimentAttributes",
-            f"{run.sys_id}: listing fields",
+            "getExperimentAttributes",
             params={"experimentId": run.id},
         )
         out = []
@@ -408,7 +408,7 @@ class NeptuneSource:
         result = self._json(
             "leaderboard",
             operation,
-            f"{run.sys_id}/{field.path}",
+            operation,
             params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
         )
         points = [(p["step"], p["value"], int(p["timestampMillis"])) for p in result.get("values", [])]
@@ -420,7 +420,7 @@ class NeptuneSource:
         result = self._json(
             "leaderboard",
             "getImageSeriesValues",
-            f"{run.sys_id}/{field.path}",
+            "getImageSeriesValues",
             params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
         )
         images = []
@@ -442,7 +442,7 @@ class NeptuneSource:
     def open_image(self, run: RunRef, field: FieldInfo, index: int) -> Download:
         method, url = self._url("leaderboard", "getImageSeriesValue")
         params = {"experimentId": run.id, "attribute": field.path, "index": index}
-        return self._open(method, url, f"{run.sys_id}/{field.path}[{index}]", params=params)
+        return self._open(method, url, "getImageSeriesValue", params=params)
 
     def open_file(self, run: RunRef, field: FieldInfo) -> Download:
         method, url = self._url("leaderboard", "downloadAttribute")
@@ -450,13 +450,13 @@ class NeptuneSource:
         return self._open(
             method,
             url,
-            f"{run.sys_id}/{field.path}",
+            "downloadAttribute",
             params=params,
             headers={"Accept": "application/octet-stream"},
         )
 
     def open_file_set(self, run: RunRef, field: FieldInfo) -> Download:
-        what = f"{run.sys_id}/{field.path}"
+        what = "file set download"
         prepared = self._json(
             "leaderboard",
             "prepareForDownloadFileSetAttributeZip",

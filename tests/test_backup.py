@@ -1,0 +1,155 @@
+"""End to end: the real neptune client against the fake server, through the async API."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+import pytest
+
+from expect import check_backup, check_container, check_fields
+from neptune_backup_async import BackupReport, Progress, backup
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
+
+pytestmark = pytest.mark.anyio
+
+# Runs with only the fields a test asks for.
+SMALL = WorkloadSpec(
+    string_series=0,
+    monitoring=False,
+    file_size=0,
+    file_set_files=0,
+    images=0,
+    artifact_files=0,
+    notebook_every=0,
+    models=0,
+    project_fields=False,
+)
+
+
+async def test_backup_matches_the_server_exactly(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "backup"
+    report = await backup("all", dest, api_token=server.api_token, concurrency=4, download_artifacts=True)
+
+    runs = sum(len(p.runs) for p in demo_world.projects.values())
+    assert check_backup(demo_world, dest, artifacts_downloaded=True) == runs
+    assert (report.exit_code, report.runs_done, report.runs_failed, report.failures) == (0, runs, 0, [])
+    saved = json.loads((dest / "backup-report.json").read_text())
+    assert saved["exit_code"] == 0
+    assert saved["totals"]["runs_done"] == runs
+    assert saved["totals"]["bytes_written"] == report.bytes_written > 0
+
+
+async def test_artifact_files_are_only_listed_unless_asked(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "backup"
+    report = await backup("workspace-0/project-1", dest, api_token=server.api_token)
+    assert report.exit_code == 0
+    project = demo_world.project("workspace-0/project-1")
+    for run in project.runs:
+        check_container(run, dest / "workspace-0" / "project-1" / run.sys_id, artifacts_downloaded=False)
+    assert not (dest / "workspace-0" / "project-0").exists()
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 16])
+async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
+    tmp_path: Path, concurrency: int
+) -> None:
+    world = generate(replace(SMALL, runs_per_project=1, float_series=40, float_series_length=5))
+    with serve(world, faults=Faults(latency=0.03)) as server:
+        await backup("all", tmp_path, api_token=server.api_token, concurrency=concurrency)
+        assert server.stats.max_in_flight == concurrency
+    check_backup(world, tmp_path)
+
+
+async def test_many_small_runs_use_the_whole_bound_and_no_more(tmp_path: Path) -> None:
+    world = generate(replace(SMALL, runs_per_project=40, float_series=1, float_series_length=3))
+    with serve(world, faults=Faults(latency=0.03)) as server:
+        await backup("all", tmp_path, api_token=server.api_token, concurrency=16)
+        assert server.stats.max_in_flight == 16
+    assert check_backup(world, tmp_path) == 40
+
+
+async def test_more_than_ten_thousand_runs_are_each_backed_up_once(tmp_path: Path) -> None:
+    world = generate(replace(SMALL, runs_per_project=10_050, parameters=1, float_series=0))
+    with serve(world) as server:
+        report = await backup("all", tmp_path, api_token=server.api_token, concurrency=16)
+        fetched = server.stats.by_operation["getExperimentAttributes"]
+    run_dirs = [p for p in (tmp_path / "workspace-0" / "project-0").iterdir() if p.is_dir()]
+    assert len(run_dirs) == 10_050
+    assert {p.name for p in run_dirs} == {f"P0-{i}" for i in range(1, 10_051)}
+    assert fetched == 10_050  # each run once
+    assert (report.runs_found, report.runs_done) == (10_050, 10_050)
+
+
+async def test_a_failing_field_does_not_lose_the_rest_of_its_run(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    server.faults.script("downloadAttribute", 404)  # the first file download of the backup fails for good
+    report = await backup("workspace-0/project-0", tmp_path, api_token=server.api_token, concurrency=1)
+
+    assert report.exit_code == 1
+    assert len(report.failures) == 1
+    failure = report.failures[0]
+    assert (failure.project, failure.field) == ("workspace-0/project-0", "data/sample")
+    assert "404" in failure.reason
+    project = demo_world.project("workspace-0/project-0")
+    broken = project.containers[str(failure.run)]
+    folder = tmp_path / "workspace-0" / "project-0" / broken.sys_id
+    manifest = json.loads((folder / ".manifest.json").read_text())
+    assert manifest["complete"] is False
+    assert manifest["fields"]["data/sample"]["status"] == "failed"
+    assert not (folder / "data" / "sample.bin").exists()
+    # Every other field of that run, and every other run, is whole.
+    rest = replace(broken, fields={k: v for k, v in broken.fields.items() if k != "data/sample"})
+    check_fields(rest, folder, artifacts_downloaded=False)
+    for run in project.runs:
+        if run is not broken:
+            check_container(
+                run, tmp_path / "workspace-0" / "project-0" / run.sys_id, artifacts_downloaded=False
+            )
+    saved = json.loads((tmp_path / "backup-report.json").read_text())
+    assert saved["exit_code"] == 1 and saved["failures"][0]["field"] == "data/sample"
+
+
+async def test_embedded_backup_is_cancelled_promptly_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    world = generate(
+        replace(SMALL, runs_per_project=30, float_series=3, float_series_length=50, file_size=200_000)
+    )
+    seen: list[Progress] = []
+    reports: list[BackupReport] = []
+    with serve(world, faults=Faults(latency=0.05)) as server:
+        enough = anyio.Event()
+
+        def progress(p: Progress) -> None:
+            seen.append(p)
+            if p.runs_done >= 3:
+                enough.set()
+
+        async def run() -> None:
+            reports.append(
+                await backup("all", tmp_path, api_token=server.api_token, concurrency=4, progress=progress)
+            )
+
+        with anyio.fail_after(60):  # a guard against hanging, not a speed check
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await enough.wait()
+                tg.cancel_scope.cancel()
+
+    assert reports == []  # the cancellation reached backup() itself
+    saved = json.loads((tmp_path / "backup-report.json").read_text())
+    assert saved["interrupted"] is True
+    assert 3 <= saved["totals"]["runs_done"] < 30
+    assert not list(tmp_path.rglob("*.partial"))
+    finished = [p.parent for p in tmp_path.rglob(".manifest.json")]
+    assert len(finished) >= 3
+    project = world.project("workspace-0/project-0")
+    for folder in finished:
+        check_container(project.containers[folder.name], folder, artifacts_downloaded=False)
+    assert seen and seen[-1].runs_found == 30
