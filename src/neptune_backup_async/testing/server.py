@@ -1,0 +1,334 @@
+"""A fake Neptune server on 127.0.0.1 that the real ``neptune`` 1.x client reads from.
+
+It serves a :class:`~.model.World` over the same HTTP API as Neptune (client config, our
+own swagger specs, OAuth, projects, runs table, attributes, series, files, artifacts), counts
+every request in :class:`Stats` and injects the faults of :class:`Faults`: latency, 429s,
+5xx and responses cut off mid-body, at random or scripted per operation.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import random
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, cast
+from urllib.parse import parse_qs, urlsplit
+
+from .auth import REFRESH_PATH, Auth
+from .messages import ApiError, Request, Response, json_response
+from .model import World
+from .operations import ZIP_PATH, Operations
+from .spec import OPERATIONS, SWAGGER_PATHS, swagger
+
+_log = logging.getLogger(__name__)
+
+Answer = int | Literal["cut"]
+
+# Startup calls never get random faults: the client's setup has no retries worth testing.
+STARTUP_OPERATIONS = frozenset({"getClientConfig", "swagger", "exchangeApiToken", "oauthRefresh"})
+_ROUTES = {(op.method.upper(), op.path): op.operation_id for op in OPERATIONS}
+_ERRORS_5XX = (500, 502, 503, 504)
+
+
+def route(method: str, path: str) -> str:
+    """The operation name of a request: its swagger operationId, or a fixed name."""
+    if (method, path) in _ROUTES:
+        return _ROUTES[(method, path)]
+    if method == "GET" and path in SWAGGER_PATHS:
+        return "swagger"
+    if method == "POST" and path == REFRESH_PATH:
+        return "oauthRefresh"
+    if method == "GET" and path.startswith(ZIP_PATH):
+        return "downloadFileSetZip"
+    return "unknown"
+
+
+@dataclass
+class Faults:
+    """Faults to inject; every field may change at any time, also while serving."""
+
+    latency: float = 0.0  # seconds added to every request
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    rate_cut: float = 0.0  # full Content-Length promised, half the body sent, connection closed
+    retry_after: str = "1"
+    seed: int = 0
+    _scripts: dict[str, collections.deque[Answer]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
+    _rng_seed: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def script(self, operation: str, *answers: Answer) -> None:
+        """The next calls of ``operation`` answer these statuses (or are cut), in order."""
+        with self._lock:
+            self._scripts.setdefault(operation, collections.deque()).extend(answers)
+
+    def draw(self, operation: str) -> Answer | None:
+        """The fault for one request of ``operation``, or None to answer it normally."""
+        with self._lock:
+            scripted = self._scripts.get(operation)
+            if scripted:
+                return scripted.popleft()
+            if operation in STARTUP_OPERATIONS:
+                return None
+            if self._rng_seed != self.seed:  # a new seed restarts the sequence
+                self._rng.seed(self.seed)
+                self._rng_seed = self.seed
+            roll = self._rng.random()
+            if roll < self.rate_429:
+                return 429
+            if roll < self.rate_429 + self.rate_5xx:
+                return self._rng.choice(_ERRORS_5XX)
+            if roll < self.rate_429 + self.rate_5xx + self.rate_cut:
+                return "cut"
+            return None
+
+
+class Stats:
+    """Thread-safe accounting of the requests served."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_operation: collections.Counter[str] = collections.Counter()
+            self.statuses: collections.Counter[int] = collections.Counter()
+            self.total = 0
+            self.max_in_flight = self.in_flight
+            self.bytes_served = 0
+            self.cuts = 0
+
+    def begin(self, operation: str) -> None:
+        with self._lock:
+            self.by_operation[operation] += 1
+            self.total += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def end(self, status: int, body_bytes: int, cut: bool) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.statuses[status] += 1
+            self.bytes_served += body_bytes
+            self.cuts += cut
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": self.total,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "bytes_served": self.bytes_served,
+                "cuts": self.cuts,
+                "by_operation": dict(sorted(self.by_operation.items())),
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            }
+
+
+def _fault_response(status: int, retry_after: str) -> Response:
+    headers = {"Retry-After": retry_after} if status == 429 else {}
+    return json_response({"code": status, "message": f"injected fault {status}"}, status, headers)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # idle keep-alive connections must not hold stop() up
+    allow_reuse_address = True
+    request_queue_size = 512  # many clients connect at once
+
+    def __init__(self, address: tuple[str, int], fake: FakeNeptuneServer) -> None:
+        self.fake = fake
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client hanging up is no error
+            super().handle_error(request, client_address)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so the client's connection pool is reused
+
+    @property
+    def http_server(self) -> _HTTPServer:
+        return cast(_HTTPServer, self.server)
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.http_server.connections_lock:
+            self.http_server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.http_server.connections_lock:
+            self.http_server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        fake = self.http_server.fake
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        request = Request(
+            path=url.path,
+            query=parse_qs(url.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=self.rfile.read(length) if length else b"",
+        )
+        operation = route(self.command, url.path)
+        fake.stats.begin(operation)
+        status, sent, cut = 0, 0, False
+        try:
+            if fake.faults.latency > 0:
+                time.sleep(fake.faults.latency)
+            fault = fake.faults.draw(operation)
+            cut = fault == "cut"
+            if isinstance(fault, int) and fault >= 400:
+                response = _fault_response(fault, fake.faults.retry_after)
+            else:
+                response = fake.answer(operation, request)
+            status = response.status
+            sent = self._send(response, cut)
+        finally:
+            fake.stats.end(status, sent, cut)
+
+    def _send(self, response: Response, cut: bool) -> int:
+        body = memoryview(response.body)
+        size = len(body) // 2 if cut else len(body)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body[:size])
+        except OSError:  # the client went away
+            self.close_connection = True
+            return 0
+        if cut:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        return size
+
+
+class FakeNeptuneServer:
+    """Serves ``world`` at ``base_url``; use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self, world: World, *, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.world = world
+        self.faults = faults or Faults()
+        self.stats = Stats()
+        self._httpd = _HTTPServer((host, port), self)  # bound now, so that the token knows the port
+        self.base_url = f"http://{host}:{self._httpd.server_address[1]}"
+        self.auth = Auth(self.base_url)
+        self.operations = Operations(world, self.base_url)
+        self._swagger = {path: json.dumps(swagger(api)).encode() for path, api in SWAGGER_PATHS.items()}
+        self._thread: threading.Thread | None = None
+
+    @property
+    def api_token(self) -> str:
+        return self.auth.api_token
+
+    def revoke_token(self) -> None:
+        """From now on the old API token and every access token issued for it get 401."""
+        self.auth.revoke()
+
+    def client_config(self) -> dict[str, Any]:
+        return {
+            "apiUrl": self.base_url,
+            "applicationUrl": self.base_url,
+            "pyLibVersions": {
+                "minRecommendedVersion": "1.0.0",
+                "minCompatibleVersion": "1.0.0",
+                "maxCompatibleVersion": "1.99.99",
+            },
+            "artifacts": {"enabled": True, "apiVersion": 2},
+            "multiPartUpload": {"enabled": False},
+            "sysNameSetByBackend": False,
+        }
+
+    def answer(self, operation: str, request: Request) -> Response:
+        """The real answer to a request (no faults)."""
+        try:
+            if operation == "swagger":
+                return Response(200, self._swagger[request.path])
+            if operation == "oauthRefresh":
+                return self.auth.refresh(request)
+            if operation == "exchangeApiToken":
+                return self.auth.exchange(request)
+            if not self.auth.authorized(request):
+                raise ApiError(401, "UNAUTHORIZED", "missing, invalid or revoked token")
+            if operation == "getClientConfig":
+                return json_response(self.client_config())
+            handler = self.operations.handlers.get(operation)
+            if handler is None:
+                raise ApiError(404, "NOT_FOUND", f"no route for {request.path}")
+            return handler(request)
+        except ApiError as e:
+            return e.response()
+        except Exception as e:  # a bug here must show, not hang the client in its 5xx retries
+            _log.exception("fake Neptune server failed on %s", operation)
+            return ApiError(400, "FAKE_SERVER_BUG", f"{type(e).__name__}: {e}").response()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-neptune", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.close_connections()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeNeptuneServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serve(world: World, *, faults: Faults | None = None, port: int = 0) -> Iterator[FakeNeptuneServer]:
+    """Serve ``world`` on 127.0.0.1 for the duration of the block."""
+    with FakeNeptuneServer(world, faults=faults, port=port) as server:
+        yield server

@@ -1,0 +1,178 @@
+"""Model values rendered as the JSON DTOs of Neptune's leaderboard API.
+
+Neptune keeps datetimes to the millisecond, so they are rendered (and compared, see
+``nql``) truncated to milliseconds, with a ``Z`` suffix like the real server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from .model import (
+    Artifact,
+    Bool,
+    Container,
+    Datetime,
+    File,
+    FileSet,
+    Float,
+    FloatSeries,
+    GitRef,
+    ImageSeries,
+    Int,
+    NotebookRef,
+    Project,
+    State,
+    String,
+    StringSeries,
+    StringSet,
+    Value,
+)
+
+Json = dict[str, Any]
+UTC = dt.timezone.utc
+
+
+def epoch_ms(moment: dt.datetime) -> int:
+    """Milliseconds since the epoch: the precision Neptune stores."""
+    delta = moment.astimezone(UTC) - dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def iso(moment: dt.datetime) -> str:
+    ms = epoch_ms(moment)
+    whole = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(milliseconds=ms)
+    return whole.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def properties(path: str, value: Value) -> Json:
+    """The ``<type>Properties`` object of one attribute (also the single getters' answer)."""
+    out: Json = {"attributeName": path, "attributeType": value.TYPE}
+    if isinstance(value, Float | Int | Bool | String):
+        out["value"] = value.value
+    elif isinstance(value, Datetime):
+        out["value"] = iso(value.value)
+    elif isinstance(value, State):
+        out["value"] = value.value
+    elif isinstance(value, StringSet):
+        out["values"] = sorted(value.values)
+    elif isinstance(value, FloatSeries | StringSeries):
+        if value.points:
+            out["last"] = value.points[-1].value
+            out["lastStep"] = value.points[-1].step
+    elif isinstance(value, ImageSeries):
+        out["channelId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, path))
+        if value.images:
+            out["lastStep"] = value.images[-1].step
+    elif isinstance(value, File):
+        out.update(name=value.name, ext=value.ext, size=len(value.data))
+    elif isinstance(value, FileSet):
+        out["size"] = sum(len(data) for _, data in value.files)
+    elif isinstance(value, Artifact):
+        out["hash"] = value.hash
+    elif isinstance(value, GitRef):
+        out.update(_git_ref(value))
+    elif isinstance(value, NotebookRef):
+        out.update(
+            notebookId=value.notebook_id,
+            notebookName=value.notebook_name,
+            checkpointId=value.checkpoint_id,
+            checkpointName=value.checkpoint_name,
+            notebookDeleted=False,
+            checkpointDeleted=False,
+        )
+    return out
+
+
+def _git_ref(value: GitRef) -> Json:
+    out: Json = {
+        "commit": {
+            "commitId": value.commit_id,
+            "message": value.message,
+            "authorName": value.author_name,
+            "authorEmail": value.author_email,
+            "commitDate": iso(value.commit_date),
+        },
+        "repositoryDirty": value.dirty,
+        "remotes": list(value.remotes),
+    }
+    if value.branch is not None:
+        out["currentBranch"] = value.branch
+    return out
+
+
+def attribute(path: str, value: Value) -> Json:
+    return {"name": path, "type": value.TYPE, f"{value.TYPE}Properties": properties(path, value)}
+
+
+def attributes(fields: dict[str, Value]) -> list[Json]:
+    return [attribute(path, value) for path, value in sorted(fields.items())]
+
+
+def _owner(project: Project) -> Json:
+    return {
+        "organizationId": project.workspace_uuid,
+        "organizationName": project.workspace,
+        "projectId": project.uuid,
+        "projectName": project.name,
+    }
+
+
+def experiment(project: Project, container: Container, parent_id: str) -> Json:
+    return {
+        "id": container.uuid,
+        "shortId": container.sys_id,
+        "type": container.kind,
+        "parentId": parent_id,
+        "trashed": container.trashed,
+        **_owner(project),
+    }
+
+
+def experiment_attributes(project: Project, container: Container, fields: dict[str, Value]) -> Json:
+    return {
+        "id": container.uuid,
+        "type": container.kind,
+        "trashed": container.trashed,
+        "attributes": attributes(fields),
+        **_owner(project),
+    }
+
+
+def leaderboard_entry(project: Project, container: Container, fields: dict[str, Value]) -> Json:
+    return {
+        "experimentId": container.uuid,
+        "type": container.kind,
+        "attributes": attributes(fields),
+        **_owner(project),
+    }
+
+
+def project_dto(project: Project) -> Json:
+    return {
+        "id": project.uuid,
+        "name": project.name,
+        "projectKey": project.key,
+        "organizationId": project.workspace_uuid,
+        "organizationName": project.workspace,
+        "version": 2,
+    }
+
+
+def project_with_role(project: Project, created: str) -> Json:
+    return {
+        **project_dto(project),
+        "visibility": "priv",
+        "timeOfCreation": created,
+        "lastActivity": created,
+        "userCount": 1,
+        "organizationType": "team",
+        "featured": False,
+        "codeAccess": "default",
+        "userRoleInProject": "owner",
+        "avatarUrl": "",
+        "avatarSource": "default",
+        "archived": False,
+    }

@@ -1,0 +1,592 @@
+"""The fake Neptune server, exercised through the real ``neptune`` client (no mocks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import neptune
+import pytest
+import requests
+from neptune import management
+from neptune.attributes import GitRef as GitRefAttribute
+from neptune.attributes import NotebookRef as NotebookRefAttribute
+from neptune.attributes import RunState as RunStateAttribute
+from neptune.common.exceptions import Unauthorized
+from neptune.exceptions import (
+    FetchAttributeNotFoundException,
+    MetadataContainerNotFound,
+    NeptuneInvalidQueryException,
+    ProjectNotFound,
+)
+
+from neptune_backup_async.testing.model import (
+    Artifact,
+    ArtifactFile,
+    Bool,
+    Container,
+    Datetime,
+    File,
+    FileSet,
+    Float,
+    FloatPoint,
+    FloatSeries,
+    GitRef,
+    ImagePoint,
+    ImageSeries,
+    Int,
+    NotebookRef,
+    Project,
+    State,
+    String,
+    StringPoint,
+    StringSeries,
+    StringSet,
+    Value,
+    World,
+)
+from neptune_backup_async.testing.nql import NqlSyntaxError, compile_query
+from neptune_backup_async.testing.operations import zip_bytes
+from neptune_backup_async.testing.server import FakeNeptuneServer, Faults, serve
+
+T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+PROJECT = "team/vision"
+BIG_PROJECT = "team/big"
+BIG_RUNS = 10_050
+OWNERS = ("alice", "bob", "carol")
+PNG = b"\x89PNG\r\n\x1a\n" + b"fake image "
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _client_env() -> Iterator[None]:
+    # Module-scoped (the run fixture opens a client once): the fake speaks plain http, and
+    # every call passes its token explicitly.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        patch.delenv("NEPTUNE_API_TOKEN", raising=False)
+        patch.delenv("NEPTUNE_PROJECT", raising=False)
+        yield
+
+
+def sys_fields(
+    sys_id: str, created: dt.datetime, owner: str = "alice", tags: frozenset[str] = frozenset()
+) -> dict[str, Value]:
+    return {
+        "sys/id": String(sys_id),
+        "sys/name": String(f"name of {sys_id}"),
+        "sys/owner": String(owner),
+        "sys/creation_time": Datetime(created),
+        "sys/modification_time": Datetime(created + dt.timedelta(minutes=5)),
+        "sys/tags": StringSet(tags),
+    }
+
+
+def full_run_fields() -> dict[str, Value]:
+    """One run with every field type."""
+    fields = sys_fields("VIS-1", T0, tags=frozenset({"baseline", "gpu"}))
+    fields.update(
+        {
+            "sys/state": State("idle"),
+            "sys/failed": Bool(False),
+            "params/lr": Float(0.000123456789),
+            "params/epochs": Int(2**40 + 3),
+            "params/shuffle": Bool(True),
+            "params/optimizer": String('adam ✓ "quoted", with comma'),
+            "params/started": Datetime(T0 + dt.timedelta(milliseconds=123)),
+            "params/labels": StringSet(frozenset({"cat", "dog"})),
+            "source_code/git": GitRef(
+                commit_id="a" * 40,
+                message="first commit",
+                author_name="Alice",
+                author_email="alice@example.com",
+                commit_date=T0 - dt.timedelta(hours=1),
+                branch="main",
+                dirty=True,
+                remotes=("git@example.com:team/vision.git",),
+            ),
+            "source_code/notebook": NotebookRef("nb-1", "explore.ipynb", "ck-1", "checkpoint 1"),
+            "metrics/loss": FloatSeries(
+                tuple(FloatPoint(float(i), 1 / (i + 1), 1_709_294_400_000 + i * 10) for i in range(2_500))
+            ),
+            "logs/stdout": StringSeries(
+                tuple(StringPoint(float(i), f"line {i} ✓", 1_709_294_400_000 + i) for i in range(1_200))
+            ),
+            "images/preds": ImageSeries(
+                (
+                    ImagePoint(0.0, 1_709_294_400_000, "first", "epoch 0", PNG + b"0"),
+                    ImagePoint(1.0, 1_709_294_401_000, "second", "epoch 1", PNG + b"1"),
+                    ImagePoint(2.0, 1_709_294_402_000, "third", "epoch 2", b"\xff\xd8jpeg", "image/jpeg"),
+                )
+            ),
+            "data/sample": File("sample", "bin", bytes(range(256)) * 400),
+            "source_code/files": FileSet(
+                (("README.md", b"# vision\n"), ("src/a.py", b"A = 1\n"), ("src/pkg/b.py", b"B = 2\n"))
+            ),
+            "datasets/train": Artifact(
+                "f" * 64,
+                (
+                    ArtifactFile(
+                        "part-0.bin", "1" * 40, "Local", 10, (("file_path", "file:///data/part-0.bin"),)
+                    ),
+                    ArtifactFile("part-1.bin", "2" * 40, "S3", 20, (("location", "s3://bucket/part-1.bin"),)),
+                ),
+            ),
+        }
+    )
+    return fields
+
+
+def small_world() -> World:
+    world = World()
+    project = Project(workspace="team", name="vision", key="VIS")
+    project.container = Container(
+        "VIS",
+        "project",
+        {"sys/id": String("VIS"), "general/brief": String("the project's own field")},
+        project.uuid,
+    )
+    world.add_project(project)
+    world.add_project(Project(workspace="other", name="empty", key="EMP"))
+    world.add_container(PROJECT, Container("VIS-1", "run", full_run_fields()))
+    for i in range(2, 6):
+        fields = sys_fields(
+            f"VIS-{i}", T0 + dt.timedelta(seconds=i), OWNERS[i % 3], frozenset({"gpu"} if i % 2 else ())
+        )
+        fields["sys/state"] = State("running" if i == 5 else "idle")
+        fields["params/lr"] = Float(i / 10)
+        world.add_container(PROJECT, Container(f"VIS-{i}", "run", fields))
+    world.add_container(PROJECT, Container("VIS-6", "run", sys_fields("VIS-6", T0), trashed=True))
+    model = sys_fields("VIS-MOD", T0 + dt.timedelta(hours=1))
+    world.add_container(PROJECT, Container("VIS-MOD", "model", model))
+    for v in (1, 2):
+        version = sys_fields(f"VIS-MOD-{v}", T0 + dt.timedelta(hours=1, seconds=v))
+        version.update({"sys/model_id": String("VIS-MOD"), "validation/acc": Float(0.5 + v / 10)})
+        world.add_container(PROJECT, Container(f"VIS-MOD-{v}", "modelVersion", version))
+    return world
+
+
+def big_world() -> World:
+    world = World()
+    project = Project(workspace="team", name="big", key="BIG")
+    for i in range(1, BIG_RUNS + 1):
+        sys_id = f"BIG-{i}"
+        fields = sys_fields(sys_id, T0 + dt.timedelta(seconds=i), OWNERS[i % 3], frozenset({f"t{i % 5}"}))
+        fields["sys/state"] = State("running" if i % 1000 == 0 else "idle")
+        project.containers[sys_id] = Container(sys_id, "run", fields, trashed=i % 2000 == 0)
+    world.add_project(project)
+    return world
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeNeptuneServer]:
+    with serve(small_world()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def big_server() -> Iterator[FakeNeptuneServer]:
+    with serve(big_world()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def run(server: FakeNeptuneServer) -> Iterator[neptune.Run]:
+    token = server.api_token
+    with neptune.init_run(with_id="VIS-1", project=PROJECT, mode="read-only", api_token=token) as opened:
+        yield opened
+
+
+def ids(table: Any) -> list[str]:
+    return [row.get_attribute_value("sys/id") for row in table]
+
+
+def raw(server: FakeNeptuneServer, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """A plain HTTP call authorised with the API token (the client sends it the same way)."""
+    headers = {"X-Neptune-Api-Token": server.api_token}
+    return requests.request(method, server.base_url + path, headers=headers, timeout=10, **kwargs)
+
+
+# -- projects ----------------------------------------------------------------------------------
+
+
+def test_project_list(server: FakeNeptuneServer) -> None:
+    assert sorted(management.get_project_list(api_token=server.api_token)) == ["other/empty", PROJECT]
+
+
+def test_unknown_project_is_not_found(server: FakeNeptuneServer) -> None:
+    with pytest.raises(ProjectNotFound):
+        neptune.init_project(project="team/nope", mode="read-only", api_token=server.api_token)
+
+
+def test_project_fields(server: FakeNeptuneServer) -> None:
+    with neptune.init_project(project=PROJECT, mode="read-only", api_token=server.api_token) as project:
+        assert project["general/brief"].fetch() == "the project's own field"
+
+
+# -- runs table --------------------------------------------------------------------------------
+
+
+def test_runs_table_past_10000_returns_every_run_once(big_server: FakeNeptuneServer) -> None:
+    with neptune.init_project(
+        project=BIG_PROJECT, mode="read-only", api_token=big_server.api_token
+    ) as project:
+        big_server.stats.reset()
+        table = project.fetch_runs_table(ascending=True, columns=["sys/id"], progress_bar=False)
+        got = ids(table)
+    expected = [f"BIG-{i}" for i in range(1, BIG_RUNS + 1) if i % 2000]
+    assert got == expected
+    # limit=0 count, 100 pages to offset 10,000, then the keyset page and an empty one
+    assert big_server.stats.by_operation["searchLeaderboardEntries"] == 1 + 100 + 2
+
+
+def test_runs_table_filters(big_server: FakeNeptuneServer) -> None:
+    with neptune.init_project(
+        project=BIG_PROJECT, mode="read-only", api_token=big_server.api_token
+    ) as project:
+
+        def fetch(**kwargs: Any) -> set[str]:
+            return set(ids(project.fetch_runs_table(columns=["sys/id"], progress_bar=False, **kwargs)))
+
+        assert fetch(id=["BIG-3", "BIG-7", "BIG-2000", "BIG-99999"]) == {"BIG-3", "BIG-7"}
+        assert fetch(state="active") == {f"BIG-{i}" for i in range(1000, BIG_RUNS + 1, 1000) if i % 2000}
+        assert fetch(id=["BIG-1", "BIG-2", "BIG-3"], owner="bob") == {"BIG-1"}
+        assert fetch(id=["BIG-1", "BIG-2", "BIG-3"], owner=["bob", "carol"]) == {"BIG-1", "BIG-2"}
+        assert fetch(id=["BIG-4", "BIG-5", "BIG-9"], tag="t4") == {"BIG-4", "BIG-9"}
+        assert fetch(id=["BIG-4", "BIG-5"], tag=["t4", "t0"]) == set()  # every tag must match
+        assert fetch(id=["BIG-2000", "BIG-3"], trashed=True) == {"BIG-2000"}
+        assert fetch(id=["BIG-2000", "BIG-3"], trashed=None) == {"BIG-2000", "BIG-3"}
+        query = '(`sys/id`:string = "BIG-10" OR sys/id:string = BIG-11) AND NOT (sys/tags:stringSet CONTAINS "t0")'
+        assert fetch(query=query) == {"BIG-11"}
+        late = (T0 + dt.timedelta(seconds=BIG_RUNS - 2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        assert fetch(query=f'(sys/creation_time:datetime > "{late}")') == {"BIG-10049", "BIG-10050"}
+        top = project.fetch_runs_table(sort_by="sys/id", limit=3, columns=["sys/id"], progress_bar=False)
+        assert ids(top) == ["BIG-9999", "BIG-9998", "BIG-9997"]  # string order, descending
+
+
+def test_runs_table_sorts_and_filters_numbers(server: FakeNeptuneServer) -> None:
+    with neptune.init_project(project=PROJECT, mode="read-only", api_token=server.api_token) as project:
+        table = project.fetch_runs_table(
+            query="(params/lr:float >= 0.3) AND (params/lr:float < 0.5)", sort_by="params/lr", ascending=True
+        )
+        assert ids(table) == ["VIS-3", "VIS-4"]
+        frame = project.fetch_runs_table(id="VIS-1").to_pandas()
+        row = frame.iloc[0]
+        assert row["params/epochs"] == 2**40 + 3
+        assert row["sys/state"] == "Inactive"
+        assert row["source_code/git"] == "a" * 40
+        assert row["metrics/loss"] == pytest.approx(1 / 2_500)
+
+
+def test_nql_syntax_error(server: FakeNeptuneServer) -> None:
+    with neptune.init_project(project=PROJECT, mode="read-only", api_token=server.api_token) as project:
+        table = project.fetch_runs_table(query='(sys/id:string = "VIS-1"', progress_bar=False)
+        with pytest.raises(NeptuneInvalidQueryException):
+            table.to_rows()  # the table is lazy: the first page is fetched here
+
+
+def test_offset_past_10000_is_rejected(server: FakeNeptuneServer) -> None:
+    project_uuid = server.world.project(PROJECT).uuid
+    body = {"query": {"query": ""}, "pagination": {"limit": 100, "offset": 9_950}}
+    answer = raw(
+        server,
+        "POST",
+        f"/api/leaderboard/v1/leaderboard/entries/search?projectIdentifier={project_uuid}",
+        json=body,
+    )
+    assert answer.status_code == 400
+    body["pagination"] = {"limit": 50, "offset": 9_950}
+    ok = raw(
+        server,
+        "POST",
+        f"/api/leaderboard/v1/leaderboard/entries/search?projectIdentifier={project_uuid}",
+        json=body,
+    )
+    assert ok.status_code == 200 and ok.json()["entries"] == []
+
+
+# -- a run's fields ----------------------------------------------------------------------------
+
+
+def test_atoms(run: neptune.Run) -> None:
+    fields = full_run_fields()
+    for path in ("params/lr", "params/epochs", "params/shuffle", "params/optimizer", "sys/owner"):
+        value = fields[path]
+        assert isinstance(value, Float | Int | Bool | String)
+        assert run[path].fetch() == value.value, path
+    assert run["params/started"].fetch() == T0 + dt.timedelta(milliseconds=123)
+    assert run["sys/creation_time"].fetch() == T0
+    assert run["params/labels"].fetch() == {"cat", "dog"}
+    assert run["sys/tags"].fetch() == {"baseline", "gpu"}
+    assert run["metrics/loss"].fetch_last() == 1 / 2_500
+    assert run["data/sample"].fetch_extension() == "bin"
+
+
+def test_structure_has_every_type(run: neptune.Run) -> None:
+    structure = run.get_structure()
+    assert isinstance(structure["source_code"]["git"], GitRefAttribute)
+    assert isinstance(structure["source_code"]["notebook"], NotebookRefAttribute)
+    assert isinstance(structure["sys"]["state"], RunStateAttribute)
+    flat = {f"{ns}/{name}" for ns, children in structure.items() for name in children}
+    assert {"sys/id", "params/lr", "metrics/loss", "images/preds", "data/sample", "datasets/train"} <= flat
+
+
+def test_series_values(run: neptune.Run) -> None:
+    fields = full_run_fields()
+    for path in ("metrics/loss", "logs/stdout"):
+        series = fields[path]
+        assert isinstance(series, FloatSeries | StringSeries)
+        frame = run[path].fetch_values(progress_bar=False)
+        assert list(frame["step"]) == [p.step for p in series.points]
+        assert list(frame["value"]) == [p.value for p in series.points]
+        expected_times = [dt.datetime.fromtimestamp(p.timestamp_ms / 1000) for p in series.points]
+        assert list(frame["timestamp"]) == expected_times
+
+
+def test_file_download(run: neptune.Run, tmp_path: Path) -> None:
+    run["data/sample"].download(str(tmp_path))
+    sample = full_run_fields()["data/sample"]
+    assert isinstance(sample, File)
+    assert (tmp_path / "sample.bin").read_bytes() == sample.data
+
+
+def test_file_series_download(run: neptune.Run, tmp_path: Path) -> None:
+    run["images/preds"].download(str(tmp_path), progress_bar=False)
+    images = full_run_fields()["images/preds"]
+    assert isinstance(images, ImageSeries)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.png", "1.png", "2.jpeg"]
+    for name, image in zip(("0.png", "1.png", "2.jpeg"), images.images, strict=True):
+        assert (tmp_path / name).read_bytes() == image.data
+
+
+def test_image_series_values_carry_names(server: FakeNeptuneServer) -> None:
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "images/preds", "offset": 1, "limit": 5}
+    body = raw(server, "GET", "/api/leaderboard/v1/attributes/series/image", params=query).json()
+    assert body["totalItemCount"] == 3
+    assert [v["value"]["name"] for v in body["values"]] == ["second", "third"]
+    assert body["values"][0] == {
+        "step": 1.0,
+        "timestampMillis": 1_709_294_401_000,
+        "value": {"name": "second", "description": "epoch 1"},
+    }
+
+
+def test_file_set(run: neptune.Run, server: FakeNeptuneServer, tmp_path: Path) -> None:
+    run["source_code/files"].download(str(tmp_path), progress_bar=False)
+    with zipfile.ZipFile(tmp_path / "files.zip") as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    file_set = full_run_fields()["source_code/files"]
+    assert isinstance(file_set, FileSet)
+    assert contents == dict(file_set.files)
+    assert (tmp_path / "files.zip").read_bytes() == zip_bytes(file_set)  # deterministic
+    assert server.stats.by_operation["downloadFileSetZip"] >= 1
+
+    root = run["source_code/files"].list_fileset_files()
+    assert [(e.name, e.file_type, e.size) for e in root] == [
+        ("README.md", "file", 9),
+        ("src", "directory", 12),
+    ]
+    nested = run["source_code/files"].list_fileset_files("src")
+    assert [(e.name, e.file_type) for e in nested] == [("a.py", "file"), ("pkg", "directory")]
+
+
+def test_artifact(run: neptune.Run) -> None:
+    assert run["datasets/train"].fetch_hash() == "f" * 64
+    files = run["datasets/train"].fetch_files_list()
+    assert [(f.file_path, f.file_hash, f.type, f.size) for f in files] == [
+        ("part-0.bin", "1" * 40, "Local", 10),
+        ("part-1.bin", "2" * 40, "S3", 20),
+    ]
+    assert files[0].metadata == {"file_path": "file:///data/part-0.bin"}
+
+
+def test_models(server: FakeNeptuneServer) -> None:
+    token = server.api_token
+    with neptune.init_project(project=PROJECT, mode="read-only", api_token=token) as project:
+        assert ids(project.fetch_models_table(progress_bar=False)) == ["VIS-MOD"]
+    with neptune.init_model(with_id="VIS-MOD", project=PROJECT, mode="read-only", api_token=token) as model:
+        versions = model.fetch_model_versions_table(ascending=True, progress_bar=False)
+        assert ids(versions) == ["VIS-MOD-1", "VIS-MOD-2"]
+    with neptune.init_model_version(
+        with_id="VIS-MOD-2", project=PROJECT, mode="read-only", api_token=token
+    ) as v:
+        assert v["validation/acc"].fetch() == pytest.approx(0.7)
+        assert v["sys/model_id"].fetch() == "VIS-MOD"
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_unknown_run_and_attribute(server: FakeNeptuneServer) -> None:
+    token = server.api_token
+    with pytest.raises(MetadataContainerNotFound):
+        neptune.init_run(with_id="VIS-404", project=PROJECT, mode="read-only", api_token=token)
+    with neptune.init_run(with_id="VIS-2", project=PROJECT, mode="read-only", api_token=token) as opened:
+        server.world.set_field(PROJECT, "VIS-2", "sys/name", None)  # gone after the structure was read
+        with pytest.raises(FetchAttributeNotFoundException):
+            opened["sys/name"].fetch()
+
+
+def test_revoked_token_gets_401() -> None:
+    with serve(small_world()) as fresh:
+        old_token = fresh.api_token
+        with neptune.init_run(
+            with_id="VIS-1", project=PROJECT, mode="read-only", api_token=old_token
+        ) as opened:
+            assert opened["params/shuffle"].fetch() is True
+            fresh.revoke_token()
+            with pytest.raises(Unauthorized):
+                opened["params/shuffle"].fetch()
+            assert fresh.stats.statuses[401] >= 1
+            assert fresh.api_token != old_token
+
+
+# -- faults and accounting -----------------------------------------------------------------------
+
+
+def test_scripted_503_is_retried() -> None:
+    with serve(small_world()) as fresh:
+        fresh.faults.script("getExperimentAttributes", 503)
+        with neptune.init_run(
+            with_id="VIS-1", project=PROJECT, mode="read-only", api_token=fresh.api_token
+        ) as r:
+            assert r["params/shuffle"].fetch() is True
+        assert fresh.stats.by_operation["getExperimentAttributes"] == 2
+        assert fresh.stats.statuses[503] == 1
+
+
+def test_scripted_429_and_cut(server: FakeNeptuneServer) -> None:
+    server.faults.retry_after = "7"
+    server.faults.script("getProject", 429)
+    answer = raw(server, "GET", "/api/backend/v1/projects/get", params={"projectIdentifier": PROJECT})
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
+    server.faults.retry_after = "1"
+
+    server.faults.script("getProject", "cut")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        raw(server, "GET", "/api/backend/v1/projects/get", params={"projectIdentifier": PROJECT})
+    assert server.stats.cuts >= 1
+
+
+def test_client_rides_out_429_and_cut(run: neptune.Run, server: FakeNeptuneServer) -> None:
+    before = server.stats.snapshot()
+    server.faults.script("getFloatAttribute", 429, "cut")
+    assert run["params/lr"].fetch() == 0.000123456789
+    after = server.stats.snapshot()
+    assert (
+        after["by_operation"]["getFloatAttribute"] - before["by_operation"].get("getFloatAttribute", 0) == 3
+    )
+    assert after["statuses"]["429"] - before["statuses"].get("429", 0) == 1
+    assert after["cuts"] - before["cuts"] == 1
+
+
+def test_random_faults_spare_startup() -> None:
+    with serve(small_world(), faults=Faults(rate_5xx=1.0, seed=3)) as fresh:
+        assert raw(fresh, "GET", "/api/backend/v1/clients/config").status_code == 200
+        assert requests.get(fresh.base_url + "/api/leaderboard/swagger.json", timeout=10).status_code == 200
+        assert raw(fresh, "GET", "/api/backend/v1/authorization/oauth-token").status_code == 200
+        statuses = {raw(fresh, "GET", "/api/backend/v1/myOrganizations").status_code for _ in range(20)}
+        assert statuses <= {500, 502, 503, 504} and len(statuses) > 1
+        fresh.faults.rate_5xx = 0.0
+        assert raw(fresh, "GET", "/api/backend/v1/myOrganizations").status_code == 200
+
+
+def test_latency_overlaps_requests(run: neptune.Run, server: FakeNeptuneServer) -> None:
+    server.faults.latency = 0.3
+    server.stats.reset()
+    results: list[Any] = []
+    try:
+        threads = [
+            threading.Thread(target=lambda: results.append(run["params/epochs"].fetch())) for _ in range(8)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.faults.latency = 0.0
+    assert results == [2**40 + 3] * 8
+    assert server.stats.max_in_flight > 1
+    assert elapsed < 8 * 0.3  # overlapped, not one after another
+
+
+def test_stats_snapshot_is_json(server: FakeNeptuneServer) -> None:
+    raw(server, "GET", "/api/backend/v1/myOrganizations")
+    snapshot = server.stats.snapshot()
+    assert json.loads(json.dumps(snapshot)) == snapshot
+    assert snapshot["by_operation"]["listOrganizations"] >= 1 and snapshot["bytes_served"] > 0
+    assert raw(server, "GET", "/no/such/route").status_code == 404
+    assert server.stats.by_operation["unknown"] >= 1
+
+
+def test_wrong_token_is_401(server: FakeNeptuneServer) -> None:
+    answer = requests.get(
+        server.base_url + "/api/backend/v1/myOrganizations",
+        headers={"Authorization": "Bearer forged"},
+        timeout=10,
+    )
+    assert answer.status_code == 401
+
+
+# -- NQL ---------------------------------------------------------------------------------------
+
+
+def _container(**fields: Value) -> Container:
+    return Container("X-1", "run", {name.replace("__", "/"): value for name, value in fields.items()})
+
+
+@pytest.mark.parametrize(
+    ("query", "matches"),
+    [
+        ("", True),
+        ('(`sys/id`:string = "X-1")', True),
+        ("(sys/id:string != X-1)", False),
+        ("(params/lr:float > 0.1) AND (params/n:integer <= 3)", True),
+        ("(params/lr:float > 0.5) OR NOT (params/n:int = 4)", True),
+        ('(sys/tags:stringSet CONTAINS "a") AND (sys/tags:stringSet NOT CONTAINS "z")', True),
+        ('(sys/state:experimentState = "running")', False),
+        ("(sys/state:experimentState = inactive)", True),
+        ("(params/flag:bool = true)", True),
+        ('(sys/creation_time:datetime >= "2024-03-01T12:00:00Z")', True),
+        ('(sys/creation_time:datetime > "2024-03-01T12:00:00.000Z")', False),
+        ("(sys/trashed:bool = false)", True),
+        ("(params/missing:float > 0)", False),
+        ("(params/lr:string = 0.25)", False),  # a float is not a string
+        ('(sys/name:string CONTAINS "long")', True),
+    ],
+)
+def test_nql(query: str, matches: bool) -> None:
+    container = _container(
+        sys__id=String("X-1"),
+        sys__name=String("a long name"),
+        sys__tags=StringSet(frozenset({"a", "b"})),
+        sys__state=State("idle"),
+        sys__creation_time=Datetime(T0),
+        params__lr=Float(0.25),
+        params__n=Int(3),
+        params__flag=Bool(True),
+    )
+    assert compile_query(query)(container) is matches
+
+
+@pytest.mark.parametrize(
+    "query", ["(a:float > 1", "(a:float > x)", "(a:nosuchtype = 1)", "a:float >", "(a:bool = 1) XOR"]
+)
+def test_nql_syntax_errors(query: str) -> None:
+    with pytest.raises(NqlSyntaxError):
+        compile_query(query)
+
+
+def test_zip_is_deterministic() -> None:
+    files = FileSet((("b.txt", b"b"), ("a/c.txt", b"c" * 1000)))
+    assert zip_bytes(files) == zip_bytes(FileSet(tuple(reversed(files.files))))
+    with zipfile.ZipFile(io.BytesIO(zip_bytes(files))) as archive:
+        assert archive.namelist() == ["a/c.txt", "b.txt"]
