@@ -58,9 +58,13 @@ def test_artifact_files_stay_inside(field: str, inner: str) -> None:
 
 
 def test_ordinary_names_keep_the_seed_layout() -> None:
-    assert layout.field_file("metrics/train/loss", FieldType.FLOAT_SERIES) == PurePosixPath("metrics/train/loss.csv")
+    assert layout.field_file("metrics/train/loss", FieldType.FLOAT_SERIES) == PurePosixPath(
+        "metrics/train/loss.csv"
+    )
     assert layout.field_file("data/sample", FieldType.FILE, "bin") == PurePosixPath("data/sample.bin")
-    assert layout.field_file("source_code/files", FieldType.FILE_SET) == PurePosixPath("source_code/files.zip")
+    assert layout.field_file("source_code/files", FieldType.FILE_SET) == PurePosixPath(
+        "source_code/files.zip"
+    )
     assert layout.field_file("parameters/lr", FieldType.FLOAT) == PurePosixPath("simple_metadata.json")
     assert layout.image_file("images/pred", 2, "png") == PurePosixPath("images/pred/2.png")
     assert layout.container_dir("ws", "proj", "PROJ-1") == PurePosixPath("ws/proj/PROJ-1")
@@ -72,7 +76,9 @@ def test_hostile_names_are_escaped_not_dropped() -> None:
     assert layout.safe_segment("a\\b") == "a%5Cb"
     assert layout.safe_segment("100%") == "100%25"
     # A file field that would land on our own simple_metadata.json is moved aside.
-    assert layout.field_file("simple_metadata", FieldType.FILE, "json") == PurePosixPath("%73imple_metadata.json")
+    assert layout.field_file("simple_metadata", FieldType.FILE, "json") == PurePosixPath(
+        "%73imple_metadata.json"
+    )
 
 
 def test_long_names_are_shortened_with_a_hash() -> None:

@@ -11,16 +11,16 @@ from .errors import (
     ServerUnreachableError,
     UsageError,
 )
-from .report import BackupReport, Failure, Progress
+from .report import BackupReport, Note, Progress
 
 __all__ = [
     "AuthenticationError",
     "BackupError",
     "BackupReport",
     "DestinationError",
-    "Failure",
     "FetchError",
     "NotABackupError",
+    "Note",
     "Progress",
     "ProjectNotFoundError",
     "ServerUnreachableError",

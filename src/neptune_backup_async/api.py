@@ -75,12 +75,15 @@ async def backup(
     api_token: str | None = None,
     concurrency: int = 8,
     download_artifacts: bool = False,
+    full: bool = False,
     progress: Callable[[Progress], None] | None = None,
     source: Source | None = None,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
-    The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
+    A backup into a folder that holds an earlier one is incremental: unchanged runs cost
+    no request, and changed runs fetch only the fields that changed; ``full=True`` fetches
+    everything again. The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
     Neptune client with any other :class:`~.source.Source`. Returns the report, which is
     also saved as ``backup-report.json`` in ``output``. Raises a
     :class:`~.errors.BackupError` for bad input (usage, token, project, destination);
@@ -102,6 +105,7 @@ async def backup(
             dest,
             concurrency=concurrency,
             download_artifacts=download_artifacts,
+            full=full,
             report=report,
             on_progress=progress,
         )

@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also download the files that artifacts point to (local paths and S3); without it only their listing",
     )
     b.add_argument(
+        "--full",
+        action="store_true",
+        help="fetch everything again, even runs and fields unchanged since the last backup into --output",
+    )
+    b.add_argument(
         "--demo",
         action="store_true",
         help=f"back up a sample workspace from a built-in fake server (no account needed) into --output"
@@ -184,6 +189,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                     api_token=token,
                     concurrency=args.concurrency,
                     download_artifacts=args.download_artifacts,
+                    full=args.full,
                     progress=bars,
                 )
             )

@@ -16,6 +16,7 @@ from .source import FieldType
 
 SIMPLE_METADATA = "simple_metadata.json"
 MANIFEST = ".manifest.json"  # a leading dot: no escaped server name can start with one
+JOURNAL = ".journal.jsonl"  # fields saved by an unfinished backup of the run
 REPORT = "backup-report.json"
 IMAGE_INDEX = "index.json"
 ARTIFACT_SUFFIX = ".artifact.json"

@@ -47,7 +47,8 @@ class Manifest:
     def failed_fields(self) -> list[str]:
         return sorted(p for p, r in self.fields.items() if r.status != "ok")
 
-    def to_json(self, backed_up_at: dt.datetime) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """Deterministic: the same run backed up twice gives the same bytes."""
         return {
             "format": FORMAT_VERSION,
             "kind": self.kind,
@@ -55,7 +56,6 @@ class Manifest:
             "sys_id": self.sys_id,
             "id": self.id,
             "modification_time": values.iso(self.modification_time) if self.modification_time else None,
-            "backed_up_at": values.iso(backed_up_at),
             "complete": self.complete,
             "fields": {p: r.to_json() for p, r in sorted(self.fields.items())},
             "files": {p: {"size": f.size, "sha256": f.sha256} for p, f in sorted(self.files.items())},

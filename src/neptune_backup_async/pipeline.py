@@ -4,19 +4,26 @@ Concurrency has one bound, :class:`Gate`: a ``CapacityLimiter`` of ``concurrency
 held for each Neptune request for as long as it is in flight (a streamed download holds
 one token from its first byte to its last). Parallelism is per field, so one run with
 many fields uses the whole bound, and many small runs do too.
+
+Backups are incremental: a run whose complete manifest carries the modification time the
+runs table shows is skipped without a request, and within a changed run :mod:`.resume`
+decides field by field what to reuse, extend or fetch.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import functools
+import json
 import logging
+import os
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+import aiofiles
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -24,14 +31,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, FetchError
 from .manifest import FieldRecord, Manifest
-from .report import BackupReport, Failure, Progress, ProjectSummary
+from .report import BackupReport, Note, Progress, ProjectSummary
+from .resume import Action, Previous, facts, journal_line, load_previous, plan
 from .retry import RetryPolicy, TransientError
 from .source import Download, FieldInfo, FieldType, ProjectInfo, RunRef, Source
-from .store import AtomicFile, WrittenFile, write_file
+from .store import AtomicFile, WrittenFile, destination_error, write_file
 
 log = logging.getLogger("neptune_backup_async")
 T = TypeVar("T")
 IMAGE_PAGE = 1_000
+Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved to, and facts for its record
 
 
 class Gate:
@@ -68,6 +77,7 @@ class Pipeline:
         concurrency: int,
         download_artifacts: bool,
         report: BackupReport,
+        full: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -75,6 +85,7 @@ class Pipeline:
         self.dest = destination
         self.concurrency = concurrency
         self.download_artifacts = download_artifacts
+        self.full = full
         self.report = report
         self.gate = Gate(concurrency)
         self.retry = retry or RetryPolicy()
@@ -82,17 +93,21 @@ class Pipeline:
 
     # -- progress -----------------------------------------------------------------------------
 
-    def _changed(self) -> None:
+    def changed(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.report.progress())
 
-    def _count_bytes(self, n: int) -> None:
+    def count_bytes(self, n: int) -> None:
         self.report.bytes_written += n
-        self._changed()
+        self.changed()
 
-    def _fail(self, project: str, run: str | None, field: str | None, reason: str) -> None:
-        self.report.failures.append(Failure(project, run, field, reason))
-        log.error("%s: %s", "/".join(p for p in (project, run, field) if p), reason)
+    def fail(self, project: str, run: str | None, field: str | None, reason: str) -> None:
+        self.report.failures.append(Note(project, run, field, reason))
+        log.error("%s/%s/%s: %s", project, run or "-", field or "-", reason)
+
+    def notice(self, project: str, run: str | None, field: str | None, reason: str) -> None:
+        self.report.notices.append(Note(project, run, field, reason))
+        log.warning("%s/%s/%s: %s", project, run or "-", field or "-", reason)
 
     # -- producer and workers -----------------------------------------------------------------
 
@@ -111,132 +126,230 @@ class Pipeline:
             for project in projects:
                 summary = self.report.projects[project.qualified_name]
                 pages = self.source.iter_runs(project)
+                listed: set[str] = set()
                 try:
                     while (page := await self.gate.call(next, pages, None)) is not None:
                         summary.runs_found += len(page)
-                        self._changed()
+                        self.changed()
                         for run in page:
+                            listed.add(run.sys_id)
                             await send.send(Job(project, run))
                     summary.listed = True
                 except FetchError as e:
-                    self._fail(project.qualified_name, None, None, f"listing runs failed: {e}")
-                self._changed()
+                    self.fail(project.qualified_name, None, None, f"listing runs failed: {e}")
+                if summary.listed:
+                    await self._note_runs_gone(project, listed)
+                self.changed()
+
+    async def _note_runs_gone(self, project: ProjectInfo, listed: set[str]) -> None:
+        folder = self.dest / layout.project_dir(project.workspace, project.name)
+
+        def backed_up() -> list[str]:
+            with contextlib.suppress(FileNotFoundError):
+                return sorted(p.name for p in folder.iterdir() if (p / layout.MANIFEST).is_file())
+            return []
+
+        folders = {layout.safe_segment(s) for s in listed}
+        for name in await anyio.to_thread.run_sync(backed_up):
+            if name not in folders:
+                reason = "no longer listed by Neptune (deleted or trashed); its copy is kept"
+                self.notice(project.qualified_name, name, None, reason)
 
     async def _work(self, receive: MemoryObjectReceiveStream[Job]) -> None:
         async with receive:
             async for job in receive:
                 summary = self.report.projects[job.project.qualified_name]
-                ok = await self._backup_run(job.project, job.run)
-                if ok:
-                    summary.runs_done += 1
-                else:
+                outcome = await self._backup_run(job.project, job.run)
+                if outcome is None:
                     summary.runs_failed += 1
-                self._changed()
+                else:
+                    summary.runs_done += 1
+                    summary.runs_unchanged += outcome
+                self.changed()
 
     # -- one run ------------------------------------------------------------------------------
 
-    async def _backup_run(self, project: ProjectInfo, run: RunRef) -> bool:
-        """Save every field of one run; True when all of them were saved."""
+    async def _backup_run(self, project: ProjectInfo, run: RunRef) -> bool | None:
+        """Save every field of one run. None if any failed, else whether it was unchanged."""
         where = project.qualified_name
+        root = self.dest / layout.container_dir(project.workspace, project.name, run.sys_id)
+        previous = await anyio.to_thread.run_sync(load_previous, root)
+        if previous is not None and not self.full and previous.unchanged_since(run.modification_time):
+            return True
         try:
             fields = await self.gate.call(self.source.get_fields, project, run)
         except FetchError as e:
-            self._fail(where, run.sys_id, None, str(e))
-            return False
-        folder = layout.container_dir(project.workspace, project.name, run.sys_id)
-        root = self.dest / folder
+            self.fail(where, run.sys_id, None, str(e))
+            return None
         manifest = Manifest("run", where, run.sys_id, run.id, run.modification_time)
-        saver = _RunSaver(self, project, run, root, manifest)
+        saver = _RunSaver(self, project, run, root, manifest, previous)
         async with anyio.create_task_group() as tg:
             for info in fields:
-                saver.start(tg, info)
-        await saver.finish()
+                await saver.start(tg, info)
+        await saver.finish({info.path for info in fields})
         for path in manifest.failed_fields:
-            self._fail(where, run.sys_id, path, manifest.fields[path].error or "failed")
-        return not manifest.failed_fields
+            self.fail(where, run.sys_id, path, manifest.fields[path].error or "failed")
+        return None if manifest.failed_fields else False
 
 
 class _RunSaver:
-    """Saves the fields of one run into its folder and keeps its manifest."""
+    """Saves the fields of one run into its folder and keeps its manifest and journal."""
 
     def __init__(
-        self, pipe: Pipeline, project: ProjectInfo, run: RunRef, root: Path, manifest: Manifest
+        self,
+        pipe: Pipeline,
+        project: ProjectInfo,
+        run: RunRef,
+        root: Path,
+        manifest: Manifest,
+        previous: Previous | None,
     ) -> None:
         self.pipe = pipe
         self.project = project
         self.run = run
         self.root = root
         self.manifest = manifest
+        self.previous = previous
         self.simple: dict[str, Any] = {}
+        self._journal_lock = anyio.Lock()
 
-    def start(self, tg: TaskGroup, info: FieldInfo) -> None:
+    # -- dispatch -----------------------------------------------------------------------------
+
+    async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
         if info.type.is_simple:
             self.simple[info.path] = values.simple_value(info.type, info.value)
             self.manifest.fields[info.path] = FieldRecord(info.type.value, "ok", [layout.SIMPLE_METADATA])
+            self.pipe.report.fields_done += 1
             return
-        saver: Callable[[FieldInfo], Awaitable[tuple[list[WrittenFile], dict[str, Any]]]] = {
+        if info.type is FieldType.ARTIFACT:
+            self.simple[info.path] = info.value  # the hash, as the seed script kept it
+        prev = self.previous.record(info.path) if self.previous else None
+        intact = prev is not None and self.previous is not None and self.previous.is_intact(prev)
+        action = Action.FETCH if self.pipe.full else plan(info, prev, intact, self.pipe.download_artifacts)
+        if action is Action.REUSE:
+            assert prev is not None and self.previous is not None
+            self.manifest.fields[info.path] = prev
+            for rel in prev.files:
+                self.manifest.add_file(self.previous.manifest.files[rel])
+            self.pipe.report.fields_done += 1
+            return
+        savers: dict[FieldType, Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]] = {
             FieldType.FLOAT_SERIES: self._series,
             FieldType.STRING_SERIES: self._series,
             FieldType.FILE: self._file,
             FieldType.FILE_SET: self._file_set,
             FieldType.IMAGE_SERIES: self._images,
             FieldType.ARTIFACT: self._artifact,
-        }[info.type]
-        if info.type is FieldType.ARTIFACT:
-            self.simple[info.path] = info.value  # the hash, as the seed script kept it
-        tg.start_soon(self._guarded, saver, info)
+        }
+        tg.start_soon(self._guarded, savers[info.type], info, prev if action is Action.EXTEND else None)
 
     async def _guarded(
         self,
-        saver: Callable[[FieldInfo], Awaitable[tuple[list[WrittenFile], dict[str, Any]]]],
+        saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]],
         info: FieldInfo,
+        prev: FieldRecord | None,
     ) -> None:
         """Save one field; a failure is recorded against it and the run goes on."""
         try:
-            written, extra = await saver(info)
+            written, extra = await saver(info, prev)
         except (AuthenticationError, DestinationError):
             raise  # nothing else can succeed either
         except (BackupError, TransientError, OSError) as e:
-            self._record_failure(info, str(e))
+            self._failed(info, str(e))
+            return
         except Exception as e:  # a malformed answer or a bug must not take the run down
             log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
-            self._record_failure(info, f"unexpected {type(e).__name__}: {e}")
-        else:
-            for w in written:
-                self.manifest.add_file(w)
-            self.manifest.fields[info.path] = FieldRecord(
-                info.type.value, "ok", [w.path for w in written], extra=extra
-            )
-            self.pipe.report.fields_done += 1
+            self._failed(info, f"unexpected {type(e).__name__}: {e}")
+            return
+        extra = {**facts(info, self.pipe.download_artifacts), **extra}
+        record = FieldRecord(info.type.value, "ok", [w.path for w in written], extra=extra)
+        for w in written:
+            self.manifest.add_file(w)
+        self.manifest.fields[info.path] = record
+        self.pipe.report.fields_done += 1
+        await self._journal(journal_line(info.path, record, written))
 
-    def _record_failure(self, info: FieldInfo, reason: str) -> None:
+    def _failed(self, info: FieldInfo, reason: str) -> None:
         self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
         self.pipe.report.fields_failed += 1
 
-    async def finish(self) -> None:
-        """Write simple_metadata.json, then the manifest: the run is complete only once both are in place."""
-        report = self.pipe.report
+    async def _journal(self, line: str) -> None:
+        """Note a saved field durably, so an interrupted backup resumes without fetching it again."""
+        async with self._journal_lock:
+            try:
+                async with aiofiles.open(self.root / layout.JOURNAL, "a", encoding="utf-8") as f:
+                    await f.write(line)
+                    await f.flush()
+                    await anyio.to_thread.run_sync(os.fsync, f.fileno())
+            except OSError as e:
+                raise destination_error(e, self.root) or e from None
+
+    async def finish(self, listed: set[str]) -> None:
+        """Write simple_metadata.json and then the manifest; the run is complete once both are in place."""
+        if self.previous is not None:
+            await self._keep_removed(listed)
         if self.simple:
             data = values.dumps(self.simple).encode("utf-8")
             written = await write_file(
-                self.root, PurePosixPath(layout.SIMPLE_METADATA), data, self.pipe._count_bytes
+                self.root, PurePosixPath(layout.SIMPLE_METADATA), data, self.pipe.count_bytes
             )
             self.manifest.add_file(written)
-            report.fields_done += sum(1 for p in self.simple if self.manifest.fields[p].status == "ok")
         self.manifest.complete = not self.manifest.failed_fields
-        document = self.manifest.to_json(dt.datetime.now(dt.timezone.utc))
-        await write_file(self.root, PurePosixPath(layout.MANIFEST), values.dumps(document).encode("utf-8"))
+        await write_file(
+            self.root, PurePosixPath(layout.MANIFEST), values.dumps(self.manifest.to_json()).encode()
+        )
+        await anyio.to_thread.run_sync(self._tidy)
 
-    # -- field savers: each returns the files it wrote and extra manifest facts -----------------
+    async def _keep_removed(self, listed: set[str]) -> None:
+        """Fields gone from Neptune keep their copy and their record, marked as such."""
+        assert self.previous is not None
+        old = self.previous.manifest
+        gone = sorted(p for p, r in old.fields.items() if p not in listed and r.status == "ok")
+        old_simple: dict[str, Any] = {}
+        if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in gone):
+            with contextlib.suppress(OSError, ValueError):
+                text = await anyio.Path(self.root / layout.SIMPLE_METADATA).read_text(encoding="utf-8")
+                old_simple = json.loads(text)
+        for path in gone:
+            record = old.fields[path]
+            if record.files == [layout.SIMPLE_METADATA]:
+                if path not in old_simple:
+                    continue
+                self.simple[path] = old_simple[path]
+            else:
+                for rel in record.files:
+                    self.manifest.add_file(old.files[rel])
+            self.manifest.fields[path] = FieldRecord(
+                record.type, "ok", record.files, extra={**record.extra, "removed_upstream": True}
+            )
+            if not record.extra.get("removed_upstream"):
+                self.pipe.notice(
+                    self.project.qualified_name,
+                    self.run.sys_id,
+                    path,
+                    "no longer in Neptune; its copy is kept",
+                )
 
-    async def _series(self, info: FieldInfo) -> tuple[list[WrittenFile], dict[str, Any]]:
+    def _tidy(self) -> None:
+        """Drop the journal, and files of the old backup that no field refers to any more."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / layout.JOURNAL)
+        if self.previous is not None:
+            for rel in set(self.previous.manifest.files) - set(self.manifest.files):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.root / rel)
+
+    # -- field savers -------------------------------------------------------------------------
+
+    async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, gate = self.pipe.source, self.pipe.gate
         formatter = values.SeriesFormatter(info.type)
         rel = layout.field_file(info.path, info.type)
         limit = source.series_page_limit
-        rows = 0
-        async with AtomicFile(self.root, rel, self.pipe._count_bytes) as out:
-            await out.write(values.SERIES_HEADER.encode())
+        async with AtomicFile(self.root, rel, self.pipe.count_bytes) as out:
+            rows = await self._copy_previous(out, prev) if prev is not None else 0
+            if rows == 0:
+                await out.write(values.SERIES_HEADER.encode())
             total = None
             while total is None or rows < total:
                 page = await gate.call(source.series_page, self.run, info, rows, limit)
@@ -248,7 +361,19 @@ class _RunSaver:
                 await out.write(formatter.rows(page.points).encode("utf-8"))
                 rows += len(page.points)
         assert out.result is not None
-        return [out.result], {"rows": rows, "last_step": info.last_step}
+        return [out.result], {"rows": rows}
+
+    async def _copy_previous(self, out: AtomicFile, prev: FieldRecord) -> int:
+        """Copy the old CSV into ``out`` if it still hashes to its recorded sha256; return its rows (0 if not)."""
+        assert self.previous is not None
+        recorded = self.previous.manifest.files[prev.files[0]]
+        async with aiofiles.open(self.root / recorded.path, "rb") as f:
+            while chunk := await f.read(1024 * 1024):
+                await out.write(chunk, count=False)
+        if out.size == recorded.size and out.sha256 == recorded.sha256:
+            return int(prev.extra["rows"])
+        await out.reset()  # damaged since: fetch the whole series
+        return 0
 
     async def _download(
         self, opener: Callable[[], Download], rel_for: Callable[[Download], PurePosixPath], what: str
@@ -260,7 +385,7 @@ class _RunSaver:
                 async with gate.requests:
                     download = await gate.thread(opener)
                     try:
-                        async with AtomicFile(self.root, rel_for(download), self.pipe._count_bytes) as out:
+                        async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
                             while chunk := await gate.thread(next, download.chunks, b""):
                                 await out.write(chunk)
                             if download.size is not None and out.size != download.size:
@@ -275,21 +400,17 @@ class _RunSaver:
                 await anyio.sleep(policy.delay(attempt, None))  # backoff before the next try
         raise AssertionError("unreachable")
 
-    async def _file(self, info: FieldInfo) -> tuple[list[WrittenFile], dict[str, Any]]:
-        source = self.pipe.source
+    async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = layout.field_file(info.path, info.type, info.ext)
-        opener = functools.partial(source.open_file, self.run, info)
-        written = await self._download(opener, functools.partial(_fixed, rel), info.path)
-        return [written], {"name": info.value, "ext": info.ext}
+        opener = functools.partial(self.pipe.source.open_file, self.run, info)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
 
-    async def _file_set(self, info: FieldInfo) -> tuple[list[WrittenFile], dict[str, Any]]:
-        source = self.pipe.source
+    async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = layout.field_file(info.path, info.type)
-        opener = functools.partial(source.open_file_set, self.run, info)
-        written = await self._download(opener, functools.partial(_fixed, rel), info.path)
-        return [written], {}
+        opener = functools.partial(self.pipe.source.open_file_set, self.run, info)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
 
-    async def _images(self, info: FieldInfo) -> tuple[list[WrittenFile], dict[str, Any]]:
+    async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, gate = self.pipe.source, self.pipe.gate
         total, items = await gate.call(source.image_page, self.run, info, 0, IMAGE_PAGE)
         while len(items) < total:
@@ -298,42 +419,47 @@ class _RunSaver:
                 break  # the server lists no metadata; the images themselves still come by index
             items.extend(more)
         by_index = {item.index: item for item in items}
-        written: list[WrittenFile | None] = [None] * total
+        written: dict[int, WrittenFile] = {}
+        if prev is not None and self.previous is not None:  # images are append-only: keep the old ones
+            for rel in prev.files:
+                stem = PurePosixPath(rel).stem
+                if stem.isdigit() and rel in self.previous.intact and int(stem) < total:
+                    written[int(stem)] = self.previous.manifest.files[rel]
 
-        def rel_for(index: int) -> Callable[[Download], PurePosixPath]:
-            def rel(download: Download) -> PurePosixPath:
-                subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
-                return layout.image_file(info.path, index, subtype.strip() or "bin")
-
-            return rel
+        def rel_for(index: int, download: Download) -> PurePosixPath:
+            subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
+            return layout.image_file(info.path, index, subtype.strip() or "bin")
 
         async def one(index: int) -> None:
             opener = functools.partial(source.open_image, self.run, info, index)
-            written[index] = await self._download(opener, rel_for(index), f"{info.path}[{index}]")
+            written[index] = await self._download(
+                opener, functools.partial(rel_for, index), f"{info.path}[{index}]"
+            )
 
         async with anyio.create_task_group() as tg:
             for index in range(total):
-                tg.start_soon(one, index)
-        files = [w for w in written if w is not None]
-        index_doc = [
-            {
-                "index": i,
-                "file": PurePosixPath(files[i].path).name,
-                "step": by_index[i].step if i in by_index else None,
-                "timestamp": values.iso_from_ms(by_index[i].timestamp_ms)  # type: ignore[arg-type]
-                if i in by_index and by_index[i].timestamp_ms is not None
-                else None,
-                "name": by_index[i].name if i in by_index else None,
-                "description": by_index[i].description if i in by_index else None,
-            }
-            for i in range(total)
-        ]
+                if index not in written:
+                    tg.start_soon(one, index)
+        index_doc = []
+        for i in range(total):
+            item = by_index.get(i)
+            stamp = item.timestamp_ms if item else None
+            index_doc.append(
+                {
+                    "index": i,
+                    "file": PurePosixPath(written[i].path).name,
+                    "step": item.step if item else None,
+                    "timestamp": values.iso_from_ms(stamp) if stamp is not None else None,
+                    "name": item.name if item else None,
+                    "description": item.description if item else None,
+                }
+            )
         index_file = await write_file(
-            self.root, layout.image_index(info.path), values.dumps(index_doc).encode(), self.pipe._count_bytes
+            self.root, layout.image_index(info.path), values.dumps(index_doc).encode(), self.pipe.count_bytes
         )
-        return [*files, index_file], {"count": total}
+        return [*(written[i] for i in range(total)), index_file], {"count": total}
 
-    async def _artifact(self, info: FieldInfo) -> tuple[list[WrittenFile], dict[str, Any]]:
+    async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, gate = self.pipe.source, self.pipe.gate
         files = await gate.call(source.list_artifact_files, self.project, info.value)
         listing = {
@@ -344,14 +470,13 @@ class _RunSaver:
             ],
         }
         rel = layout.field_file(info.path, info.type)
-        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe._count_bytes)]
+        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
         if self.pipe.download_artifacts:
             for f in files:
-                target = layout.artifact_file(info.path, f.path)
                 opener = functools.partial(source.open_artifact_file, f)
-                rel_for: Callable[[Download], PurePosixPath] = functools.partial(_fixed, target)
-                written.append(await self._download(opener, rel_for, f"{info.path}:{f.path}"))
-        return written, {"hash": info.value, "downloaded": self.pipe.download_artifacts}
+                target = functools.partial(_fixed, layout.artifact_file(info.path, f.path))
+                written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
+        return written, {}
 
 
 def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:

@@ -10,17 +10,24 @@ from . import values
 
 
 @dataclass(frozen=True)
-class Failure:
+class Note:
+    """A failure, or a notice such as a field gone from Neptune: where, and why."""
+
     project: str
     run: str | None
     field: str | None
     reason: str
 
+    @property
+    def where(self) -> str:
+        return "/".join(p for p in (self.project, self.run, self.field) if p)
+
 
 @dataclass
 class ProjectSummary:
     runs_found: int = 0
-    runs_done: int = 0
+    runs_done: int = 0  # saved in this backup, or found unchanged since the last
+    runs_unchanged: int = 0  # of runs_done, those that needed no request at all
     runs_failed: int = 0
     listed: bool = False  # the whole runs table was read
 
@@ -45,7 +52,8 @@ class BackupReport:
     fields_done: int = 0
     fields_failed: int = 0
     bytes_written: int = 0
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[Note] = field(default_factory=list)
+    notices: list[Note] = field(default_factory=list)
     interrupted: bool = False
 
     @property
@@ -55,6 +63,10 @@ class BackupReport:
     @property
     def runs_done(self) -> int:
         return sum(p.runs_done for p in self.projects.values())
+
+    @property
+    def runs_unchanged(self) -> int:
+        return sum(p.runs_unchanged for p in self.projects.values())
 
     @property
     def runs_failed(self) -> int:
@@ -85,6 +97,7 @@ class BackupReport:
                 "projects": len(self.projects),
                 "runs_found": self.runs_found,
                 "runs_done": self.runs_done,
+                "runs_unchanged": self.runs_unchanged,
                 "runs_failed": self.runs_failed,
                 "fields_done": self.fields_done,
                 "fields_failed": self.fields_failed,
@@ -92,19 +105,20 @@ class BackupReport:
             },
             "projects": {name: asdict(p) for name, p in sorted(self.projects.items())},
             "failures": [asdict(f) for f in self.failures],
+            "notices": [asdict(n) for n in self.notices],
         }
 
     def summary(self) -> str:
         seconds = (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
         lines = [
             f"{'Interrupted' if self.interrupted else 'Done'} in {seconds:.1f}s: {len(self.projects)} project(s),"
-            f" {self.runs_done} of {self.runs_found} run(s) backed up, {self.runs_failed} failed;"
+            f" {self.runs_done} of {self.runs_found} run(s) backed up ({self.runs_unchanged} unchanged),"
+            f" {self.runs_failed} failed;"
             f" {self.fields_done} field(s) saved, {self.fields_failed} failed;"
             f" {self.bytes_written / 1e6:.1f} MB written.",
         ]
-        for failure in self.failures[:10]:
-            where = "/".join(p for p in (failure.project, failure.run, failure.field) if p)
-            lines.append(f"  failed: {where}: {failure.reason}")
-        if len(self.failures) > 10:
-            lines.append(f"  ... and {len(self.failures) - 10} more")
+        for label, notes in (("failed", self.failures), ("note", self.notices)):
+            lines += [f"  {label}: {n.where}: {n.reason}" for n in notes[:10]]
+            if len(notes) > 10:
+                lines.append(f"  ... and {len(notes) - 10} more ({label})")
         return "\n".join(lines)

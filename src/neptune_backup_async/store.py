@@ -68,7 +68,8 @@ class AtomicFile:
             raise destination_error(e, self.final) or e from None
         return self
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, *, count: bool = True) -> None:
+        """Append ``data``; ``count=False`` keeps bytes copied from the old backup out of progress."""
         assert self._file is not None
         self._hash.update(data)
         self._size += len(data)
@@ -76,12 +77,24 @@ class AtomicFile:
             await self._file.write(data)
         except OSError as e:
             raise destination_error(e, self.final) or e from None
-        if self._on_bytes is not None:
+        if count and self._on_bytes is not None:
             self._on_bytes(len(data))
+
+    async def reset(self) -> None:
+        """Start the file over, as if nothing had been written."""
+        assert self._file is not None
+        await self._file.seek(0)
+        await self._file.truncate()
+        self._hash = hashlib.sha256()
+        self._size = 0
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -1,0 +1,115 @@
+"""What an earlier backup of a run left, and which fields need fetching again.
+
+An earlier backup leaves a manifest (if it finished the run) and a journal (if it was
+interrupted while saving fields). Together they say what each field looked like when it
+was saved. :func:`plan` compares that with the attribute listing: an unchanged field is
+reused, a series or image series that only grew is extended, anything else is fetched.
+Files, file sets and image series have no checksum in Neptune's listing, so they are
+compared by what it does give: name, extension, size, last step and count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import layout
+from .manifest import FieldRecord, Manifest
+from .source import FieldInfo, FieldType
+from .store import WrittenFile
+
+
+class Action(enum.Enum):
+    REUSE = "reuse"
+    EXTEND = "extend"
+    FETCH = "fetch"
+
+
+def facts(info: FieldInfo, download_artifacts: bool) -> dict[str, object]:
+    """What the listing says of a field that decides whether its copy is current."""
+    if info.type in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES, FieldType.IMAGE_SERIES):
+        return {"last_step": info.last_step}
+    if info.type is FieldType.FILE:
+        return {"name": info.value, "ext": info.ext, "size": info.size}
+    if info.type is FieldType.FILE_SET:
+        return {"size": info.size}
+    if info.type is FieldType.ARTIFACT:
+        return {"hash": info.value, "downloaded": download_artifacts}
+    return {}
+
+
+def plan(info: FieldInfo, previous: FieldRecord | None, intact: bool, download_artifacts: bool) -> Action:
+    if previous is None or previous.status != "ok" or previous.type != info.type.value or not intact:
+        return Action.FETCH
+    now = facts(info, download_artifacts)
+    before = {k: previous.extra.get(k) for k in now}
+    if info.type is FieldType.ARTIFACT and before["hash"] == now["hash"] and before["downloaded"]:
+        return Action.REUSE  # what was downloaded once still serves a listing-only backup
+    if before == now:
+        return Action.REUSE
+    grown = info.type in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES, FieldType.IMAGE_SERIES)
+    old, new = before.get("last_step"), now.get("last_step")
+    if grown and isinstance(old, (int, float)) and isinstance(new, (int, float)) and new > old:
+        return Action.EXTEND
+    return Action.FETCH
+
+
+@dataclass
+class Previous:
+    """An earlier backup's view of one run folder."""
+
+    manifest: Manifest
+    intact: set[str]  # files on disk with the recorded size
+
+    def record(self, path: str) -> FieldRecord | None:
+        return self.manifest.fields.get(path)
+
+    def is_intact(self, record: FieldRecord) -> bool:
+        return all(f in self.intact for f in record.files)
+
+    def unchanged_since(self, modification_time: object) -> bool:
+        m = self.manifest
+        return m.complete and m.modification_time is not None and m.modification_time == modification_time
+
+
+def journal_line(path: str, record: FieldRecord, files: list[WrittenFile]) -> str:
+    entry = {"field": path, "record": record.to_json(), "files": {f.path: [f.size, f.sha256] for f in files}}
+    return json.dumps(entry, ensure_ascii=False, allow_nan=False, sort_keys=True) + "\n"
+
+
+def load_previous(root: Path) -> Previous | None:
+    """Read the manifest and journal of a run folder (blocking); None when there is neither."""
+    manifest: Manifest | None = None
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        manifest = Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+    try:
+        lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if manifest is None and not lines:
+        return None
+    if manifest is None:
+        manifest = Manifest("run", "", root.name, "", None)
+    manifest.complete = manifest.complete and not lines
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            rec = dict(entry["record"])
+            record = FieldRecord(
+                rec.pop("type"), rec.pop("status"), rec.pop("files"), rec.pop("error", None), rec
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # the last line of a journal cut off by a crash
+        manifest.fields[entry["field"]] = record
+        for rel, (size, sha) in entry["files"].items():
+            manifest.files[rel] = WrittenFile(rel, size, sha)
+    intact = set()
+    for rel, written in manifest.files.items():
+        with contextlib.suppress(OSError):
+            if os.stat(root / rel).st_size == written.size:
+                intact.add(rel)
+    return Previous(manifest, intact)
