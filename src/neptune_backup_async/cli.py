@@ -23,7 +23,7 @@ from . import api, layout
 from .errors import BackupError, UsageError, redact
 from .report import BackupReport, Progress
 
-COMMANDS = ("backup", "list-projects")
+COMMANDS = ("backup", "list-projects", "verify")
 DEMO_OUTPUT = Path("neptune-backup-demo")
 log = logging.getLogger("neptune_backup_async")
 
@@ -64,7 +64,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     lp = sub.add_parser("list-projects", help="print the projects the token can see")
     _common(lp)
+    v = sub.add_parser(
+        "verify",
+        help="check a backup against its manifests, offline",
+        description="Check that every file the manifests list exists, has its size and sha256, that no other"
+        " file is in a run folder, and that every run is complete. Needs no network and no token."
+        " Exit 0: intact; 1: problems, one per line; 2: not a backup.",
+    )
+    v.add_argument("destination", type=Path, help="the backup folder")
+    v.add_argument("--deep", action="store_true", help="also parse every CSV, JSON and zip file")
     return parser
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    result = verify(args.destination, deep=args.deep)
+    for problem in result.problems:
+        print(problem)
+    verdict = "intact" if not result.problems else f"{len(result.problems)} problem(s)"
+    print(f"Verified {result.runs} run(s) and {result.files} file(s): {verdict}.", file=sys.stderr)
+    return result.exit_code
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -232,7 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     token: str | None = None
     try:
-        token = _read_token(args.api_token_file)
+        token = _read_token(getattr(args, "api_token_file", None))
+        if args.command == "verify":
+            return _run_verify(args)
         if args.command == "list-projects":
             for name in anyio.run(api.list_projects, token):
                 print(name)

@@ -253,6 +253,7 @@ class World:
                 container.fields[path] = value
             old = container.fields.get("sys/modification_time")
             now = dt.datetime.now(dt.timezone.utc)
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # Neptune keeps milliseconds
             if isinstance(old, Datetime) and old.value >= now:
                 now = old.value + dt.timedelta(milliseconds=1)
             container.fields["sys/modification_time"] = Datetime(now)

@@ -1,0 +1,132 @@
+"""``verify``: check a backup against its manifests, offline.
+
+Every file a manifest lists must exist, have its size and hash to its sha256; no other
+file may sit in a run folder; every run must be complete. ``deep`` also parses each CSV,
+JSON file and zip.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import layout, values
+from .errors import NotABackupError
+from .manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing, corrupt, unexpected, incomplete, failed, unreadable
+    path: str  # relative to the backup root
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.path}: {self.detail}"
+
+
+@dataclass
+class Verification:
+    runs: int = 0
+    files: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+def container_folders(dest: Path) -> Iterator[Path]:
+    """``<workspace>/<project>/<RUN-ID>`` folders; our own files and folders start with a dot."""
+    for depth_1 in sorted(p for p in dest.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for depth_2 in sorted(p for p in depth_1.iterdir() if p.is_dir()):
+            yield from sorted(p for p in depth_2.iterdir() if p.is_dir())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse(path: Path) -> str | None:
+    """Why a CSV, JSON or zip file does not parse; None when it does (or is of another kind)."""
+    try:
+        if path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                if next(reader, None) != ["step", "value", "timestamp"]:
+                    return "the header is not step,value,timestamp"
+                for number, row in enumerate(reader, start=2):
+                    if len(row) != 3:
+                        return f"line {number} has {len(row)} columns"
+                    float(row[0])
+                    values.parse_iso(row[2])
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+                if bad is not None:
+                    return f"the zip member {bad} is damaged"
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, csv.Error) as e:
+        return f"does not parse: {e}"
+    return None
+
+
+def _check_container(dest: Path, folder: Path, deep: bool, result: Verification) -> None:
+    name = folder.relative_to(dest).as_posix()
+    problems = result.problems
+    try:
+        manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(Problem("incomplete", name, "no manifest: its backup did not finish; run the backup again"))
+        return
+    except (ValueError, KeyError, TypeError) as e:
+        problems.append(Problem("corrupt", f"{name}/{layout.MANIFEST}", f"unreadable manifest ({e})"))
+        return
+    result.runs += 1
+    if (folder / layout.JOURNAL).exists():
+        problems.append(Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again"))
+    for path in manifest.failed_fields:
+        problems.append(Problem("failed", f"{name}/{path}", manifest.fields[path].error or "failed"))
+    if not manifest.complete and not manifest.failed_fields:
+        problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
+    for rel, recorded in sorted(manifest.files.items()):
+        path = folder / rel
+        where = f"{name}/{rel}"
+        result.files += 1
+        if not path.is_file():
+            problems.append(Problem("missing", where, f"expected {recorded.size} bytes"))
+            continue
+        size = path.stat().st_size
+        if size != recorded.size:
+            problems.append(Problem("corrupt", where, f"{size} bytes, expected {recorded.size}"))
+        elif _sha256(path) != recorded.sha256:
+            problems.append(Problem("corrupt", where, "sha256 differs from the manifest"))
+        elif deep and (why := _parse(path)) is not None:
+            problems.append(Problem("corrupt", where, why))
+    ours = {layout.MANIFEST, layout.JOURNAL}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in manifest.files and rel not in ours:
+            problems.append(Problem("unexpected", f"{name}/{rel}", "not in the manifest"))
+
+
+def verify(dest: Path, *, deep: bool = False) -> Verification:
+    """Check every run folder below ``dest``. Raises NotABackupError when there is no backup there."""
+    if not dest.is_dir() or not (
+        (dest / layout.REPORT).is_file() or any(dest.glob(f"*/*/*/{layout.MANIFEST}"))
+    ):
+        raise NotABackupError(f"{dest} is not a backup: it has no {layout.REPORT} and no run manifests.")
+    result = Verification()
+    for folder in container_folders(dest):
+        _check_container(dest, folder, deep, result)
+    return result
