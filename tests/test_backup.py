@@ -61,7 +61,9 @@ async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
     tmp_path: Path, concurrency: int
 ) -> None:
     world = generate(replace(SMALL, runs_per_project=1, float_series=40, float_series_length=5))
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    # The latency is far above the cost of starting a request, so every request the bound
+    # allows is in flight at once even on a busy machine.
+    with serve(world, faults=Faults(latency=0.25)) as server:
         await backup("all", tmp_path, api_token=server.api_token, concurrency=concurrency)
         assert server.stats.max_in_flight == concurrency
     check_backup(world, tmp_path)
@@ -69,7 +71,7 @@ async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
 
 async def test_many_small_runs_use_the_whole_bound_and_no_more(tmp_path: Path) -> None:
     world = generate(replace(SMALL, runs_per_project=40, float_series=1, float_series_length=3))
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    with serve(world, faults=Faults(latency=0.25)) as server:
         await backup("all", tmp_path, api_token=server.api_token, concurrency=16)
         assert server.stats.max_in_flight == 16
     assert check_backup(world, tmp_path) == 40

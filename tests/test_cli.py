@@ -15,6 +15,7 @@ import pytest
 
 from expect import check_backup
 from neptune_backup_async.testing import FakeNeptuneServer, World
+from neptune_backup_async.testing import model as m
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
 
@@ -84,7 +85,9 @@ def test_backup_subcommand_and_token_file(server: FakeNeptuneServer, tmp_path: P
     assert (tmp_path / "out" / "workspace-0" / "project-1" / "P1-1" / "simple_metadata.json").is_file()
 
 
-def test_failed_field_gives_exit_code_1_and_names_it(server: FakeNeptuneServer, tmp_path: Path) -> None:
+def test_failed_field_gives_exit_code_1_and_names_it(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
     server.faults.script("getFloatSeriesValues", 404)
     dest = tmp_path / "out"
     result = run_cli(
@@ -100,7 +103,9 @@ def test_failed_field_gives_exit_code_1_and_names_it(server: FakeNeptuneServer, 
     assert "3 of 4 run(s) backed up (0 unchanged), 1 failed" in result.stderr
     report = json.loads((dest / "backup-report.json").read_text())
     [failure] = report["failures"]
-    assert failure["run"] == "P0-1" and failure["field"].startswith("metrics/")
+    assert failure["run"] == "P0-1"
+    failed_field = demo_world.project("workspace-0/project-0").containers["P0-1"].fields[failure["field"]]
+    assert isinstance(failed_field, m.FloatSeries)  # the first float series the backup asked for
     assert failure["reason"].startswith("getFloatSeriesValues: HTTP 404: ")
     assert "injected fault 404" in failure["reason"]
     assert (
