@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import logging
 import os
 import time
@@ -128,6 +129,8 @@ class NeptuneSource:
         self._secrets = [api_token]
         self._retry = retry or RetryPolicy()
         self._throttle = Throttle()
+        self._congestion = itertools.count()
+        self._throttled = 0
         self._backend = self._connect(api_token, concurrency)
         self._http = self._backend._http_client
         self._clients = {
@@ -213,6 +216,8 @@ class NeptuneSource:
             return response
         text = response.text if not stream else ""
         response.close()
+        if response.status_code == 429:
+            self._throttled = next(self._congestion) + 1
         if response.status_code in RETRYABLE_STATUSES:
             raise TransientError(
                 f"HTTP {response.status_code}",
@@ -515,6 +520,9 @@ class NeptuneSource:
             ) from None
         body = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
         return Download(chunks=iter(lambda: body.read(CHUNK), b""), size=file.size, close=body.close)
+
+    def congestion(self) -> int:
+        return self._throttled
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -44,13 +44,43 @@ Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved 
 
 
 class Gate:
-    """The one knob: at most ``concurrency`` Neptune requests in flight."""
+    """The one knob: at most ``concurrency`` Neptune requests in flight, fewer while the server pushes back.
 
-    def __init__(self, concurrency: int) -> None:
+    When the source reports new 429s the bound is halved, at most once per window of
+    completed requests; each window without one adds a token back, up to ``concurrency``
+    (additive increase, multiplicative decrease), so the backup settles near the rate the
+    server allows instead of hammering it.
+    """
+
+    def __init__(self, concurrency: int, congestion: Callable[[], int] = lambda: 0) -> None:
+        self.concurrency = concurrency
         self.requests = anyio.CapacityLimiter(concurrency)
         # Threads run only inside a request token, so this never binds; it exists because
         # anyio's default thread limiter (40) would cap a larger --concurrency.
         self._threads = anyio.CapacityLimiter(concurrency)
+        self._congestion = congestion
+        self._seen = 0
+        self._window = 0  # requests completed since the bound last changed
+
+    @property
+    def limit(self) -> int:
+        return int(self.requests.total_tokens)
+
+    def observe(self) -> None:
+        """Adjust the bound after a request completed."""
+        seen = self._congestion()
+        self._window += 1
+        if seen > self._seen:
+            self._seen = seen
+            if self._window >= self.limit and self.limit > 1:
+                self._set(max(1, self.limit // 2))
+        elif self._window >= self.limit and self.limit < self.concurrency:
+            self._set(self.limit + 1)
+
+    def _set(self, limit: int) -> None:
+        log.info("requests in flight: at most %d", limit)
+        self.requests.total_tokens = limit
+        self._window = 0
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn`` in a worker thread; the caller must hold a request token."""
@@ -59,7 +89,10 @@ class Gate:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """One Neptune request, in a thread, under the bound."""
         async with self.requests:
-            return await self.thread(fn, *args)
+            try:
+                return await self.thread(fn, *args)
+            finally:
+                self.observe()
 
 
 @dataclass(frozen=True)
@@ -87,7 +120,7 @@ class Pipeline:
         self.download_artifacts = download_artifacts
         self.full = full
         self.report = report
-        self.gate = Gate(concurrency)
+        self.gate = Gate(concurrency, source.congestion)
         self.retry = retry or RetryPolicy()
         self._on_progress = on_progress
 
@@ -383,7 +416,10 @@ class _RunSaver:
         for attempt in range(policy.attempts):
             try:
                 async with gate.requests:
-                    download = await gate.thread(opener)
+                    try:
+                        download = await gate.thread(opener)
+                    finally:
+                        gate.observe()
                     try:
                         async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
                             while chunk := await gate.thread(next, download.chunks, b""):

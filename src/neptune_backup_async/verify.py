@@ -87,16 +87,20 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
     try:
         manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        problems.append(Problem("incomplete", name, "no manifest: its backup did not finish; run the backup again"))
+        problems.append(
+            Problem("incomplete", name, "no manifest: its backup did not finish; run the backup again")
+        )
         return
     except (ValueError, KeyError, TypeError) as e:
         problems.append(Problem("corrupt", f"{name}/{layout.MANIFEST}", f"unreadable manifest ({e})"))
         return
     result.runs += 1
     if (folder / layout.JOURNAL).exists():
-        problems.append(Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again"))
-    for path in manifest.failed_fields:
-        problems.append(Problem("failed", f"{name}/{path}", manifest.fields[path].error or "failed"))
+        problems.append(
+            Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again")
+        )
+    for field_path in manifest.failed_fields:
+        problems.append(Problem("failed", f"{name}/{field_path}", manifest.fields[field_path].error or "failed"))
     if not manifest.complete and not manifest.failed_fields:
         problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
     for rel, recorded in sorted(manifest.files.items()):
