@@ -210,7 +210,16 @@ def ids(table: Any) -> list[str]:
 def raw(server: FakeNeptuneServer, method: str, path: str, **kwargs: Any) -> requests.Response:
     """A plain HTTP call authorised with the API token (the client sends it the same way)."""
     headers = {"X-Neptune-Api-Token": server.api_token}
-    return requests.request(method, server.base_url + path, headers=headers, timeout=10, **kwargs)
+    kwargs.setdefault("timeout", 10)
+    return requests.request(method, server.base_url + path, headers=headers, **kwargs)
+
+
+def settle(server: FakeNeptuneServer) -> None:
+    """Wait until the server has booked every request: it books a request after sending its
+    answer, so a client can hold the answer before the server's Stats show it."""
+    deadline = time.monotonic() + 5
+    while server.stats.in_flight and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 # -- projects ----------------------------------------------------------------------------------
@@ -443,6 +452,7 @@ def test_revoked_token_gets_401() -> None:
             fresh.revoke_token()
             with pytest.raises(Unauthorized):
                 opened["params/shuffle"].fetch()
+            settle(fresh)
             assert fresh.stats.statuses[401] >= 1
             assert fresh.api_token != old_token
 
@@ -493,6 +503,8 @@ def test_random_faults_spare_startup() -> None:
         assert raw(fresh, "GET", "/api/backend/v1/authorization/oauth-token").status_code == 200
         statuses = {raw(fresh, "GET", "/api/backend/v1/myOrganizations").status_code for _ in range(20)}
         assert statuses <= {500, 502, 503, 504} and len(statuses) > 1
+        assert set(fresh.stats.faults) == {str(s) for s in statuses}
+        assert sum(fresh.stats.faults.values()) == 20
         fresh.faults.rate_5xx = 0.0
         assert raw(fresh, "GET", "/api/backend/v1/myOrganizations").status_code == 200
 
@@ -520,8 +532,11 @@ def test_latency_overlaps_requests(run: neptune.Run, server: FakeNeptuneServer) 
 
 def test_stats_snapshot_is_json(server: FakeNeptuneServer) -> None:
     raw(server, "GET", "/api/backend/v1/myOrganizations")
+    server.faults.script("listOrganizations", 503)
+    raw(server, "GET", "/api/backend/v1/myOrganizations")
     snapshot = server.stats.snapshot()
     assert json.loads(json.dumps(snapshot)) == snapshot
+    assert snapshot["faults"]["503"] >= 1
     assert snapshot["by_operation"]["listOrganizations"] >= 1 and snapshot["bytes_served"] > 0
     assert raw(server, "GET", "/no/such/route").status_code == 404
     assert server.stats.by_operation["unknown"] >= 1
@@ -534,6 +549,203 @@ def test_wrong_token_is_401(server: FakeNeptuneServer) -> None:
         timeout=10,
     )
     assert answer.status_code == 401
+
+
+# -- malformed, slow and over-limit answers ------------------------------------------------------
+
+PROJECT_GET = "/api/backend/v1/projects/get"
+ORGANIZATIONS = "/api/backend/v1/myOrganizations"
+FLOAT_SERIES = "/api/leaderboard/v1/attributes/series/float"
+STRING_SERIES = "/api/leaderboard/v1/attributes/series/string"
+DOWNLOAD = "/api/leaderboard/v1/attributes/download"
+
+
+@pytest.fixture
+def fresh() -> Iterator[FakeNeptuneServer]:
+    """A server of its own, so that its Stats count one test's requests only."""
+    with serve(small_world()) as running:
+        yield running
+
+
+def get_project(server: FakeNeptuneServer, **kwargs: Any) -> requests.Response:
+    return raw(server, "GET", PROJECT_GET, params={"projectIdentifier": PROJECT}, **kwargs)
+
+
+def assert_complete(answer: requests.Response) -> None:
+    """A whole HTTP message: as many body bytes as its Content-Length says."""
+    assert answer.headers["Content-Length"] == str(len(answer.content))
+
+
+def test_script_rejects_unknown_fault() -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        Faults().script("getProject", "explode")  # type: ignore[arg-type]
+
+
+def test_slow_answer_times_the_client_out(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.slow_seconds = 0.3
+    fresh.faults.script("getProject", "slow", "slow")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        get_project(fresh, timeout=0.1)
+    started = time.monotonic()
+    answer = get_project(fresh)  # the second slow one, waited for
+    assert time.monotonic() - started >= 0.3
+    assert answer.status_code == 200 and answer.json()["name"] == "vision"
+    started = time.monotonic()
+    assert get_project(fresh).status_code == 200  # the script is used up
+    assert time.monotonic() - started < 0.3
+    assert fresh.stats.faults == {"slow": 2}
+
+
+def test_random_slow_spares_startup(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.slow_seconds = 0.2
+    fresh.faults.rate_slow = 1.0
+    started = time.monotonic()
+    assert raw(fresh, "GET", "/api/backend/v1/clients/config").status_code == 200
+    assert time.monotonic() - started < 0.2
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200
+    assert time.monotonic() - started >= 0.2
+    assert fresh.stats.faults == {"slow": 1}
+
+
+def test_garbage(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.script("getProject", "garbage")
+    answer = get_project(fresh)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    assert_complete(answer)
+    with pytest.raises(ValueError):
+        answer.json()
+    assert get_project(fresh).json()["name"] == "vision"
+    assert fresh.stats.faults == {"garbage": 1}
+
+
+def test_truncated_json(fresh: FakeNeptuneServer) -> None:
+    real = get_project(fresh).content
+    fresh.faults.script("getProject", "truncated_json")
+    answer = get_project(fresh)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+    assert answer.content == real[: len(real) // 2]
+    assert_complete(answer)
+    with pytest.raises(ValueError):
+        answer.json()
+    assert fresh.stats.faults == {"truncated_json": 1}
+
+
+def test_missing_keys(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.script("getProject", "missing_keys")
+    fresh.faults.script("listOrganizations", "missing_keys")
+    project = get_project(fresh)
+    assert project.status_code == 200 and project.json() == {}
+    organizations = raw(fresh, "GET", ORGANIZATIONS)
+    assert organizations.status_code == 200 and organizations.json() == [{}]
+    assert len(raw(fresh, "GET", ORGANIZATIONS).json()) == 2  # the real answer again
+    assert fresh.stats.faults == {"missing_keys": 2}
+
+
+def test_body_faults_spare_error_answers(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.script("getProject", "missing_keys")
+    answer = raw(fresh, "GET", PROJECT_GET, params={"projectIdentifier": "team/nope"})
+    assert answer.status_code == 404 and answer.json()["errorType"] == "PROJECT_NOT_FOUND"
+    assert fresh.stats.faults == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "attribute"), [(FLOAT_SERIES, "metrics/loss"), (STRING_SERIES, "logs/stdout")]
+)
+def test_short_page(fresh: FakeNeptuneServer, path: str, attribute: str) -> None:
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": attribute, "offset": 10, "limit": 101}
+    real = raw(fresh, "GET", path, params=query).json()
+    operation = "getFloatSeriesValues" if path == FLOAT_SERIES else "getStringSeriesValues"
+    fresh.faults.script(operation, "short_page")
+    answer = raw(fresh, "GET", path, params=query)
+    assert answer.status_code == 200
+    assert_complete(answer)
+    short = answer.json()
+    assert len(real["values"]) == 101 and short["values"] == real["values"][:50]
+    assert short["totalItemCount"] == real["totalItemCount"]
+    assert fresh.stats.faults == {"short_page": 1}
+
+
+def test_short_page_elsewhere_is_the_real_answer(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.script("getProject", "short_page")
+    fresh.faults.script("getProject", "not_zip")
+    assert get_project(fresh).json()["name"] == "vision"
+    assert get_project(fresh).json()["name"] == "vision"
+    assert fresh.stats.faults == {}
+
+
+def test_not_zip_attribute_download(fresh: FakeNeptuneServer) -> None:
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "data/sample"}
+    real = raw(fresh, "GET", DOWNLOAD, params=query)
+    fresh.faults.script("downloadAttribute", "not_zip")
+    answer = raw(fresh, "GET", DOWNLOAD, params=query)
+    assert answer.status_code == 200 and answer.content == b"this is not a zip"
+    assert_complete(answer)
+    for header in ("Content-Type", "Content-Disposition"):
+        assert answer.headers[header] == real.headers[header]
+    assert fresh.stats.faults == {"not_zip": 1}
+
+
+def test_not_zip_file_set(fresh: FakeNeptuneServer) -> None:
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "source_code/files"}
+    prepared = raw(fresh, "POST", "/api/leaderboard/v1/attributes/downloadFileSetZipRequest", params=query)
+    ready = raw(fresh, "GET", "/api/leaderboard/v1/download/downloadRequest", params=prepared.json())
+    url = ready.json()["downloadUrl"]
+    fresh.faults.script("downloadFileSetZip", "not_zip")
+    answer = raw(fresh, "GET", url[len(fresh.base_url) :])
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+    assert_complete(answer)
+    assert not zipfile.is_zipfile(io.BytesIO(answer.content))
+    again = raw(fresh, "GET", url[len(fresh.base_url) :])
+    assert zipfile.is_zipfile(io.BytesIO(again.content))
+    assert fresh.stats.faults == {"not_zip": 1}
+
+
+def test_over_limit_gets_429(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.max_in_flight = 2
+    fresh.faults.latency = 0.3  # every request holds its place this long
+    fresh.faults.retry_after = "3"
+    answers: list[requests.Response] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(raw(fresh, "GET", ORGANIZATIONS))) for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 200, 429, 429, 429]
+    assert all(a.headers["Retry-After"] == "3" for a in answers if a.status_code == 429)
+    settle(fresh)
+    assert fresh.stats.faults == {"over_limit": 3}
+    assert fresh.stats.statuses[429] == 3 and fresh.stats.max_in_flight == 5
+
+    fresh.faults.latency = 0.0
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200  # the places were given back
+    fresh.faults.max_in_flight = 0
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 429
+    assert raw(fresh, "GET", "/api/backend/v1/clients/config").status_code == 200  # start-up is spared
+    fresh.faults.max_in_flight = None
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200
+    assert fresh.stats.faults == {"over_limit": 4}
+
+
+def test_client_within_limit_gets_no_429(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.max_in_flight = 3
+    statuses: list[int] = []
+
+    def worker() -> None:
+        with requests.Session() as session:
+            session.headers["X-Neptune-Api-Token"] = fresh.api_token
+            for _ in range(20):
+                statuses.append(session.get(fresh.base_url + ORGANIZATIONS, timeout=10).status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 60
+    assert fresh.stats.faults == {}
 
 
 # -- NQL ---------------------------------------------------------------------------------------

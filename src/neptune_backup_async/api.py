@@ -8,7 +8,9 @@ says the backup was interrupted.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -16,13 +18,17 @@ from pathlib import Path, PurePosixPath
 import anyio
 
 from . import layout, values
-from .errors import AuthenticationError, DestinationError, UsageError
+from .errors import AuthenticationError, BackupError, DestinationError, UsageError
 from .pipeline import Pipeline
 from .report import BackupReport, Progress
 from .source import ProjectInfo, Source
 from .store import remove_temporaries, write_file
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 TOKEN_ENV = "NEPTUNE_API_TOKEN"
+log = logging.getLogger("neptune_backup_async")
 
 
 def resolve_token(api_token: str | None) -> str:
@@ -111,18 +117,35 @@ async def backup(
         )
         try:
             await pipeline.run(infos)
-        except BaseException:
+        except BaseException as e:
             report.interrupted = True
+            error = _backup_error_in(e)
+            if error is not None and error is not e:
+                raise error from None  # one clear error, not a task group's bundle
             raise
         finally:
             report.finished_at = dt.datetime.now(dt.timezone.utc)
             with anyio.CancelScope(shield=True):
                 document = values.dumps(report.to_json()).encode("utf-8")
-                await write_file(dest, PurePosixPath(layout.REPORT), document)
+                try:
+                    await write_file(dest, PurePosixPath(layout.REPORT), document)
+                except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
+                    log.error("could not write %s: %s", layout.REPORT, e)
     finally:
         if own_source:
             source.close()
     return report
+
+
+def _backup_error_in(e: BaseException) -> BackupError | None:
+    """The error to report from what a task group raised: the first BackupError inside it."""
+    if isinstance(e, BackupError):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            if (found := _backup_error_in(inner)) is not None:
+                return found
+    return None
 
 
 async def _resolve_projects(source: Source, names: list[str] | None) -> list[ProjectInfo]:

@@ -52,7 +52,22 @@ SERIES_PAGE = 10_000
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 300.0
-_SECRET_HEADERS = ("X-Neptune-Api-Token", "Authorization")
+# A dropped, refused, timed-out or cut-off connection: worth another try. A body cut short
+# surfaces from session.send() as ChunkedEncodingError, which is not a ConnectionError.
+_CONNECTION_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_REJECTED = (
+    "Neptune rejected the API token (it may be expired or revoked). Get a new one from Neptune and set"
+    " NEPTUNE_API_TOKEN."
+)
+_UNREACHABLE = (
+    "Cannot reach the Neptune server at {address}. Check the network, a proxy, or the address in the API"
+    " token, then run the same command again."
+)
 
 
 class HttpStatusError(Exception):
@@ -157,6 +172,7 @@ class NeptuneSource:
         if address.startswith("http://") and _is_loopback(address):
             # oauthlib refuses plain http; allow it only for a server on this machine.
             os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        self._preflight(address, api_token)
         try:
             backend = HostedNeptuneBackend(credentials)
         except Exception as e:
@@ -166,19 +182,33 @@ class NeptuneSource:
             backend._http_client.session.mount(scheme, adapter)
         return backend
 
+    def _preflight(self, address: str, api_token: str) -> None:
+        """Fail fast when the server cannot be reached or refuses the token.
+
+        The client's own start-up retries connection errors for a minute before it gives up.
+        """
+        url = address.rstrip("/") + "/api/backend/v1/clients/config"
+
+        def attempt() -> requests.Response:
+            try:
+                return requests.get(url, headers={"X-Neptune-Api-Token": api_token}, timeout=(5, 30))
+            except (requests.ConnectionError, requests.Timeout) as e:
+                raise TransientError(type(e).__name__) from None
+
+        try:
+            response = RetryPolicy(attempts=3).call(attempt)
+        except TransientError:
+            raise ServerUnreachableError(_UNREACHABLE.format(address=address)) from None
+        if response.status_code in (401, 403):
+            raise AuthenticationError(_REJECTED)
+
     def _startup_error(self, e: Exception, address: str) -> Exception:
         name = type(e).__name__
         text = redact(str(e), self._secrets)
         if name in ("NeptuneInvalidApiTokenException", "Unauthorized") or "401" in text:
-            return AuthenticationError(
-                "Neptune rejected the API token (it may be expired or revoked)."
-                " Get a new one from Neptune and set NEPTUNE_API_TOKEN."
-            )
+            return AuthenticationError(_REJECTED)
         if isinstance(e, (requests.ConnectionError, requests.Timeout)) or "Connection" in name:
-            return ServerUnreachableError(
-                f"Cannot reach the Neptune server at {address}. Check the network, a proxy, or the"
-                " address in the API token, then run the same command again."
-            )
+            return ServerUnreachableError(_UNREACHABLE.format(address=address))
         return ServerUnreachableError(f"Could not start the Neptune client ({name}): {text}")
 
     # -- one request ------------------------------------------------------------------------
@@ -206,7 +236,7 @@ class NeptuneSource:
         try:
             prepared = session.prepare_request(self._http.authenticator.apply(request))
             response = session.send(prepared, stream=stream, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-        except (requests.ConnectionError, requests.Timeout) as e:
+        except _CONNECTION_ERRORS as e:
             raise TransientError(f"connection failed: {type(e).__name__}") from None
         except Exception as e:  # the client's token refresh raises its own types
             if "Connection" in type(e).__name__:

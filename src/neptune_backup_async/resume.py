@@ -81,20 +81,12 @@ def journal_line(path: str, record: FieldRecord, files: list[WrittenFile]) -> st
     return json.dumps(entry, ensure_ascii=False, allow_nan=False, sort_keys=True) + "\n"
 
 
-def load_previous(root: Path) -> Previous | None:
-    """Read the manifest and journal of a run folder (blocking); None when there is neither."""
-    manifest: Manifest | None = None
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-        manifest = Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+def merge_journal(manifest: Manifest, root: Path) -> bool:
+    """Add the fields an unfinished backup journaled to ``manifest`` (blocking); True if there was a journal."""
     try:
         lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        lines = []
-    if manifest is None and not lines:
-        return None
-    if manifest is None:
-        manifest = Manifest("run", "", root.name, "", None)
-    manifest.complete = manifest.complete and not lines
+        return False
     for line in lines:
         try:
             entry = json.loads(line)
@@ -102,11 +94,27 @@ def load_previous(root: Path) -> Previous | None:
             record = FieldRecord(
                 rec.pop("type"), rec.pop("status"), rec.pop("files"), rec.pop("error", None), rec
             )
+            files = [WrittenFile(rel, size, sha) for rel, (size, sha) in entry["files"].items()]
         except (ValueError, KeyError, TypeError):
             continue  # the last line of a journal cut off by a crash
         manifest.fields[entry["field"]] = record
-        for rel, (size, sha) in entry["files"].items():
-            manifest.files[rel] = WrittenFile(rel, size, sha)
+        for written in files:
+            manifest.files[written.path] = written
+    manifest.complete = False
+    return True
+
+
+def load_previous(root: Path) -> Previous | None:
+    """Read the manifest and journal of a run folder (blocking); None when there is neither."""
+    manifest: Manifest | None = None
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        manifest = Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+    found = manifest is not None
+    if manifest is None:
+        manifest = Manifest("run", "", root.name, "", None)
+    found = merge_journal(manifest, root) or found
+    if not found:
+        return None
     intact = set()
     for rel, written in manifest.files.items():
         with contextlib.suppress(OSError):

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import layout, values
 from .errors import NotABackupError
 from .manifest import Manifest
+from .resume import merge_journal
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,15 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
         problems.append(Problem("corrupt", f"{name}/{layout.MANIFEST}", f"unreadable manifest ({e})"))
         return
     result.runs += 1
-    if (folder / layout.JOURNAL).exists():
+    if merge_journal(manifest, folder):  # files a later, unfinished backup saved are checked too
         problems.append(
             Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again")
         )
     for field_path in manifest.failed_fields:
-        problems.append(Problem("failed", f"{name}/{field_path}", manifest.fields[field_path].error or "failed"))
-    if not manifest.complete and not manifest.failed_fields:
+        problems.append(
+            Problem("failed", f"{name}/{field_path}", manifest.fields[field_path].error or "failed")
+        )
+    if not manifest.complete and not manifest.failed_fields and not (folder / layout.JOURNAL).exists():
         problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
     for rel, recorded in sorted(manifest.files.items()):
         path = folder / rel

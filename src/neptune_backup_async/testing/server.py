@@ -3,7 +3,9 @@
 It serves a :class:`~.model.World` over the same HTTP API as Neptune (client config, our
 own swagger specs, OAuth, projects, runs table, attributes, series, files, artifacts), counts
 every request in :class:`Stats` and injects the faults of :class:`Faults`: latency, 429s,
-5xx and responses cut off mid-body, at random or scripted per operation.
+5xx, responses cut off mid-body, slow answers, malformed bodies (not JSON, truncated JSON,
+missing keys, short series pages, downloads that are no zip), at random or scripted per
+operation, and 429s above a concurrency limit.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import random
 import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from .auth import REFRESH_PATH, Auth
@@ -31,12 +32,19 @@ from .spec import OPERATIONS, SWAGGER_PATHS, swagger
 
 _log = logging.getLogger(__name__)
 
-Answer = int | Literal["cut"]
+FaultKind = Literal["cut", "slow", "garbage", "truncated_json", "missing_keys", "short_page", "not_zip"]
+# A scripted answer: an HTTP status (>= 400 answers that error, below it the real answer) or a fault kind.
+Answer = int | FaultKind
+FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
 # Startup calls never get random faults: the client's setup has no retries worth testing.
 STARTUP_OPERATIONS = frozenset({"getClientConfig", "swagger", "exchangeApiToken", "oauthRefresh"})
 _ROUTES = {(op.method.upper(), op.path): op.operation_id for op in OPERATIONS}
 _ERRORS_5XX = (500, 502, 503, 504)
+SERIES_PAGE_OPERATIONS = frozenset({"getFloatSeriesValues", "getStringSeriesValues"})
+DOWNLOAD_OPERATIONS = frozenset({"downloadFileSetZip", "downloadAttribute"})
+GARBAGE_BODY = b"<html>oops</html>"
+NOT_ZIP_BODY = b"this is not a zip"
 
 
 def route(method: str, path: str) -> str:
@@ -54,7 +62,26 @@ def route(method: str, path: str) -> str:
 
 @dataclass
 class Faults:
-    """Faults to inject; every field may change at any time, also while serving."""
+    """Faults to inject; every field may change at any time, also while serving.
+
+    Scripted answers (:meth:`script`) and the random ``rate_*`` faults are, besides an
+    HTTP status:
+
+    - ``"cut"``: the full Content-Length promised, half the body sent, connection closed;
+    - ``"slow"``: the real answer, sent only after ``slow_seconds``;
+    - ``"garbage"``: a 200 ``application/json`` whose body is not JSON;
+    - ``"truncated_json"``: a 200 with the first half of the real body, Content-Length to match;
+    - ``"missing_keys"``: a 200 with the real JSON's top-level keys removed (``{}``, or
+      ``[{}]`` for a list);
+    - ``"short_page"``: for ``getFloatSeriesValues``/``getStringSeriesValues``, the real page
+      with half its ``values`` and ``totalItemCount`` unchanged;
+    - ``"not_zip"``: for ``downloadFileSetZip``/``downloadAttribute``, a body that is no zip,
+      with the real headers.
+
+    The body faults apply to a 2xx real answer of an operation they fit; otherwise the real
+    answer is sent and no fault counted. With ``max_in_flight`` set, a request beyond that
+    many served at once (start-up operations aside) gets a 429 with ``retry_after``.
+    """
 
     latency: float = 0.0  # seconds added to every request
     rate_429: float = 0.0
@@ -62,6 +89,9 @@ class Faults:
     rate_cut: float = 0.0  # full Content-Length promised, half the body sent, connection closed
     retry_after: str = "1"
     seed: int = 0
+    rate_slow: float = 0.0  # the answer waits slow_seconds before anything is sent
+    slow_seconds: float = 5.0
+    max_in_flight: int | None = None  # more requests at once than this get 429 ("over_limit")
     _scripts: dict[str, collections.deque[Answer]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -70,7 +100,12 @@ class Faults:
     _rng_seed: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def script(self, operation: str, *answers: Answer) -> None:
-        """The next calls of ``operation`` answer these statuses (or are cut), in order."""
+        """The next calls of ``operation`` answer these statuses or faults, in order."""
+        for answer in answers:
+            if isinstance(answer, bool) or not isinstance(answer, int | str):
+                raise TypeError(f"a scripted answer is a status or a fault kind, not {answer!r}")
+            if isinstance(answer, str) and answer not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {answer!r}; one of {', '.join(sorted(FAULT_KINDS))}")
         with self._lock:
             self._scripts.setdefault(operation, collections.deque()).extend(answers)
 
@@ -92,6 +127,8 @@ class Faults:
                 return self._rng.choice(_ERRORS_5XX)
             if roll < self.rate_429 + self.rate_5xx + self.rate_cut:
                 return "cut"
+            if roll < self.rate_429 + self.rate_5xx + self.rate_cut + self.rate_slow:
+                return "slow"
             return None
 
 
@@ -111,6 +148,8 @@ class Stats:
             self.max_in_flight = self.in_flight
             self.bytes_served = 0
             self.cuts = 0
+            # injected faults by kind: a status ("429", "503"), a FaultKind, or "over_limit"
+            self.faults: collections.Counter[str] = collections.Counter()
 
     def begin(self, operation: str) -> None:
         with self._lock:
@@ -126,6 +165,10 @@ class Stats:
             self.bytes_served += body_bytes
             self.cuts += cut
 
+    def fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -134,6 +177,7 @@ class Stats:
                 "max_in_flight": self.max_in_flight,
                 "bytes_served": self.bytes_served,
                 "cuts": self.cuts,
+                "faults": dict(sorted(self.faults.items())),
                 "by_operation": dict(sorted(self.by_operation.items())),
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             }
@@ -142,6 +186,39 @@ class Stats:
 def _fault_response(status: int, retry_after: str) -> Response:
     headers = {"Retry-After": retry_after} if status == 429 else {}
     return json_response({"code": status, "message": f"injected fault {status}"}, status, headers)
+
+
+def malformed(operation: str, kind: str, response: Response) -> Response | None:
+    """``response`` spoiled by a body fault, or None where that fault does not apply."""
+    if not 200 <= response.status < 300:
+        return None
+    if kind == "garbage":
+        return Response(200, GARBAGE_BODY, "application/json")
+    if kind == "truncated_json":
+        return Response(
+            200, response.body[: len(response.body) // 2], response.content_type, response.headers
+        )
+    if kind == "not_zip":
+        if operation not in DOWNLOAD_OPERATIONS:
+            return None
+        return Response(200, NOT_ZIP_BODY, response.content_type, response.headers)
+    if response.content_type != "application/json":
+        return None
+    data = json.loads(response.body)
+    if kind == "missing_keys":
+        if isinstance(data, dict):
+            return json_response({}, headers=response.headers)
+        if isinstance(data, list):
+            return json_response([{}], headers=response.headers)
+        return None
+    if kind == "short_page":
+        if operation not in SERIES_PAGE_OPERATIONS or not isinstance(data, dict):
+            return None
+        values = data.get("values")
+        if not isinstance(values, list):
+            return None
+        return json_response({**data, "values": values[: len(values) // 2]}, headers=response.headers)
+    return None
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -208,20 +285,49 @@ class _Handler(BaseHTTPRequestHandler):
         )
         operation = route(self.command, url.path)
         fake.stats.begin(operation)
+        admitted = fake.admit(operation)
         status, sent, cut = 0, 0, False
         try:
-            if fake.faults.latency > 0:
-                time.sleep(fake.faults.latency)
-            fault = fake.faults.draw(operation)
-            cut = fault == "cut"
-            if isinstance(fault, int) and fault >= 400:
-                response = _fault_response(fault, fake.faults.retry_after)
-            else:
-                response = fake.answer(operation, request)
+            try:
+                faults = fake.faults
+                if faults.latency > 0:
+                    fake.pause(faults.latency)
+                if not admitted:
+                    fake.stats.fault("over_limit")
+                    response = _fault_response(429, faults.retry_after)
+                else:
+                    response, cut = self._answer(operation, request)
+            finally:
+                # Given back before sending: a client that holds the answer may ask again at once.
+                if admitted:
+                    fake.release(operation)
             status = response.status
             sent = self._send(response, cut)
         finally:
             fake.stats.end(status, sent, cut)
+
+    def _answer(self, operation: str, request: Request) -> tuple[Response, bool]:
+        """The answer to an admitted request, with its drawn fault; and whether to cut it."""
+        fake = self.http_server.fake
+        fault = fake.faults.draw(operation)
+        if isinstance(fault, int):
+            if fault >= 400:
+                fake.stats.fault(str(fault))
+                return _fault_response(fault, fake.faults.retry_after), False
+            return fake.answer(operation, request), False
+        if fault == "slow":
+            fake.stats.fault(fault)
+            fake.pause(fake.faults.slow_seconds)
+        response = fake.answer(operation, request)
+        if fault == "cut":
+            fake.stats.fault(fault)
+            return response, True
+        if fault is not None and fault != "slow":
+            spoiled = malformed(operation, fault, response)
+            if spoiled is not None:
+                fake.stats.fault(fault)
+                return spoiled, False
+        return response, False
 
     def _send(self, response: Response, cut: bool) -> int:
         body = memoryview(response.body)
@@ -259,6 +365,9 @@ class FakeNeptuneServer:
         self.operations = Operations(world, self.base_url)
         self._swagger = {path: json.dumps(swagger(api)).encode() for path, api in SWAGGER_PATHS.items()}
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # cuts latency and slow answers short on stop()
+        self._serving = 0  # admitted requests in progress, start-up operations aside
+        self._serving_lock = threading.Lock()
 
     @property
     def api_token(self) -> str:
@@ -267,6 +376,28 @@ class FakeNeptuneServer:
     def revoke_token(self) -> None:
         """From now on the old API token and every access token issued for it get 401."""
         self.auth.revoke()
+
+    def admit(self, operation: str) -> bool:
+        """Whether a request fits under ``faults.max_in_flight``; if so it holds a place
+        until :meth:`release`. Start-up operations are neither limited nor counted."""
+        if operation in STARTUP_OPERATIONS:
+            return True
+        with self._serving_lock:
+            limit = self.faults.max_in_flight
+            if limit is not None and self._serving >= limit:
+                return False
+            self._serving += 1
+            return True
+
+    def release(self, operation: str) -> None:
+        if operation in STARTUP_OPERATIONS:
+            return
+        with self._serving_lock:
+            self._serving -= 1
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but no longer than until the server stops."""
+        self._stopping.wait(seconds)
 
     def client_config(self) -> dict[str, Any]:
         return {
@@ -306,12 +437,14 @@ class FakeNeptuneServer:
             return ApiError(400, "FAKE_SERVER_BUG", f"{type(e).__name__}: {e}").response()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-neptune", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()

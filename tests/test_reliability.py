@@ -1,0 +1,174 @@
+"""Faults and hostile conditions: nothing lost, nothing leaked, a clear message each time."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from expect import check_backup
+from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
+
+CLI = [sys.executable, "-m", "neptune_backup_async"]
+
+
+def secrets_of(token: str) -> list[str]:
+    """The token, and the API key inside it: neither may ever be shown."""
+    return [token, json.loads(base64.b64decode(token))["api_key"]]
+
+
+def everything_written(dest: Path, *streams: str) -> str:
+    texts = list(streams)
+    for path in dest.rglob("*"):
+        if path.is_file():
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(texts)
+
+
+@pytest.mark.anyio
+async def test_a_token_revoked_during_the_backup_stops_it_with_one_clear_error(
+    demo_world: World, tmp_path: Path
+) -> None:
+    with serve(demo_world, faults=Faults(latency=0.05)) as server:
+
+        def progress(p: Progress) -> None:
+            if p.runs_done >= 2:
+                server.revoke_token()
+
+        with pytest.raises(AuthenticationError, match="rejected the API token during the backup"):
+            await backup("all", tmp_path, api_token=server.api_token, concurrency=2, progress=progress)
+    report = json.loads((tmp_path / "backup-report.json").read_text())
+    assert report["interrupted"] is True and report["totals"]["runs_done"] >= 2
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_failing_backup_never_shows_the_token(server: FakeNeptuneServer, tmp_path: Path) -> None:
+    server.faults.script("downloadAttribute", 404, 404)
+    server.faults.script("getFloatSeriesValues", 404)
+    env = dict(os.environ, NEPTUNE_API_TOKEN=server.api_token)
+    dest = tmp_path / "out"
+    result = subprocess.run(
+        [*CLI, "--projects", "all", "--output", str(dest), "--concurrency", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    report = json.loads((dest / "backup-report.json").read_text())
+    assert len(report["failures"]) == 3
+    written = everything_written(dest, result.stdout, result.stderr)
+    for secret in secrets_of(server.api_token):
+        assert secret not in written
+
+
+def test_a_full_disk_fails_cleanly_and_keeps_the_existing_backup(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    """A real ENOSPC: the backup goes to a 3 MiB tmpfs mounted in a private mount namespace."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = textwrap.dedent(
+        f"""
+        set -u
+        mount -t tmpfs -o size=3m tmpfs {disk}
+        cli() {{ {sys.executable} -m neptune_backup_async "$@"; }}
+        cli --projects workspace-0/project-0 --output {disk}/dest --quiet 2>{tmp_path}/first.err
+        echo "first=$?"
+        head -c 2400000 /dev/zero > {disk}/filler 2>/dev/null
+        cli --projects all --output {disk}/dest --quiet --full --download-artifacts 2>{tmp_path}/second.err
+        echo "second=$?"
+        cli verify {disk}/dest > {tmp_path}/verify.out 2>&1
+        echo "verify=$?"
+        find {disk}/dest -name '*.partial' | wc -l | sed 's/^/partials=/'
+        cp -r {disk}/dest {tmp_path}/copy
+        """
+    )
+    env = dict(os.environ, NEPTUNE_API_TOKEN=server.api_token)
+    result = subprocess.run(
+        ["unshare", "-Urm", "bash", "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    codes = dict(line.split("=") for line in result.stdout.split())
+    assert codes["first"] == "0", (tmp_path / "first.err").read_text()
+    assert codes["second"] == "2"
+    message = (tmp_path / "second.err").read_text().strip().splitlines()[-1]
+    assert message.startswith("error: The disk holding ") and message.endswith(
+        "is full. Free some space and run the same command again."
+    )
+    assert "Traceback" not in (tmp_path / "second.err").read_text()
+    # The backup that was there is intact (verify only says the second one did not finish),
+    # and nothing half-written is left.
+    verified = (tmp_path / "verify.out").read_text().splitlines()
+    assert codes["verify"] == "1"
+    assert verified[-1].startswith("Verified ")
+    assert [line for line in verified[:-1] if not line.startswith(("incomplete: ", "unexpected: "))] == []
+    assert any(line.startswith("incomplete: ") for line in verified)  # the second backup did not finish
+    assert codes["partials"] == "0"
+    project = demo_world.project("workspace-0/project-0")
+    for run in project.runs:
+        assert (tmp_path / "copy" / "workspace-0" / "project-0" / run.sys_id / ".manifest.json").is_file()
+
+
+def test_unreachable_server_fails_fast_with_exit_2(tmp_path: Path) -> None:
+    token = base64.b64encode(
+        json.dumps(
+            {"api_address": "http://127.0.0.1:9", "api_url": "http://127.0.0.1:9", "api_key": "k"}
+        ).encode()
+    ).decode()
+    env = dict(os.environ, NEPTUNE_API_TOKEN=token)
+    result = subprocess.run(
+        [*CLI, "--projects", "a/b", "--output", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: Cannot reach the Neptune server at http://127.0.0.1:9. Check the network, a proxy, or the address"
+        " in the API token, then run the same command again."
+    )
+
+
+def test_a_project_the_token_may_not_read_is_a_clear_error(server: FakeNeptuneServer, tmp_path: Path) -> None:
+    server.faults.script("getProject", 403)
+    with pytest.raises(ProjectNotFoundError) as raised:
+        anyio.run(lambda: backup("workspace-0/project-0", tmp_path, api_token=server.api_token))
+    assert str(raised.value) == (
+        "Project 'workspace-0/project-0' does not exist or this API token may not read it."
+        " Run `neptune-backup list-projects` to see the projects you can back up."
+    )
+
+
+def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: World, tmp_path: Path) -> None:
+    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    with serve(demo_world) as server:
+        anyio.run(
+            lambda: backup("all", clean, api_token=server.api_token, concurrency=4, download_artifacts=True)
+        )
+    faults = Faults(rate_429=0.04, rate_5xx=0.04, rate_cut=0.02, retry_after="0", seed=7)
+    with serve(demo_world, faults=faults) as server:
+        report = anyio.run(
+            lambda: backup("all", faulty, api_token=server.api_token, concurrency=4, download_artifacts=True)
+        )
+        injected = sum(n for status, n in server.stats.statuses.items() if status >= 429) + server.stats.cuts
+    assert report.exit_code == 0, report.failures
+    assert injected >= 10  # the faults really happened
+    check_backup(demo_world, faulty)
+
+    def tree(dest: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(dest).as_posix(): p.read_bytes()
+            for p in dest.rglob("*")
+            if p.is_file() and p.name != "backup-report.json"
+        }
+
+    assert tree(faulty) == tree(clean)
