@@ -256,7 +256,10 @@ class NeptuneSource:
             )
         raise HttpStatusError(response.status_code, text)
 
-    def _json(self, api: str, operation: str, what: str, **kwargs: Any) -> Any:
+    def _json(
+        self, api: str, operation: str, what: str, *, required: tuple[str, ...] = (), **kwargs: Any
+    ) -> Any:
+        """One JSON call, retried; ``required`` keys must be in the answer, or it is malformed."""
         method, url = self._url(api, operation)
 
         def attempt() -> Any:
@@ -267,7 +270,13 @@ class NeptuneSource:
                 # A body cut short or garbled in transit: worth another try.
                 raise TransientError(f"invalid JSON in the answer ({type(e).__name__})") from None
 
-        return self._call(attempt, what)
+        result = self._call(attempt, what)
+        missing = [key for key in required if not isinstance(result, dict) or key not in result]
+        if missing:
+            raise FetchError(
+                f"{what}: malformed answer from Neptune, without {', '.join(map(repr, missing))}"
+            )
+        return result
 
     def _call(self, attempt: Callable[[], Any], what: str) -> Any:
         try:
@@ -307,8 +316,9 @@ class NeptuneSource:
             "listProjects",
             "listing projects",
             params={"userRelation": "viewerOrHigher", "sortBy": ["lastViewed"]},
+            required=("entries",),
         )
-        return sorted(f"{p['organizationName']}/{p['name']}" for p in result.get("entries", []))
+        return sorted(f"{p['organizationName']}/{p['name']}" for p in result["entries"])
 
     def get_project(self, qualified_name: str) -> ProjectInfo:
         method, url = self._url("backend", "getProject")
@@ -349,7 +359,12 @@ class NeptuneSource:
                 entries = self._table_page(project, after, offset, limit)
                 batch: list[RunRef] = []
                 for entry in entries:
-                    run, created = self._run_ref(entry)
+                    try:
+                        run, created = self._run_ref(entry)
+                    except (KeyError, TypeError, ValueError) as e:
+                        raise FetchError(
+                            f"listing runs of {project.qualified_name}: malformed entry ({type(e).__name__}: {e})"
+                        ) from None
                     last_time = created or last_time
                     if run.sys_id not in seen:
                         seen.add(run.sys_id)
@@ -393,8 +408,9 @@ class NeptuneSource:
             f"listing runs of {project.qualified_name}",
             params={"projectIdentifier": project.id, "type": ["run"]},
             body=body,
+            required=("entries",),
         )
-        entries: list[dict[str, Any]] = result.get("entries", [])
+        entries: list[dict[str, Any]] = result["entries"]
         return entries
 
     @staticmethod
@@ -419,9 +435,10 @@ class NeptuneSource:
             "getExperimentAttributes",
             "getExperimentAttributes",
             params={"experimentId": run.id},
+            required=("attributes",),
         )
         out = []
-        for attr in result.get("attributes", []):
+        for attr in result["attributes"]:
             info = field_from_dto(attr)
             if info is None:
                 log.warning(
@@ -445,8 +462,9 @@ class NeptuneSource:
             operation,
             operation,
             params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
+            required=("totalItemCount", "values"),
         )
-        points = [(p["step"], p["value"], int(p["timestampMillis"])) for p in result.get("values", [])]
+        points = [(p["step"], p["value"], int(p["timestampMillis"])) for p in result["values"]]
         return SeriesPage(total=int(result["totalItemCount"]), points=points)
 
     def image_page(
@@ -457,6 +475,7 @@ class NeptuneSource:
             "getImageSeriesValues",
             "getImageSeriesValues",
             params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
+            required=("totalItemCount",),
         )
         images = []
         for i, item in enumerate(result.get("values") or ()):
@@ -515,6 +534,7 @@ class NeptuneSource:
             "listArtifactFiles",
             f"artifact {artifact_hash}",
             params={"projectIdentifier": project.id, "hash": artifact_hash},
+            required=("files",),
         )
         return [
             ArtifactFileInfo(
@@ -524,7 +544,7 @@ class NeptuneSource:
                 size=f.get("size"),
                 metadata={str(m["key"]): str(m["value"]) for m in f.get("metadata") or ()},
             )
-            for f in result.get("files", [])
+            for f in result["files"]
         ]
 
     def open_artifact_file(self, file: ArtifactFileInfo) -> Download:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import traceback
+import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -214,6 +215,11 @@ class Pipeline:
         except FetchError as e:
             self.fail(where, run.sys_id, None, str(e))
             return None
+        except (KeyError, TypeError, ValueError) as e:
+            self.fail(
+                where, run.sys_id, None, f"malformed field listing from Neptune ({type(e).__name__}: {e})"
+            )
+            return None
         manifest = Manifest("run", where, run.sys_id, run.id, run.modification_time)
         saver = _RunSaver(self, project, run, root, manifest, previous)
         async with anyio.create_task_group() as tg:
@@ -290,7 +296,11 @@ class _RunSaver:
         except (BackupError, TransientError, OSError) as e:
             self._failed(info, str(e))
             return
-        except Exception as e:  # a malformed answer or a bug must not take the run down
+        except (KeyError, TypeError, ValueError) as e:  # the answer lacks what the API promises
+            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
+            self._failed(info, f"malformed answer from Neptune ({type(e).__name__}: {e})")
+            return
+        except Exception as e:  # a bug must not take the run down
             log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
             self._failed(info, f"unexpected {type(e).__name__}: {e}")
             return
@@ -409,7 +419,11 @@ class _RunSaver:
         return 0
 
     async def _download(
-        self, opener: Callable[[], Download], rel_for: Callable[[Download], PurePosixPath], what: str
+        self,
+        opener: Callable[[], Download],
+        rel_for: Callable[[Download], PurePosixPath],
+        what: str,
+        check: Callable[[Path], str | None] | None = None,
     ) -> WrittenFile:
         """Stream one body to disk, holding one request token throughout; retried from scratch if cut."""
         gate, policy = self.pipe.gate, self.pipe.retry
@@ -421,7 +435,9 @@ class _RunSaver:
                     finally:
                         gate.observe()
                     try:
-                        async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
+                        async with AtomicFile(
+                            self.root, rel_for(download), self.pipe.count_bytes, check
+                        ) as out:
                             while chunk := await gate.thread(next, download.chunks, b""):
                                 await out.write(chunk)
                             if download.size is not None and out.size != download.size:
@@ -444,7 +460,7 @@ class _RunSaver:
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = layout.field_file(info.path, info.type)
         opener = functools.partial(self.pipe.source.open_file_set, self.run, info)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, _not_a_zip)], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, gate = self.pipe.source, self.pipe.gate
@@ -513,6 +529,12 @@ class _RunSaver:
                 target = functools.partial(_fixed, layout.artifact_file(info.path, f.path))
                 written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
         return written, {}
+
+
+def _not_a_zip(path: Path) -> str | None:
+    if zipfile.is_zipfile(path):
+        return None
+    return "the file set download is not a zip archive"
 
 
 def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:

@@ -20,7 +20,7 @@ import aiofiles
 import aiofiles.os
 import anyio
 
-from .errors import DestinationError
+from .errors import DestinationError, FetchError
 from .layout import TEMP_SUFFIX, temp_name
 
 # Errors that mean the destination as a whole is unusable, not just one file.
@@ -49,7 +49,14 @@ def destination_error(e: OSError, path: Path) -> DestinationError | None:
 class AtomicFile:
     """An async file written under a temporary name and renamed into place on success."""
 
-    def __init__(self, root: Path, rel: PurePosixPath, on_bytes: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        rel: PurePosixPath,
+        on_bytes: Callable[[int], None] | None = None,
+        check: Callable[[Path], str | None] | None = None,
+    ) -> None:
+        """``check`` looks at the finished temporary file; a reason it returns fails the write."""
         self.root = root
         self.rel = rel
         self.final = root / rel
@@ -57,6 +64,7 @@ class AtomicFile:
         self._hash = hashlib.sha256()
         self._size = 0
         self._on_bytes = on_bytes
+        self._check = check
         self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
         self.result: WrittenFile | None = None
 
@@ -105,6 +113,10 @@ class AtomicFile:
                 await self._file.flush()
                 await anyio.to_thread.run_sync(os.fsync, self._file.fileno())
             await self._file.close()
+            if exc_type is None and self._check is not None:
+                reason = await anyio.to_thread.run_sync(self._check, self.temp)
+                if reason is not None:
+                    raise FetchError(reason)  # never under the final name
             if exc_type is None:
                 await aiofiles.os.replace(self.temp, self.final)
                 self.result = WrittenFile(self.rel.as_posix(), self._size, self._hash.hexdigest())
