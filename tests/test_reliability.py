@@ -8,14 +8,27 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import pytest
 
-from expect import check_backup
+from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
+
+SMALL = WorkloadSpec(
+    string_series=0,
+    monitoring=False,
+    file_size=0,
+    file_set_files=0,
+    images=0,
+    artifact_files=0,
+    notebook_every=0,
+    models=0,
+    project_fields=False,
+)
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
 
@@ -172,3 +185,79 @@ def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: Wo
         }
 
     assert tree(faulty) == tree(clean)
+
+
+def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: World, tmp_path: Path) -> None:
+    with serve(demo_world) as server:
+        server.faults.script("getExperimentAttributes", "missing_keys")  # the first run listed
+        server.faults.script("downloadFileSetZip", "not_zip")
+        server.faults.script("getFloatSeriesValues", "short_page")  # half a page: the rest is asked for
+        server.faults.script("getStringSeriesValues", "garbage")  # not JSON once: retried
+        report = anyio.run(
+            lambda: backup("workspace-0/project-0", tmp_path, api_token=server.api_token, concurrency=1)
+        )
+        assert server.stats.faults["short_page"] == server.stats.faults["garbage"] == 1
+    failures = sorted((f.run, f.field, f.reason) for f in report.failures)
+    assert failures == [
+        ("P0-1", None, "getExperimentAttributes: malformed answer from Neptune, without 'attributes'"),
+        ("P0-2", "source_code/files", "the file set download is not a zip archive"),
+    ]
+    folder = tmp_path / "workspace-0" / "project-0"
+    assert not (folder / "P0-2" / "source_code" / "files.zip").exists()
+    p02 = demo_world.project("workspace-0/project-0").containers["P0-2"]
+    check_fields(
+        replace(p02, fields={k: v for k, v in p02.fields.items() if k != "source_code/files"}),
+        folder / "P0-2",
+        artifacts_downloaded=False,
+    )
+    for sys_id in ("P0-3", "P0-4"):
+        check_container(
+            demo_world.project("workspace-0/project-0").containers[sys_id],
+            folder / sys_id,
+            artifacts_downloaded=False,
+        )
+
+
+def test_a_response_slower_than_the_timeout_is_retried(demo_world: World, tmp_path: Path) -> None:
+    from neptune_backup_async.neptune_source import NeptuneSource
+
+    with serve(demo_world, faults=Faults(slow_seconds=3.0)) as server:
+        server.faults.script("getFloatSeriesValues", "slow")
+        source = NeptuneSource(server.api_token, read_timeout=0.5)
+        try:
+            report = anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
+        finally:
+            source.close()
+        assert server.stats.faults["slow"] == 1
+    assert report.exit_code == 0
+    check_backup(
+        replace(demo_world, projects={"workspace-0/project-0": demo_world.project("workspace-0/project-0")}),
+        tmp_path,
+        artifacts_downloaded=False,
+    )
+
+
+def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
+    world = generate(replace(SMALL, runs_per_project=60, float_series=10, float_series_length=3))
+    phases: list[dict[str, object]] = []
+    with serve(world, faults=Faults(latency=0.05, max_in_flight=4, retry_after="0.05")) as server:
+
+        def progress(p: Progress) -> None:
+            if p.runs_done >= 20 and not phases:  # the server lifts its limit
+                phases.append(server.stats.snapshot())
+                server.faults.max_in_flight = None
+                server.stats.reset()
+
+        report = anyio.run(
+            lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=16, progress=progress)
+        )
+        phases.append(server.stats.snapshot())
+    limited, free = phases
+    assert report.exit_code == 0
+    # While the server allows 4 requests at once, most requests get through: the tool
+    # lowered its own bound (without that, about 12 of every 16 would be refused).
+    refused = limited["faults"]["over_limit"]  # type: ignore[index]
+    assert 0 < refused < 0.25 * limited["total"]  # type: ignore[operator]
+    # Once the limit is gone, it climbs back to the full --concurrency.
+    assert free["max_in_flight"] == 16
+    assert check_backup(world, tmp_path) == 60

@@ -135,13 +135,21 @@ class NeptuneSource:
 
     series_page_limit = SERIES_PAGE
 
-    def __init__(self, api_token: str, *, concurrency: int = 8, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        api_token: str,
+        *,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
         """Connect: validate the token, fetch the client config and specs, exchange the token.
 
         This blocks and makes the client's start-up requests once, so that workers fanned
         out later find the client warm (pitfall 4 of the notes).
         """
         self._secrets = [api_token]
+        self._timeout = (CONNECT_TIMEOUT, read_timeout)
         self._retry = retry or RetryPolicy()
         self._throttle = Throttle()
         self._congestion = itertools.count()
@@ -235,7 +243,7 @@ class NeptuneSource:
         request = requests.Request(method, url, params=params, json=body, headers=headers or {})
         try:
             prepared = session.prepare_request(self._http.authenticator.apply(request))
-            response = session.send(prepared, stream=stream, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response = session.send(prepared, stream=stream, timeout=self._timeout)
         except _CONNECTION_ERRORS as e:
             raise TransientError(f"connection failed: {type(e).__name__}") from None
         except Exception as e:  # the client's token refresh raises its own types
@@ -282,7 +290,7 @@ class NeptuneSource:
         try:
             return self._retry.call(attempt, self._throttle)
         except TransientError as e:
-            raise FetchError(f"{what}: gave up after {self._retry.attempts} attempts ({e})") from None
+            raise FetchError(f"{what}: gave up after retrying ({e})") from None
         except HttpStatusError as e:
             if e.status == 401:
                 raise AuthenticationError(

@@ -61,27 +61,28 @@ class Gate:
         self._threads = anyio.CapacityLimiter(concurrency)
         self._congestion = congestion
         self._seen = 0
-        self._window = 0  # requests completed since the bound last changed
+        self._window = 0  # requests completed in this window (a window is as long as the bound)
+        self._congested = False  # a 429 came during this window
 
     @property
     def limit(self) -> int:
         return int(self.requests.total_tokens)
 
     def observe(self) -> None:
-        """Adjust the bound after a request completed."""
+        """Count a completed request; at the end of each window, halve the bound if it saw a 429, else grow it."""
         seen = self._congestion()
-        self._window += 1
         if seen > self._seen:
             self._seen = seen
-            if self._window >= self.limit and self.limit > 1:
-                self._set(max(1, self.limit // 2))
-        elif self._window >= self.limit and self.limit < self.concurrency:
-            self._set(self.limit + 1)
-
-    def _set(self, limit: int) -> None:
-        log.info("requests in flight: at most %d", limit)
-        self.requests.total_tokens = limit
+            self._congested = True
+        self._window += 1
+        if self._window < self.limit:
+            return
+        limit = max(1, self.limit // 2) if self._congested else min(self.concurrency, self.limit + 1)
+        if limit != self.limit:
+            log.info("requests in flight: at most %d", limit)
+            self.requests.total_tokens = limit
         self._window = 0
+        self._congested = False
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn`` in a worker thread; the caller must hold a request token."""

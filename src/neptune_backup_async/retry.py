@@ -71,9 +71,15 @@ class Throttle:
 
 @dataclass
 class RetryPolicy:
+    """Errors (5xx, dropped connections) get ``attempts`` tries; 429s are waited out for up to ``patience`` seconds.
+
+    A 429 says "not now" rather than "failed", so it does not use up the error budget.
+    """
+
     attempts: int = 8
     base: float = 0.25
     cap: float = 20.0
+    patience: float = 900.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
@@ -82,18 +88,26 @@ class RetryPolicy:
         return self.rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
     def call(self, fn: Callable[[], T], throttle: Throttle | None = None) -> T:
-        """Run ``fn`` until it succeeds, it raises a non-transient error, or attempts run out."""
-        for attempt in range(self.attempts):
+        """Run ``fn`` until it succeeds, raises a non-transient error, or the budgets run out."""
+        errors = 0
+        waited = 0.0  # on 429s
+        while True:
             if throttle is not None:
                 throttle.wait()
             try:
                 return fn()
             except TransientError as e:
-                if attempt == self.attempts - 1:
+                if e.status == 429:
+                    wait = self.delay(min(errors, 6), e.retry_after)
+                    waited += wait
+                    if waited > self.patience:
+                        raise
+                    if throttle is not None:
+                        throttle.pause(wait)
+                    else:
+                        time.sleep(wait)
+                    continue
+                errors += 1
+                if errors >= self.attempts:
                     raise
-                wait = self.delay(attempt, e.retry_after)
-                if e.status == 429 and throttle is not None:
-                    throttle.pause(wait)
-                else:
-                    time.sleep(wait)
-        raise AssertionError("unreachable")
+                time.sleep(self.delay(errors - 1, e.retry_after))
