@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -77,11 +78,31 @@ async def test_many_small_runs_use_the_whole_bound_and_no_more(tmp_path: Path) -
     assert check_backup(world, tmp_path) == 40
 
 
-async def test_more_than_ten_thousand_runs_are_each_backed_up_once(tmp_path: Path) -> None:
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def test_more_than_ten_thousand_runs_are_each_backed_up_once_in_flat_memory(tmp_path: Path) -> None:
     world = generate(replace(SMALL, runs_per_project=10_050, parameters=1, float_series=0))
+    # Runs created in one millisecond across the 10,000-row boundary of offset paging:
+    # the keyset continuation must neither lose nor repeat them.
+    runs = world.project("workspace-0/project-0").containers
+    tie = runs["P0-9990"].fields["sys/creation_time"]
+    for i in range(9_990, 10_021):
+        runs[f"P0-{i}"].fields["sys/creation_time"] = tie
+    rss: dict[str, float] = {}
+
+    def progress(p: Progress) -> None:
+        if p.runs_done >= 2_000 and "early" not in rss:
+            rss["early"] = rss_mb()
+
     with serve(world) as server:
-        report = await backup("all", tmp_path, api_token=server.api_token, concurrency=16)
+        report = await backup("all", tmp_path, api_token=server.api_token, concurrency=16, progress=progress)
+        rss["late"] = rss_mb()
         fetched = server.stats.by_operation["getExperimentAttributes"]
+    # Measured: about 11 MB more after 8,000 more runs (allocator slack; the Python heap
+    # grows by about 1 MB). A leak of one client object per run would add hundreds.
+    assert rss["late"] - rss["early"] < 40
     run_dirs = [p for p in (tmp_path / "workspace-0" / "project-0").iterdir() if p.is_dir()]
     assert len(run_dirs) == 10_050
     assert {p.name for p in run_dirs} == {f"P0-{i}" for i in range(1, 10_051)}

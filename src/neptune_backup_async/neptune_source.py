@@ -353,15 +353,17 @@ class NeptuneSource:
         """Every non-trashed run once, by creation time ascending, a page per request.
 
         Offset paging stops at the server's 10,000 cap; from there a keyset filter on
-        ``sys/creation_time >= last`` goes on, and ids already seen are dropped, so runs
-        created in the same millisecond are neither lost nor repeated.
+        ``sys/creation_time >= last`` goes on. Only runs created at that very time can come
+        twice, so only their ids are remembered and dropped: runs created in the same
+        millisecond are neither lost nor repeated, and memory does not grow with the runs.
         """
-        seen: set[str] = set()
         after: str | None = None
+        boundary: set[str] = set()  # ids created at `after`, listed in the previous window
         while True:
             window_new = 0
             offset = 0
             last_time: str | None = None
+            tail: set[str] = set()  # ids created at `last_time`
             while offset < MAX_TABLE_OFFSET:
                 limit = min(TABLE_PAGE, MAX_TABLE_OFFSET - offset)
                 entries = self._table_page(project, after, offset, limit)
@@ -373,9 +375,10 @@ class NeptuneSource:
                         raise FetchError(
                             f"listing runs of {project.qualified_name}: malformed entry ({type(e).__name__}: {e})"
                         ) from None
-                    last_time = created or last_time
-                    if run.sys_id not in seen:
-                        seen.add(run.sys_id)
+                    if created != last_time:
+                        last_time, tail = created, set()
+                    tail.add(run.sys_id)
+                    if created != after or run.sys_id not in boundary:
                         batch.append(run)
                 window_new += len(batch)
                 if batch:
@@ -388,7 +391,7 @@ class NeptuneSource:
                     f"listing runs of {project.qualified_name}: more than {MAX_TABLE_OFFSET} runs share"
                     " one creation time, so the runs table cannot be paged past them"
                 )
-            after = last_time
+            after, boundary = last_time, tail
 
     def _table_page(
         self, project: ProjectInfo, after: str | None, offset: int, limit: int
