@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import PurePosixPath
 
@@ -85,3 +86,40 @@ def test_long_names_are_shortened_with_a_hash() -> None:
     a, b = "x" * 300, "x" * 299 + "y"
     assert len(layout.safe_segment(a).encode()) <= layout.MAX_SEGMENT_BYTES
     assert layout.safe_segment(a) != layout.safe_segment(b)
+
+
+case_variants = st.lists(
+    st.sampled_from(
+        ["loss", "Loss", "LOSS", "metrics/acc", "Metrics/acc", "metrics/Acc", "con", "CON", "a/b", "A/B"]
+    ),
+    unique=True,
+)
+
+
+@given(st.one_of(case_variants, st.lists(field_paths, unique=True, max_size=6)))
+def test_a_run_never_has_two_files_that_differ_only_in_case(paths: list[str]) -> None:
+    run = layout.RunLayout(paths)
+    files = [run.field_file(p, FieldType.FLOAT_SERIES).as_posix().casefold() for p in paths]
+    assert len(set(files)) == len(files)
+    assert all(_inside(run.field_file(p, FieldType.FILE, "bin")) for p in paths)
+
+
+@given(case_variants)
+def test_the_case_rule_is_stable_and_keeps_lower_case_names(paths: list[str]) -> None:
+    run, again = layout.RunLayout(paths), layout.RunLayout(reversed(paths))
+    for path in paths:
+        assert run.stem(path) == again.stem(path)
+        if path == path.lower() and path != "con":
+            assert run.stem(path) == layout.safe_path(path)
+
+
+def test_case_clashes_get_a_hash_of_their_own_path() -> None:
+    run = layout.RunLayout(["metrics/loss", "metrics/Loss"])
+    digest = hashlib.sha256(b"metrics/Loss").hexdigest()[:8]
+    assert run.field_file("metrics/loss", FieldType.FLOAT_SERIES) == PurePosixPath("metrics/loss.csv")
+    assert run.field_file("metrics/Loss", FieldType.FLOAT_SERIES) == PurePosixPath(
+        f"metrics/Loss~{digest}.csv"
+    )
+    assert layout.RunLayout(["metrics/Loss"]).field_file(
+        "metrics/Loss", FieldType.FLOAT_SERIES
+    ) == PurePosixPath("metrics/Loss.csv")  # no clash, no change

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
 from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
+from neptune_backup_async.testing import model as m
 
 SMALL = WorkloadSpec(
     string_series=0,
@@ -261,3 +263,66 @@ def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
     # Once the limit is gone, it climbs back to the full --concurrency.
     assert free["max_in_flight"] == 16
     assert check_backup(world, tmp_path) == 60
+
+
+def test_hostile_names_from_the_server_never_write_outside_dest(tmp_path: Path) -> None:
+    outside = tmp_path / "a" / "b"
+    dest = outside / "c" / "dest"
+    source = tmp_path / "artifact.bin"
+    source.write_bytes(b"artifact bytes")
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+    def series(value: float) -> m.FloatSeries:
+        return m.FloatSeries((m.FloatPoint(0.0, value, 1_704_067_200_000),))
+
+    hostile: dict[str, m.Value] = {
+        "sys/id": m.String("../../RUN-1"),
+        "sys/creation_time": m.Datetime(now),
+        "sys/modification_time": m.Datetime(now),
+        "../../../escape": m.String("a key, not a path"),
+        "../../evil": series(1.0),
+        "/absolute/path": series(2.0),
+        "back\\slash": series(3.0),
+        "metrics/Loss": series(4.0),
+        "metrics/loss": series(5.0),
+        "data/CON": m.File("CON", "txt", b"reserved on Windows"),
+        "ctl\x01char\x7f": series(6.0),
+        "long/" + "x" * 300: series(7.0),
+        "simple_metadata": m.File("simple_metadata", "json", b"not ours"),
+        "art": m.Artifact(
+            "h",
+            (m.ArtifactFile("../../../../stolen.bin", "fh", "Local", 14, (("file_path", source.as_uri()),)),),
+        ),
+    }
+    world = World()
+    project = world.add_project(m.Project(workspace="..", name="CON", key="EVIL"))
+    world.add_container(project.qualified_name, m.Container("../../RUN-1", "run", hostile))
+    with serve(world) as server:
+        report = anyio.run(
+            lambda: backup("../CON", dest, api_token=server.api_token, download_artifacts=True, concurrency=4)
+        )
+    assert report.exit_code == 0, report.failures
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != source]
+    assert written and all(p.resolve().is_relative_to(dest.resolve()) for p in written)
+    [run] = [p for p in dest.rglob(".manifest.json")]
+    assert run.parent.relative_to(dest).as_posix() == "%2E%2E/%43ON/%2E.%2F..%2FRUN-1"
+    manifest = json.loads(run.read_text())
+    # Every original name is in the manifest, beside the safe file it was mapped to.
+    assert set(manifest["fields"]) == set(hostile)
+    files = {path: record["files"] for path, record in manifest["fields"].items()}
+    own_files = [f.casefold() for fs in files.values() for f in fs if f != "simple_metadata.json"]
+    with_files = [v for v in hostile.values() if not isinstance(v, m.ATOM_TYPES)]
+    assert (
+        len(set(own_files)) == len(own_files) == len(with_files) + 1
+    )  # the artifact has two: listing and file
+    for path, value in hostile.items():
+        if isinstance(value, m.FloatSeries):
+            rows = (run.parent / files[path][0]).read_text().splitlines()
+            assert rows[1].split(",")[1] == repr(value.points[0].value), path
+    assert (run.parent / files["data/CON"][0]).read_bytes() == b"reserved on Windows"
+    assert files["simple_metadata"] == ["%73imple_metadata.json"]
+    stolen = [f for f in files["art"] if f.endswith("stolen.bin")]
+    assert stolen == ["art/%2E%2E/%2E%2E/%2E%2E/%2E%2E/stolen.bin"]
+    assert (run.parent / stolen[0]).read_bytes() == b"artifact bytes"
+    simple = json.loads((run.parent / "simple_metadata.json").read_text())
+    assert simple["../../../escape"] == "a key, not a path"

@@ -10,6 +10,7 @@ never map to one path) and stable (the same name always maps to the same path).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from .source import FieldType
@@ -76,39 +77,69 @@ def _with_suffix(path: PurePosixPath, suffix: str) -> PurePosixPath:
     return path.with_name(name)
 
 
-def field_file(field_path: str, field_type: FieldType, ext: str | None = None) -> PurePosixPath:
-    """The file (or, for an image series, the folder) that holds one field, relative to its run.
+class RunLayout:
+    """Where each field of one run goes, with names that differ only in case told apart.
 
-    Simple values all share :data:`SIMPLE_METADATA`.
+    On a case-insensitive filesystem (macOS, Windows) ``Loss.csv`` and ``loss.csv`` are one
+    file. So within a run, when several field paths map to folders or files that are equal
+    ignoring case, each one that is not all lower case gets ``~`` and the first 8 hex
+    digits of the sha256 of its path appended to its last segment. The result depends
+    only on the set of field paths of the run.
     """
-    if field_type.is_simple:
-        return PurePosixPath(SIMPLE_METADATA)
-    base = safe_path(field_path)
-    if field_type in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES):
-        return _with_suffix(base, ".csv")
-    if field_type is FieldType.FILE:
-        return _with_suffix(base, f".{safe_segment(ext)}" if ext else "")
-    if field_type is FieldType.FILE_SET:
-        return _with_suffix(base, ".zip")
-    if field_type is FieldType.ARTIFACT:
-        return _with_suffix(base, ARTIFACT_SUFFIX)
-    if field_type is FieldType.IMAGE_SERIES:
-        return base
-    raise ValueError(f"no layout for field type {field_type!r}")
+
+    def __init__(self, field_paths: Iterable[str] = ()) -> None:
+        stems = {path: safe_path(path) for path in field_paths}
+        groups: dict[str, list[str]] = {}
+        for path, stem in stems.items():
+            groups.setdefault(str(stem).casefold(), []).append(path)
+        for clashing in groups.values():
+            if len(clashing) > 1:
+                for path in clashing:
+                    if path != path.lower():
+                        digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:8]
+                        stems[path] = stems[path].with_name(f"{stems[path].name}~{digest}")
+        self._stems = stems
+
+    def stem(self, field_path: str) -> PurePosixPath:
+        return self._stems.get(field_path) or safe_path(field_path)
+
+    def field_file(self, field_path: str, field_type: FieldType, ext: str | None = None) -> PurePosixPath:
+        """The file (or, for an image series, the folder) that holds one field, relative to its run.
+
+        Simple values all share :data:`SIMPLE_METADATA`.
+        """
+        if field_type.is_simple:
+            return PurePosixPath(SIMPLE_METADATA)
+        base = self.stem(field_path)
+        if field_type in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES):
+            return _with_suffix(base, ".csv")
+        if field_type is FieldType.FILE:
+            return _with_suffix(base, f".{safe_segment(ext)}" if ext else "")
+        if field_type is FieldType.FILE_SET:
+            return _with_suffix(base, ".zip")
+        if field_type is FieldType.ARTIFACT:
+            return _with_suffix(base, ARTIFACT_SUFFIX)
+        if field_type is FieldType.IMAGE_SERIES:
+            return base
+        raise ValueError(f"no layout for field type {field_type!r}")
+
+    def image_file(self, field_path: str, index: int, ext: str) -> PurePosixPath:
+        """One image of a file series: ``<path>/<index>.<ext>``, as the seed script wrote it."""
+        return self.stem(field_path) / f"{index}.{safe_segment(ext)}"
+
+    def image_index(self, field_path: str) -> PurePosixPath:
+        return self.stem(field_path) / IMAGE_INDEX
+
+    def artifact_file(self, field_path: str, file_path: str) -> PurePosixPath:
+        """A downloaded artifact file: ``<path>/<its own path inside the artifact>``."""
+        return self.stem(field_path).joinpath(*(safe_segment(p) for p in file_path.split("/")))
 
 
-def image_file(field_path: str, index: int, ext: str) -> PurePosixPath:
-    """One image of a file series: ``<path>/<index>.<ext>``, as the seed script wrote it."""
-    return safe_path(field_path) / f"{index}.{safe_segment(ext)}"
-
-
-def image_index(field_path: str) -> PurePosixPath:
-    return safe_path(field_path) / IMAGE_INDEX
-
-
-def artifact_file(field_path: str, file_path: str) -> PurePosixPath:
-    """A downloaded artifact file: ``<path>/<its own path inside the artifact>``."""
-    return safe_path(field_path).joinpath(*(safe_segment(p) for p in file_path.split("/")))
+_PLAIN = RunLayout()
+field_file = _PLAIN.field_file
+image_file = _PLAIN.image_file
+image_index = _PLAIN.image_index
+artifact_file = _PLAIN.artifact_file
 
 
 def temp_name(path: PurePosixPath, token: str) -> PurePosixPath:

@@ -222,7 +222,9 @@ class Pipeline:
             )
             return None
         manifest = Manifest("run", where, run.sys_id, run.id, run.modification_time)
-        saver = _RunSaver(self, project, run, root, manifest, previous)
+        saver = _RunSaver(
+            self, project, run, root, manifest, previous, layout.RunLayout(f.path for f in fields)
+        )
         async with anyio.create_task_group() as tg:
             for info in fields:
                 await saver.start(tg, info)
@@ -243,8 +245,10 @@ class _RunSaver:
         root: Path,
         manifest: Manifest,
         previous: Previous | None,
+        paths: layout.RunLayout,
     ) -> None:
         self.pipe = pipe
+        self.paths = paths
         self.project = project
         self.run = run
         self.root = root
@@ -388,7 +392,7 @@ class _RunSaver:
     async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, gate = self.pipe.source, self.pipe.gate
         formatter = values.SeriesFormatter(info.type)
-        rel = layout.field_file(info.path, info.type)
+        rel = self.paths.field_file(info.path, info.type)
         limit = source.series_page_limit
         async with AtomicFile(self.root, rel, self.pipe.count_bytes) as out:
             rows = await self._copy_previous(out, prev) if prev is not None else 0
@@ -454,12 +458,12 @@ class _RunSaver:
         raise AssertionError("unreachable")
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        rel = layout.field_file(info.path, info.type, info.ext)
+        rel = self.paths.field_file(info.path, info.type, info.ext)
         opener = functools.partial(self.pipe.source.open_file, self.run, info)
         return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        rel = layout.field_file(info.path, info.type)
+        rel = self.paths.field_file(info.path, info.type)
         opener = functools.partial(self.pipe.source.open_file_set, self.run, info)
         return [await self._download(opener, functools.partial(_fixed, rel), info.path, _not_a_zip)], {}
 
@@ -481,7 +485,7 @@ class _RunSaver:
 
         def rel_for(index: int, download: Download) -> PurePosixPath:
             subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
-            return layout.image_file(info.path, index, subtype.strip() or "bin")
+            return self.paths.image_file(info.path, index, subtype.strip() or "bin")
 
         async def one(index: int) -> None:
             opener = functools.partial(source.open_image, self.run, info, index)
@@ -508,7 +512,10 @@ class _RunSaver:
                 }
             )
         index_file = await write_file(
-            self.root, layout.image_index(info.path), values.dumps(index_doc).encode(), self.pipe.count_bytes
+            self.root,
+            self.paths.image_index(info.path),
+            values.dumps(index_doc).encode(),
+            self.pipe.count_bytes,
         )
         return [*(written[i] for i in range(total)), index_file], {"count": total}
 
@@ -522,12 +529,12 @@ class _RunSaver:
                 for f in files
             ],
         }
-        rel = layout.field_file(info.path, info.type)
+        rel = self.paths.field_file(info.path, info.type)
         written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
         if self.pipe.download_artifacts:
             for f in files:
                 opener = functools.partial(source.open_artifact_file, f)
-                target = functools.partial(_fixed, layout.artifact_file(info.path, f.path))
+                target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
                 written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
         return written, {}
 
