@@ -475,7 +475,10 @@ class NeptuneSource:
             params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
             required=("totalItemCount", "values"),
         )
-        points = [(p["step"], p["value"], int(p["timestampMillis"])) for p in result["values"]]
+        cast = float if field.type is FieldType.FLOAT_SERIES else str
+        points: list[tuple[float, Any, int]] = [
+            (float(p["step"]), cast(p["value"]), int(p["timestampMillis"])) for p in result["values"]
+        ]
         return SeriesPage(total=int(result["totalItemCount"]), points=points)
 
     def image_page(

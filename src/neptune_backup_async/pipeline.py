@@ -398,16 +398,21 @@ class _RunSaver:
             rows = await self._copy_previous(out, prev) if prev is not None else 0
             if rows == 0:
                 await out.write(values.SERIES_HEADER.encode())
-            total = None
-            while total is None or rows < total:
-                page = await gate.call(source.series_page, self.run, info, rows, limit)
-                total = page.total
-                if not page.points:
-                    if rows < total:
-                        raise FetchError(f"the server promised {total} points but sent {rows}")
+
+            def fetch(offset: int) -> tuple[int, int, bytes]:
+                # In the worker thread: the page is parsed, formatted and freed there, and the
+                # event loop stays free.
+                page = source.series_page(self.run, info, offset, limit)
+                return page.total, len(page.points), formatter.rows(page.points).encode("utf-8")
+
+            while True:
+                total, count, text = await gate.call(fetch, rows)
+                if count == 0 and rows < total:
+                    raise FetchError(f"the server promised {total} points but sent {rows}")
+                await out.write(text)
+                rows += count
+                if count == 0 or rows >= total:
                     break
-                await out.write(formatter.rows(page.points).encode("utf-8"))
-                rows += len(page.points)
         assert out.result is not None
         return [out.result], {"rows": rows}
 

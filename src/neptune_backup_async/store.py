@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -22,6 +22,8 @@ import anyio
 
 from .errors import DestinationError, FetchError
 from .layout import TEMP_SUFFIX, temp_name
+
+_temp_ids = itertools.count()  # with the pid, unique among all writers of a DEST
 
 # Errors that mean the destination as a whole is unusable, not just one file.
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -60,7 +62,7 @@ class AtomicFile:
         self.root = root
         self.rel = rel
         self.final = root / rel
-        self.temp = root / temp_name(rel, secrets.token_hex(4))
+        self.temp = root / temp_name(rel, f"{os.getpid()}-{next(_temp_ids)}")
         self._hash = hashlib.sha256()
         self._size = 0
         self._on_bytes = on_bytes
