@@ -12,22 +12,16 @@ import pytest
 
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import BackupReport, Progress, backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
+from neptune_backup_async.testing import (
+    MINIMAL,
+    FakeNeptuneServer,
+    Faults,
+    World,
+    generate,
+    serve,
+)
 
 pytestmark = pytest.mark.anyio
-
-# Runs with only the fields a test asks for.
-SMALL = WorkloadSpec(
-    string_series=0,
-    monitoring=False,
-    file_size=0,
-    file_set_files=0,
-    images=0,
-    artifact_files=0,
-    notebook_every=0,
-    models=0,
-    project_fields=False,
-)
 
 
 async def test_backup_matches_the_server_exactly(
@@ -61,7 +55,7 @@ async def test_artifact_files_are_only_listed_unless_asked(
 async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
     tmp_path: Path, concurrency: int
 ) -> None:
-    world = generate(replace(SMALL, runs_per_project=1, float_series=40, float_series_length=5))
+    world = generate(replace(MINIMAL, runs_per_project=1, float_series=40, float_series_length=5))
     # The latency is far above the cost of starting a request, so every request the bound
     # allows is in flight at once even on a busy machine.
     with serve(world, faults=Faults(latency=0.25)) as server:
@@ -71,7 +65,7 @@ async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
 
 
 async def test_many_small_runs_use_the_whole_bound_and_no_more(tmp_path: Path) -> None:
-    world = generate(replace(SMALL, runs_per_project=40, float_series=1, float_series_length=3))
+    world = generate(replace(MINIMAL, runs_per_project=40, float_series=1, float_series_length=3))
     with serve(world, faults=Faults(latency=0.25)) as server:
         await backup("all", tmp_path, api_token=server.api_token, concurrency=16)
         assert server.stats.max_in_flight == 16
@@ -83,7 +77,7 @@ def rss_mb() -> float:
 
 
 async def test_more_than_ten_thousand_runs_are_each_backed_up_once_in_flat_memory(tmp_path: Path) -> None:
-    world = generate(replace(SMALL, runs_per_project=10_050, parameters=1, float_series=0))
+    world = generate(replace(MINIMAL, runs_per_project=10_050, parameters=1, float_series=0))
     # Runs created in one millisecond across the 10,000-row boundary of offset paging:
     # the keyset continuation must neither lose nor repeat them.
     runs = world.project("workspace-0/project-0").containers
@@ -142,7 +136,7 @@ async def test_a_failing_field_does_not_lose_the_rest_of_its_run(
 
 async def test_embedded_backup_is_cancelled_promptly_and_leaves_nothing_half_written(tmp_path: Path) -> None:
     world = generate(
-        replace(SMALL, runs_per_project=30, float_series=3, float_series_length=50, file_size=200_000)
+        replace(MINIMAL, runs_per_project=30, float_series=3, float_series_length=50, file_size=200_000)
     )
     seen: list[Progress] = []
     reports: list[BackupReport] = []

@@ -17,20 +17,15 @@ import pytest
 
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
-from neptune_backup_async.testing import model as m
-
-SMALL = WorkloadSpec(
-    string_series=0,
-    monitoring=False,
-    file_size=0,
-    file_set_files=0,
-    images=0,
-    artifact_files=0,
-    notebook_every=0,
-    models=0,
-    project_fields=False,
+from neptune_backup_async.testing import (
+    MINIMAL,
+    FakeNeptuneServer,
+    Faults,
+    World,
+    generate,
+    serve,
 )
+from neptune_backup_async.testing import model as m
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
 
@@ -240,7 +235,7 @@ def test_a_response_slower_than_the_timeout_is_retried(demo_world: World, tmp_pa
 
 
 def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
-    world = generate(replace(SMALL, runs_per_project=60, float_series=10, float_series_length=3))
+    world = generate(replace(MINIMAL, runs_per_project=60, float_series=10, float_series_length=3))
     phases: list[dict[str, object]] = []
     with serve(world, faults=Faults(latency=0.05, max_in_flight=4, retry_after="0.05")) as server:
 

@@ -9,8 +9,18 @@ generated or hand-built :class:`~.model.World`, and can inject latency and fault
         ...  # use server.api_token; server.stats counts the requests
 """
 
-from .generator import WORKLOADS, WorkloadSpec, generate
+from .generator import MINIMAL, WORKLOADS, WorkloadSpec, generate
 from .model import World
 from .server import FakeNeptuneServer, Faults, Stats, serve
 
-__all__ = ["WORKLOADS", "FakeNeptuneServer", "Faults", "Stats", "WorkloadSpec", "World", "generate", "serve"]
+__all__ = [
+    "MINIMAL",
+    "WORKLOADS",
+    "FakeNeptuneServer",
+    "Faults",
+    "Stats",
+    "WorkloadSpec",
+    "World",
+    "generate",
+    "serve",
+]

@@ -12,7 +12,7 @@ import hashlib
 import random
 import struct
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .model import (
@@ -72,73 +72,40 @@ class WorkloadSpec:
     project_fields: bool = True
 
 
+# Runs with parameters and float series only: every other field type is off, to be turned
+# on by name. Tests start from it as well as the named workloads.
+MINIMAL = WorkloadSpec(
+    string_series=0,
+    monitoring=False,
+    file_size=0,
+    file_set_files=0,
+    images=0,
+    artifact_files=0,
+    notebook_every=0,
+    models=0,
+    project_fields=False,
+)
+
 # Named workloads of the benchmark harness (see benchmarks/README.md).
 WORKLOADS: dict[str, WorkloadSpec] = {
     "demo": WorkloadSpec(workspaces=1, projects_per_workspace=2, runs_per_project=4),
-    "W1": WorkloadSpec(
+    "W1": replace(
+        MINIMAL,
         runs_per_project=30,
         parameters=20,
         float_series=5,
         float_series_length=2_000,
         string_series=1,
         string_series_length=200,
+        monitoring=True,
         file_size=100_000,
         file_set_files=3,
         images=3,
-        artifact_files=0,
-        notebook_every=0,
-        models=0,
-        project_fields=False,
     ),
-    "W2": WorkloadSpec(
-        runs_per_project=2_000,
-        parameters=10,
-        float_series=2,
-        float_series_length=20,
-        string_series=0,
-        monitoring=False,
-        file_size=0,
-        file_set_files=0,
-        images=0,
-        artifact_files=0,
-        notebook_every=0,
-        models=0,
-        project_fields=False,
-    ),
-    "W3": WorkloadSpec(
-        runs_per_project=1,
-        parameters=5,
-        float_series=200,
-        float_series_length=50_000,
-        string_series=0,
-        monitoring=False,
-        file_size=0,
-        file_set_files=0,
-        images=0,
-        artifact_files=0,
-        notebook_every=0,
-        models=0,
-        project_fields=False,
-    ),
-    "W4": WorkloadSpec(
-        runs_per_project=20,
-        parameters=5,
-        float_series=0,
-        string_series=0,
-        monitoring=False,
-        file_size=50_000_000,
-        file_set_files=0,
-        images=0,
-        artifact_files=0,
-        notebook_every=0,
-        models=0,
-        project_fields=False,
-    ),
+    "W2": replace(MINIMAL, runs_per_project=2_000, parameters=10, float_series=2, float_series_length=20),
+    "W3": replace(MINIMAL, runs_per_project=1, parameters=5, float_series=200, float_series_length=50_000),
+    "W4": replace(MINIMAL, runs_per_project=20, parameters=5, float_series=0, file_size=50_000_000),
 }
-
-
-def spec_fields() -> list[str]:
-    return [f.name for f in fields(WorkloadSpec)]
 
 
 def tiny_png(rgb: tuple[int, int, int], size: int = 8) -> bytes:
