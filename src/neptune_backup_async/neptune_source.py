@@ -11,6 +11,7 @@ with ``Retry-After`` honoured exactly, and a connection pool sized to the concur
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -221,6 +222,7 @@ class NeptuneSource:
 
     # -- one request ------------------------------------------------------------------------
 
+    @functools.cache  # noqa: B019 - one source per backup; a handful of operations
     def _url(self, api: str, operation: str) -> tuple[str, str]:
         from neptune.internal.backends.utils import build_operation_url
 

@@ -225,10 +225,13 @@ class Pipeline:
         saver = _RunSaver(
             self, project, run, root, manifest, previous, layout.RunLayout(f.path for f in fields)
         )
-        async with anyio.create_task_group() as tg:
-            for info in fields:
-                await saver.start(tg, info)
-        await saver.finish({info.path for info in fields})
+        try:
+            async with anyio.create_task_group() as tg:
+                for info in fields:
+                    await saver.start(tg, info)
+            await saver.finish({info.path for info in fields})
+        finally:
+            await saver.close()
         for path in manifest.failed_fields:
             self.fail(where, run.sys_id, path, manifest.fields[path].error or "failed")
         return None if manifest.failed_fields else False
@@ -256,6 +259,7 @@ class _RunSaver:
         self.previous = previous
         self.simple: dict[str, Any] = {}
         self._journal_lock = anyio.Lock()
+        self._journal_file: aiofiles.threadpool.text.AsyncTextIOWrapper | None = None
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -322,15 +326,28 @@ class _RunSaver:
         self.pipe.report.fields_failed += 1
 
     async def _journal(self, line: str) -> None:
-        """Note a saved field durably, so an interrupted backup resumes without fetching it again."""
+        """Note a saved field, so an interrupted backup resumes without fetching it again.
+
+        Flushed to the OS, so it survives the process being killed, but not fsynced: after a
+        power cut a lost line only means fetching that field again, while the files it
+        names were fsynced before they were renamed into place.
+        """
         async with self._journal_lock:
             try:
-                async with aiofiles.open(self.root / layout.JOURNAL, "a", encoding="utf-8") as f:
-                    await f.write(line)
-                    await f.flush()
-                    await anyio.to_thread.run_sync(os.fsync, f.fileno())
+                if self._journal_file is None:
+                    self._journal_file = await aiofiles.open(
+                        self.root / layout.JOURNAL, "a", encoding="utf-8"
+                    )
+                await self._journal_file.write(line)
+                await self._journal_file.flush()
             except OSError as e:
                 raise destination_error(e, self.root) or e from None
+
+    async def close(self) -> None:
+        if self._journal_file is not None:
+            with anyio.CancelScope(shield=True):
+                await self._journal_file.close()
+            self._journal_file = None
 
     async def finish(self, listed: set[str]) -> None:
         """Write simple_metadata.json and then the manifest; the run is complete once both are in place."""
