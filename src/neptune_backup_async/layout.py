@@ -10,6 +10,7 @@ never map to one path) and stable (the same name always maps to the same path).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
@@ -35,8 +36,13 @@ def _encode(char: str) -> str:
     return "".join(f"%{b:02X}" for b in char.encode("utf-8"))
 
 
+_ORDINARY = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,100}")
+
+
 def safe_segment(name: str) -> str:
     """Map one name from the server to a file name that is safe on every common filesystem."""
+    if _ORDINARY.fullmatch(name) and name[-1] != "." and name.split(".")[0].upper() not in _WINDOWS_RESERVED:
+        return name  # the common case, and the hot one: nothing to encode
     if name == "":
         return "%"  # "%" alone cannot come out of encoding a non-empty name
     out = "".join(_encode(c) if c in _ESCAPED else c for c in name)

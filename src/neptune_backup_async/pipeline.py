@@ -223,7 +223,13 @@ class Pipeline:
             return None
         manifest = Manifest("run", where, run.sys_id, run.id, run.modification_time)
         saver = _RunSaver(
-            self, project, run, root, manifest, previous, layout.RunLayout(f.path for f in fields)
+            self,
+            project,
+            run,
+            root,
+            manifest,
+            previous,
+            layout.RunLayout(f.path for f in fields if not f.type.is_simple),
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -360,9 +366,9 @@ class _RunSaver:
             )
             self.manifest.add_file(written)
         self.manifest.complete = not self.manifest.failed_fields
-        await write_file(
-            self.root, PurePosixPath(layout.MANIFEST), values.dumps(self.manifest.to_json()).encode()
-        )
+        # Compact, unlike the documents users read: json's C encoder only serves indent=None.
+        manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
         await anyio.to_thread.run_sync(self._tidy)
 
     async def _keep_removed(self, listed: set[str]) -> None:

@@ -73,7 +73,10 @@ class AtomicFile:
     async def __aenter__(self) -> AtomicFile:
         try:
             await aiofiles.os.makedirs(self.final.parent, exist_ok=True)
-            self._file = await aiofiles.open(self.temp, "wb")
+            # Shielded: a task cancelled during the open would never see the file that the
+            # executor thread still creates, and could not remove it.
+            with anyio.CancelScope(shield=True):
+                self._file = await aiofiles.open(self.temp, "wb")
         except OSError as e:
             raise destination_error(e, self.final) or e from None
         return self
@@ -113,39 +116,59 @@ class AtomicFile:
         try:
             if exc_type is None:
                 await self._file.flush()
-                await anyio.to_thread.run_sync(os.fsync, self._file.fileno())
-            await self._file.close()
-            if exc_type is None and self._check is not None:
-                reason = await anyio.to_thread.run_sync(self._check, self.temp)
-                if reason is not None:
-                    raise FetchError(reason)  # never under the final name
-            if exc_type is None:
-                await aiofiles.os.replace(self.temp, self.final)
+                fd = self._file.fileno()
+                await anyio.to_thread.run_sync(_commit, fd, self.temp, self.final, self._check)
                 self.result = WrittenFile(self.rel.as_posix(), self._size, self._hash.hexdigest())
         except OSError as e:
             raise destination_error(e, self.final) or e from None
         finally:
+            # After a commit nothing is left to flush; after a failure, closing would try to
+            # flush the rest (into a full disk, say) and must not hide the real error.
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await self._file.close()
             if self.result is None:
-                # Runs on failure and on cancellation alike, so it must not await.
                 with contextlib.suppress(OSError):
                     os.unlink(self.temp)
+
+
+def _commit(fd: int, temp: Path, final: Path, check: Callable[[Path], str | None] | None) -> None:
+    """Blocking: make the temporary file durable, check it, and rename it over the final name."""
+    os.fsync(fd)
+    if check is not None and (reason := check(temp)) is not None:
+        raise FetchError(reason)  # never under the final name
+    os.replace(temp, final)
+
+
+def _write_whole(temp: Path, final: Path, data: bytes) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with temp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            _commit(f.fileno(), temp, final, None)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 async def write_file(
     root: Path, rel: PurePosixPath, data: bytes, on_bytes: Callable[[int], None] | None = None
 ) -> WrittenFile:
-    async with AtomicFile(root, rel, on_bytes) as f:
-        await f.write(data)
-    assert f.result is not None
-    return f.result
+    """Write a whole small document atomically, in one worker-thread call.
 
-
-async def read_file(path: Path) -> bytes | None:
+    Streamed data goes through :class:`AtomicFile` and aiofiles; a document already in
+    memory is written by one blocking call, which costs one thread hop instead of six.
+    """
+    final = root / rel
+    temp = root / temp_name(rel, f"{os.getpid()}-{next(_temp_ids)}")
     try:
-        async with aiofiles.open(path, "rb") as f:
-            return await f.read()
-    except FileNotFoundError:
-        return None
+        await anyio.to_thread.run_sync(_write_whole, temp, final, data)
+    except OSError as e:
+        raise destination_error(e, final) or e from None
+    if on_bytes is not None:
+        on_bytes(len(data))
+    return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
 
 
 def remove_temporaries(folder: Path) -> int:
