@@ -14,7 +14,9 @@ import contextlib
 import functools
 import ipaddress
 import itertools
+import json
 import logging
+import operator
 import os
 import time
 import urllib.parse
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_TABLE_OFFSET = 10_000  # the server refuses offset + limit past this; keyset paging goes on from there
 TABLE_PAGE = 1_000
+_POINT = operator.itemgetter("step", "value", "timestampMillis")  # a series point as a tuple, in C
 SERIES_PAGE = 10_000
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 30.0
@@ -275,7 +278,7 @@ class NeptuneSource:
         def attempt() -> Any:
             response = self._send(method, url, **kwargs)
             try:
-                return response.json()
+                return json.loads(response.content)  # the stdlib decoder: faster than simplejson here
             except (ValueError, requests.RequestException) as e:
                 # A body cut short or garbled in transit: worth another try.
                 raise TransientError(f"invalid JSON in the answer ({type(e).__name__})") from None
@@ -334,7 +337,9 @@ class NeptuneSource:
         method, url = self._url("backend", "getProject")
         try:
             project = self._call(
-                lambda: self._send(method, url, params={"projectIdentifier": qualified_name}).json(),
+                lambda: json.loads(
+                    self._send(method, url, params={"projectIdentifier": qualified_name}).content
+                ),
                 f"project {qualified_name}",
             )
         except FetchError as e:
@@ -477,10 +482,7 @@ class NeptuneSource:
             params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
             required=("totalItemCount", "values"),
         )
-        cast = float if field.type is FieldType.FLOAT_SERIES else str
-        points: list[tuple[float, Any, int]] = [
-            (float(p["step"]), cast(p["value"]), int(p["timestampMillis"])) for p in result["values"]
-        ]
+        points: list[tuple[float, Any, int]] = list(map(_POINT, result["values"]))
         return SeriesPage(total=int(result["totalItemCount"]), points=points)
 
     def image_page(
