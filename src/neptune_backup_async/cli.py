@@ -23,7 +23,7 @@ from . import api, layout
 from .errors import BackupError, UsageError, redact
 from .report import BackupReport, Progress
 
-COMMANDS = ("backup", "list-projects", "verify")
+COMMANDS = ("backup", "list-projects", "verify", "view")
 DEMO_OUTPUT = Path("neptune-backup-demo")
 log = logging.getLogger("neptune_backup_async")
 
@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("destination", type=Path, help="the backup folder")
     v.add_argument("--deep", action="store_true", help="also parse every CSV, JSON and zip file")
+    from . import view
+
+    w = sub.add_parser(
+        "view",
+        help="write an offline HTML site to browse a backup",
+        description="Write a static HTML site from a backup (default: DESTINATION/_site) and print the path of"
+        " its index.html. It opens from the file system, with no server and no network; a rerun rebuilds only"
+        " the runs that changed. Needs no token.",
+    )
+    view.add_arguments(w)
     return parser
 
 
@@ -255,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = _read_token(getattr(args, "api_token_file", None))
         if args.command == "verify":
             return _run_verify(args)
+        if args.command == "view":
+            from . import view
+
+            return view.run(args)
         if args.command == "list-projects":
             for name in anyio.run(api.list_projects, token):
                 print(name)

@@ -1,0 +1,147 @@
+"""Reading one run folder of a backup: its manifest, values, series, images and files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import layout
+from ..manifest import Manifest
+
+SERIES_TYPES = ("floatSeries", "stringSeries")
+MONITORING = "monitoring/"
+
+
+@dataclass
+class FloatSeries:
+    steps: list[float]
+    values: list[float]
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+
+@dataclass
+class Run:
+    """One container folder (a run, or a model or model version) with everything the pages show."""
+
+    rel: str  # "<ws>/<proj>/<RUN-ID>" as on disk, relative to the backup root
+    folder: Path
+    manifest: Manifest
+    meta: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # what verify says, one line each
+    cache: dict[str, Any] = field(default_factory=dict)  # what the pages read once and share
+
+    @property
+    def sys_id(self) -> str:
+        return self.manifest.sys_id
+
+    def value(self, path: str) -> Any:
+        return self.meta.get(path)
+
+    def fields_of(self, *types: str) -> list[str]:
+        return sorted(p for p, r in self.manifest.fields.items() if r.type in types and r.status == "ok")
+
+    def field_file(self, path: str, suffix: str = "") -> str | None:
+        """The file of a field that ends with ``suffix`` (the manifest names it; no guessing)."""
+        record = self.manifest.fields.get(path)
+        if record is None:
+            return None
+        for name in record.files:
+            if name.endswith(suffix) and name != layout.SIMPLE_METADATA:
+                return name
+        return None
+
+    def file_size(self, rel: str) -> int | None:
+        written = self.manifest.files.get(rel)
+        return written.size if written else None
+
+
+def load_run(dest: Path, folder: Path, problems: list[str]) -> Run:
+    manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
+    run = Run(folder.relative_to(dest).as_posix(), folder, manifest, problems=problems)
+    try:
+        meta = json.loads((folder / layout.SIMPLE_METADATA).read_text(encoding="utf-8"))
+        run.meta = meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError):
+        run.meta = {}
+    return run
+
+
+def read_float_series(path: Path) -> FloatSeries:
+    """``step,value,timestamp`` rows; unreadable rows are skipped (verify reports the damage)."""
+    steps: list[float] = []
+    values: list[float] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return FloatSeries(steps, values)
+    lines = text.split("\n")
+    for line in lines[1:]:
+        parts = line.split(",")
+        if len(parts) < 2:
+            continue
+        try:
+            step, value = float(parts[0]), float(parts[1])
+        except ValueError:
+            continue
+        steps.append(step)
+        values.append(value)
+    return FloatSeries(steps, values)
+
+
+def read_string_series(path: Path, limit: int) -> tuple[list[tuple[str, str]], int]:
+    """The last ``limit`` (step, text) rows and the number of rows."""
+    rows: list[tuple[str, str]] = []
+    total = 0
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return rows, 0
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader, None)
+    for row in reader:
+        if len(row) < 2:
+            continue
+        total += 1
+        rows.append((row[0], row[1]))
+        if len(rows) > 2 * limit:
+            del rows[: len(rows) - limit]
+    return rows[-limit:], total
+
+
+def read_image_index(path: Path) -> list[dict[str, Any]]:
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def read_artifact(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def float_value(value: Any) -> float | None:
+    """A float field or series value as a number (``"NaN"`` and the infinities included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value in ("NaN", "Infinity", "-Infinity"):
+        return float(value)
+    return None
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,263 @@
+"""``build_site``: a static HTML site from a backup, rebuilding only the runs that changed."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .. import layout
+from ..verify import container_folders, verify
+from . import assets, pages
+from .data import load_run
+from .escape import h, url
+
+SITE_DIR = "_site"
+STATE = ".view-state.json"
+STATE_VERSION = 1
+PARALLEL_FROM = 40  # rebuild in worker processes from this many changed runs
+
+
+def page_key(*segments: str) -> str:
+    """One file name for a run (or project) page, injective over the on-disk names.
+
+    The site has no sub-folders below its first level, so that ``verify`` never mistakes
+    one of its folders for a run folder when the site sits inside the backup.
+    """
+    key = "~".join(s.replace("~", "%7E") for s in segments)
+    if len(key.encode("utf-8")) > 180:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        key = key.encode("utf-8")[:150].decode("utf-8", errors="ignore") + "~" + digest
+    return key
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary name, so a page is never seen half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", newline="\n")
+    os.replace(tmp, path)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    _write(path, text)
+
+
+def _fingerprint(manifest: Path) -> list[Any]:
+    st = manifest.stat()
+    return [st.st_mtime_ns, st.st_size, hashlib.sha256(manifest.read_bytes()).hexdigest()]
+
+
+def _build_run(task: tuple[str, str, str, list[str], str, str]) -> tuple[str, dict[str, Any] | None]:
+    """Write one run's page and compare data; return its table row (None when its manifest
+    cannot be read). Runs in a worker process."""
+    dest_s, site_s, rel, problems, key, to_dest = task
+    dest, site = Path(dest_s), Path(site_s)
+    try:
+        run = load_run(dest, dest / rel, problems)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return rel, None  # verify names the damage; the project page lists the folder
+    project = run.manifest.project
+    project_key = page_key(*rel.split("/")[:2])
+    links = pages.Links(root="../", dest=to_dest)
+    html = pages.run_page(run, links, f"../projects/{url(project_key)}.html", project)
+    _write(site / "runs" / f"{key}.html", html)
+    _write(site / "data" / f"{key}.js", pages.compare_data(run, key))
+    return rel, pages.table_row(run, key)
+
+
+def _rel_posix(target: Path, start: Path) -> str:
+    rel = os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/")
+    return "" if rel == "." else rel + "/"
+
+
+def build_site(dest: Path, output: Path | None = None, *, workers: int | None = None) -> Path:
+    """Write the site of the backup ``dest`` into ``output`` (default ``dest/_site``); return its index.html.
+
+    Raises NotABackupError when ``dest`` holds no backup.
+    """
+    dest = Path(dest)
+    site = Path(output) if output is not None else dest / SITE_DIR
+    verification = verify(dest)  # raises NotABackupError; its problems are each run's integrity
+    problems: dict[str, list[str]] = {}
+    for problem in verification.problems:
+        run_rel = "/".join(problem.path.split("/")[:3])
+        problems.setdefault(run_rel, []).append(str(problem))
+    site.mkdir(parents=True, exist_ok=True)
+    to_dest = _rel_posix(dest, site / "runs")
+
+    state_path = site / STATE
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if (
+            state.get("version") != STATE_VERSION
+            or state.get("to_dest") != to_dest
+            or state.get("assets") != _assets_hash()
+        ):
+            state = {}
+    except (OSError, ValueError):
+        state = {}
+    old_runs: dict[str, Any] = state.get("runs", {}) if isinstance(state.get("runs"), dict) else {}
+
+    runs: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, str, str, list[str], str, str]] = []
+    no_manifest: dict[str, list[str]] = {}
+    site_resolved = site.resolve()
+    for folder in container_folders(dest):
+        if folder.resolve().is_relative_to(site_resolved):
+            continue
+        rel = folder.relative_to(dest).as_posix()
+        manifest = folder / layout.MANIFEST
+        if not manifest.is_file():
+            no_manifest.setdefault("/".join(rel.split("/")[:2]), []).append(rel)
+            continue
+        key = page_key(*rel.split("/"))
+        try:
+            fingerprint = _fingerprint(manifest)
+        except OSError:
+            continue
+        run_problems = sorted(problems.get(rel, []))
+        old = old_runs.get(rel)
+        if (
+            isinstance(old, dict)
+            and old.get("manifest") == fingerprint
+            and old.get("problems") == run_problems
+            and (site / "runs" / f"{key}.html").is_file()
+            and (site / "data" / f"{key}.js").is_file()
+        ):
+            runs[rel] = old
+            continue
+        runs[rel] = {"manifest": fingerprint, "problems": run_problems}
+        todo.append((str(dest), str(site), rel, run_problems, key, to_dest))
+
+    for rel, row in _rebuild(todo, workers):
+        if row is None:
+            del runs[rel]  # not kept in the state: tried again next time
+            no_manifest.setdefault("/".join(rel.split("/")[:2]), []).append(rel)
+        else:
+            runs[rel]["row"] = row
+
+    # pages of runs no longer in the backup
+    keep = {f"{r['row']['key']}" for r in runs.values() if "row" in r}
+    for folder_name, suffix in (("runs", ".html"), ("data", ".js")):
+        folder = site / folder_name
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.endswith(suffix) and path.name[: -len(suffix)] not in keep:
+                    path.unlink()
+
+    generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    report = _read_report(dest)
+    for name, text in (("view.css", assets.CSS), ("view.js", assets.JS)):
+        _write_if_changed(site / "assets" / name, text)
+
+    by_project: dict[str, list[dict[str, Any]]] = {}
+    for rel in sorted(runs):
+        if "row" in runs[rel]:
+            by_project.setdefault("/".join(rel.split("/")[:2]), []).append(runs[rel]["row"])
+    project_names = _project_names(dest, runs)
+    project_entries = []
+    for prel in sorted(set(by_project) | set(no_manifest)):
+        rows = by_project.get(prel, [])
+        name = project_names.get(prel, prel)
+        key = page_key(*prel.split("/"))
+        missing = no_manifest.get(prel, [])
+        extra = ""
+        if missing:
+            extra = (
+                "<p class='status-incomplete'>Run folders without a readable manifest (their backup did not"
+                " finish, or the manifest is damaged):</p><ul>"
+                + "".join(f"<li>{h(m)}</li>" for m in missing)
+                + "</ul>"
+            )
+        models = [r for r in rows if r["kind"] != "run"]
+        _write(site / "projects" / f"{key}.html", pages.project_page(name, rows, models, extra, generated))
+        statuses = {r["status"] for r in rows} | ({"incomplete"} if missing else set())
+        status = next((s for s in ("damaged", "failed", "incomplete") if s in statuses), "ok")
+        project_entries.append(
+            {
+                "workspace": name.split("/")[0],
+                "name": name,
+                "project": name.split("/", 1)[-1],
+                "key": key,
+                "runs": sum(1 for r in rows if r["kind"] == "run") + len(missing),
+                "models": len(models),
+                "status": status,
+                "report": (report or {}).get("projects", {}).get(name),
+            }
+        )
+    # projects the last backup listed but that have no run folder
+    listed = {p["name"] for p in project_entries}
+    for name, rep in sorted(((report or {}).get("projects") or {}).items()):
+        if name not in listed:
+            project_entries.append(
+                {"workspace": name.split("/")[0], "name": name, "project": name.split("/", 1)[-1], "key": "",
+                 "runs": 0, "models": 0, "status": "ok", "report": rep}
+            )  # fmt: skip
+    old_projects = (
+        {p.name for p in (site / "projects").glob("*.html")} if (site / "projects").is_dir() else set()
+    )
+    for stale in old_projects - {f"{p['key']}.html" for p in project_entries if p["key"]}:
+        (site / "projects" / stale).unlink()
+    index = site / "index.html"
+    _write(
+        index,
+        pages.index_page(project_entries, report, len(verification.problems), verification.runs, generated),
+    )
+    _write(
+        state_path,
+        json.dumps(
+            {"version": STATE_VERSION, "to_dest": to_dest, "assets": _assets_hash(), "runs": runs},
+            sort_keys=True,
+            indent=1,
+            allow_nan=True,
+        ),
+    )
+    return index
+
+
+def _assets_hash() -> str:
+    return hashlib.sha256((assets.CSS + assets.JS).encode("utf-8")).hexdigest()[:16]
+
+
+def _rebuild(
+    todo: list[tuple[str, str, str, list[str], str, str]], workers: int | None
+) -> Iterable[tuple[str, dict[str, Any] | None]]:
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if len(todo) < PARALLEL_FROM or count <= 1:
+        return [_build_run(t) for t in todo]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(_build_run, todo, chunksize=8))
+
+
+def _read_report(dest: Path) -> dict[str, Any] | None:
+    try:
+        report = json.loads((dest / layout.REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _project_names(dest: Path, runs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The original ``workspace/project`` name of each project folder, from one of its manifests."""
+    names: dict[str, str] = {}
+    for rel in sorted(runs):
+        prel = "/".join(rel.split("/")[:2])
+        if prel in names:
+            continue
+        try:
+            doc = json.loads((dest / rel / layout.MANIFEST).read_text(encoding="utf-8"))
+            names[prel] = str(doc["project"])
+        except (OSError, ValueError, KeyError, TypeError):
+            names[prel] = prel
+    return names
