@@ -321,3 +321,12 @@ def test_hostile_names_from_the_server_never_write_outside_dest(tmp_path: Path) 
     assert (run.parent / stolen[0]).read_bytes() == b"artifact bytes"
     simple = json.loads((run.parent / "simple_metadata.json").read_text())
     assert simple["../../../escape"] == "a key, not a path"
+
+
+def test_runs_table_pages_are_retried(demo_world: World, server: FakeNeptuneServer, tmp_path: Path) -> None:
+    """The neptune client raises at once on a failed runs-table page; this tool retries it."""
+    server.faults.script("searchLeaderboardEntries", 503, "cut")
+    report = anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token))
+    assert server.stats.faults["503"] == 1 and server.stats.faults["cut"] == 1
+    assert report.exit_code == 0 and report.runs_done == 8
+    check_backup(demo_world, tmp_path, artifacts_downloaded=False)

@@ -34,7 +34,7 @@ DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 
 def test_site_in_a_browser(demo_world: World, server: FakeNeptuneServer, tmp_path: Path) -> None:
-    from playwright.sync_api import Dialog, sync_playwright  # a missing playwright fails the test
+    from playwright.sync_api import Dialog, expect, sync_playwright  # a missing playwright fails the test
 
     assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     dest = tmp_path / "backup"
@@ -68,7 +68,7 @@ def test_site_in_a_browser(demo_world: World, server: FakeNeptuneServer, tmp_pat
 
             # the runs table: 4 runs, sortable and filterable
             rows = page.locator("#runs tbody tr")
-            assert rows.count() == 4
+            expect(rows).to_have_count(4)  # waits for the page's script to render the table
 
             def ids() -> list[str]:
                 return rows.locator("td:nth-child(2)").all_inner_texts()
