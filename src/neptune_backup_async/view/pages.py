@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,12 +120,7 @@ def table_row(run: Run, key: str) -> dict[str, Any]:
         if path.startswith("parameters/") and path in meta
     }
     metrics: dict[str, Any] = {}
-    for path in run.fields_of("floatSeries"):
-        if path.startswith(MONITORING):
-            continue
-        rel = run.field_file(path, ".csv")
-        if rel is None:
-            continue
+    for path, rel in _metric_files(run):
         last = _last_value(run, rel)
         if last is not None:
             metrics[path] = last
@@ -143,6 +138,13 @@ def table_row(run: Run, key: str) -> dict[str, Any]:
         "p": params,
         "m": metrics,
     }
+
+
+def _metric_files(run: Run) -> Iterator[tuple[str, str]]:
+    """(field path, CSV file) of every float series that is a metric, not monitoring."""
+    for path in run.fields_of("floatSeries"):
+        if not path.startswith(MONITORING) and (rel := run.field_file(path, ".csv")) is not None:
+            yield path, rel
 
 
 def _last_value(run: Run, rel: str) -> float | None:
@@ -469,12 +471,7 @@ def compare_data(run: Run, key: str) -> str:
     from .lttb import lttb
 
     series: list[str] = []
-    for path in run.fields_of("floatSeries"):
-        if path.startswith(MONITORING):
-            continue
-        rel = run.field_file(path, ".csv")
-        if rel is None:
-            continue
+    for path, rel in _metric_files(run):
         s = _series(run, rel)
         pts = [
             (x, y) for x, y in zip(s.steps, s.values, strict=True) if math.isfinite(x) and math.isfinite(y)
