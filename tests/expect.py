@@ -142,16 +142,39 @@ def check_manifest(folder: Path, sys_id: str) -> dict[str, Any]:
     return dict(manifest)
 
 
+ALL_KINDS = ("run", "model", "modelVersion", "project")
+
+
+def folder_of(dest: Path, project: m.Project, container: m.Container) -> Path:
+    """Where docs/FORMAT.md puts an object (written out here, not taken from the layout module)."""
+    base = dest / project.workspace / project.name
+    if container.kind == "run":
+        return base / container.sys_id
+    if container.kind == "project":
+        return base / "_project"
+    if container.kind == "model":
+        return base / "_models" / container.sys_id
+    model_id = container.fields["sys/model_id"]
+    assert isinstance(model_id, m.String)
+    return base / "_models" / model_id.value / "_versions" / container.sys_id
+
+
+def objects_of(project: m.Project, kinds: tuple[str, ...] = ALL_KINDS) -> list[m.Container]:
+    """The project's objects of these kinds that a default backup saves (nothing trashed)."""
+    assert project.container is not None
+    found = [c for c in (project.container, *project.containers.values()) if c.kind in kinds]
+    return [c for c in found if not c.trashed]
+
+
 def check_backup(
-    world: m.World, dest: Path, *, artifacts_downloaded: bool = True, kinds: tuple[str, ...] = ("run",)
+    world: m.World, dest: Path, *, artifacts_downloaded: bool = True, kinds: tuple[str, ...] = ALL_KINDS
 ) -> int:
-    """Assert every run of ``world`` is in ``dest`` exactly; return how many were checked."""
+    """Assert every object of ``world`` of these kinds is in ``dest`` exactly; return how many were checked."""
     checked = 0
     for project in world.projects.values():
-        for container in project.containers.values():
-            if container.kind in kinds and not container.trashed:
-                folder = dest / project.workspace / project.name / container.sys_id
-                check_container(container, folder, artifacts_downloaded=artifacts_downloaded)
-                checked += 1
+        for container in objects_of(project, kinds):
+            folder = folder_of(dest, project, container)
+            check_container(container, folder, artifacts_downloaded=artifacts_downloaded)
+            checked += 1
     assert not list(dest.rglob("*.partial")), "temporary files left behind"
     return checked

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from expect import check_backup, check_container, check_fields
+from expect import check_backup, check_container, check_fields, objects_of
 from neptune_backup_async import BackupReport, Progress, backup
 from neptune_backup_async.testing import (
     MINIMAL,
@@ -31,7 +31,9 @@ async def test_backup_matches_the_server_exactly(
     report = await backup("all", dest, api_token=server.api_token, concurrency=4, download_artifacts=True)
 
     runs = sum(len(p.runs) for p in demo_world.projects.values())
-    assert check_backup(demo_world, dest, artifacts_downloaded=True) == runs
+    objects = sum(len(objects_of(p)) for p in demo_world.projects.values())
+    assert objects > runs  # models, their versions and the projects' own fields too
+    assert check_backup(demo_world, dest, artifacts_downloaded=True) == objects
     assert (report.exit_code, report.runs_done, report.runs_failed, report.failures) == (0, runs, 0, [])
     saved = json.loads((dest / "backup-report.json").read_text())
     assert saved["exit_code"] == 0
@@ -69,7 +71,7 @@ async def test_many_small_runs_use_the_whole_bound_and_no_more(tmp_path: Path) -
     with serve(world, faults=Faults(latency=0.25)) as server:
         await backup("all", tmp_path, api_token=server.api_token, concurrency=16)
         assert server.stats.max_in_flight == 16
-    assert check_backup(world, tmp_path) == 40
+    assert check_backup(world, tmp_path) == 41  # and the project folder
 
 
 def rss_mb() -> float:
@@ -87,7 +89,7 @@ async def test_more_than_ten_thousand_runs_are_each_backed_up_once_in_flat_memor
     rss: dict[str, float] = {}
 
     def progress(p: Progress) -> None:
-        if p.runs_done >= 2_000 and "early" not in rss:
+        if p.objects_done >= 2_000 and "early" not in rss:
             rss["early"] = rss_mb()
 
     with serve(world) as server:
@@ -97,10 +99,11 @@ async def test_more_than_ten_thousand_runs_are_each_backed_up_once_in_flat_memor
     # Measured: about 11 MB more after 8,000 more runs (allocator slack; the Python heap
     # grows by about 1 MB). A leak of one client object per run would add hundreds.
     assert rss["late"] - rss["early"] < 40
-    run_dirs = [p for p in (tmp_path / "workspace-0" / "project-0").iterdir() if p.is_dir()]
+    project = tmp_path / "workspace-0" / "project-0"
+    run_dirs = [p for p in project.iterdir() if p.is_dir() and p.name != "_project"]
     assert len(run_dirs) == 10_050
     assert {p.name for p in run_dirs} == {f"P0-{i}" for i in range(1, 10_051)}
-    assert fetched == 10_050  # each run once
+    assert fetched == 10_051  # each run once, and the project's own fields
     assert (report.runs_found, report.runs_done) == (10_050, 10_050)
 
 
@@ -145,7 +148,7 @@ async def test_embedded_backup_is_cancelled_promptly_and_leaves_nothing_half_wri
 
         def progress(p: Progress) -> None:
             seen.append(p)
-            if p.runs_done >= 3:
+            if p.objects_done >= 3:
                 enough.set()
 
         async def run() -> None:
@@ -162,11 +165,14 @@ async def test_embedded_backup_is_cancelled_promptly_and_leaves_nothing_half_wri
     assert reports == []  # the cancellation reached backup() itself
     saved = json.loads((tmp_path / "backup-report.json").read_text())
     assert saved["interrupted"] is True
-    assert 3 <= saved["totals"]["runs_done"] < 30
+    done = saved["totals"]["runs_done"] + saved["totals"]["project_done"]
+    assert 3 <= done < 31
     assert not list(tmp_path.rglob("*.partial"))
     finished = [p.parent for p in tmp_path.rglob(".manifest.json")]
     assert len(finished) >= 3
     project = world.project("workspace-0/project-0")
     for folder in finished:
-        check_container(project.containers[folder.name], folder, artifacts_downloaded=False)
-    assert seen and seen[-1].runs_found == 30
+        container = project.container if folder.name == "_project" else project.containers[folder.name]
+        assert container is not None
+        check_container(container, folder, artifacts_downloaded=False)
+    assert seen and seen[-1].objects_found == 31  # 30 runs and the project's own fields

@@ -60,9 +60,9 @@ def test_backup_succeeds_with_exit_code_0(
         token=server.api_token,
     )
     assert result.returncode == 0, result.stderr
-    assert "8 of 8 run(s) backed up (0 unchanged), 0 failed" in result.stderr
+    assert "8 of 8 runs backed up (0 unchanged, 0 failed)" in result.stderr
     assert f"Report: {dest / 'backup-report.json'}" in result.stderr
-    assert check_backup(demo_world, dest) == 8
+    assert check_backup(demo_world, dest) == 16  # 8 runs, 2 models, 4 versions, 2 projects
     logs = list((dest / ".neptune-backup").glob("backup-*.log"))
     assert len(logs) == 1 and "backup of" in logs[0].read_text()
     assert server.api_token not in all_output(result, dest)
@@ -97,10 +97,12 @@ def test_failed_field_gives_exit_code_1_and_names_it(
         str(dest),
         "--concurrency",
         "1",
+        "--objects",
+        "runs",
         token=server.api_token,
     )
     assert result.returncode == 1
-    assert "3 of 4 run(s) backed up (0 unchanged), 1 failed" in result.stderr
+    assert "3 of 4 runs backed up (0 unchanged, 1 failed)" in result.stderr
     report = json.loads((dest / "backup-report.json").read_text())
     [failure] = report["failures"]
     assert failure["run"] == "P0-1"
@@ -225,7 +227,7 @@ def test_interactive_prompts_on_a_terminal(
     term.type("answers-dest")
     term.read_until("Download the files artifacts point to? [y/N]: ")
     term.type("y")
-    term.read_until("4 of 4 run(s) backed up (0 unchanged), 0 failed")
+    term.read_until("4 of 4 runs backed up (0 unchanged, 0 failed)")
     assert term.proc.wait(timeout=60) == 0
     dest = tmp_path / "answers-dest"
     project = demo_world.project("workspace-0/project-1")

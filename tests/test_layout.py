@@ -123,3 +123,35 @@ def test_case_clashes_get_a_hash_of_their_own_path() -> None:
     assert layout.RunLayout(["metrics/Loss"]).field_file(
         "metrics/Loss", FieldType.FLOAT_SERIES
     ) == PurePosixPath("metrics/Loss.csv")  # no clash, no change
+
+
+objects = st.tuples(st.sampled_from(["run", "model", "modelVersion", "project"]), names, names)
+
+
+def _folder(obj: tuple[str, str, str]) -> PurePosixPath:
+    kind, sys_id, model_id = obj
+    return layout.container_dir("ws", "proj", sys_id, kind, model_id)
+
+
+@given(objects, objects)
+def test_objects_never_share_a_folder_or_nest_in_one_another_wrongly(
+    a: tuple[str, str, str], b: tuple[str, str, str]
+) -> None:
+    fa, fb = _folder(a), _folder(b)
+    same = a[0] == b[0] and a[1] == b[1] and (a[0] != "modelVersion" or a[2] == b[2])
+    if a[0] == b[0] == "project":
+        same = True  # one project folder per project
+    assert (fa == fb) == same
+    # Only a version sits inside another object's folder, and only in its model's.
+    if fa != fb and fb.is_relative_to(fa):
+        assert (a[0], b[0]) == ("model", "modelVersion") and a[1] == b[2]
+        assert fb.parent.parent == fa and fb.parent.name == layout.VERSIONS_FOLDER
+
+
+@given(st.lists(field_paths, unique=True, max_size=6))
+def test_no_field_of_a_model_lands_in_its_versions_folder(paths: list[str]) -> None:
+    model = layout.RunLayout([*paths, "_versions/x", "_VERSIONS"], reserved=[layout.VERSIONS_FOLDER])
+    for path in [*paths, "_versions/x", "_VERSIONS"]:
+        top = model.field_file(path, FieldType.FILE, "txt").parts[0]
+        assert top.casefold() != layout.VERSIONS_FOLDER
+    assert model.field_file("_versions/x", FieldType.FILE, "txt") == PurePosixPath("%5Fversions/x.txt")

@@ -17,6 +17,7 @@ import pytest
 
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
+from neptune_backup_async.selection import Selection
 from neptune_backup_async.testing import (
     MINIMAL,
     FakeNeptuneServer,
@@ -50,13 +51,14 @@ async def test_a_token_revoked_during_the_backup_stops_it_with_one_clear_error(
     with serve(demo_world, faults=Faults(latency=0.05)) as server:
 
         def progress(p: Progress) -> None:
-            if p.runs_done >= 2:
+            if p.objects_done >= 2:
                 server.revoke_token()
 
         with pytest.raises(AuthenticationError, match="rejected the API token during the backup"):
             await backup("all", tmp_path, api_token=server.api_token, concurrency=2, progress=progress)
     report = json.loads((tmp_path / "backup-report.json").read_text())
-    assert report["interrupted"] is True and report["totals"]["runs_done"] >= 2
+    done = sum(n for key, n in report["totals"].items() if key.endswith("_done") and key != "fields_done")
+    assert report["interrupted"] is True and done >= 2
     assert not list(tmp_path.rglob("*.partial"))
 
 
@@ -190,8 +192,15 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
         server.faults.script("downloadFileSetZip", "not_zip")
         server.faults.script("getFloatSeriesValues", "short_page")  # half a page: the rest is asked for
         server.faults.script("getStringSeriesValues", "garbage")  # not JSON once: retried
+        runs_only = Selection(objects=frozenset({"runs"}))
         report = anyio.run(
-            lambda: backup("workspace-0/project-0", tmp_path, api_token=server.api_token, concurrency=1)
+            lambda: backup(
+                "workspace-0/project-0",
+                tmp_path,
+                api_token=server.api_token,
+                concurrency=1,
+                selection=runs_only,
+            )
         )
         assert server.stats.faults["short_page"] == server.stats.faults["garbage"] == 1
     failures = sorted((f.run, f.field, f.reason) for f in report.failures)
@@ -240,7 +249,7 @@ def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
     with serve(world, faults=Faults(latency=0.05, max_in_flight=4, retry_after="0.05")) as server:
 
         def progress(p: Progress) -> None:
-            if p.runs_done >= 20 and not phases:  # the server lifts its limit
+            if p.objects_done >= 20 and not phases:  # the server lifts its limit
                 phases.append(server.stats.snapshot())
                 server.faults.max_in_flight = None
                 server.stats.reset()
@@ -257,7 +266,7 @@ def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
     assert 0 < refused < 0.25 * limited["total"]  # type: ignore[operator]
     # Once the limit is gone, it climbs back to the full --concurrency.
     assert free["max_in_flight"] == 16
-    assert check_backup(world, tmp_path) == 60
+    assert check_backup(world, tmp_path) == 61  # and the project folder
 
 
 def test_hostile_names_from_the_server_never_write_outside_dest(tmp_path: Path) -> None:
@@ -299,7 +308,7 @@ def test_hostile_names_from_the_server_never_write_outside_dest(tmp_path: Path) 
     assert report.exit_code == 0, report.failures
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p != source]
     assert written and all(p.resolve().is_relative_to(dest.resolve()) for p in written)
-    [run] = [p for p in dest.rglob(".manifest.json")]
+    [run] = [p for p in dest.rglob(".manifest.json") if p.parent.name != "_project"]
     assert run.parent.relative_to(dest).as_posix() == "%2E%2E/%43ON/%2E.%2F..%2FRUN-1"
     manifest = json.loads(run.read_text())
     # Every original name is in the manifest, beside the safe file it was mapped to.

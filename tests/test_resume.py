@@ -59,8 +59,9 @@ def test_rerun_over_unchanged_data_only_lists(
     report = run_backup(server, tmp_path, download_artifacts=True)
 
     fetched = {op: n for op, n in server.stats.by_operation.items() if op in FIELD_OPERATIONS}
-    assert fetched == {}
-    assert server.stats.by_operation["searchLeaderboardEntries"] == 2  # one page per project
+    # Only each project's own field listing: Neptune lists no modification time for a project.
+    assert fetched == {"getExperimentAttributes": 2}
+    assert server.stats.by_operation["searchLeaderboardEntries"] == 6  # runs, models, versions per project
     assert report.runs_unchanged == report.runs_done == 8  # type: ignore[attr-defined]
     assert tree(tmp_path) == before
 
@@ -96,12 +97,13 @@ def test_rerun_after_changes_fetches_only_what_changed(
     report = run_backup(server, tmp_path)
 
     ops = server.stats.by_operation
-    assert ops["getExperimentAttributes"] == 4  # P0-1, P0-2, P0-3 and P0-99; project-1 is unchanged
+    # P0-1, P0-2, P0-3 and P0-99, and each project's own fields; project-1's runs are unchanged
+    assert ops["getExperimentAttributes"] == 6
     new_run_series = sum(isinstance(v, m.FloatSeries) for v in new_fields.values())
     assert ops["getFloatSeriesValues"] == 1 + new_run_series  # only the grown one, and the new run's
     assert ops["downloadAttribute"] == 2  # the new file, and the new run's file
     assert ops["getStringSeriesValues"] == sum(isinstance(v, m.StringSeries) for v in new_fields.values())
-    assert check_backup(demo_world, tmp_path, artifacts_downloaded=False) == 8
+    assert check_backup(demo_world, tmp_path, artifacts_downloaded=False) == 16
     # The deleted run is kept and reported.
     gone = tmp_path / "workspace-0" / "project-0" / "P0-4"
     assert (gone / ".manifest.json").is_file()
@@ -136,8 +138,8 @@ def test_full_fetches_everything_again(demo_world: World, server: FakeNeptuneSer
     before = tree(tmp_path)
     server.stats.reset()
     run_backup(server, tmp_path, full=True)
-    assert server.stats.by_operation["getExperimentAttributes"] == 8
-    assert server.stats.by_operation["downloadAttribute"] == 8
+    assert server.stats.by_operation["getExperimentAttributes"] == 16  # every object
+    assert server.stats.by_operation["downloadAttribute"] == 14  # a file per run, model and version
     assert tree(tmp_path) == before
 
 
@@ -246,7 +248,7 @@ def test_verify_passes_an_intact_backup_and_finds_every_kind_of_damage(
     intact = verify_cli(tmp_path, "--deep")
     assert intact.returncode == 0, intact.stdout
     assert intact.stdout == ""
-    assert "Verified 8 run(s)" in intact.stderr and "intact" in intact.stderr
+    assert "Verified 16 object(s)" in intact.stderr and "intact" in intact.stderr
 
     run = tmp_path / "workspace-0" / "project-0"
     flipped = run / "P0-1" / "data" / "sample.bin"
@@ -336,7 +338,7 @@ def test_rerun_resumes_from_the_journal_without_refetching(
     (folder / ".manifest.json").unlink()
     server.stats.reset()
     run_backup(server, tmp_path)
-    assert server.stats.by_operation["getExperimentAttributes"] == 1
+    assert server.stats.by_operation["getExperimentAttributes"] == 3  # P0-1 and the two projects
     assert server.stats.by_operation["getFloatSeriesValues"] == 0  # all in the journal
     assert server.stats.by_operation["downloadAttribute"] == 1  # not in the journal
     check_container(

@@ -253,7 +253,7 @@ def test_same_backup_same_site(dest: Path, tmp_path: Path) -> None:
 def test_incremental_rebuild_touches_only_changed_runs(dest: Path, tmp_path: Path) -> None:
     site = build_site(dest, tmp_path / "site").parent
     pages = sorted((site / "runs").glob("*.html"))
-    assert len(pages) == 8
+    assert len(pages) == 16  # 8 runs, 2 models, 4 versions and 2 projects' own fields
     for page in pages:
         os.utime(page, (1, 1))
     build_site(dest, site)
@@ -317,7 +317,11 @@ def test_models_are_listed_apart(dest: Path, tmp_path: Path) -> None:
     assert "Models and model versions" in project and "workspace-0~project-0~P0-4.html" in project
     rows = {r["id"] for r in _script_json(project)["rows"]}  # type: ignore[attr-defined]
     assert rows == {"P0-1", "P0-2", "P0-3"}
-    assert "Models and model versions" not in _project_page(site, "project-1")
+    other = _project_page(site, "project-1")
+    assert (
+        "workspace-0~project-1~_models~P1-MOD.html" in other
+        and "P1-4.html" not in other.split("Models and")[1]
+    )
 
 
 def test_rebuild_follows_damage(dest: Path, tmp_path: Path) -> None:

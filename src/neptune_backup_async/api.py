@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import anyio
 
@@ -21,8 +22,9 @@ from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, UsageError
 from .pipeline import Pipeline
 from .report import BackupReport, Progress
+from .selection import Selection
 from .source import ProjectInfo, Source
-from .store import remove_temporaries, write_file
+from .store import remove_temporaries, temp_tag, write_file
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -82,25 +84,60 @@ async def backup(
     concurrency: int = 8,
     download_artifacts: bool = False,
     full: bool = False,
+    selection: Selection | None = None,
+    dry_run: bool = False,
     progress: Callable[[Progress], None] | None = None,
     source: Source | None = None,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
-    A backup into a folder that holds an earlier one is incremental: unchanged runs cost
-    no request, and changed runs fetch only the fields that changed; ``full=True`` fetches
-    everything again. The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
+    A backup into a folder that holds an earlier one is incremental: unchanged objects cost
+    no request, and changed ones fetch only the fields that changed; ``full=True`` fetches
+    everything again. ``selection`` narrows what is backed up: objects (runs, models, the
+    project's own fields), run filters, field filters and a shard. ``dry_run=True`` lists
+    what would be fetched, with sizes where Neptune gives them, and writes nothing.
+    The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
     Neptune client with any other :class:`~.source.Source`. Returns the report, which is
-    also saved as ``backup-report.json`` in ``output``. Raises a
-    :class:`~.errors.BackupError` for bad input (usage, token, project, destination);
-    failures of single fields or runs are in the report instead.
+    also saved in ``output`` as ``backup-report.json`` (``backup-report.shard-K-of-N.json``
+    for a shard). Raises a :class:`~.errors.BackupError` for bad input (usage, token,
+    project, destination); failures of single fields or runs are in the report instead.
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
     names = parse_projects(projects)
-    dest = prepare_destination(Path(output))
-    await anyio.to_thread.run_sync(remove_temporaries, dest)
-    report = BackupReport(destination=str(dest), started_at=dt.datetime.now(dt.timezone.utc))
+    selection = selection or Selection()
+    shard = selection.shard
+    # A dry run reads what an earlier backup left there, and never creates the folder.
+    dest = Path(output).resolve() if dry_run else prepare_destination(Path(output))
+    tag = f"s{shard.index}of{shard.count}-" if shard else ""
+    reset = temp_tag.set(tag)
+    try:
+        if not dry_run:
+            await anyio.to_thread.run_sync(remove_temporaries, dest, tag)
+        return await _backup(names, dest, api_token, concurrency, download_artifacts, full, selection, dry_run,
+                             progress, source)  # fmt: skip
+    finally:
+        temp_tag.reset(reset)
+
+
+async def _backup(
+    names: list[str] | None,
+    dest: Path,
+    api_token: str | None,
+    concurrency: int,
+    download_artifacts: bool,
+    full: bool,
+    selection: Selection,
+    dry_run: bool,
+    progress: Callable[[Progress], None] | None,
+    source: Source | None,
+) -> BackupReport:
+    report = BackupReport(
+        destination=str(dest),
+        started_at=dt.datetime.now(dt.timezone.utc),
+        dry_run=dry_run,
+        selection=describe(selection),
+    )
     own_source = source is None
     if source is None:
         source = await connect(api_token, concurrency)
@@ -112,6 +149,8 @@ async def backup(
             concurrency=concurrency,
             download_artifacts=download_artifacts,
             full=full,
+            selection=selection,
+            dry_run=dry_run,
             report=report,
             on_progress=progress,
         )
@@ -125,16 +164,32 @@ async def backup(
             raise
         finally:
             report.finished_at = dt.datetime.now(dt.timezone.utc)
+            name = layout.report_name(str(selection.shard) if selection.shard else None)
             with anyio.CancelScope(shield=True):
                 document = values.dumps(report.to_json()).encode("utf-8")
                 try:
-                    await write_file(dest, PurePosixPath(layout.REPORT), document)
+                    if not dry_run:
+                        await write_file(dest, PurePosixPath(name), document)
                 except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
-                    log.error("could not write %s: %s", layout.REPORT, e)
+                    log.error("could not write %s: %s", name, e)
     finally:
         if own_source:
             source.close()
     return report
+
+
+def describe(selection: Selection) -> dict[str, Any]:
+    """What narrowed a backup, for its report; empty when nothing did."""
+    out: dict[str, Any] = {}
+    if selection.objects != Selection().objects:
+        out["objects"] = sorted(selection.objects)
+    if selection.runs.narrows or selection.runs.include_trashed:
+        out["runs_query"] = selection.runs.nql()
+    if selection.fields:
+        out["fields"] = selection.fields.to_json()
+    if selection.shard is not None:
+        out["shard"] = str(selection.shard)
+    return out
 
 
 def _backup_error_in(e: BaseException) -> BackupError | None:

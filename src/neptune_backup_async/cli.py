@@ -19,11 +19,12 @@ from typing import Any, TextIO
 
 import anyio
 
-from . import api, layout
+from . import api, layout, values
 from .errors import BackupError, UsageError, redact
-from .report import BackupReport, Progress
+from .report import BackupReport, Progress, load_reports, summarize
+from .selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
 
-COMMANDS = ("backup", "list-projects", "verify", "view")
+COMMANDS = ("backup", "list-projects", "verify", "view", "report")
 DEMO_OUTPUT = Path("neptune-backup-demo")
 log = logging.getLogger("neptune_backup_async")
 
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"back up a sample workspace from a built-in fake server (no account needed) into --output"
         f" (default: ./{DEMO_OUTPUT})",
     )
+    _selection_arguments(b)
+    b.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be backed up (objects, fields by type, sizes where Neptune gives them);"
+        " download and write nothing",
+    )
     _common(b)
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument(
@@ -83,7 +91,81 @@ def _parser() -> argparse.ArgumentParser:
         " the runs that changed. Needs no token.",
     )
     view.add_arguments(w)
+    r = sub.add_parser(
+        "report",
+        help="summarize a backup, merging the reports of its shards",
+        description="Print a summary of the backup in DESTINATION. Shards each leave a report of their own"
+        " (backup-report.shard-K-of-N.json); they are merged into one summary, and --output writes the"
+        " merged report as JSON. Exit 0: every report says all was backed up; 1: failures or interruptions;"
+        " 2: no report there.",
+    )
+    r.add_argument("destination", type=Path, help="the backup folder")
+    r.add_argument("--output", type=Path, help="also write the merged report here, as JSON")
     return parser
+
+
+def _selection_arguments(b: argparse.ArgumentParser) -> None:
+    g = b.add_argument_group("what to back up (filters compose: an object must pass every one given)")
+    g.add_argument(
+        "--objects", help="some of runs,models,project (default: all three); models include their versions"
+    )
+    g.add_argument("--runs", help="only these runs, by id: RUN-1,RUN-7")
+    g.add_argument("--tags", help="only runs that have every one of these tags: a,b")
+    g.add_argument("--state", help="only runs in this state: idle or running (or idle,running)")
+    g.add_argument("--owner", help="only runs created by one of these users: alice,bob")
+    g.add_argument("--query", help="only runs matching this NQL query, as in Neptune's runs table")
+    g.add_argument(
+        "--created-since",
+        metavar="TIME",
+        help="only runs created at or after TIME (ISO 8601; UTC if no offset)",
+    )
+    g.add_argument("--created-until", metavar="TIME", help="only runs created before TIME")
+    g.add_argument("--modified-since", metavar="TIME", help="only runs modified at or after TIME")
+    g.add_argument("--include-trashed", action="store_true", help="also back up runs in the trash")
+    g.add_argument(
+        "--exclude-fields",
+        metavar="GLOBS",
+        help="leave out fields matching these globs, e.g. 'monitoring/*,source_code/files' (a namespace"
+        " selects what is under it)",
+    )
+    g.add_argument("--include-fields", metavar="GLOBS", help="back up only the fields matching these globs")
+    g.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="back up only shard K of N (0 <= K < N): the objects whose id hashes to it; N jobs with"
+        " K = 0..N-1 split a workspace with no overlap (docs/scaling.md)",
+    )
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    """The Selection that the backup command's flags describe; UsageError for bad values."""
+    times = {
+        name: parse_time(getattr(args, name), "--" + name.replace("_", "-"))
+        for name in ("created_since", "created_until", "modified_since")
+        if getattr(args, name)
+    }
+    return Selection(
+        objects=parse_objects(args.objects),
+        runs=RunFilter(
+            runs=parse_list(args.runs),
+            tags=parse_list(args.tags),
+            states=parse_list(args.state),
+            owners=parse_list(args.owner),
+            query=args.query,
+            include_trashed=args.include_trashed,
+            **times,
+        ),
+        fields=FieldFilter(include=parse_list(args.include_fields), exclude=parse_list(args.exclude_fields)),
+        shard=Shard.parse(args.shard) if args.shard else None,
+    )
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    merged = load_reports(args.destination)
+    print(summarize(merged))
+    if args.output is not None:
+        args.output.write_text(values.dumps(merged), encoding="utf-8")
+    return int(merged["exit_code"])
 
 
 def _run_verify(args: argparse.Namespace) -> int:
@@ -93,7 +175,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     for problem in result.problems:
         print(problem)
     verdict = "intact" if not result.problems else f"{len(result.problems)} problem(s)"
-    print(f"Verified {result.runs} run(s) and {result.files} file(s): {verdict}.", file=sys.stderr)
+    print(f"Verified {result.objects} object(s) and {result.files} file(s): {verdict}.", file=sys.stderr)
     return result.exit_code
 
 
@@ -151,17 +233,17 @@ class _Bars:
             from tqdm import tqdm
 
             self.runs = tqdm(
-                desc="runs", unit="run", total=0, file=sys.stderr, position=0, dynamic_ncols=True
+                desc="objects", unit="obj", total=0, file=sys.stderr, position=0, dynamic_ncols=True
             )
             self.bytes = tqdm(desc="written", unit="B", unit_scale=True, file=sys.stderr, position=1)
 
     def __call__(self, p: Progress) -> None:
         if self.runs is None:
             return
-        if self.runs.total != p.runs_found:
-            self.runs.total = p.runs_found
+        if self.runs.total != p.objects_found:
+            self.runs.total = p.objects_found
             self.runs.refresh()
-        self.runs.update(p.runs_done + p.runs_failed - self.runs.n)
+        self.runs.update(p.objects_done + p.objects_failed - self.runs.n)
         self.bytes.update(p.bytes_written - self.bytes.n)
 
     def close(self) -> None:
@@ -203,14 +285,19 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     if args.projects is None or args.output is None:
         _interactive(args, token)
     output: Path = args.output
+    selection = selection_from(args)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    log_file = args.log_file or output / ".neptune-backup" / f"backup-{stamp}.log"
+    shard = f"-shard-{selection.shard.index}-of-{selection.shard.count}" if selection.shard else ""
+    log_file: Path | None = args.log_file
+    if log_file is None and not args.dry_run:  # a dry run writes nothing it was not asked to
+        log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
     secrets = [token or os.environ.get(api.TOKEN_ENV, "")]
     bars = _Bars(enabled=not args.quiet and sys.stderr.isatty())
     report: BackupReport | None = None
     try:
-        api.prepare_destination(output)  # before the log file goes inside it
-        with _log_to(log_file, secrets):
+        if not args.dry_run:
+            api.prepare_destination(output)  # before the log file goes inside it
+        with _log_to(log_file, secrets) if log_file else contextlib.nullcontext():
             log.info("backup of %s into %s, concurrency %d", args.projects, output, args.concurrency)
             report = anyio.run(
                 lambda: api.backup(
@@ -220,6 +307,8 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                     concurrency=args.concurrency,
                     download_artifacts=args.download_artifacts,
                     full=args.full,
+                    selection=selection,
+                    dry_run=args.dry_run,
                     progress=bars,
                 )
             )
@@ -233,8 +322,12 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     finally:
         bars.close()
     assert report is not None
+    if args.dry_run:
+        print(report.summary())  # what was asked for: on stdout
+        return report.exit_code
     print(report.summary(), file=sys.stderr)
-    print(f"Report: {output / layout.REPORT}\nLog: {log_file}", file=sys.stderr)
+    name = layout.report_name(str(selection.shard) if selection.shard else None)
+    print(f"Report: {output / name}\nLog: {log_file}", file=sys.stderr)
     return report.exit_code
 
 
@@ -269,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import view
 
             return view.run(args)
+        if args.command == "report":
+            return _run_report(args)
         if args.command == "list-projects":
             for name in anyio.run(api.list_projects, token):
                 print(name)

@@ -23,6 +23,10 @@ REPORT = "backup-report.json"
 IMAGE_INDEX = "index.json"
 ARTIFACT_SUFFIX = ".artifact.json"
 TEMP_SUFFIX = ".partial"
+# Folders of a project beside its runs; no run folder starts with "_" (see object_segment).
+PROJECT_FOLDER = "_project"
+MODELS_FOLDER = "_models"
+VERSIONS_FOLDER = "_versions"  # inside a model's folder; no field of the model maps onto it
 
 MAX_SEGMENT_BYTES = 200  # below the 255-byte NAME_MAX of common filesystems, leaving room for suffixes
 
@@ -67,9 +71,31 @@ def safe_path(field_path: str) -> PurePosixPath:
     return PurePosixPath(*(safe_segment(part) for part in field_path.split("/")))
 
 
-def container_dir(workspace: str, project: str, sys_id: str) -> PurePosixPath:
-    """``<workspace>/<project>/<RUN-ID>``, relative to the backup root."""
-    return PurePosixPath(safe_segment(workspace), safe_segment(project), safe_segment(sys_id))
+def object_segment(sys_id: str) -> str:
+    """A run, model or version folder name; a leading "_" is escaped, keeping "_..." for our folders."""
+    out = safe_segment(sys_id)
+    return _encode("_") + out[1:] if out.startswith("_") else out
+
+
+def container_dir(
+    workspace: str, project: str, sys_id: str, kind: str = "run", model_id: str | None = None
+) -> PurePosixPath:
+    """The folder of one object, relative to the backup root.
+
+    A run: ``<ws>/<project>/<RUN-ID>``; the project's own fields: ``<ws>/<project>/_project``;
+    a model: ``<ws>/<project>/_models/<MODEL-ID>``; a model version:
+    ``<ws>/<project>/_models/<MODEL-ID>/_versions/<VERSION-ID>``.
+    """
+    base = project_dir(workspace, project)
+    if kind == "run":
+        return base / object_segment(sys_id)
+    if kind == "project":
+        return base / PROJECT_FOLDER
+    if kind == "model":
+        return base / MODELS_FOLDER / object_segment(sys_id)
+    if kind == "modelVersion" and model_id is not None:
+        return base / MODELS_FOLDER / object_segment(model_id) / VERSIONS_FOLDER / object_segment(sys_id)
+    raise ValueError(f"no folder for a {kind!r} (model {model_id!r})")
 
 
 def project_dir(workspace: str, project: str) -> PurePosixPath:
@@ -93,8 +119,13 @@ class RunLayout:
     only on the set of field paths of the run.
     """
 
-    def __init__(self, field_paths: Iterable[str] = ()) -> None:
+    def __init__(self, field_paths: Iterable[str] = (), reserved: Iterable[str] = ()) -> None:
+        """``reserved``: names of our own folders beside the fields, such as :data:`VERSIONS_FOLDER`."""
+        taken = {name.casefold() for name in reserved}
         stems = {path: safe_path(path) for path in field_paths}
+        for path, stem in stems.items():
+            if stem.parts[0].casefold() in taken:  # escape its first character, as safe_segment would
+                stems[path] = PurePosixPath(_encode(stem.parts[0][0]) + stem.parts[0][1:], *stem.parts[1:])
         groups: dict[str, list[str]] = {}
         for path, stem in stems.items():
             groups.setdefault(str(stem).casefold(), []).append(path)
@@ -146,6 +177,14 @@ field_file = _PLAIN.field_file
 image_file = _PLAIN.image_file
 image_index = _PLAIN.image_index
 artifact_file = _PLAIN.artifact_file
+
+
+def report_name(shard: str | None = None) -> str:
+    """``backup-report.json``, or for shard "K/N" ``backup-report.shard-K-of-N.json``, so shards never share one."""
+    if shard is None:
+        return REPORT
+    index, count = shard.split("/")
+    return f"backup-report.shard-{index}-of-{count}.json"
 
 
 def temp_name(path: PurePosixPath, token: str) -> PurePosixPath:

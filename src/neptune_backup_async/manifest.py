@@ -39,6 +39,9 @@ class Manifest:
     fields: dict[str, FieldRecord] = field(default_factory=dict)
     files: dict[str, WrittenFile] = field(default_factory=dict)
     complete: bool = False
+    # The --include-fields/--exclude-fields it was saved with; None: every field.
+    field_filter: dict[str, Any] | None = None
+    model_id: str | None = None  # a model version's model
 
     def add_file(self, written: WrittenFile) -> None:
         self.files[written.path] = written
@@ -49,7 +52,7 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """Deterministic: the same run backed up twice gives the same bytes."""
-        return {
+        out = {
             "format": FORMAT_VERSION,
             "kind": self.kind,
             "project": self.project,
@@ -60,6 +63,11 @@ class Manifest:
             "fields": {p: r.to_json() for p, r in sorted(self.fields.items())},
             "files": {p: {"size": f.size, "sha256": f.sha256} for p, f in sorted(self.files.items())},
         }
+        if self.field_filter is not None:
+            out["field_filter"] = self.field_filter
+        if self.model_id is not None:
+            out["model_id"] = self.model_id
+        return out
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Manifest:
@@ -73,6 +81,8 @@ class Manifest:
             id=doc["id"],
             modification_time=values.parse_iso(modified) if modified else None,
             complete=bool(doc["complete"]),
+            field_filter=doc.get("field_filter"),
+            model_id=doc.get("model_id"),
         )
         for path, rec in doc["fields"].items():
             rec = dict(rec)

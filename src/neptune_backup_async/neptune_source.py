@@ -42,8 +42,8 @@ from .source import (
     FieldInfo,
     FieldType,
     ImageInfo,
+    ObjectRef,
     ProjectInfo,
-    RunRef,
     SeriesPage,
 )
 
@@ -356,8 +356,9 @@ class NeptuneSource:
             key=project["projectKey"],
         )
 
-    def iter_runs(self, project: ProjectInfo) -> Iterator[list[RunRef]]:
-        """Every non-trashed run once, by creation time ascending, a page per request.
+    def iter_objects(self, project: ProjectInfo, kind: str, query: str) -> Iterator[list[ObjectRef]]:
+        """Every object of ``kind`` matching ``query`` once, by creation time ascending, a page
+        per request.
 
         Offset paging stops at the server's 10,000 cap; from there a keyset filter on
         ``sys/creation_time >= last`` goes on. Only runs created at that very time can come
@@ -373,14 +374,14 @@ class NeptuneSource:
             tail: set[str] = set()  # ids created at `last_time`
             while offset < MAX_TABLE_OFFSET:
                 limit = min(TABLE_PAGE, MAX_TABLE_OFFSET - offset)
-                entries = self._table_page(project, after, offset, limit)
-                batch: list[RunRef] = []
+                entries = self._table_page(project, kind, query, after, offset, limit)
+                batch: list[ObjectRef] = []
                 for entry in entries:
                     try:
-                        run, created = self._run_ref(entry)
+                        run, created = self._object_ref(entry, kind)
                     except (KeyError, TypeError, ValueError) as e:
                         raise FetchError(
-                            f"listing runs of {project.qualified_name}: malformed entry ({type(e).__name__}: {e})"
+                            f"listing {kind}s of {project.qualified_name}: malformed entry ({type(e).__name__}: {e})"
                         ) from None
                     if created != last_time:
                         last_time, tail = created, set()
@@ -395,17 +396,20 @@ class NeptuneSource:
                 offset += len(entries)
             if window_new == 0 or last_time is None:
                 raise FetchError(
-                    f"listing runs of {project.qualified_name}: more than {MAX_TABLE_OFFSET} runs share"
+                    f"listing {kind}s of {project.qualified_name}: more than {MAX_TABLE_OFFSET} share"
                     " one creation time, so the runs table cannot be paged past them"
                 )
             after, boundary = last_time, tail
 
     def _table_page(
-        self, project: ProjectInfo, after: str | None, offset: int, limit: int
+        self, project: ProjectInfo, kind: str, query: str, after: str | None, offset: int, limit: int
     ) -> list[dict[str, Any]]:
-        query = "(`sys/trashed`:bool = false)"
         if after is not None:
-            query = f'({query} AND (`sys/creation_time`:datetime >= "{after}"))'
+            keyset = f'(`sys/creation_time`:datetime >= "{after}")'
+            query = f"({query} AND {keyset})" if query else keyset
+        columns = ["sys/id", "sys/creation_time", "sys/modification_time"]
+        if kind == "modelVersion":
+            columns.append("sys/model_id")
         body = {
             "query": {"query": query},
             "sorting": {
@@ -413,18 +417,14 @@ class NeptuneSource:
                 "aggregationMode": "none",
                 "sortBy": {"name": "sys/creation_time", "type": "datetime"},
             },
-            "attributeFilters": [
-                {"path": "sys/id"},
-                {"path": "sys/creation_time"},
-                {"path": "sys/modification_time"},
-            ],
+            "attributeFilters": [{"path": c} for c in columns],
             "pagination": {"limit": limit, "offset": offset},
         }
         result = self._json(
             "leaderboard",
             "searchLeaderboardEntries",
-            f"listing runs of {project.qualified_name}",
-            params={"projectIdentifier": project.id, "type": ["run"]},
+            f"listing {kind}s of {project.qualified_name}",
+            params={"projectIdentifier": project.id, "type": [kind]},
             body=body,
             required=("entries",),
         )
@@ -432,7 +432,7 @@ class NeptuneSource:
         return entries
 
     @staticmethod
-    def _run_ref(entry: dict[str, Any]) -> tuple[RunRef, str | None]:
+    def _object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]:
         attrs = {a["name"]: a for a in entry.get("attributes", [])}
 
         def value(name: str) -> Any:
@@ -440,14 +440,18 @@ class NeptuneSource:
             return (attr.get(f"{attr['type']}Properties") or {}).get("value") if attr else None
 
         modified = value("sys/modification_time")
-        run = RunRef(
+        ref = ObjectRef(
             sys_id=value("sys/id"),
             id=entry["experimentId"],
             modification_time=values.parse_iso(modified) if modified else None,
+            kind=kind,
+            model_id=value("sys/model_id") if kind == "modelVersion" else None,
         )
-        return run, value("sys/creation_time")
+        if not isinstance(ref.sys_id, str) or (kind == "modelVersion" and not isinstance(ref.model_id, str)):
+            raise ValueError("no sys/id" if not isinstance(ref.sys_id, str) else "no sys/model_id")
+        return ref, value("sys/creation_time")
 
-    def get_fields(self, project: ProjectInfo, run: RunRef) -> list[FieldInfo]:
+    def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]:
         result = self._json(
             "leaderboard",
             "getExperimentAttributes",
@@ -471,7 +475,7 @@ class NeptuneSource:
 
     # -- series -----------------------------------------------------------------------------
 
-    def series_page(self, run: RunRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage:
+    def series_page(self, run: ObjectRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage:
         operation = (
             "getFloatSeriesValues" if field.type is FieldType.FLOAT_SERIES else "getStringSeriesValues"
         )
@@ -486,7 +490,7 @@ class NeptuneSource:
         return SeriesPage(total=int(result["totalItemCount"]), points=points)
 
     def image_page(
-        self, run: RunRef, field: FieldInfo, offset: int, limit: int
+        self, run: ObjectRef, field: FieldInfo, offset: int, limit: int
     ) -> tuple[int, list[ImageInfo]]:
         result = self._json(
             "leaderboard",
@@ -511,12 +515,12 @@ class NeptuneSource:
 
     # -- files ------------------------------------------------------------------------------
 
-    def open_image(self, run: RunRef, field: FieldInfo, index: int) -> Download:
+    def open_image(self, run: ObjectRef, field: FieldInfo, index: int) -> Download:
         method, url = self._url("leaderboard", "getImageSeriesValue")
         params = {"experimentId": run.id, "attribute": field.path, "index": index}
         return self._open(method, url, "getImageSeriesValue", params=params)
 
-    def open_file(self, run: RunRef, field: FieldInfo) -> Download:
+    def open_file(self, run: ObjectRef, field: FieldInfo) -> Download:
         method, url = self._url("leaderboard", "downloadAttribute")
         params = {"experimentId": run.id, "attribute": field.path}
         return self._open(
@@ -527,7 +531,7 @@ class NeptuneSource:
             headers={"Accept": "application/octet-stream"},
         )
 
-    def open_file_set(self, run: RunRef, field: FieldInfo) -> Download:
+    def open_file_set(self, run: ObjectRef, field: FieldInfo) -> Download:
         what = "file set download"
         prepared = self._json(
             "leaderboard",

@@ -35,7 +35,8 @@ from .manifest import FieldRecord, Manifest
 from .report import BackupReport, Note, Progress, ProjectSummary
 from .resume import Action, Previous, facts, journal_line, load_previous, plan
 from .retry import RetryPolicy, TransientError
-from .source import Download, FieldInfo, FieldType, ProjectInfo, RunRef, Source
+from .selection import Selection
+from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo, Source
 from .store import AtomicFile, WrittenFile, destination_error, write_file
 
 log = logging.getLogger("neptune_backup_async")
@@ -100,7 +101,12 @@ class Gate:
 @dataclass(frozen=True)
 class Job:
     project: ProjectInfo
-    run: RunRef
+    ref: ObjectRef
+
+
+def project_ref(project: ProjectInfo) -> ObjectRef:
+    """The project's own fields, read like a run's: the project's id is their container id."""
+    return ObjectRef(sys_id=project.key, id=project.id, kind="project")
 
 
 class Pipeline:
@@ -113,6 +119,8 @@ class Pipeline:
         download_artifacts: bool,
         report: BackupReport,
         full: bool = False,
+        selection: Selection | None = None,
+        dry_run: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -121,6 +129,8 @@ class Pipeline:
         self.concurrency = concurrency
         self.download_artifacts = download_artifacts
         self.full = full
+        self.selection = selection or Selection()
+        self.dry_run = dry_run
         self.report = report
         self.gate = Gate(concurrency, source.congestion)
         self.retry = retry or RetryPolicy()
@@ -157,62 +167,101 @@ class Pipeline:
                     tg.start_soon(self._work, receive.clone())
 
     async def _produce(self, projects: list[ProjectInfo], send: MemoryObjectSendStream[Job]) -> None:
+        objects, select = self.selection.objects, self.selection
         async with send:
             for project in projects:
                 summary = self.report.projects[project.qualified_name]
-                pages = self.source.iter_runs(project)
-                listed: set[str] = set()
-                try:
-                    while (page := await self.gate.call(next, pages, None)) is not None:
-                        summary.runs_found += len(page)
-                        self.changed()
-                        for run in page:
-                            listed.add(run.sys_id)
-                            await send.send(Job(project, run))
-                    summary.listed = True
-                except FetchError as e:
-                    self.fail(project.qualified_name, None, None, f"listing runs failed: {e}")
-                if summary.listed:
-                    await self._note_runs_gone(project, listed)
+                listings: list[tuple[str, str]] = []  # (kind, NQL query), each listed in turn
+                if "runs" in objects:
+                    listings.append(("run", select.runs.nql()))
+                if "models" in objects:
+                    listings += [(kind, "(`sys/trashed`:bool = false)") for kind in ("model", "modelVersion")]
+                complete = True
+                if "project" in objects and select.owns(project.key):
+                    summary.counts["project"].found += 1
+                    await send.send(Job(project, project_ref(project)))
+                for kind, query in listings:
+                    listed = await self._list(project, kind, query, send)
+                    complete = complete and listed is not None
+                    if kind == "run" and listed is not None and not select.runs.narrows:
+                        await self._note_runs_gone(project, listed)
+                summary.listed = complete
                 self.changed()
+
+    async def _list(
+        self, project: ProjectInfo, kind: str, query: str, send: MemoryObjectSendStream[Job]
+    ) -> set[str] | None:
+        """Send this shard's objects of one kind to the workers; their sys ids, or None if listing failed."""
+        counts = self.report.projects[project.qualified_name].counts[kind]
+        pages = self.source.iter_objects(project, kind, query)
+        listed: set[str] = set()
+        try:
+            while (page := await self.gate.call(next, pages, None)) is not None:
+                # A version goes with its model; the whole page counts at once, for progress.
+                owned = [ref for ref in page if self.selection.owns(ref.model_id or ref.sys_id)]
+                counts.found += len(owned)
+                self.changed()
+                for ref in owned:
+                    listed.add(ref.sys_id)
+                    await send.send(Job(project, ref))
+        except FetchError as e:
+            self.fail(project.qualified_name, None, None, f"listing {kind}s failed: {e}")
+            return None
+        return listed
 
     async def _note_runs_gone(self, project: ProjectInfo, listed: set[str]) -> None:
         folder = self.dest / layout.project_dir(project.workspace, project.name)
+        folders = {layout.object_segment(s) for s in listed}
 
-        def backed_up() -> list[str]:
+        def gone() -> list[str]:
+            """Backed-up runs of this shard that the listing no longer has."""
+            out = []
             with contextlib.suppress(FileNotFoundError):
-                return sorted(p.name for p in folder.iterdir() if (p / layout.MANIFEST).is_file())
-            return []
+                for path in sorted(folder.iterdir()):
+                    manifest = path / layout.MANIFEST
+                    if path.name.startswith("_") or path.name in folders or not manifest.is_file():
+                        continue
+                    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                        sys_id = json.loads(manifest.read_text(encoding="utf-8"))["sys_id"]
+                        if self.selection.owns(sys_id):
+                            out.append(path.name)
+            return out
 
-        folders = {layout.safe_segment(s) for s in listed}
-        for name in await anyio.to_thread.run_sync(backed_up):
-            if name not in folders:
-                reason = "no longer listed by Neptune (deleted or trashed); its copy is kept"
-                self.notice(project.qualified_name, name, None, reason)
+        for name in await anyio.to_thread.run_sync(gone):
+            reason = "no longer listed by Neptune (deleted or trashed); its copy is kept"
+            self.notice(project.qualified_name, name, None, reason)
 
     async def _work(self, receive: MemoryObjectReceiveStream[Job]) -> None:
         async with receive:
             async for job in receive:
-                summary = self.report.projects[job.project.qualified_name]
-                outcome = await self._backup_run(job.project, job.run)
+                counts = self.report.projects[job.project.qualified_name].counts[job.ref.kind]
+                outcome = await self._backup_object(job.project, job.ref)
                 if outcome is None:
-                    summary.runs_failed += 1
+                    counts.failed += 1
                 else:
-                    summary.runs_done += 1
-                    summary.runs_unchanged += outcome
+                    counts.done += 1
+                    counts.unchanged += outcome
                 self.changed()
 
     # -- one run ------------------------------------------------------------------------------
 
-    async def _backup_run(self, project: ProjectInfo, run: RunRef) -> bool | None:
-        """Save every field of one run. None if any failed, else whether it was unchanged."""
+    async def _backup_object(self, project: ProjectInfo, run: ObjectRef) -> bool | None:
+        """Save every field of one run (or model, version, project). None if any failed, else
+        whether it was unchanged."""
         where = project.qualified_name
-        root = self.dest / layout.container_dir(project.workspace, project.name, run.sys_id)
+        root = self.dest / layout.container_dir(
+            project.workspace, project.name, run.sys_id, run.kind, run.model_id
+        )
+        field_filter = self.selection.fields
         previous = await anyio.to_thread.run_sync(load_previous, root)
-        if previous is not None and not self.full and previous.unchanged_since(run.modification_time):
+        if (
+            previous is not None
+            and not self.full
+            and previous.unchanged_since(run.modification_time, field_filter.to_json())
+        ):
             return True
         try:
-            fields = await self.gate.call(self.source.get_fields, project, run)
+            listed = await self.gate.call(self.source.get_fields, project, run)
         except FetchError as e:
             self.fail(where, run.sys_id, None, str(e))
             return None
@@ -221,7 +270,20 @@ class Pipeline:
                 where, run.sys_id, None, f"malformed field listing from Neptune ({type(e).__name__}: {e})"
             )
             return None
-        manifest = Manifest("run", where, run.sys_id, run.id, run.modification_time)
+        fields = [f for f in listed if field_filter.keeps(f.path)]
+        if self.dry_run:
+            self._plan(project, fields, previous)
+            return False
+        manifest = Manifest(
+            run.kind,
+            where,
+            run.sys_id,
+            run.id,
+            run.modification_time,
+            field_filter=field_filter.to_json(),
+            model_id=run.model_id,
+        )
+        reserved = (layout.VERSIONS_FOLDER,) if run.kind == "model" else ()
         saver = _RunSaver(
             self,
             project,
@@ -229,18 +291,31 @@ class Pipeline:
             root,
             manifest,
             previous,
-            layout.RunLayout(f.path for f in fields if not f.type.is_simple),
+            layout.RunLayout((f.path for f in fields if not f.type.is_simple), reserved),
         )
         try:
             async with anyio.create_task_group() as tg:
                 for info in fields:
                     await saver.start(tg, info)
-            await saver.finish({info.path for info in fields})
+            await saver.finish({info.path for info in listed}, {info.path for info in fields})
         finally:
             await saver.close()
         for path in manifest.failed_fields:
             self.fail(where, run.sys_id, path, manifest.fields[path].error or "failed")
         return None if manifest.failed_fields else False
+
+    def _plan(self, project: ProjectInfo, fields: list[FieldInfo], previous: Previous | None) -> None:
+        """A dry run: tally the fields a backup would fetch, by type, with the bytes the listing gives."""
+        planned = self.report.projects[project.qualified_name].planned
+        for info in fields:
+            if not info.type.is_simple and not self.full:
+                prev = previous.record(info.path) if previous else None
+                intact = prev is not None and previous is not None and previous.is_intact(prev)
+                if plan(info, prev, intact, self.download_artifacts) is Action.REUSE:
+                    continue
+            tally = planned.setdefault(info.type.value, [0, 0])
+            tally[0] += 1
+            tally[1] += info.size or 0  # the listing gives sizes of files and file sets only
 
 
 class _RunSaver:
@@ -250,7 +325,7 @@ class _RunSaver:
         self,
         pipe: Pipeline,
         project: ProjectInfo,
-        run: RunRef,
+        run: ObjectRef,
         root: Path,
         manifest: Manifest,
         previous: Previous | None,
@@ -282,7 +357,10 @@ class _RunSaver:
         action = Action.FETCH if self.pipe.full else plan(info, prev, intact, self.pipe.download_artifacts)
         if action is Action.REUSE:
             assert prev is not None and self.previous is not None
-            self.manifest.fields[info.path] = prev
+            extra = {k: v for k, v in prev.extra.items() if k not in _KEPT_MARKS}  # it is current again
+            self.manifest.fields[info.path] = FieldRecord(
+                prev.type, prev.status, prev.files, prev.error, extra
+            )
             for rel in prev.files:
                 self.manifest.add_file(self.previous.manifest.files[rel])
             self.pipe.report.fields_done += 1
@@ -355,10 +433,13 @@ class _RunSaver:
                 await self._journal_file.close()
             self._journal_file = None
 
-    async def finish(self, listed: set[str]) -> None:
-        """Write simple_metadata.json and then the manifest; the run is complete once both are in place."""
+    async def finish(self, listed: set[str], kept: set[str]) -> None:
+        """Write simple_metadata.json and then the manifest; the run is complete once both are in place.
+
+        ``listed``: every field Neptune has; ``kept``: those the field filter let through.
+        """
         if self.previous is not None:
-            await self._keep_removed(listed)
+            await self._keep_old(listed, kept)
         if self.simple:
             data = values.dumps(self.simple).encode("utf-8")
             written = await write_file(
@@ -371,11 +452,12 @@ class _RunSaver:
         await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
         await anyio.to_thread.run_sync(self._tidy)
 
-    async def _keep_removed(self, listed: set[str]) -> None:
-        """Fields gone from Neptune keep their copy and their record, marked as such."""
+    async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
+        """Fields gone from Neptune, or left out by the field filter, keep their earlier copy
+        and their record, marked as such: a narrower filter never deletes what was saved."""
         assert self.previous is not None
         old = self.previous.manifest
-        gone = sorted(p for p, r in old.fields.items() if p not in listed and r.status == "ok")
+        gone = sorted(p for p, r in old.fields.items() if p not in kept and r.status == "ok")
         old_simple: dict[str, Any] = {}
         if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in gone):
             with contextlib.suppress(OSError, ValueError):
@@ -390,10 +472,12 @@ class _RunSaver:
             else:
                 for rel in record.files:
                     self.manifest.add_file(old.files[rel])
+            mark = "excluded" if path in listed else "removed_upstream"
+            extra = {k: v for k, v in record.extra.items() if k not in _KEPT_MARKS}
             self.manifest.fields[path] = FieldRecord(
-                record.type, "ok", record.files, extra={**record.extra, "removed_upstream": True}
+                record.type, "ok", record.files, extra={**extra, mark: True}
             )
-            if not record.extra.get("removed_upstream"):
+            if mark == "removed_upstream" and not record.extra.get(mark):
                 self.pipe.notice(
                     self.project.qualified_name,
                     self.run.sys_id,
@@ -565,6 +649,10 @@ class _RunSaver:
                 target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
                 written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
         return written, {}
+
+
+# What a kept earlier copy is marked with: left out by the field filter, or gone from Neptune.
+_KEPT_MARKS = ("excluded", "removed_upstream")
 
 
 def _not_a_zip(path: Path) -> str | None:

@@ -71,9 +71,15 @@ class Previous:
     def is_intact(self, record: FieldRecord) -> bool:
         return all(f in self.intact for f in record.files)
 
-    def unchanged_since(self, modification_time: object) -> bool:
+    def unchanged_since(self, modification_time: object, field_filter: dict[str, object] | None) -> bool:
+        """Complete, saved with the same field filter, and not modified in Neptune since."""
         m = self.manifest
-        return m.complete and m.modification_time is not None and m.modification_time == modification_time
+        return (
+            m.complete
+            and m.modification_time is not None
+            and m.modification_time == modification_time
+            and m.field_filter == field_filter
+        )
 
 
 def journal_line(path: str, record: FieldRecord, files: list[WrittenFile]) -> str:

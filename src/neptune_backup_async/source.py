@@ -66,13 +66,19 @@ class ProjectInfo:
         return f"{self.workspace}/{self.name}"
 
 
+#: The kinds of object a project holds, by their API names.
+KINDS = ("run", "model", "modelVersion", "project")
+
+
 @dataclass(frozen=True)
-class RunRef:
-    """A run as the runs table lists it."""
+class ObjectRef:
+    """A run, model, model version or the project itself, as its listing gives it."""
 
     sys_id: str
     id: str  # the id that API calls take
     modification_time: dt.datetime | None = None
+    kind: str = "run"
+    model_id: str | None = None  # a model version's model (its sys id)
 
 
 @dataclass(frozen=True)
@@ -141,23 +147,24 @@ class Source(Protocol):
 
     def get_project(self, qualified_name: str) -> ProjectInfo: ...
 
-    def iter_runs(self, project: ProjectInfo) -> Iterator[list[RunRef]]:
-        """Pages of runs, each run once, oldest first. Each ``next`` is one request."""
+    def iter_objects(self, project: ProjectInfo, kind: str, query: str) -> Iterator[list[ObjectRef]]:
+        """Pages of the runs, models or model versions matching the NQL ``query``, each once,
+        oldest first. Each ``next`` is one request."""
         ...
 
-    def get_fields(self, project: ProjectInfo, run: RunRef) -> list[FieldInfo]: ...
+    def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]: ...
 
-    def series_page(self, run: RunRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage: ...
+    def series_page(self, run: ObjectRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage: ...
 
     def image_page(
-        self, run: RunRef, field: FieldInfo, offset: int, limit: int
+        self, run: ObjectRef, field: FieldInfo, offset: int, limit: int
     ) -> tuple[int, list[ImageInfo]]: ...
 
-    def open_image(self, run: RunRef, field: FieldInfo, index: int) -> Download: ...
+    def open_image(self, run: ObjectRef, field: FieldInfo, index: int) -> Download: ...
 
-    def open_file(self, run: RunRef, field: FieldInfo) -> Download: ...
+    def open_file(self, run: ObjectRef, field: FieldInfo) -> Download: ...
 
-    def open_file_set(self, run: RunRef, field: FieldInfo) -> Download: ...
+    def open_file_set(self, run: ObjectRef, field: FieldInfo) -> Download: ...
 
     def list_artifact_files(self, project: ProjectInfo, artifact_hash: str) -> list[ArtifactFileInfo]: ...
 

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -24,6 +25,14 @@ from .errors import DestinationError, FetchError
 from .layout import TEMP_SUFFIX, temp_name
 
 _temp_ids = itertools.count()  # with the pid, unique among all writers of a DEST
+# Marks the temporary files of one shard, so that shards sharing a DEST each clean up only
+# their own leftovers; set per backup, so two backups in one process keep theirs apart.
+temp_tag: ContextVar[str] = ContextVar("temp_tag", default="")
+
+
+def _temp_token() -> str:
+    return f"{temp_tag.get()}{os.getpid()}-{next(_temp_ids)}"
+
 
 # Errors that mean the destination as a whole is unusable, not just one file.
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -62,7 +71,7 @@ class AtomicFile:
         self.root = root
         self.rel = rel
         self.final = root / rel
-        self.temp = root / temp_name(rel, f"{os.getpid()}-{next(_temp_ids)}")
+        self.temp = root / temp_name(rel, _temp_token())
         self._hash = hashlib.sha256()
         self._size = 0
         self._on_bytes = on_bytes
@@ -161,7 +170,7 @@ async def write_file(
     memory is written by one blocking call, which costs one thread hop instead of six.
     """
     final = root / rel
-    temp = root / temp_name(rel, f"{os.getpid()}-{next(_temp_ids)}")
+    temp = root / temp_name(rel, _temp_token())
     try:
         await anyio.to_thread.run_sync(_write_whole, temp, final, data)
     except OSError as e:
@@ -171,12 +180,15 @@ async def write_file(
     return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
 
 
-def remove_temporaries(folder: Path) -> int:
-    """Delete the leftovers of an interrupted backup below ``folder``; returns how many."""
+def remove_temporaries(folder: Path, tag: str = "") -> int:
+    """Delete the leftovers of an interrupted backup below ``folder``; returns how many.
+
+    With a ``tag`` (see :data:`temp_tag`), only those of the backup that used that tag.
+    """
     removed = 0
     for dirpath, _, filenames in os.walk(folder):
         for name in filenames:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX) and f".{tag}" in name:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1

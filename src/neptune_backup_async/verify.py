@@ -33,7 +33,7 @@ class Problem:
 
 @dataclass
 class Verification:
-    runs: int = 0
+    objects: int = 0  # runs, models, model versions and project folders
     files: int = 0
     problems: list[Problem] = field(default_factory=list)
 
@@ -42,11 +42,25 @@ class Verification:
         return 1 if self.problems else 0
 
 
+def _folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir())
+
+
 def container_folders(dest: Path) -> Iterator[Path]:
-    """``<workspace>/<project>/<RUN-ID>`` folders; our own files and folders start with a dot."""
-    for depth_1 in sorted(p for p in dest.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for depth_2 in sorted(p for p in depth_1.iterdir() if p.is_dir()):
-            yield from sorted(p for p in depth_2.iterdir() if p.is_dir())
+    """Every object folder (docs/FORMAT.md): runs and ``_project`` beside them, models in
+    ``_models``, and their versions in each model's ``_versions``. Folders starting with a dot
+    are our own."""
+    for depth_1 in (p for p in _folders(dest) if not p.name.startswith(".")):
+        for project in _folders(depth_1):
+            for folder in _folders(project):
+                if folder.name != layout.MODELS_FOLDER:
+                    yield folder
+                    continue
+                for model in _folders(folder):
+                    yield model
+                    versions = model / layout.VERSIONS_FOLDER
+                    if versions.is_dir():
+                        yield from _folders(versions)
 
 
 def _sha256(path: Path) -> str:
@@ -95,7 +109,7 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
     except (ValueError, KeyError, TypeError) as e:
         problems.append(Problem("corrupt", f"{name}/{layout.MANIFEST}", f"unreadable manifest ({e})"))
         return
-    result.runs += 1
+    result.objects += 1
     if merge_journal(manifest, folder):  # files a later, unfinished backup saved are checked too
         problems.append(
             Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again")
@@ -121,7 +135,10 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
         elif deep and (why := _parse(path)) is not None:
             problems.append(Problem("corrupt", where, why))
     ours = {layout.MANIFEST, layout.JOURNAL}
+    versions = folder / layout.VERSIONS_FOLDER if manifest.kind == "model" else None
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if versions is not None and path.is_relative_to(versions):
+            continue  # the model's versions, each checked as an object of its own
         rel = path.relative_to(folder).as_posix()
         if rel not in manifest.files and rel not in ours:
             problems.append(Problem("unexpected", f"{name}/{rel}", "not in the manifest"))
@@ -130,7 +147,7 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
 def verify(dest: Path, *, deep: bool = False) -> Verification:
     """Check every run folder below ``dest``. Raises NotABackupError when there is no backup there."""
     if not dest.is_dir() or not (
-        (dest / layout.REPORT).is_file() or any(dest.glob(f"*/*/*/{layout.MANIFEST}"))
+        any(dest.glob("backup-report*.json")) or any(dest.glob(f"*/*/*/{layout.MANIFEST}"))
     ):
         raise NotABackupError(f"{dest} is not a backup: it has no {layout.REPORT} and no run manifests.")
     result = Verification()

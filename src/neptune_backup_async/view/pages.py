@@ -502,8 +502,14 @@ def choose_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], li
 
 
 def project_page(
-    name: str, rows: list[dict[str, Any]], models: list[dict[str, Any]], extra: str, generated: str
+    name: str,
+    rows: list[dict[str, Any]],
+    models: list[dict[str, Any]],
+    own: dict[str, Any] | None,
+    extra: str,
+    generated: str,
 ) -> str:
+    """``own``: the row of the project's own fields, if they were backed up."""
     runs = [r for r in rows if r["kind"] == "run"]
     params, metrics, all_metrics = choose_columns(runs)
     columns = [{"key": k, "label": label, "kind": "base"} for k, label in BASE_COLUMNS]
@@ -530,6 +536,10 @@ def project_page(
     body = [
         f"<h1>{h(name)}</h1>",
         f"<p>{len(runs)} runs ({h(summary or 'none')}).</p>",
+        f'<p><a href="../runs/{url(own["key"])}.html">The project\'s own fields</a>'
+        f' <span class="status-{h(own["status"])}">{h(own["status"])}</span></p>'
+        if own
+        else "",
         extra,
         '<div id="runs-app"><h2>Runs</h2>',
         '<div class="toolbar"><label for="filter">Filter</label>'

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
+from ..errors import NotABackupError
+from ..report import load_reports
 from ..verify import container_folders, verify
 from . import assets, pages
 from .data import load_run
@@ -180,8 +182,11 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
                 + "".join(f"<li>{h(m)}</li>" for m in missing)
                 + "</ul>"
             )
-        models = [r for r in rows if r["kind"] != "run"]
-        _write(site / "projects" / f"{key}.html", pages.project_page(name, rows, models, extra, generated))
+        models = [r for r in rows if r["kind"] in ("model", "modelVersion")]
+        own = next((r for r in rows if r["kind"] == "project"), None)
+        _write(
+            site / "projects" / f"{key}.html", pages.project_page(name, rows, models, own, extra, generated)
+        )
         statuses = {r["status"] for r in rows} | ({"incomplete"} if missing else set())
         status = next((s for s in ("damaged", "failed", "incomplete") if s in statuses), "ok")
         project_entries.append(
@@ -212,7 +217,9 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
     index = site / "index.html"
     _write(
         index,
-        pages.index_page(project_entries, report, len(verification.problems), verification.runs, generated),
+        pages.index_page(
+            project_entries, report, len(verification.problems), verification.objects, generated
+        ),
     )
     _write(
         state_path,
@@ -241,11 +248,11 @@ def _rebuild(
 
 
 def _read_report(dest: Path) -> dict[str, Any] | None:
+    """The backup's report, merged from its shards' if it was sharded; None if there is none."""
     try:
-        report = json.loads((dest / layout.REPORT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return load_reports(dest)
+    except (NotABackupError, KeyError, TypeError, ValueError):
         return None
-    return report if isinstance(report, dict) else None
 
 
 def _project_names(dest: Path, runs: dict[str, dict[str, Any]]) -> dict[str, str]:

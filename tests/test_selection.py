@@ -1,0 +1,457 @@
+"""Choosing what to back up: objects, run filters, field filters, shards and dry runs.
+
+Run filters are checked against the generator's ground truth with predicates written
+here in plain Python, and through the real client against the fake server's NQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+import pytest
+
+from expect import check_backup, check_container, folder_of, objects_of
+from neptune_backup_async import backup
+from neptune_backup_async.errors import UsageError
+from neptune_backup_async.report import BackupReport
+from neptune_backup_async.selection import FieldFilter, RunFilter, Selection, Shard
+from neptune_backup_async.testing import MINIMAL, WORKLOADS, FakeNeptuneServer, World, generate, serve
+from neptune_backup_async.testing import model as m
+
+CLI = [sys.executable, "-m", "neptune_backup_async"]
+PROJECT = "workspace-0/project-0"
+
+
+# -- pure: the query, the globs and the hash ------------------------------------------------
+
+
+def test_the_default_query_leaves_out_only_the_trash() -> None:
+    assert RunFilter().nql() == "(`sys/trashed`:bool = false)"
+    assert RunFilter(include_trashed=True).nql() == ""
+    assert not RunFilter(include_trashed=True).narrows and RunFilter(tags=("a",)).narrows
+
+
+def test_conditions_are_joined_with_and_and_values_are_quoted() -> None:
+    query = RunFilter(
+        runs=("P-1", "P-2"),
+        tags=("a", 'say "hi"'),
+        states=("running",),
+        created_since=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+        include_trashed=True,
+    ).nql()
+    assert query == (
+        '(((`sys/id`:string = "P-1") OR (`sys/id`:string = "P-2"))'
+        ' AND (`sys/state`:experimentState = "running")'
+        ' AND (`sys/tags`:stringSet CONTAINS "a")'
+        ' AND (`sys/tags`:stringSet CONTAINS "say \\"hi\\"")'
+        ' AND (`sys/creation_time`:datetime >= "2024-01-01T00:00:00.000+00:00"))'
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RunFilter(states=("paused",)),
+        lambda: RunFilter(created_since=dt.datetime(2024, 1, 1)),  # naive
+        lambda: RunFilter(
+            created_since=dt.datetime(2024, 2, 1, tzinfo=dt.timezone.utc),
+            created_until=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+        ),
+        lambda: FieldFilter(exclude=("",)),
+        lambda: Shard(4, 4),
+        lambda: Shard.parse("1-4"),
+        lambda: Selection(objects=frozenset({"experiments"})),
+    ],
+)
+def test_bad_selections_are_usage_errors(make: Callable[[], object]) -> None:
+    with pytest.raises(UsageError):
+        make()
+
+
+def test_field_globs_match_paths_and_the_namespaces_they_sit_in() -> None:
+    f = FieldFilter(exclude=("monitoring/*", "source_code/files"))
+    assert not f.keeps("monitoring/1a2b/cpu")  # * crosses /
+    assert not f.keeps("source_code/files")
+    assert f.keeps("source_code/git") and f.keeps("monitoringx/cpu") and f.keeps("metrics/loss")
+    g = FieldFilter(include=("metrics",), exclude=("metrics/val/*",))
+    assert g.keeps("metrics/train/loss") and not g.keeps("metrics/val/loss") and not g.keeps("sys/id")
+    assert not g.keeps("metrics_old/loss")  # a namespace ends at a /
+    assert not FieldFilter() and FieldFilter().to_json() is None
+
+
+def test_shards_split_ids_with_no_overlap_and_no_gap() -> None:
+    ids = [f"PROJ-{i}" for i in range(2_000)]
+    shards = [Shard(k, 5) for k in range(5)]
+    owners = [[s for s in shards if s.owns(i)] for i in ids]
+    assert all(len(o) == 1 for o in owners)
+    sizes = [sum(1 for o in owners if o[0] is s) for s in shards]
+    assert min(sizes) > 300  # about 400 each
+    assert Shard.parse(" 2/5 ") == Shard(2, 5) and str(Shard(2, 5)) == "2/5"
+
+
+def test_the_shard_of_an_id_is_the_same_in_another_process() -> None:
+    code = "from neptune_backup_async.selection import Shard; print([Shard(k, 7).owns('PROJ-42') for k in range(7)])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str([Shard(k, 7).owns("PROJ-42") for k in range(7)])
+
+
+# -- run filters against the server ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def filter_world() -> World:
+    world = generate(
+        replace(MINIMAL, runs_per_project=40, parameters=3, float_series=1, float_series_length=3)
+    )
+    runs = world.project(PROJECT).containers
+    for sys_id in ("P0-3", "P0-17", "P0-28"):
+        runs[sys_id].trashed = True
+    return world
+
+
+@pytest.fixture(scope="module")
+def filter_server(filter_world: World) -> Iterator[FakeNeptuneServer]:
+    with serve(filter_world) as s:
+        yield s
+
+
+def _value(run: m.Container, path: str) -> object:
+    field = run.fields[path]
+    return field.values if isinstance(field, m.StringSet) else field.value  # type: ignore[union-attr]
+
+
+def _created(world: World, sys_id: str) -> dt.datetime:
+    return _value(world.project(PROJECT).containers[sys_id], "sys/creation_time")  # type: ignore[return-value]
+
+
+FILTERS: dict[str, tuple[Callable[[World], RunFilter], Callable[[World, m.Container], bool]]] = {
+    "runs": (
+        lambda w: RunFilter(runs=("P0-1", "P0-7", "P0-3")),  # P0-3 is trashed
+        lambda w, r: r.sys_id in ("P0-1", "P0-7") and not r.trashed,
+    ),
+    "tags": (
+        lambda w: RunFilter(tags=("baseline", "gpu")),
+        lambda w, r: {"baseline", "gpu"} <= _value(r, "sys/tags") and not r.trashed,  # type: ignore[operator]
+    ),
+    "state": (
+        lambda w: RunFilter(states=("running",)),
+        lambda w, r: _value(r, "sys/state") == "running" and not r.trashed,
+    ),
+    "owner": (
+        lambda w: RunFilter(owners=("alice", "carol")),
+        lambda w, r: _value(r, "sys/owner") in ("alice", "carol") and not r.trashed,
+    ),
+    "query": (
+        lambda w: RunFilter(query="`parameters/p1`:int > 0"),
+        lambda w, r: _value(r, "parameters/p1") > 0 and not r.trashed,  # type: ignore[operator]
+    ),
+    "created window": (
+        lambda w: RunFilter(created_since=_created(w, "P0-10"), created_until=_created(w, "P0-20")),
+        lambda w, r: 10 <= int(r.sys_id.split("-")[1]) < 20 and not r.trashed,
+    ),
+    "modified since": (
+        lambda w: RunFilter(
+            modified_since=_value(w.project(PROJECT).containers["P0-5"], "sys/modification_time")
+        ),  # type: ignore[arg-type]
+        lambda w, r: (
+            _value(r, "sys/modification_time")  # type: ignore[operator]
+            >= _value(w.project(PROJECT).containers["P0-5"], "sys/modification_time")
+            and not r.trashed
+        ),
+    ),
+    "trashed too": (lambda w: RunFilter(include_trashed=True), lambda w, r: True),
+    "combined": (
+        lambda w: RunFilter(
+            tags=("tuned",), owners=("bob", "alice"), created_since=_created(w, "P0-5"), include_trashed=True
+        ),
+        lambda w, r: (
+            "tuned" in _value(r, "sys/tags")  # type: ignore[operator]
+            and _value(r, "sys/owner") in ("bob", "alice")
+            and int(r.sys_id.split("-")[1]) >= 5
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_run_filters_back_up_exactly_the_matching_runs(
+    filter_world: World, filter_server: FakeNeptuneServer, tmp_path: Path, name: str
+) -> None:
+    make, matches = FILTERS[name]
+    expected = {r.sys_id for r in filter_world.project(PROJECT).runs if matches(filter_world, r)}
+    assert expected, "a filter that matches nothing proves little"
+    assert len(expected) < 40 or name == "trashed too"
+    filter_server.stats.reset()
+
+    selection = Selection(objects=frozenset({"runs"}), runs=make(filter_world))
+    report = anyio.run(
+        lambda: backup("all", tmp_path, api_token=filter_server.api_token, selection=selection)
+    )
+
+    saved = {p.name for p in (tmp_path / "workspace-0" / "project-0").iterdir()}
+    assert saved == expected
+    assert report.exit_code == 0 and report.runs_done == len(expected)
+    for sys_id in expected:
+        run = filter_world.project(PROJECT).containers[sys_id]
+        check_container(run, tmp_path / "workspace-0" / "project-0" / sys_id, artifacts_downloaded=False)
+    # Filtered by the server: one page listed, and only the matching runs read.
+    assert filter_server.stats.by_operation["searchLeaderboardEntries"] == 1
+    assert filter_server.stats.by_operation["getExperimentAttributes"] == len(expected)
+    assert (
+        json.loads((tmp_path / "backup-report.json").read_text())["selection"]["runs_query"]
+        == selection.runs.nql()
+    )
+
+
+def test_run_filters_from_the_command_line(
+    filter_world: World, filter_server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(filter_server.api_token)
+    since = _created(filter_world, "P0-30").isoformat()
+    args = ["--projects", PROJECT, "--output", str(tmp_path / "out"), "--api-token-file", str(token)]
+    done = subprocess.run(
+        [*CLI, *args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = {
+        r.sys_id
+        for r in filter_world.project(PROJECT).runs
+        if _value(r, "sys/state") == "idle" and int(r.sys_id.split("-")[1]) >= 30 and not r.trashed
+    }
+    assert {p.name for p in (tmp_path / "out" / "workspace-0" / "project-0").iterdir()} == expected
+
+    bad = subprocess.run([*CLI, *args, "--created-since", "last tuesday"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--created-since takes an ISO 8601 date" in bad.stderr
+
+
+def test_a_filtered_backup_does_not_call_the_runs_it_left_out_gone(
+    filter_world: World, filter_server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    anyio.run(lambda: backup("all", tmp_path, api_token=filter_server.api_token))
+    selection = Selection(runs=RunFilter(runs=("P0-1",)))
+    report = anyio.run(
+        lambda: backup("all", tmp_path, api_token=filter_server.api_token, selection=selection)
+    )
+    assert report.exit_code == 0 and report.notices == []
+
+
+# -- models, versions and the project's own fields ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("objects", "kinds"),
+    [
+        ({"models"}, ("model", "modelVersion")),
+        ({"project"}, ("project",)),
+        ({"runs", "project"}, ("run", "project")),
+    ],
+)
+def test_objects_chooses_what_is_backed_up(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path, objects: set[str], kinds: tuple[str, ...]
+) -> None:
+    selection = Selection(objects=frozenset(objects))
+    report = anyio.run(
+        lambda: backup(
+            "all", tmp_path, api_token=server.api_token, selection=selection, download_artifacts=True
+        )
+    )
+    assert report.exit_code == 0
+    expected = sum(len(objects_of(p, kinds)) for p in demo_world.projects.values())
+    assert check_backup(demo_world, tmp_path, kinds=kinds) == expected
+    # Nothing else was written: every manifest is of a chosen kind.
+    manifests = [json.loads(p.read_text()) for p in tmp_path.rglob(".manifest.json")]
+    assert len(manifests) == expected and {d["kind"] for d in manifests} == set(kinds)
+    done = subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert f"Verified {expected} object(s)" in done.stderr
+
+
+def test_models_keep_their_versions_under_them_and_verify_checks_each(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    project = demo_world.project(PROJECT)
+    model = next(project.of_kind("model"))
+    # A field of the model that would land on the folder of its versions.
+    demo_world.set_field(PROJECT, model.sys_id, "_versions/note", m.File("note", "txt", b"not a version\n"))
+    report = anyio.run(lambda: backup(PROJECT, tmp_path, api_token=server.api_token))
+    assert report.exit_code == 0
+    model_dir = tmp_path / "workspace-0" / "project-0" / "_models" / model.sys_id
+    assert (model_dir / "%5Fversions" / "note.txt").read_bytes() == b"not a version\n"
+    versions = [c for c in project.of_kind("modelVersion")]
+    assert sorted(p.name for p in (model_dir / "_versions").iterdir()) == sorted(v.sys_id for v in versions)
+    for version in versions:
+        assert folder_of(tmp_path, project, version).parent == model_dir / "_versions"
+        check_container(version, folder_of(tmp_path, project, version), artifacts_downloaded=False)
+
+    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+    version_file = folder_of(tmp_path, project, versions[0]) / "model" / "binary.pt"
+    version_file.write_bytes(b"damaged")
+    done = subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"corrupt: {version_file.relative_to(tmp_path).as_posix()}: 7 bytes, expected 512"
+    ]
+
+
+# -- sharding ---------------------------------------------------------------------------------
+
+
+def files_under(dest: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(dest).as_posix(): p.read_bytes()
+        for p in dest.rglob("*")
+        if p.is_file() and not p.name.startswith("backup-report")
+    }
+
+
+def test_shards_together_equal_one_backup_file_for_file(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    def run(dest: Path, shard: Shard | None) -> BackupReport:
+        selection = Selection(shard=shard)
+        return anyio.run(lambda: backup("all", dest, api_token=server.api_token, selection=selection))
+
+    run(tmp_path / "whole", None)
+    whole = files_under(tmp_path / "whole")
+    merged = tmp_path / "merged"
+    seen: dict[str, int] = {}
+    for k in range(3):
+        report = run(tmp_path / f"shard-{k}", Shard(k, 3))
+        assert report.exit_code == 0
+        assert (tmp_path / f"shard-{k}" / f"backup-report.shard-{k}-of-3.json").is_file()
+        part = files_under(tmp_path / f"shard-{k}")
+        assert part, f"shard {k} of 3 got nothing: the test proves little"
+        overlap = set(part) & set(seen)
+        assert not overlap, f"written by shards {k} and {[seen[p] for p in overlap]}: {sorted(overlap)[:3]}"
+        seen.update(dict.fromkeys(part, k))
+        shutil.copytree(tmp_path / f"shard-{k}", merged, dirs_exist_ok=True)  # plain copying
+
+    assert files_under(merged) == whole
+    assert check_backup(demo_world, merged, artifacts_downloaded=False) == 16
+
+    done = subprocess.run([*CLI, "report", str(merged)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "merged from 3 reports (shards: 0/3, 1/3, 2/3)" in done.stdout
+    assert "8 of 8 runs backed up (0 unchanged, 0 failed)" in done.stdout
+    (merged / "backup-report.shard-1-of-3.json").unlink()
+    done = subprocess.run([*CLI, "report", str(merged)], capture_output=True, text=True)
+    assert done.returncode == 1 and "missing shards: 1/3" in done.stdout
+    (merged / "backup-report.shard-2-of-3.json").unlink()  # one shard's report alone
+    done = subprocess.run([*CLI, "report", str(merged)], capture_output=True, text=True)
+    assert done.returncode == 1 and "missing shards: 1/3, 2/3" in done.stdout
+
+
+# -- dry run ----------------------------------------------------------------------------------
+
+
+def test_dry_run_counts_what_it_would_fetch_and_writes_nothing(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "backup"
+    report = anyio.run(lambda: backup("all", dest, api_token=server.api_token, dry_run=True))
+    assert not dest.exists()
+    assert report.exit_code == 0 and report.dry_run and report.bytes_written == 0
+    assert report.runs_found == 8
+    containers = [c for p in demo_world.projects.values() for c in objects_of(p)]
+    files = [v for c in containers for v in c.fields.values() if isinstance(v, m.File)]
+    totals: dict[str, list[int]] = {}
+    for p in report.projects.values():
+        for kind, (n, size) in p.planned.items():
+            totals.setdefault(kind, [0, 0])
+            totals[kind][0] += n
+            totals[kind][1] += size
+    assert set(totals) >= {"file", "floatSeries", "fileSet", "imageSeries", "string"}
+    assert totals["file"] == [len(files), sum(len(f.data) for f in files)]
+    assert totals["floatSeries"][0] == sum(
+        isinstance(v, m.FloatSeries) for c in containers for v in c.fields.values()
+    )
+    # Requests: listings and one field listing per object, nothing downloaded.
+    ops = server.stats.by_operation
+    assert ops["getExperimentAttributes"] == len(containers)
+    assert not {"getFloatSeriesValues", "downloadAttribute", "getImageSeriesValue"} & set(ops)
+
+    # After a backup, a dry run finds nothing to fetch but each project's own fields.
+    anyio.run(lambda: backup("all", dest, api_token=server.api_token))
+    before = files_under(dest)
+    again = anyio.run(lambda: backup("all", dest, api_token=server.api_token, dry_run=True))
+    assert again.runs_unchanged == again.runs_found == 8
+    assert files_under(dest) == before and len(list(dest.glob("backup-report*"))) == 1
+
+
+def test_dry_run_from_the_command_line(server: FakeNeptuneServer, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text(server.api_token)
+    out = tmp_path / "never"
+    done = subprocess.run(
+        [*CLI, "--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not out.exists()
+    assert "Dry run (nothing written)" in done.stdout and "4 of 4 runs to back up" in done.stdout
+    assert "file: 7 field(s)" in done.stdout  # 4 runs, 1 model and 2 versions have one each
+
+
+# -- field filters and incremental reruns -----------------------------------------------------
+
+
+def test_field_filters_are_recorded_and_reruns_stay_correct(tmp_path: Path) -> None:
+    world = generate(replace(WORKLOADS["demo"], projects_per_workspace=1, models=0))
+    run_id = "P0-1"
+    with serve(world) as server:
+
+        def run(dest: Path, fields: FieldFilter) -> dict[str, int]:
+            server.stats.reset()
+            selection = Selection(objects=frozenset({"runs"}), fields=fields)
+            report = anyio.run(lambda: backup("all", dest, api_token=server.api_token, selection=selection))
+            assert report.exit_code == 0
+            return dict(server.stats.by_operation)
+
+        dest = tmp_path / "filtered"
+        no_monitoring = FieldFilter(exclude=("monitoring/*",))
+        run(dest, no_monitoring)
+        folder = dest / "workspace-0" / "project-0" / run_id
+        manifest = json.loads((folder / ".manifest.json").read_text())
+        assert manifest["field_filter"] == {"include": [], "exclude": ["monitoring/*"]}
+        assert not (folder / "monitoring").exists()
+        assert not any(p.startswith("monitoring/") for p in manifest["fields"])
+        run_fields = world.project(PROJECT).containers[run_id].fields
+        kept = m.Container(
+            run_id, "run", {p: v for p, v in run_fields.items() if not p.startswith("monitoring/")}
+        )
+        check_container(kept, folder, artifacts_downloaded=False)
+
+        # The same filter again: nothing changed, nothing read.
+        ops = run(dest, no_monitoring)
+        assert "getExperimentAttributes" not in ops and "getFloatSeriesValues" not in ops
+
+        # Without the filter: each run's listing, then only the monitoring series.
+        ops = run(dest, FieldFilter())
+        runs = len(world.project(PROJECT).runs)
+        assert ops["getExperimentAttributes"] == runs
+        assert ops["getFloatSeriesValues"] == 3 * runs and ops["getStringSeriesValues"] == 2 * runs
+        assert "downloadAttribute" not in ops
+        full = tmp_path / "full"
+        run(full, FieldFilter())
+        assert files_under(dest) == files_under(full)
+
+        # Narrowed again: the monitoring copies are kept, marked, and still verify.
+        run(dest, FieldFilter(include=("parameters", "sys")))
+        manifest = json.loads((folder / ".manifest.json").read_text())
+        monitoring = [p for p in manifest["fields"] if p.startswith("monitoring/")]
+        assert monitoring and all(manifest["fields"][p]["excluded"] is True for p in monitoring)
+        assert manifest["fields"]["parameters/p1"].get("excluded") is None
+        check_container(world.project(PROJECT).containers[run_id], folder, artifacts_downloaded=False)
+        assert subprocess.run([*CLI, "verify", str(dest)], capture_output=True).returncode == 0
