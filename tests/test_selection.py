@@ -304,6 +304,34 @@ def test_models_keep_their_versions_under_them_and_verify_checks_each(
     ]
 
 
+def test_versions_of_a_trashed_model_are_left_out_with_it(tmp_path: Path) -> None:
+    world = generate(replace(MINIMAL, runs_per_project=1, models=2, versions_per_model=2))
+    project = world.project(PROJECT)
+    trashed, kept = list(project.of_kind("model"))
+    trashed.trashed = True
+    with serve(world) as server:
+        selection = Selection(objects=frozenset({"models"}))
+        report = anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token, selection=selection))
+    assert report.exit_code == 0
+    models = tmp_path / "workspace-0" / "project-0" / "_models"
+    assert [p.name for p in models.iterdir()] == [kept.sys_id]
+    expected = [
+        c for c in project.of_kind("modelVersion") if c.fields["sys/model_id"] == m.String(kept.sys_id)
+    ]
+    assert sorted(p.name for p in (models / kept.sys_id / "_versions").iterdir()) == sorted(
+        c.sys_id for c in expected
+    )
+    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+
+
+def test_a_project_without_models_costs_one_listing_for_them(tmp_path: Path) -> None:
+    world = generate(replace(MINIMAL, runs_per_project=2))
+    with serve(world) as server:
+        anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token))
+        listings = server.stats.by_operation["searchLeaderboardEntries"]
+    assert listings == 2  # runs, and models (none, so no versions)
+
+
 # -- sharding ---------------------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ from .errors import (
     ServerUnreachableError,
     UsageError,
 )
-from .report import BackupReport, Note, Progress
+from .report import BackupReport, Note, Progress, load_reports, summarize
+from .selection import FieldFilter, RunFilter, Selection, Shard
 
 __all__ = [
     "AuthenticationError",
@@ -19,12 +20,18 @@ __all__ = [
     "BackupReport",
     "DestinationError",
     "FetchError",
+    "FieldFilter",
     "NotABackupError",
     "Note",
     "Progress",
     "ProjectNotFoundError",
+    "RunFilter",
+    "Selection",
     "ServerUnreachableError",
+    "Shard",
     "UsageError",
     "backup",
     "list_projects",
+    "load_reports",
+    "summarize",
 ]

@@ -35,7 +35,7 @@ from .manifest import FieldRecord, Manifest
 from .report import BackupReport, Note, Progress, ProjectSummary
 from .resume import Action, Previous, facts, journal_line, load_previous, plan
 from .retry import RetryPolicy, TransientError
-from .selection import Selection
+from .selection import RunFilter, Selection
 from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo, Source
 from .store import AtomicFile, WrittenFile, destination_error, write_file
 
@@ -168,37 +168,54 @@ class Pipeline:
 
     async def _produce(self, projects: list[ProjectInfo], send: MemoryObjectSendStream[Job]) -> None:
         objects, select = self.selection.objects, self.selection
+        untrashed = RunFilter().nql()  # models and versions: every one not in the trash
         async with send:
             for project in projects:
                 summary = self.report.projects[project.qualified_name]
-                listings: list[tuple[str, str]] = []  # (kind, NQL query), each listed in turn
-                if "runs" in objects:
-                    listings.append(("run", select.runs.nql()))
-                if "models" in objects:
-                    listings += [(kind, "(`sys/trashed`:bool = false)") for kind in ("model", "modelVersion")]
-                complete = True
                 if "project" in objects and select.owns(project.key):
                     summary.counts["project"].found += 1
                     await send.send(Job(project, project_ref(project)))
-                for kind, query in listings:
-                    listed = await self._list(project, kind, query, send)
-                    complete = complete and listed is not None
-                    if kind == "run" and listed is not None and not select.runs.narrows:
-                        await self._note_runs_gone(project, listed)
-                summary.listed = complete
+                # What each listing found (None: it failed); empty when not asked for.
+                runs: set[str] | None = set()
+                models: set[str] | None = set()
+                versions: set[str] | None = set()
+                if "runs" in objects:
+                    runs = await self._list(project, "run", select.runs.nql(), send)
+                    if runs is not None and not select.runs.narrows:
+                        await self._note_runs_gone(project, runs)
+                if "models" in objects:
+                    models = await self._list(project, "model", untrashed, send)
+                    if models:  # versions are saved under their model, so only those of a listed model
+                        versions = await self._list(
+                            project, "modelVersion", untrashed, send, models.__contains__
+                        )
+                summary.listed = runs is not None and models is not None and versions is not None
                 self.changed()
 
     async def _list(
-        self, project: ProjectInfo, kind: str, query: str, send: MemoryObjectSendStream[Job]
+        self,
+        project: ProjectInfo,
+        kind: str,
+        query: str,
+        send: MemoryObjectSendStream[Job],
+        of_model: Callable[[str], bool] | None = None,
     ) -> set[str] | None:
-        """Send this shard's objects of one kind to the workers; their sys ids, or None if listing failed."""
+        """Send this shard's objects of one kind to the workers; their sys ids, or None if listing failed.
+
+        ``of_model``: which models' versions to keep.
+        """
         counts = self.report.projects[project.qualified_name].counts[kind]
         pages = self.source.iter_objects(project, kind, query)
         listed: set[str] = set()
         try:
             while (page := await self.gate.call(next, pages, None)) is not None:
-                # A version goes with its model; the whole page counts at once, for progress.
-                owned = [ref for ref in page if self.selection.owns(ref.model_id or ref.sys_id)]
+                # A version goes with its model (to its shard); the whole page counts at once, for progress.
+                owned = [
+                    ref
+                    for ref in page
+                    if self.selection.owns(ref.model_id or ref.sys_id)
+                    and (of_model is None or of_model(ref.model_id or ""))
+                ]
                 counts.found += len(owned)
                 self.changed()
                 for ref in owned:
