@@ -429,6 +429,7 @@ def test_dry_run_from_the_command_line(server: FakeNeptuneServer, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert not out.exists()
     assert "Dry run (nothing written)" in done.stdout and "4 of 4 runs to back up" in done.stdout
+    assert f"  {PROJECT}: 4 runs, 1 models, 2 model versions, 1 project\n" in done.stdout
     assert "file: 7 field(s)" in done.stdout  # 4 runs, 1 model and 2 versions have one each
 
 

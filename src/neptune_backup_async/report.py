@@ -175,6 +175,13 @@ def summarize(report: dict[str, Any]) -> str:
             " their output here"
         )
     if report.get("dry_run"):
+        for name, project in report["projects"].items():
+            found = [
+                f"{project.get(f'{label}_found', 0)} {label.replace('_', ' ')}"
+                for label in LABELS.values()
+                if project.get(f"{label}_found")
+            ]
+            lines.append(f"  {name}: {', '.join(found) or 'nothing to back up'}")
         planned: dict[str, list[int]] = {}
         for project in report["projects"].values():
             for kind, p in (project.get("planned") or {}).items():
