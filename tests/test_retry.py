@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from neptune_backup_async.pipeline import Gate
 from neptune_backup_async.retry import RetryPolicy, Throttle, TransientError, parse_retry_after
 
 
@@ -60,3 +61,31 @@ def test_a_429_pauses_every_thread_through_the_throttle() -> None:
     assert throttle.remaining() == 1.0
     throttle.pause(0.5)  # a shorter pause never shortens a longer one
     assert throttle.remaining() == 1.0
+
+
+def test_the_gate_halves_at_the_first_429_and_grows_back_one_per_quiet_window() -> None:
+    refused = [0]
+    gate = Gate(16, lambda: refused[0])
+    limits = []
+
+    def complete(n: int, new_429s: int = 0) -> None:
+        for _ in range(n):
+            refused[0] += new_429s
+            gate.observe()
+            limits.append(gate.limit)
+
+    complete(20)
+    assert gate.limit == 16  # nothing to grow into
+    complete(1, new_429s=1)
+    assert gate.limit == 8  # at once, not at the end of a window
+    complete(7, new_429s=1)  # 429s of requests sent before the cut: no second cut...
+    assert gate.limit == 8
+    complete(1)  # ...and no growth after that window either
+    assert gate.limit == 8
+    complete(8)  # a quiet window
+    assert gate.limit == 9
+    complete(1, new_429s=1)  # a new 429 after the grace window cuts again
+    assert gate.limit == 4
+    complete(4 + 4 + 5 + 6)  # the grace window, then quiet windows of 4, 5 and 6
+    assert gate.limit == 7
+    assert min(limits) == 4 and all(1 <= x <= 16 for x in limits)

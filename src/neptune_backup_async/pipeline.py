@@ -48,10 +48,11 @@ Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved 
 class Gate:
     """The one knob: at most ``concurrency`` Neptune requests in flight, fewer while the server pushes back.
 
-    When the source reports new 429s the bound is halved, at most once per window of
-    completed requests; each window without one adds a token back, up to ``concurrency``
-    (additive increase, multiplicative decrease), so the backup settles near the rate the
-    server allows instead of hammering it.
+    The first news of a 429 halves the bound at once; 429s during the next window of
+    completed requests (as many as the bound) answer requests sent before the cut, so they
+    do not cut again. Each later window without one adds a token back, up to
+    ``concurrency`` (additive increase, multiplicative decrease, as TCP does once per round
+    trip), so the backup settles near the rate the server allows instead of hammering it.
     """
 
     def __init__(self, concurrency: int, congestion: Callable[[], int] = lambda: 0) -> None:
@@ -63,27 +64,30 @@ class Gate:
         self._congestion = congestion
         self._seen = 0
         self._window = 0  # requests completed in this window (a window is as long as the bound)
-        self._congested = False  # a 429 came during this window
+        self._grace = False  # this window follows a cut: its 429s are old news
 
     @property
     def limit(self) -> int:
         return int(self.requests.total_tokens)
 
     def observe(self) -> None:
-        """Count a completed request; at the end of each window, halve the bound if it saw a 429, else grow it."""
+        """Count a completed request: halve the bound on news of a 429, grow it after a quiet window."""
         seen = self._congestion()
-        if seen > self._seen:
-            self._seen = seen
-            self._congested = True
+        news = seen > self._seen
+        self._seen = max(seen, self._seen)
         self._window += 1
-        if self._window < self.limit:
-            return
-        limit = max(1, self.limit // 2) if self._congested else min(self.concurrency, self.limit + 1)
+        if news and not self._grace:
+            self._resize(max(1, self.limit // 2))
+            self._grace, self._window = True, 0
+        elif self._window >= self.limit:
+            if not self._grace:
+                self._resize(min(self.concurrency, self.limit + 1))
+            self._grace, self._window = False, 0
+
+    def _resize(self, limit: int) -> None:
         if limit != self.limit:
             log.info("requests in flight: at most %d", limit)
             self.requests.total_tokens = limit
-        self._window = 0
-        self._congested = False
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn`` in a worker thread; the caller must hold a request token."""
