@@ -484,3 +484,61 @@ def test_field_filters_are_recorded_and_reruns_stay_correct(tmp_path: Path) -> N
         assert manifest["fields"]["parameters/p1"].get("excluded") is None
         check_container(world.project(PROJECT).containers[run_id], folder, artifacts_downloaded=False)
         assert subprocess.run([*CLI, "verify", str(dest)], capture_output=True).returncode == 0
+
+
+def test_every_selection_flag_reaches_the_selection() -> None:
+    from neptune_backup_async.cli import _parser, selection_from
+
+    args = _parser().parse_args(
+        ["backup", "--objects", "runs,project", "--runs", "P-1,P-2", "--tags", "a,b", "--state", "idle",
+         "--owner", "alice", "--query", "`x`:int > 1", "--created-since", "2024-05-01",
+         "--created-until", "2024-06-01T12:00:00+02:00", "--modified-since", "2024-05-15T00:00:00Z",
+         "--include-trashed", "--exclude-fields", "monitoring/*,logs", "--include-fields", "metrics,sys",
+         "--shard", "1/3"]
+    )  # fmt: skip
+    utc = dt.timezone.utc
+    assert selection_from(args) == Selection(
+        objects=frozenset({"runs", "project"}),
+        runs=RunFilter(
+            runs=("P-1", "P-2"),
+            tags=("a", "b"),
+            states=("idle",),
+            owners=("alice",),
+            query="`x`:int > 1",
+            created_since=dt.datetime(2024, 5, 1, tzinfo=utc),
+            created_until=dt.datetime(2024, 6, 1, 10, tzinfo=utc),
+            modified_since=dt.datetime(2024, 5, 15, tzinfo=utc),
+            include_trashed=True,
+        ),
+        fields=FieldFilter(include=("metrics", "sys"), exclude=("logs", "monitoring/*")),
+        shard=Shard(1, 3),
+    )
+
+
+def test_a_shard_with_a_field_filter_from_the_command_line(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(server.api_token)
+    out = tmp_path / "out"
+    args = ["--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--quiet"]
+    done = subprocess.run(
+        [*CLI, *args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Report: {out / 'backup-report.shard-1-of-2.json'}" in done.stderr
+    runs = demo_world.project(PROJECT).runs
+    mine = [r for r in runs if Shard(1, 2).owns(r.sys_id)]
+    assert 0 < len(mine) < len(runs)
+    assert sorted(p.name for p in (out / "workspace-0" / "project-0").iterdir()) == sorted(
+        r.sys_id for r in mine
+    )
+    for run in mine:
+        kept = {p: v for p, v in run.fields.items() if not p.startswith(("monitoring/", "images/"))}
+        folder = out / "workspace-0" / "project-0" / run.sys_id
+        check_container(m.Container(run.sys_id, "run", kept), folder, artifacts_downloaded=False)
+        assert not (folder / "monitoring").exists() and not (folder / "images").exists()
+    [log] = (out / ".neptune-backup").iterdir()
+    assert log.name.endswith("-shard-1-of-2.log")
