@@ -538,6 +538,9 @@ class _RunSaver:
                 if count == 0 and rows < total:
                     raise FetchError(f"the server promised {total} points but sent {rows}")
                 await out.write(text)
+                # Dropped now, not when the next page replaces it: a run's series wait for
+                # their next request together, and each would otherwise keep a page of CSV.
+                del text
                 rows += count
                 if count == 0 or rows >= total:
                     break
