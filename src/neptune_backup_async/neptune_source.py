@@ -158,6 +158,7 @@ class NeptuneSource:
         self._throttle = Throttle()
         self._congestion = itertools.count()
         self._throttled = 0
+        self._proxies: dict[tuple[str, str], dict[str, str]] = {}
         self._backend = self._connect(api_token, concurrency)
         self._http = self._backend._http_client
         self._clients = {
@@ -248,7 +249,8 @@ class NeptuneSource:
         request = requests.Request(method, url, params=params, json=body, headers=headers or {})
         try:
             prepared = session.prepare_request(self._http.authenticator.apply(request))
-            response = session.send(prepared, stream=stream, timeout=self._timeout)
+            proxies = self._proxies_for(session, prepared)
+            response = session.send(prepared, stream=stream, timeout=self._timeout, proxies=proxies)
         except _CONNECTION_ERRORS as e:
             raise TransientError(f"connection failed: {type(e).__name__}") from None
         except Exception as e:  # the client's token refresh raises its own types
@@ -268,6 +270,19 @@ class NeptuneSource:
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         raise HttpStatusError(response.status_code, text)
+
+    def _proxies_for(self, session: requests.Session, prepared: requests.PreparedRequest) -> dict[str, str]:
+        """The proxies requests would choose for this request's host, looked up once per host.
+
+        Left to itself, ``Session.send`` reads every environment variable three times per
+        request to find them, which was a quarter of the client's cost of a small request.
+        """
+        scheme, host = urllib.parse.urlsplit(prepared.url or "")[:2]
+        proxies = self._proxies.get((scheme, host))
+        if proxies is None:
+            proxies = requests.utils.resolve_proxies(prepared, dict(session.proxies), session.trust_env)
+            self._proxies[scheme, host] = proxies
+        return proxies
 
     def _json(
         self, api: str, operation: str, what: str, *, required: tuple[str, ...] = (), **kwargs: Any
