@@ -250,7 +250,11 @@ class NeptuneSource:
         try:
             prepared = session.prepare_request(self._http.authenticator.apply(request))
             proxies = self._proxies_for(session, prepared)
-            response = session.send(prepared, stream=stream, timeout=self._timeout, proxies=proxies)
+            response = session.send(prepared, stream=True, timeout=self._timeout, proxies=proxies)
+            if not stream:
+                # What requests itself does without stream=True, in 1 MiB reads instead of its
+                # 10 KB ones: a 10,000-point series page took 80 reads, at ~0.6 ms of CPU.
+                response._content = b"".join(response.iter_content(CHUNK))
         except _CONNECTION_ERRORS as e:
             raise TransientError(f"connection failed: {type(e).__name__}") from None
         except Exception as e:  # the client's token refresh raises its own types
