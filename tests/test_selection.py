@@ -380,6 +380,21 @@ def test_shards_together_equal_one_backup_file_for_file(
     assert done.returncode == 1 and "missing shards: 1/3, 2/3" in done.stdout
 
 
+def test_shards_sharing_a_folder_each_report_only_their_own_runs_gone(
+    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    def run(k: int) -> BackupReport:
+        selection = Selection(objects=frozenset({"runs"}), shard=Shard(k, 2))
+        return anyio.run(lambda: backup(PROJECT, tmp_path, api_token=server.api_token, selection=selection))
+
+    run(0), run(1)
+    gone = next(r.sys_id for r in demo_world.project(PROJECT).runs if Shard(1, 2).owns(r.sys_id))
+    demo_world.remove_container(PROJECT, gone)
+    assert run(0).notices == []
+    assert [(n.run, n.field) for n in run(1).notices] == [(gone, None)]
+    assert (tmp_path / "workspace-0" / "project-0" / gone / ".manifest.json").is_file()  # kept
+
+
 # -- dry run ----------------------------------------------------------------------------------
 
 

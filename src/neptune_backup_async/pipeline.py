@@ -243,7 +243,9 @@ class Pipeline:
                     if path.name.startswith("_") or path.name in folders or not manifest.is_file():
                         continue
                     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                        sys_id = json.loads(manifest.read_text(encoding="utf-8"))["sys_id"]
+                        # An ordinary id is its folder's name; only escaped ones need the manifest.
+                        plain = layout.object_segment(path.name) == path.name and "~" not in path.name
+                        sys_id = path.name if plain else json.loads(manifest.read_text("utf-8"))["sys_id"]
                         if self.selection.owns(sys_id):
                             out.append(path.name)
             return out
