@@ -24,7 +24,7 @@ from .pipeline import Pipeline
 from .report import BackupReport, Progress
 from .selection import Selection
 from .source import ProjectInfo, Source
-from .store import remove_temporaries, temp_tag, write_file
+from .store import remove_temporaries, tagged_temporaries, temp_tag, write_file
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -106,76 +106,56 @@ async def backup(
         raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
     names = parse_projects(projects)
     selection = selection or Selection()
-    shard = selection.shard
+    label = selection.shard.label if selection.shard else None
     # A dry run reads what an earlier backup left there, and never creates the folder.
     dest = Path(output).resolve() if dry_run else prepare_destination(Path(output))
-    tag = f"s{shard.index}of{shard.count}-" if shard else ""
-    reset = temp_tag.set(tag)
-    try:
+    with tagged_temporaries(f"{label}-" if label else ""):
         if not dry_run:
-            await anyio.to_thread.run_sync(remove_temporaries, dest, tag)
-        return await _backup(names, dest, api_token, concurrency, download_artifacts, full, selection, dry_run,
-                             progress, source)  # fmt: skip
-    finally:
-        temp_tag.reset(reset)
-
-
-async def _backup(
-    names: list[str] | None,
-    dest: Path,
-    api_token: str | None,
-    concurrency: int,
-    download_artifacts: bool,
-    full: bool,
-    selection: Selection,
-    dry_run: bool,
-    progress: Callable[[Progress], None] | None,
-    source: Source | None,
-) -> BackupReport:
-    report = BackupReport(
-        destination=str(dest),
-        started_at=dt.datetime.now(dt.timezone.utc),
-        dry_run=dry_run,
-        selection=describe(selection),
-    )
-    own_source = source is None
-    if source is None:
-        source = await connect(api_token, concurrency)
-    try:
-        infos = await _resolve_projects(source, names)
-        pipeline = Pipeline(
-            source,
-            dest,
-            concurrency=concurrency,
-            download_artifacts=download_artifacts,
-            full=full,
-            selection=selection,
+            await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get())
+        report = BackupReport(
+            destination=str(dest),
+            started_at=dt.datetime.now(dt.timezone.utc),
             dry_run=dry_run,
-            report=report,
-            on_progress=progress,
+            selection=describe(selection),
         )
+        own_source = source is None
+        if source is None:
+            source = await connect(api_token, concurrency)
         try:
-            await pipeline.run(infos)
-        except BaseException as e:
-            report.interrupted = True
-            error = _backup_error_in(e)
-            if error is not None and error is not e:
-                raise error from None  # one clear error, not a task group's bundle
-            raise
+            infos = await _resolve_projects(source, names)
+            pipeline = Pipeline(
+                source,
+                dest,
+                concurrency=concurrency,
+                download_artifacts=download_artifacts,
+                full=full,
+                selection=selection,
+                dry_run=dry_run,
+                report=report,
+                on_progress=progress,
+            )
+            try:
+                await pipeline.run(infos)
+            except BaseException as e:
+                report.interrupted = True
+                error = _backup_error_in(e)
+                if error is not None and error is not e:
+                    raise error from None  # one clear error, not a task group's bundle
+                raise
+            finally:
+                report.finished_at = dt.datetime.now(dt.timezone.utc)
+                name = layout.report_name(label)
+                with anyio.CancelScope(shield=True):
+                    document = values.dumps(report.to_json()).encode("utf-8")
+                    try:
+                        if not dry_run:
+                            await write_file(dest, PurePosixPath(name), document)
+                    except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
+                        log.error("could not write %s: %s", name, e)
         finally:
-            report.finished_at = dt.datetime.now(dt.timezone.utc)
-            name = layout.report_name(str(selection.shard) if selection.shard else None)
-            with anyio.CancelScope(shield=True):
-                document = values.dumps(report.to_json()).encode("utf-8")
-                try:
-                    if not dry_run:
-                        await write_file(dest, PurePosixPath(name), document)
-                except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
-                    log.error("could not write %s: %s", name, e)
-    finally:
-        if own_source:
-            source.close()
-    return report
+            if own_source:
+                source.close()
+        return report
 
 
 def describe(selection: Selection) -> dict[str, Any]:

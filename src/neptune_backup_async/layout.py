@@ -179,12 +179,9 @@ image_index = _PLAIN.image_index
 artifact_file = _PLAIN.artifact_file
 
 
-def report_name(shard: str | None = None) -> str:
-    """``backup-report.json``, or for shard "K/N" ``backup-report.shard-K-of-N.json``, so shards never share one."""
-    if shard is None:
-        return REPORT
-    index, count = shard.split("/")
-    return f"backup-report.shard-{index}-of-{count}.json"
+def report_name(shard_label: str | None = None) -> str:
+    """``backup-report.json``, or ``backup-report.shard-K-of-N.json`` for a shard, so shards never share one."""
+    return REPORT if shard_label is None else f"backup-report.{shard_label}.json"
 
 
 def temp_name(path: PurePosixPath, token: str) -> PurePosixPath:

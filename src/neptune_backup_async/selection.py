@@ -179,6 +179,11 @@ class Shard:
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 
+    @property
+    def label(self) -> str:
+        """``shard-K-of-N``: marks the report, log and temporary files of this shard."""
+        return f"shard-{self.index}-of-{self.count}"
+
 
 @dataclass(frozen=True)
 class Selection:

@@ -11,7 +11,7 @@ import errno
 import hashlib
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,6 +28,16 @@ _temp_ids = itertools.count()  # with the pid, unique among all writers of a DES
 # Marks the temporary files of one shard, so that shards sharing a DEST each clean up only
 # their own leftovers; set per backup, so two backups in one process keep theirs apart.
 temp_tag: ContextVar[str] = ContextVar("temp_tag", default="")
+
+
+@contextlib.contextmanager
+def tagged_temporaries(tag: str) -> Iterator[None]:
+    """Name the temporary files written inside with ``tag`` (see :data:`temp_tag`)."""
+    reset = temp_tag.set(tag)
+    try:
+        yield
+    finally:
+        temp_tag.reset(reset)
 
 
 def _temp_token() -> str:
