@@ -282,10 +282,10 @@ def _interactive(args: argparse.Namespace, token: str | None) -> None:
 
 
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
+    selection = selection_from(args)  # bad flags fail before any prompt
     if args.projects is None or args.output is None:
         _interactive(args, token)
     output: Path = args.output
-    selection = selection_from(args)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard.label}" if selection.shard else ""
     log_file: Path | None = args.log_file
