@@ -218,7 +218,7 @@ def settle(server: FakeNeptuneServer) -> None:
     """Wait until the server has booked every request: it books a request after sending its
     answer, so a client can hold the answer before the server's Stats show it."""
     deadline = time.monotonic() + 5
-    while server.stats.in_flight and time.monotonic() < deadline:
+    while server.stats.unbooked and time.monotonic() < deadline:
         time.sleep(0.005)
 
 

@@ -158,9 +158,19 @@ class Stats:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def end(self, status: int, body_bytes: int, cut: bool) -> None:
+    @property
+    def unbooked(self) -> int:
+        """Requests begun whose answer is not booked yet (it is booked once sent)."""
+        with self._lock:
+            return self.total - sum(self.statuses.values())
+
+    def answered(self) -> None:
+        """The answer is about to go out: from here the client may hold it and ask again."""
         with self._lock:
             self.in_flight -= 1
+
+    def end(self, status: int, body_bytes: int, cut: bool) -> None:
+        with self._lock:
             self.statuses[status] += 1
             self.bytes_served += body_bytes
             self.cuts += cut
@@ -298,9 +308,11 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     response, cut = self._answer(operation, request)
             finally:
-                # Given back before sending: a client that holds the answer may ask again at once.
+                # Given back before sending: a client that holds the answer may ask again at once,
+                # and that request must not count as a second one in flight.
                 if admitted:
                     fake.release(operation)
+                fake.stats.answered()
             status = response.status
             sent = self._send(response, cut)
         finally:
