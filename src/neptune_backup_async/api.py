@@ -106,7 +106,7 @@ async def backup(
         raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
     names = parse_projects(projects)
     selection = selection or Selection()
-    label = selection.shard.label if selection.shard else None
+    label = selection.shard_label
     # A dry run reads what an earlier backup left there, and never creates the folder.
     dest = Path(output).resolve() if dry_run else prepare_destination(Path(output))
     with tagged_temporaries(f"{label}-" if label else ""):

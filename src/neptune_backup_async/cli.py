@@ -287,7 +287,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         _interactive(args, token)
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    shard = f"-{selection.shard.label}" if selection.shard else ""
+    shard = f"-{selection.shard_label}" if selection.shard_label else ""
     log_file: Path | None = args.log_file
     if log_file is None and not args.dry_run:  # a dry run writes nothing it was not asked to
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
@@ -326,7 +326,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         print(report.summary())  # what was asked for: on stdout
         return report.exit_code
     print(report.summary(), file=sys.stderr)
-    name = layout.report_name(selection.shard.label if selection.shard else None)
+    name = layout.report_name(selection.shard_label)
     print(f"Report: {output / name}\nLog: {log_file}", file=sys.stderr)
     return report.exit_code
 

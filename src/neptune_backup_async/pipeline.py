@@ -33,7 +33,7 @@ from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, FetchError
 from .manifest import FieldRecord, Manifest
 from .report import BackupReport, Note, Progress, ProjectSummary
-from .resume import Action, Previous, facts, journal_line, load_previous, plan
+from .resume import Action, Previous, decide, facts, journal_line, load_previous
 from .retry import RetryPolicy, TransientError
 from .selection import RunFilter, Selection
 from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo, Source
@@ -331,10 +331,9 @@ class Pipeline:
         """A dry run: tally the fields a backup would fetch, by type, with the bytes the listing gives."""
         planned = self.report.projects[project.qualified_name].planned
         for info in fields:
-            if not info.type.is_simple and not self.full:
-                prev = previous.record(info.path) if previous else None
-                intact = prev is not None and previous is not None and previous.is_intact(prev)
-                if plan(info, prev, intact, self.download_artifacts) is Action.REUSE:
+            if not info.type.is_simple:
+                action, _ = decide(info, previous, full=self.full, download_artifacts=self.download_artifacts)
+                if action is Action.REUSE:
                     continue
             tally = planned.setdefault(info.type.value, [0, 0])
             tally[0] += 1
@@ -375,9 +374,9 @@ class _RunSaver:
             return
         if info.type is FieldType.ARTIFACT:
             self.simple[info.path] = info.value  # the hash, as the seed script kept it
-        prev = self.previous.record(info.path) if self.previous else None
-        intact = prev is not None and self.previous is not None and self.previous.is_intact(prev)
-        action = Action.FETCH if self.pipe.full else plan(info, prev, intact, self.pipe.download_artifacts)
+        action, prev = decide(
+            info, self.previous, full=self.pipe.full, download_artifacts=self.pipe.download_artifacts
+        )
         if action is Action.REUSE:
             assert prev is not None and self.previous is not None
             extra = {k: v for k, v in prev.extra.items() if k not in _KEPT_MARKS}  # it is current again

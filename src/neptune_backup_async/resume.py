@@ -58,6 +58,17 @@ def plan(info: FieldInfo, previous: FieldRecord | None, intact: bool, download_a
     return Action.FETCH
 
 
+def decide(
+    info: FieldInfo, previous: Previous | None, *, full: bool, download_artifacts: bool
+) -> tuple[Action, FieldRecord | None]:
+    """What to do with one field, given the earlier backup; and that backup's record of it."""
+    prev = previous.record(info.path) if previous is not None else None
+    if full:
+        return Action.FETCH, prev
+    intact = prev is not None and previous is not None and previous.is_intact(prev)
+    return plan(info, prev, intact, download_artifacts), prev
+
+
 @dataclass
 class Previous:
     """An earlier backup's view of one run folder."""

@@ -201,3 +201,8 @@ class Selection:
 
     def owns(self, sys_id: str) -> bool:
         return self.shard is None or self.shard.owns(sys_id)
+
+    @property
+    def shard_label(self) -> str | None:
+        """``shard-K-of-N`` for a shard, else None (see :attr:`Shard.label`)."""
+        return self.shard.label if self.shard else None
