@@ -1,5 +1,7 @@
 """Complete, faithful, resumable and fast backups of Neptune.ai workspaces to local disk."""
 
+import logging
+
 from .api import backup, list_projects
 from .errors import (
     AuthenticationError,
@@ -35,3 +37,6 @@ __all__ = [
     "load_reports",
     "summarize",
 ]
+
+# A library prints nothing unless its user configures logging (an embedding service, or our CLI).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
