@@ -1,4 +1,9 @@
-"""One exception hierarchy. Every message says what happened and what to do next."""
+"""One exception hierarchy. Every message says what happened and what to do next.
+
+Every error that ``await backup(...)`` raises is one of these, alone (never an exception
+group). Errors with ``exit_code`` 2 stop the whole backup; a :class:`FetchError` fails one
+field, run or listing, and the backup goes on.
+"""
 
 from __future__ import annotations
 
@@ -34,9 +39,13 @@ class DestinationError(BackupError):
 
 
 class ServerUnreachableError(BackupError):
-    """The Neptune server could not be reached."""
+    """The Neptune server could not be reached at start-up."""
 
     exit_code = 2
+
+
+class ServerLostError(ServerUnreachableError):
+    """The Neptune server stopped answering during the backup; the same command resumes."""
 
 
 class NotABackupError(BackupError):
@@ -47,6 +56,41 @@ class NotABackupError(BackupError):
 
 class FetchError(BackupError):
     """Fetching one field, run or project failed after retries; the backup goes on."""
+
+
+class HttpStatusError(FetchError):
+    """Neptune answered with an error status that another try would not change (a 4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientError(FetchError):
+    """A failure worth trying again: a retryable status, a dropped or cut connection, a garbled
+    answer. ``reason`` names the kind, for the count of retries; ``status`` is None when no
+    answer came (the connection failed)."""
+
+    def __init__(
+        self, message: str, *, reason: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def connection_failed(self) -> bool:
+        """No answer came at all: the server may be gone."""
+        return self.status is None and self.reason in ("connection", "timeout")
+
+
+class ProgressCallbackError(BackupError):
+    """The ``progress`` callback given to ``backup()`` raised; its exception is the ``__cause__``."""
+
+
+class UnexpectedError(BackupError):
+    """A bug in this package; the original exception is the ``__cause__``."""
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -81,6 +81,10 @@ class BackupReport:
     interrupted: bool = False
     dry_run: bool = False
     selection: dict[str, Any] = field(default_factory=dict)  # what narrowed it, as given
+    # Requests tried again, by reason ("HTTP 429", "HTTP 503", "connection", "cut off"...),
+    # and the seconds spent waiting out 429s (each request waits its own Retry-After).
+    retries: dict[str, int] = field(default_factory=dict)
+    throttled_seconds: float = 0.0
 
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)
@@ -136,6 +140,8 @@ class BackupReport:
             "projects": projects,
             "failures": [asdict(f) for f in self.failures],
             "notices": [asdict(n) for n in self.notices],
+            "retries": dict(sorted(self.retries.items())),
+            "throttled_seconds": round(self.throttled_seconds, 3),
         }
 
     def summary(self) -> str:
