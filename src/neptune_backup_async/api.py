@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -30,6 +29,7 @@ from .errors import (
     ProjectNotFoundError,
     UnexpectedError,
     UsageError,
+    leading_error,
 )
 from .gate import Gate
 from .pipeline import Pipeline
@@ -38,9 +38,6 @@ from .retry import LOST_AFTER, THROTTLED, Retrier, RetryPolicy
 from .selection import Selection
 from .source import ProjectInfo, Source
 from .store import remove_temporaries, tagged_temporaries, temp_tag, write_file
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 TOKEN_ENV = "NEPTUNE_API_TOKEN"
 log = logging.getLogger("neptune_backup_async")
@@ -217,24 +214,17 @@ def describe(selection: Selection) -> dict[str, Any]:
 
 
 def one_error(e: BaseException) -> BaseException:
-    """What to raise for what a task group raised: the first BackupError inside it, else a bug
-    as an UnexpectedError; a cancel (or KeyboardInterrupt) is raised as it is."""
-
-    def first(e: BaseException, kind: type[BaseException]) -> BaseException | None:
-        if isinstance(e, BaseExceptionGroup):
-            return next((f for inner in e.exceptions if (f := first(inner, kind)) is not None), None)
-        return e if isinstance(e, kind) else None
-
-    if (error := first(e, BackupError)) is not None:
-        return error
-    if (bug := first(e, Exception)) is not None:
-        unexpected = UnexpectedError(
-            f"unexpected {type(bug).__name__}: {bug}. Please report it with the log file; finished runs"
-            " are kept."
-        )
-        unexpected.__cause__ = bug
-        return unexpected
-    return e
+    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError;
+    a cancel (or KeyboardInterrupt) as it is."""
+    leading = leading_error(e)
+    if isinstance(leading, BackupError) or not isinstance(leading, Exception):
+        return leading
+    unexpected = UnexpectedError(
+        f"unexpected {type(leading).__name__}: {leading}. Please report it with the log file; finished"
+        " runs are kept."
+    )
+    unexpected.__cause__ = leading
+    return unexpected
 
 
 def _log_retries(report: BackupReport) -> None:

@@ -7,6 +7,12 @@ field, run or listing, and the backup goes on.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 
 class BackupError(Exception):
     """Base of every error this package raises on purpose."""
@@ -91,6 +97,25 @@ class ProgressCallbackError(BackupError):
 
 class UnexpectedError(BackupError):
     """A bug in this package; the original exception is the ``__cause__``."""
+
+
+def leading_error(e: BaseException) -> BaseException:
+    """The one exception that stands for ``e``, which may be a task group's bundle: an error
+    that stops the backup first, then any BackupError, then the first other error. A bundle
+    of nothing but cancels is returned as it is."""
+    leaves = list(_leaves(e))
+    stops = [leaf for leaf in leaves if isinstance(leaf, BackupError) and not isinstance(leaf, FetchError)]
+    ours = [leaf for leaf in leaves if isinstance(leaf, BackupError)]
+    errors = [leaf for leaf in leaves if isinstance(leaf, Exception)]
+    return next(iter(stops or ours or errors), e)
+
+
+def _leaves(e: BaseException) -> Iterator[BaseException]:
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield e
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -109,7 +109,7 @@ class Retrier:
         policy = self.policy
         errors = 0
         waited = 0.0  # on 429s
-        failing_since: float | None = None  # since when this request's connections fail
+        failed_at: float | None = None  # when this request's connection last failed
         while True:
             try:
                 result = await attempt()
@@ -127,8 +127,11 @@ class Retrier:
                 else:
                     errors += 1
                     wait = policy.delay(errors - 1, e.retry_after)
+                    # While nothing else succeeds either, a failing connection is the server's
+                    # fault, not this request's: it waits for the server rather than giving up.
+                    blamed = failed_at is None or self._last_success > failed_at
                     if e.connection_failed:
-                        failing_since = now if failing_since is None else failing_since
+                        failed_at = now
                         silent = now - self._last_success
                         if silent >= policy.lost_after:
                             raise ServerLostError(
@@ -138,9 +141,6 @@ class Retrier:
                             ) from None
                         # Wake in time to name a lost server when its deadline comes.
                         wait = min(wait, policy.lost_after - silent)
-                    # While no request at all succeeds, a failing connection is the server's
-                    # fault, not this request's: it waits for the server rather than giving up.
-                    blamed = failing_since is None or self._last_success > failing_since
                     if errors >= policy.attempts and blamed:
                         raise FetchError(f"{what}: gave up after {errors} tries ({e})") from None
                 self._on_retry(e.reason, wait)

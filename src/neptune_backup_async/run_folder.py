@@ -125,11 +125,11 @@ class RunFolder:
                 self.root, PurePosixPath(layout.SIMPLE_METADATA), data, self._count_bytes
             )
             self.manifest.add_file(written)
-        self._report.fields_done += len(simple_fields)  # their file is in place now
         self.manifest.complete = not self.manifest.failed_fields
         # Compact, unlike the documents users read: json's C encoder only serves indent=None.
         manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
         await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+        self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
         await anyio.to_thread.run_sync(self._tidy)
 
     async def _keep_old(self, listed: set[str], kept: set[str]) -> None:

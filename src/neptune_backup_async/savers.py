@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -21,13 +22,15 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import layout, values
-from .errors import BackupError, FetchError, TransientError
+from .errors import BackupError, FetchError, TransientError, leading_error
 from .manifest import FieldRecord
 from .resume import Action, decide, facts
 from .run_folder import RunFolder
 from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
 from .store import AtomicFile, WrittenFile, write_file
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
@@ -230,10 +233,14 @@ class FieldSavers:
                 opener, functools.partial(rel_for, index), f"{info.path}[{index}]"
             )
 
-        async with anyio.create_task_group() as tg:
-            for index in range(total):
-                if index not in written:
-                    tg.start_soon(one, index)
+        try:
+            async with anyio.create_task_group() as tg:
+                for index in range(total):
+                    if index not in written:
+                        tg.start_soon(one, index)
+        except BaseExceptionGroup as group:  # one error, as for any other field
+            error = leading_error(group)
+            raise error from error.__cause__
         index_doc = []
         for i in range(total):
             item = by_index.get(i)
