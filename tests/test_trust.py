@@ -133,11 +133,11 @@ def test_a_server_lost_mid_backup_stops_it_with_exit_2_and_the_same_command_resu
         process.kill()
     assert process.returncode == 2, stderr
     assert time.monotonic() - killed < 30  # 5 s of --lost-server-after, and the way out
-    assert stderr.strip().splitlines() == [
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(
         "error: Lost the Neptune server: no request has succeeded for 5 s and connections fail"
-        " (connection failed (ConnectionError)). Everything finished so far is kept; run the same"
-        " command again to resume."
-    ]
+    )
+    assert line.endswith(". Everything finished so far is kept; run the same command again to resume.")
     report = json.loads((dest / "backup-report.json").read_text())
     assert report["interrupted"] is True and report["exit_code"] == 1
     assert report["failures"] == []  # what it had not reached did not fail

@@ -2,13 +2,15 @@
 
 It works like TCP's congestion window. It starts at :data:`START` requests in flight and
 doubles each window of completed requests (a window is as many requests as the bound) up to
-``--concurrency``. A 429 on a request sent after the last cut is a new congestion event: the
-bound drops to :data:`DECREASE` of itself, once; 429s of requests sent before that cut are
-the same event and change nothing. After the first cut the bound grows by one per window
-without a 429, except that it tries the bound that got the last 429 again only after
-:data:`PROBE` quiet windows, twice as many each time that bound is refused again. The request that got the 429 waits its ``Retry-After`` alone
-(:mod:`.retry`); every other worker goes on. Behind a server that takes N requests at once
-the bound settles just around N.
+``--concurrency``; only requests completed while the bound was full count, as a bound that
+does not bind says nothing about the server. A 429 on a request sent after the last cut is a
+new congestion event: the bound drops to :data:`DECREASE` of itself, once; 429s of requests
+sent before that cut are the same event and change nothing. After the first cut the bound
+grows by one per window without a 429, except that it tries the bound that got the last 429
+again only after :data:`PROBE` quiet windows, twice as many each time that bound is refused
+again. The request that got the 429 waits its ``Retry-After`` alone (:mod:`.retry`); every
+other worker goes on. Behind a server that takes N requests at once the bound settles at N,
+with ever rarer probes above it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ class Gate:
         self._ceiling = concurrency  # the bound at the last congestion event
         self._probe = PROBE  # quiet windows before trying that bound again
         self._window = 0  # requests completed since the bound last changed
-        self.changes = 0
 
     @property
     def limit(self) -> int:
@@ -94,7 +95,6 @@ class Gate:
     def _resize(self, limit: int) -> None:
         self._window = 0
         if limit != self.limit:
-            self.changes += 1
             log.debug("requests in flight: at most %d", limit)
             self.requests.total_tokens = limit
 

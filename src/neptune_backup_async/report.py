@@ -254,6 +254,10 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
                 else:
                     into[key] = into.get(key, 0) + value
     totals["projects"] = len(projects)
+    retries: dict[str, int] = {}
+    for doc in docs:
+        for reason, count in doc.get("retries", {}).items():
+            retries[reason] = retries.get(reason, 0) + count
     shards = sorted({d.get("selection", {}).get("shard") for d in docs} - {None})
     counts = {int(s.split("/")[1]) for s in shards}
     missing = [f"{k}/{n}" for n in sorted(counts) for k in range(n) if f"{k}/{n}" not in shards]
@@ -274,4 +278,6 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "projects": dict(sorted(projects.items())),
         "failures": [n for d in docs for n in d.get("failures", [])],
         "notices": [n for d in docs for n in d.get("notices", [])],
+        "retries": dict(sorted(retries.items())),
+        "throttled_seconds": round(sum(d.get("throttled_seconds", 0.0) for d in docs), 3),
     }

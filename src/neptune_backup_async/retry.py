@@ -135,7 +135,7 @@ class Retrier:
                         silent = now - self._last_success
                         if silent >= policy.lost_after:
                             raise ServerLostError(
-                                f"Lost the Neptune server: no request has succeeded for {silent:.0f} s and"
+                                f"Lost the Neptune server: no request has succeeded for {policy.lost_after:g} s and"
                                 f" connections fail ({e}). Everything finished so far is kept; run the"
                                 " same command again to resume."
                             ) from None

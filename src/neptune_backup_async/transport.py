@@ -57,7 +57,7 @@ def connection_error(e: BaseException) -> TransientError | None:
             | ConnectionError,
         ):
             return TransientError(f"connection failed ({type(seen).__name__})", reason="connection")
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None
 
 
@@ -114,6 +114,8 @@ class Transport:
                 # What requests itself does without stream=True, in 1 MiB reads instead of its
                 # 10 KB ones: a 10,000-point series page took 80 reads, at ~0.6 ms of CPU.
                 response._content = b"".join(response.iter_content(CHUNK))
+        except BackupError:
+            raise  # the token refresh's, already typed
         except Exception as e:
             raise connection_error(e) or e from None
         if response.status_code < 400:
