@@ -1,28 +1,46 @@
-"""The retry policy: errors have a budget of attempts, 429s a budget of patience, Retry-After is exact."""
+"""Retries in async code: errors have a budget of attempts, 429s a budget of patience and delay
+only their own request, Retry-After is exact, and a lost server is named once its time is up."""
 
 from __future__ import annotations
 
 import email.utils
 import time
 
+import anyio
 import pytest
 
-from neptune_backup_async.pipeline import Gate
-from neptune_backup_async.retry import RetryPolicy, Throttle, TransientError, parse_retry_after
+from neptune_backup_async.errors import FetchError, ServerLostError, TransientError
+from neptune_backup_async.gate import Gate
+from neptune_backup_async.retry import Retrier, RetryPolicy, parse_retry_after
+
+pytestmark = pytest.mark.anyio
+
+
+def http(status: int, retry_after: float | None = None) -> TransientError:
+    return TransientError(f"HTTP {status}", reason=f"HTTP {status}", status=status, retry_after=retry_after)
+
+
+def refused() -> TransientError:
+    return TransientError("connection failed (ConnectionError)", reason="connection")
 
 
 class Flaky:
-    """Fails with the given errors, in order, then returns 'ok'."""
+    """Fails with the given errors, in order, then returns 'ok'. An attempt, as the Retrier runs it."""
 
     def __init__(self, *errors: TransientError) -> None:
         self.errors = list(errors)
         self.calls = 0
 
-    def __call__(self) -> str:
+    async def __call__(self) -> str:
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
         return "ok"
+
+
+def retrier(policy: RetryPolicy, retried: list[tuple[str, float]] | None = None) -> Retrier:
+    log = retried if retried is not None else []
+    return Retrier(Gate(4), policy, on_retry=lambda reason, seconds: log.append((reason, seconds)))
 
 
 def test_retry_after_is_read_whole_not_by_its_first_digit() -> None:
@@ -33,59 +51,144 @@ def test_retry_after_is_read_whole_not_by_its_first_digit() -> None:
     assert 28 <= (parse_retry_after(later) or 0) <= 30
 
 
-def test_errors_use_up_the_attempts() -> None:
+async def test_errors_use_up_the_attempts_and_are_counted_by_reason() -> None:
+    retried: list[tuple[str, float]] = []
     policy = RetryPolicy(attempts=3, base=0.0)
-    assert policy.call(Flaky(TransientError("503", status=503), TransientError("503", status=503))) == "ok"
-    failing = Flaky(*(TransientError("503", status=503) for _ in range(3)))
-    with pytest.raises(TransientError):
-        policy.call(failing)
-    assert failing.calls == 3
+    assert await retrier(policy, retried).run(Flaky(http(503), http(502)), "a page") == "ok"
+    assert [reason for reason, _ in retried] == ["HTTP 503", "HTTP 502"]
+    failing = Flaky(*(http(503) for _ in range(3)))
+    with pytest.raises(FetchError, match=r"^a page: gave up after 3 tries \(HTTP 503\)$") as raised:
+        await retrier(policy).run(failing, "a page")
+    assert type(raised.value) is FetchError and failing.calls == 3
 
 
-def test_429s_do_not_use_up_the_attempts_but_run_out_of_patience() -> None:
+async def test_429s_do_not_use_up_the_attempts_but_run_out_of_patience() -> None:
+    retried: list[tuple[str, float]] = []
     policy = RetryPolicy(attempts=2, patience=1.0)
-    many = Flaky(*(TransientError("429", status=429, retry_after=0.0) for _ in range(50)))
-    assert policy.call(many) == "ok" and many.calls == 51
-    endless = Flaky(*(TransientError("429", status=429, retry_after=0.3) for _ in range(50)))
-    with pytest.raises(TransientError):
-        policy.call(endless)
+    many = Flaky(*(http(429, retry_after=0.0) for _ in range(50)))
+    assert await retrier(policy).run(many, "a page") == "ok" and many.calls == 51
+    endless = Flaky(*(http(429, retry_after=0.3) for _ in range(50)))
+    with pytest.raises(FetchError, match="kept answering 429"):
+        await retrier(policy, retried).run(endless, "a page")
     assert endless.calls == 4  # 0.3 s each: the fourth wait would pass the 1 s of patience
+    assert retried == [("HTTP 429", 0.3)] * 3  # each wait is the server's Retry-After, exactly
 
 
-def test_a_429_pauses_every_thread_through_the_throttle() -> None:
-    clock = [100.0]
-    throttle = Throttle(clock=lambda: clock[0])
-    throttle.pause(5.0)
-    assert throttle.remaining() == 5.0
-    clock[0] += 4.0
-    assert throttle.remaining() == 1.0
-    throttle.pause(0.5)  # a shorter pause never shortens a longer one
-    assert throttle.remaining() == 1.0
+async def test_a_429_delays_only_the_request_that_got_it() -> None:
+    events: list[str] = []
+    r = retrier(RetryPolicy())
+
+    async def throttled() -> None:
+        attempt = Flaky(http(429, retry_after=0.5))
+        await r.run(attempt, "throttled")
+        events.append(f"throttled done after {attempt.calls} attempts")
+
+    async def other(name: str) -> None:
+        await anyio.sleep(0.05)  # after the 429
+        await r.run(Flaky(), name)
+        events.append(f"{name} done")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(throttled)
+        tg.start_soon(other, "a")
+        tg.start_soon(other, "b")
+    assert events == ["a done", "b done", "throttled done after 2 attempts"]
 
 
-def test_the_gate_halves_at_the_first_429_and_grows_back_one_per_quiet_window() -> None:
-    refused = [0]
-    gate = Gate(16, lambda: refused[0])
+async def test_a_lost_server_is_named_once_nothing_has_succeeded_for_lost_after() -> None:
+    # Far more failures than attempts: while nothing succeeds, the request waits for the
+    # server instead of giving up, and the backup is told the server is lost.
+    started = time.monotonic()
+    r = retrier(RetryPolicy(attempts=2, base=0.01, cap=0.01, lost_after=0.3))
+    failing = Flaky(*(refused() for _ in range(1000)))
+    with pytest.raises(ServerLostError, match="Lost the Neptune server: no request has succeeded") as raised:
+        await r.run(failing, "a page")
+    assert 0.3 <= time.monotonic() - started < 2.0
+    assert failing.calls > 2
+    assert raised.value.exit_code == 2 and "run the same command again to resume" in str(raised.value)
+
+
+async def test_a_request_whose_connection_fails_while_others_succeed_gives_up_alone() -> None:
+    r = retrier(RetryPolicy(attempts=3, base=0.02, cap=0.02, lost_after=30.0))
+    failing = Flaky(*(refused() for _ in range(1000)))
+    done = anyio.Event()
+
+    async def others() -> None:
+        while not done.is_set():
+            await r.run(Flaky(), "other")
+            await anyio.sleep(0.002)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(others)
+        with pytest.raises(FetchError, match=r"^a page: gave up after \d+ tries") as raised:
+            await r.run(failing, "a page")
+        done.set()
+    # Its 3 tries, give or take one whose wait was too short for another request to succeed.
+    assert not isinstance(raised.value, ServerLostError) and 3 <= failing.calls <= 5
+
+
+async def test_a_cancel_stops_a_retry_after_wait_at_once() -> None:
+    attempt = Flaky(http(429, retry_after=30.0))
+    with anyio.move_on_after(0.2) as scope:
+        await retrier(RetryPolicy()).run(attempt, "a page")
+    assert scope.cancelled_caught and attempt.calls == 1
+
+
+def test_the_gate_starts_small_and_doubles_until_the_first_429() -> None:
+    gate = Gate(64)
+    assert gate.limit == 8
+    for _ in range(100):
+        gate.completed(in_flight=3)
+    assert gate.limit == 8  # a bound that does not bind does not grow
+    for expected in (16, 32, 64):
+        for _ in range(gate.limit):
+            gate.completed(in_flight=gate.limit)
+        assert gate.limit == expected
+    for _ in range(200):
+        gate.completed(in_flight=gate.limit)
+    assert gate.limit == 64  # no more than --concurrency
+
+
+def full_windows(gate: Gate, windows: int) -> list[int]:
+    """Complete ``windows`` windows of requests with the bound full; the bound after each request."""
     limits = []
-
-    def complete(n: int, new_429s: int = 0) -> None:
-        for _ in range(n):
-            refused[0] += new_429s
-            gate.observe()
+    for _ in range(windows):
+        for _ in range(gate.limit):
+            gate.completed(in_flight=gate.limit)
             limits.append(gate.limit)
+    return limits
 
-    complete(20)
-    assert gate.limit == 16  # nothing to grow into
-    complete(1, new_429s=1)
-    assert gate.limit == 8  # at once, not at the end of a window
-    complete(7, new_429s=1)  # 429s of requests sent before the cut: no second cut...
+
+def test_the_gate_cuts_once_per_congestion_event_and_grows_back_one_per_quiet_window() -> None:
+    gate = Gate(16, start=16)
+    gate.congested(sent_at=0)  # a request sent when no 429 had come yet
+    assert gate.limit == 11  # at once, to 70 %
+    for _ in range(7):
+        gate.congested(sent_at=0)  # 429s of requests sent before the cut: the same event
+    assert gate.limit == 11
+    for _ in range(10):
+        gate.completed(in_flight=11)
+    assert gate.limit == 11  # not a whole window yet
+    gate.completed(in_flight=11)
+    assert gate.limit == 12  # after the first cut, one per window, not doubling
+    gate.congested(sent_at=1)  # a request sent after the cut: a new event
     assert gate.limit == 8
-    complete(1)  # ...and no growth after that window either
-    assert gate.limit == 8
-    complete(8)  # a quiet window
-    assert gate.limit == 9
-    complete(1, new_429s=1)  # a new 429 after the grace window cuts again
-    assert gate.limit == 4
-    complete(4 + 4 + 5 + 6)  # the grace window, then quiet windows of 4, 5 and 6
-    assert gate.limit == 7
-    assert min(limits) == 4 and all(1 <= x <= 16 for x in limits)
+    limits = full_windows(gate, 3)
+    assert gate.limit == 11 and min(limits) == 8
+
+
+def test_the_gate_settles_at_the_bound_the_server_takes() -> None:
+    gate = Gate(64)
+    events = 0
+    history = []
+    for _ in range(2000):  # a server that takes 4 at once: a 5th request in flight gets a 429
+        if gate.limit > 4:
+            gate.congested(sent_at=events)
+            events += 1
+        else:
+            gate.completed(in_flight=gate.limit)
+        history.append(gate.limit)
+    late = history[1000:]
+    assert late.count(4) > 0.9 * len(late)  # at the server's bound nearly all the time...
+    assert events < 20  # ...after a few 429s, ever fewer: the bound it got one at is tried less often
+    assert min(late) >= 2

@@ -1,33 +1,43 @@
 """The embeddable entry point: ``await backup(...)`` inside any running event loop.
 
-It installs no logging handlers and prints nothing. Cancelling it stops promptly: every
-file already under its final name is complete, and the report written on the way out
-says the backup was interrupted.
+It installs no logging handlers and prints nothing. Cancelling it stops at once: every
+wait (backoff, ``Retry-After``, the start-up connect) is in async code, so no request is
+sent after the cancel returns; every file already under its final name is complete, and
+the report written on the way out says the backup was interrupted. Every error it raises
+is one :class:`~.errors.BackupError`, never an exception group.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
-import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 
 from . import layout, values
-from .errors import AuthenticationError, BackupError, DestinationError, UsageError
+from .errors import (
+    AuthenticationError,
+    BackupError,
+    DestinationError,
+    HttpStatusError,
+    ProjectNotFoundError,
+    UnexpectedError,
+    UsageError,
+    leading_error,
+)
+from .gate import Gate
 from .pipeline import Pipeline
 from .report import BackupReport, Progress
+from .retry import LOST_AFTER, THROTTLED, Retrier, RetryPolicy
 from .selection import Selection
 from .source import ProjectInfo, Source
 from .store import remove_temporaries, tagged_temporaries, temp_tag, write_file
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 TOKEN_ENV = "NEPTUNE_API_TOKEN"
 log = logging.getLogger("neptune_backup_async")
@@ -69,13 +79,33 @@ def prepare_destination(output: Path) -> Path:
 
 
 async def connect(api_token: str | None, concurrency: int) -> Source:
-    """Start the Neptune client once, in a thread, before any fan-out."""
-    from .neptune_source import NeptuneSource
+    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out."""
+    from . import neptune_source
 
-    token = resolve_token(api_token)
-    return await anyio.to_thread.run_sync(lambda: NeptuneSource(token, concurrency=concurrency))
+    return await neptune_source.connect(resolve_token(api_token), concurrency)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_error_only(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Make ``fn`` raise one BackupError, not a task group's bundle (see :func:`one_error`)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except BaseException as e:
+            error = one_error(e)
+            if error is e:
+                raise
+            raise error from error.__cause__
+
+    return wrapper
+
+
+@one_error_only
 async def backup(
     projects: Sequence[str] | str,
     output: str | os.PathLike[str],
@@ -88,6 +118,7 @@ async def backup(
     dry_run: bool = False,
     progress: Callable[[Progress], None] | None = None,
     source: Source | None = None,
+    lost_server_after: float = LOST_AFTER,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -99,11 +130,22 @@ async def backup(
     The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
     Neptune client with any other :class:`~.source.Source`. Returns the report, which is
     also saved in ``output`` as ``backup-report.json`` (``backup-report.shard-K-of-N.json``
-    for a shard). Raises a :class:`~.errors.BackupError` for bad input (usage, token,
-    project, destination); failures of single fields or runs are in the report instead.
+    for a shard). When connections fail and no request has succeeded for
+    ``lost_server_after`` seconds, the backup stops with :class:`~.errors.ServerLostError`;
+    the same call resumes it.
+
+    Raises one :class:`~.errors.BackupError` (never an exception group) for what stops the
+    backup: bad input (usage, token, project, destination), a lost server, a ``progress``
+    callback that raised (:class:`~.errors.ProgressCallbackError`, the callback's exception
+    as ``__cause__``), or a bug (:class:`~.errors.UnexpectedError`). Failures of single
+    fields or runs are in the report instead.
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
+    if not lost_server_after > 0:
+        raise UsageError(
+            f"--lost-server-after must be a number of seconds above 0; got {lost_server_after!r}."
+        )
     names = parse_projects(projects)
     selection = selection or Selection()
     label = selection.shard_label
@@ -122,7 +164,6 @@ async def backup(
         if source is None:
             source = await connect(api_token, concurrency)
         try:
-            infos = await _resolve_projects(source, names)
             pipeline = Pipeline(
                 source,
                 dest,
@@ -133,17 +174,17 @@ async def backup(
                 dry_run=dry_run,
                 report=report,
                 on_progress=progress,
+                retry=RetryPolicy(lost_after=lost_server_after),
             )
+            infos = await _resolve_projects(pipeline.retrier, source, names)
             try:
                 await pipeline.run(infos)
-            except BaseException as e:
+            except BaseException:
                 report.interrupted = True
-                error = _backup_error_in(e)
-                if error is not None and error is not e:
-                    raise error from None  # one clear error, not a task group's bundle
                 raise
             finally:
                 report.finished_at = dt.datetime.now(dt.timezone.utc)
+                _log_retries(report)
                 name = layout.report_name(label)
                 with anyio.CancelScope(shield=True):
                     document = values.dumps(report.to_json()).encode("utf-8")
@@ -172,29 +213,55 @@ def describe(selection: Selection) -> dict[str, Any]:
     return out
 
 
-def _backup_error_in(e: BaseException) -> BackupError | None:
-    """The error to report from what a task group raised: the first BackupError inside it."""
-    if isinstance(e, BackupError):
-        return e
-    if isinstance(e, BaseExceptionGroup):
-        for inner in e.exceptions:
-            if (found := _backup_error_in(inner)) is not None:
-                return found
-    return None
+def one_error(e: BaseException) -> BaseException:
+    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError;
+    a cancel (or KeyboardInterrupt) as it is."""
+    leading = leading_error(e)
+    if isinstance(leading, BackupError) or not isinstance(leading, Exception):
+        return leading
+    unexpected = UnexpectedError(
+        f"unexpected {type(leading).__name__}: {leading}. Please report it with the log file; finished"
+        " runs are kept."
+    )
+    unexpected.__cause__ = leading
+    return unexpected
 
 
-async def _resolve_projects(source: Source, names: list[str] | None) -> list[ProjectInfo]:
+def _log_retries(report: BackupReport) -> None:
+    """One line per reason for retrying, rather than one per request."""
+    for reason, count in sorted(report.retries.items()):
+        if reason == THROTTLED:
+            log.info(
+                "%d request(s) answered 429 (too many requests), %.1f s waited in all",
+                count,
+                report.throttled_seconds,
+            )
+        else:
+            log.info("%d request(s) retried after: %s", count, reason)
+
+
+async def _resolve_projects(retrier: Retrier, source: Source, names: list[str] | None) -> list[ProjectInfo]:
     if names is None:
-        names = await anyio.to_thread.run_sync(source.list_projects)
+        names = await retrier.call(source.list_projects, what="listing projects")
     infos = []
     for name in names:  # every name is checked before anything is fetched
-        infos.append(await anyio.to_thread.run_sync(source.get_project, name))
+        try:
+            infos.append(await retrier.call(source.get_project, name, what=f"project {name}"))
+        except HttpStatusError as e:
+            if e.status not in (403, 404):
+                raise
+            raise ProjectNotFoundError(
+                f"Project {name!r} does not exist or this API token may not read it."
+                " Run `neptune-backup list-projects` to see the projects you can back up."
+            ) from None
     return infos
 
 
-async def list_projects(api_token: str | None = None) -> list[str]:
+@one_error_only
+async def list_projects(api_token: str | None = None, *, lost_server_after: float = LOST_AFTER) -> list[str]:
     source = await connect(api_token, 1)
     try:
-        return await anyio.to_thread.run_sync(source.list_projects)
+        retrier = Retrier(Gate(1), RetryPolicy(lost_after=lost_server_after))
+        return await retrier.call(source.list_projects, what="listing projects")
     finally:
         source.close()

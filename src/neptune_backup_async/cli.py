@@ -1,7 +1,8 @@
 """The command line: ``neptune-backup [backup] --projects ws/a,ws/b --output DEST``.
 
 Exit codes: 0 all backed up; 1 some fields or runs failed (named in the report);
-2 bad usage, token, project or destination; 130 interrupted (rerun to resume).
+2 bad usage, token, project or destination, or the server unreachable or lost (rerun to
+resume); 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import anyio
 from . import api, layout, values
 from .errors import BackupError, UsageError, redact
 from .report import BackupReport, Progress, load_reports, summarize
+from .retry import LOST_AFTER
 from .selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
 
 COMMANDS = ("backup", "list-projects", "verify", "view", "report")
@@ -41,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--output", type=Path, help="the backup folder (created if missing)")
     b.add_argument(
         "--concurrency", type=int, default=8, help="the most Neptune requests in flight at once (default: 8)"
+    )
+    b.add_argument(
+        "--lost-server-after",
+        type=float,
+        default=LOST_AFTER,
+        metavar="SECONDS",
+        help="stop with exit code 2 when connections to Neptune fail and no request has succeeded for"
+        f" this long (default: {LOST_AFTER:.0f}); the same command resumes",
     )
     b.add_argument(
         "--download-artifacts",
@@ -310,6 +320,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                     selection=selection,
                     dry_run=args.dry_run,
                     progress=bars,
+                    lost_server_after=args.lost_server_after,
                 )
             )
     except KeyboardInterrupt:

@@ -1,6 +1,17 @@
-"""One exception hierarchy. Every message says what happened and what to do next."""
+"""One exception hierarchy. Every message says what happened and what to do next.
+
+Every error that ``await backup(...)`` raises is one of these, alone (never an exception
+group). Errors with ``exit_code`` 2 stop the whole backup; a :class:`FetchError` fails one
+field, run or listing, and the backup goes on.
+"""
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 
 class BackupError(Exception):
@@ -34,9 +45,13 @@ class DestinationError(BackupError):
 
 
 class ServerUnreachableError(BackupError):
-    """The Neptune server could not be reached."""
+    """The Neptune server could not be reached at start-up."""
 
     exit_code = 2
+
+
+class ServerLostError(ServerUnreachableError):
+    """The Neptune server stopped answering during the backup; the same command resumes."""
 
 
 class NotABackupError(BackupError):
@@ -47,6 +62,60 @@ class NotABackupError(BackupError):
 
 class FetchError(BackupError):
     """Fetching one field, run or project failed after retries; the backup goes on."""
+
+
+class HttpStatusError(FetchError):
+    """Neptune answered with an error status that another try would not change (a 4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientError(FetchError):
+    """A failure worth trying again: a retryable status, a dropped or cut connection, a garbled
+    answer. ``reason`` names the kind, for the count of retries; ``status`` is None when no
+    answer came (the connection failed)."""
+
+    def __init__(
+        self, message: str, *, reason: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def connection_failed(self) -> bool:
+        """No answer came at all: the server may be gone."""
+        return self.status is None and self.reason in ("connection", "timeout")
+
+
+class ProgressCallbackError(BackupError):
+    """The ``progress`` callback given to ``backup()`` raised; its exception is the ``__cause__``."""
+
+
+class UnexpectedError(BackupError):
+    """A bug in this package; the original exception is the ``__cause__``."""
+
+
+def leading_error(e: BaseException) -> BaseException:
+    """The one exception that stands for ``e``, which may be a task group's bundle: an error
+    that stops the backup first, then any BackupError, then the first other error. A bundle
+    of nothing but cancels is returned as it is."""
+    leaves = list(_leaves(e))
+    stops = [leaf for leaf in leaves if isinstance(leaf, BackupError) and not isinstance(leaf, FetchError)]
+    ours = [leaf for leaf in leaves if isinstance(leaf, BackupError)]
+    errors = [leaf for leaf in leaves if isinstance(leaf, Exception)]
+    return next(iter(stops or ours or errors), e)
+
+
+def _leaves(e: BaseException) -> Iterator[BaseException]:
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield e
 
 
 def redact(text: str, secrets: list[str]) -> str:

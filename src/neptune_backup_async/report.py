@@ -81,6 +81,10 @@ class BackupReport:
     interrupted: bool = False
     dry_run: bool = False
     selection: dict[str, Any] = field(default_factory=dict)  # what narrowed it, as given
+    # Requests tried again, by reason ("HTTP 429", "HTTP 503", "connection", "cut off"...),
+    # and the seconds spent waiting out 429s (each request waits its own Retry-After).
+    retries: dict[str, int] = field(default_factory=dict)
+    throttled_seconds: float = 0.0
 
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)
@@ -136,6 +140,8 @@ class BackupReport:
             "projects": projects,
             "failures": [asdict(f) for f in self.failures],
             "notices": [asdict(n) for n in self.notices],
+            "retries": dict(sorted(self.retries.items())),
+            "throttled_seconds": round(self.throttled_seconds, 3),
         }
 
     def summary(self) -> str:
@@ -248,6 +254,10 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
                 else:
                     into[key] = into.get(key, 0) + value
     totals["projects"] = len(projects)
+    retries: dict[str, int] = {}
+    for doc in docs:
+        for reason, count in doc.get("retries", {}).items():
+            retries[reason] = retries.get(reason, 0) + count
     shards = sorted({d.get("selection", {}).get("shard") for d in docs} - {None})
     counts = {int(s.split("/")[1]) for s in shards}
     missing = [f"{k}/{n}" for n in sorted(counts) for k in range(n) if f"{k}/{n}" not in shards]
@@ -268,4 +278,6 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "projects": dict(sorted(projects.items())),
         "failures": [n for d in docs for n in d.get("failures", [])],
         "notices": [n for d in docs for n in d.get("notices", [])],
+        "retries": dict(sorted(retries.items())),
+        "throttled_seconds": round(sum(d.get("throttled_seconds", 0.0) for d in docs), 3),
     }

@@ -1,8 +1,19 @@
-"""When and how long to retry a Neptune request.
+"""When and how long to retry a Neptune request, and the async loop that does it.
 
-Full-jitter exponential backoff, except that a server's ``Retry-After`` is honoured
-exactly (the ``neptune`` client reads only its first digit). A 429 pauses every worker,
-not just the one that saw it, through a shared :class:`Throttle`.
+Every wait is here, in async code (``anyio.sleep``), never in a worker thread: a worker
+thread makes one attempt of one request and returns or raises. So a cancel stops every
+backoff and ``Retry-After`` wait at once, and no abandoned thread sends anything later.
+
+- Errors (5xx, dropped connections, garbled answers) get ``attempts`` tries, with
+  full-jitter exponential backoff.
+- A 429 says "not now" rather than "failed": the request that got it waits the server's
+  ``Retry-After``, read whole (the ``neptune`` client reads only its first digit), for up to
+  ``patience`` seconds in all, without using up its tries. Other requests go on; the
+  :class:`~.gate.Gate` lowers the bound instead.
+- A lost server is named fast: when connections fail and no request has succeeded for
+  ``lost_after`` seconds, :class:`~.errors.ServerLostError` stops the backup. Until then a
+  request whose connection fails does not give up while nothing else succeeds either: its
+  failure says nothing about it, only about the server.
 """
 
 from __future__ import annotations
@@ -10,24 +21,19 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import random
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import anyio
+
+from .errors import FetchError, HttpStatusError, ServerLostError, TransientError
+from .gate import Gate
+
 T = TypeVar("T")
-
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class TransientError(Exception):
-    """A failure worth trying again: a retryable status, a dropped or cut connection."""
-
-    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.retry_after = retry_after
+LOST_AFTER = 30.0
+THROTTLED = "HTTP 429"  # the reason a 429 is counted under
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -48,38 +54,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class Throttle:
-    """A pause shared by every thread: after a 429 nobody sends until it has passed."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._until = 0.0
-        self._lock = threading.Lock()
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._until = max(self._until, self._clock() + seconds)
-
-    def remaining(self) -> float:
-        with self._lock:
-            return max(0.0, self._until - self._clock())
-
-    def wait(self) -> None:
-        while (left := self.remaining()) > 0:
-            time.sleep(left)
-
-
 @dataclass
 class RetryPolicy:
-    """Errors (5xx, dropped connections) get ``attempts`` tries; 429s are waited out for up to ``patience`` seconds.
-
-    A 429 says "not now" rather than "failed", so it does not use up the error budget.
-    """
+    """The budgets: ``attempts`` tries for errors, ``patience`` seconds of 429 waits, and
+    ``lost_after`` seconds without any success while connections fail."""
 
     attempts: int = 8
     base: float = 0.25
     cap: float = 20.0
     patience: float = 900.0
+    lost_after: float = LOST_AFTER
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
@@ -87,27 +71,83 @@ class RetryPolicy:
             return retry_after
         return self.rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
-    def call(self, fn: Callable[[], T], throttle: Throttle | None = None) -> T:
-        """Run ``fn`` until it succeeds, raises a non-transient error, or the budgets run out."""
+
+class Retrier:
+    """Runs requests to the end: each attempt under the gate, every wait between them here.
+
+    ``on_retry(reason, seconds)`` hears of every retry, with how long it waits first.
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        policy: RetryPolicy | None = None,
+        *,
+        on_retry: Callable[[str, float], None] = lambda reason, seconds: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gate = gate
+        self.policy = policy or RetryPolicy()
+        self._on_retry = on_retry
+        self._clock = clock
+        self._last_success = clock()
+
+    def alive(self) -> None:
+        """Note that the server answered: a request, or a chunk of a download, came through."""
+        self._last_success = self._clock()
+
+    async def call(self, fn: Callable[..., T], *args: object, what: str) -> T:
+        """``fn(*args)`` (one blocking request) in a worker thread, retried until it succeeds."""
+        return await self.run(lambda: self.gate.call(fn, *args), what)
+
+    async def run(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        """``attempt()`` until it succeeds, raises a non-transient error, or a budget runs out.
+
+        A :class:`TransientError` that uses up the budget becomes a :class:`FetchError` that
+        names ``what``.
+        """
+        policy = self.policy
         errors = 0
         waited = 0.0  # on 429s
+        failed_at: float | None = None  # when this request's connection last failed
         while True:
-            if throttle is not None:
-                throttle.wait()
             try:
-                return fn()
+                result = await attempt()
             except TransientError as e:
+                now = self._clock()
                 if e.status == 429:
-                    wait = self.delay(min(errors, 6), e.retry_after)
+                    self.alive()  # an answer, if not the one hoped for
+                    wait = policy.delay(min(errors, 6), e.retry_after)
                     waited += wait
-                    if waited > self.patience:
-                        raise
-                    if throttle is not None:
-                        throttle.pause(wait)
-                    else:
-                        time.sleep(wait)
-                    continue
-                errors += 1
-                if errors >= self.attempts:
-                    raise
-                time.sleep(self.delay(errors - 1, e.retry_after))
+                    if waited > policy.patience:
+                        raise FetchError(
+                            f"{what}: Neptune kept answering 429 (too many requests) for {waited:.0f} s;"
+                            " run the same command again later"
+                        ) from None
+                else:
+                    errors += 1
+                    wait = policy.delay(errors - 1, e.retry_after)
+                    # While nothing else succeeds either, a failing connection is the server's
+                    # fault, not this request's: it waits for the server rather than giving up.
+                    blamed = failed_at is None or self._last_success > failed_at
+                    if e.connection_failed:
+                        failed_at = now
+                        silent = now - self._last_success
+                        if silent >= policy.lost_after:
+                            raise ServerLostError(
+                                f"Lost the Neptune server: no request has succeeded for {policy.lost_after:g} s and"
+                                f" connections fail ({e}). Everything finished so far is kept; run the"
+                                " same command again to resume."
+                            ) from None
+                        # Wake in time to name a lost server when its deadline comes.
+                        wait = min(wait, policy.lost_after - silent)
+                    if errors >= policy.attempts and blamed:
+                        raise FetchError(f"{what}: gave up after {errors} tries ({e})") from None
+                self._on_retry(e.reason, wait)
+                await anyio.sleep(wait)
+            except HttpStatusError:
+                self.alive()
+                raise
+            else:
+                self.alive()
+                return result

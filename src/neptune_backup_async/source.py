@@ -2,7 +2,10 @@
 
 The pipeline, the layout and the writers know only this module. ``neptune_source``
 implements it over the ``neptune`` client; its methods block and are called from worker
-threads, one Neptune request per call (a download is one request, however many chunks).
+threads. Each call is one attempt of one Neptune request (a download is one request,
+however many chunks): it returns or raises at once, and never sleeps or retries. The
+caller retries, in async code (:mod:`.retry`), by the type of the error: a
+:class:`~.errors.TransientError` is worth another try, any other error is not.
 """
 
 from __future__ import annotations
@@ -82,6 +85,15 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class PageRequest:
+    """One page of a runs table: from ``offset``, objects created at or after ``after``."""
+
+    after: str | None
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
 class FieldInfo:
     """One field of a run, as the attribute listing gives it.
 
@@ -147,9 +159,11 @@ class Source(Protocol):
 
     def get_project(self, qualified_name: str) -> ProjectInfo: ...
 
-    def iter_objects(self, project: ProjectInfo, kind: str, query: str) -> Iterator[list[ObjectRef]]:
-        """Pages of the runs, models or model versions matching the NQL ``query``, each once,
-        oldest first. Each ``next`` is one request."""
+    def objects_page(
+        self, project: ProjectInfo, kind: str, query: str, page: PageRequest
+    ) -> list[tuple[ObjectRef, str | None]]:
+        """One page of the runs, models or model versions matching the NQL ``query``, by
+        creation time ascending, each with its creation time (see :mod:`.paging`)."""
         ...
 
     def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]: ...
@@ -164,14 +178,18 @@ class Source(Protocol):
 
     def open_file(self, run: ObjectRef, field: FieldInfo) -> Download: ...
 
-    def open_file_set(self, run: ObjectRef, field: FieldInfo) -> Download: ...
+    def prepare_file_set(self, run: ObjectRef, field: FieldInfo) -> str:
+        """Ask the server to build a file set's zip; the id to poll :meth:`file_set_url` with."""
+        ...
+
+    def file_set_url(self, request_id: str) -> str | None:
+        """Where the zip can be downloaded, or None while the server is still building it."""
+        ...
+
+    def open_file_set(self, url: str) -> Download: ...
 
     def list_artifact_files(self, project: ProjectInfo, artifact_hash: str) -> list[ArtifactFileInfo]: ...
 
     def open_artifact_file(self, file: ArtifactFileInfo) -> Download: ...
-
-    def congestion(self) -> int:
-        """How many times so far the server has answered 429 (too many requests)."""
-        ...
 
     def close(self) -> None: ...

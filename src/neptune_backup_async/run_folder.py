@@ -1,0 +1,170 @@
+"""One run's folder as a backup fills it: the manifest, the journal, and the commit.
+
+Fields are recorded as they are saved: each saved field gets a line in the journal, so an
+interrupted backup resumes without fetching it again. The run is committed by writing
+``simple_metadata.json`` and then the manifest; files the new manifest no longer names are
+removed after that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import aiofiles
+import anyio
+
+from . import layout, values
+from .manifest import FieldRecord, Manifest
+from .report import BackupReport
+from .resume import Previous, journal_line
+from .source import FieldInfo
+from .store import WrittenFile, destination_error, write_file
+
+# What a kept earlier copy is marked with: left out by the field filter, or gone from Neptune.
+KEPT_MARKS = ("excluded", "removed_upstream")
+
+
+class RunFolder:
+    """The folder of one run (or model, version, project) and its manifest, while it is backed up."""
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        previous: Previous | None,
+        report: BackupReport,
+        count_bytes: Callable[[int], None],
+        notice: Callable[[str, str], None],
+    ) -> None:
+        """``notice(field, reason)`` notes a field gone from Neptune."""
+        self.root = root
+        self.manifest = manifest
+        self.previous = previous
+        self.simple: dict[str, Any] = {}  # simple values, for simple_metadata.json
+        self._report = report
+        self._count_bytes = count_bytes
+        self._notice = notice
+        self._journal_lock = anyio.Lock()
+        self._journal_file: aiofiles.threadpool.text.AsyncTextIOWrapper | None = None
+
+    # -- recording fields ---------------------------------------------------------------------
+
+    def keep_simple(self, info: FieldInfo, value: Any) -> None:
+        """A simple value: saved with the others in simple_metadata.json when the run commits."""
+        self.simple[info.path] = value
+        self.manifest.fields[info.path] = FieldRecord(info.type.value, "ok", [layout.SIMPLE_METADATA])
+
+    def reuse(self, path: str, prev: FieldRecord) -> None:
+        """A field unchanged since the last backup: its files are in place already."""
+        assert self.previous is not None
+        extra = {k: v for k, v in prev.extra.items() if k not in KEPT_MARKS}  # it is current again
+        self.manifest.fields[path] = FieldRecord(prev.type, prev.status, prev.files, prev.error, extra)
+        for rel in prev.files:
+            self.manifest.add_file(self.previous.manifest.files[rel])
+        self._report.fields_done += 1
+
+    async def saved(self, info: FieldInfo, written: list[WrittenFile], extra: dict[str, Any]) -> None:
+        """A field whose files are in place: recorded, journalled, and only then counted."""
+        record = FieldRecord(info.type.value, "ok", [w.path for w in written], extra=extra)
+        for w in written:
+            self.manifest.add_file(w)
+        self.manifest.fields[info.path] = record
+        await self._journal(journal_line(info.path, record, written))
+        self._report.fields_done += 1
+
+    def failed(self, info: FieldInfo, reason: str) -> None:
+        self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
+        self._report.fields_failed += 1
+
+    async def _journal(self, line: str) -> None:
+        """Note a saved field, so an interrupted backup resumes without fetching it again.
+
+        Flushed to the OS, so it survives the process being killed, but not fsynced: after a
+        power cut a lost line only means fetching that field again, while the files it
+        names were fsynced before they were renamed into place.
+        """
+        async with self._journal_lock:
+            try:
+                if self._journal_file is None:
+                    self._journal_file = await aiofiles.open(
+                        self.root / layout.JOURNAL, "a", encoding="utf-8"
+                    )
+                await self._journal_file.write(line)
+                await self._journal_file.flush()
+            except OSError as e:
+                raise destination_error(e, self.root) or e from None
+
+    async def close(self) -> None:
+        if self._journal_file is not None:
+            with anyio.CancelScope(shield=True):
+                await self._journal_file.close()
+            self._journal_file = None
+
+    # -- the commit ---------------------------------------------------------------------------
+
+    async def commit(self, listed: set[str], kept: set[str]) -> None:
+        """Write simple_metadata.json and then the manifest; the run is complete once both are in place.
+
+        ``listed``: every field Neptune has; ``kept``: those the field filter let through.
+        """
+        if self.previous is not None:
+            await self._keep_old(listed, kept)
+        simple_fields = [
+            path
+            for path, record in self.manifest.fields.items()
+            if record.files == [layout.SIMPLE_METADATA] and path in kept
+        ]
+        if self.simple:
+            data = values.dumps(self.simple).encode("utf-8")
+            written = await write_file(
+                self.root, PurePosixPath(layout.SIMPLE_METADATA), data, self._count_bytes
+            )
+            self.manifest.add_file(written)
+        self.manifest.complete = not self.manifest.failed_fields
+        # Compact, unlike the documents users read: json's C encoder only serves indent=None.
+        manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+        self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
+        await anyio.to_thread.run_sync(self._tidy)
+
+    async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
+        """Fields gone from Neptune, or left out by the field filter, keep their earlier copy
+        and their record, marked as such: a narrower filter never deletes what was saved."""
+        assert self.previous is not None
+        old = self.previous.manifest
+        gone = sorted(p for p, r in old.fields.items() if p not in kept and r.status == "ok")
+        old_simple: dict[str, Any] = {}
+        if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in gone):
+            with contextlib.suppress(OSError, ValueError):
+                text = await anyio.Path(self.root / layout.SIMPLE_METADATA).read_text(encoding="utf-8")
+                old_simple = json.loads(text)
+        for path in gone:
+            record = old.fields[path]
+            if record.files == [layout.SIMPLE_METADATA]:
+                if path not in old_simple:
+                    continue
+                self.simple[path] = old_simple[path]
+            else:
+                for rel in record.files:
+                    self.manifest.add_file(old.files[rel])
+            mark = "excluded" if path in listed else "removed_upstream"
+            extra = {k: v for k, v in record.extra.items() if k not in KEPT_MARKS}
+            self.manifest.fields[path] = FieldRecord(
+                record.type, "ok", record.files, extra={**extra, mark: True}
+            )
+            if mark == "removed_upstream" and not record.extra.get(mark):
+                self._notice(path, "no longer in Neptune; its copy is kept")
+
+    def _tidy(self) -> None:
+        """Drop the journal, and files of the old backup that no field refers to any more."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / layout.JOURNAL)
+        if self.previous is not None:
+            for rel in set(self.previous.manifest.files) - set(self.manifest.files):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.root / rel)

@@ -1,0 +1,295 @@
+"""Saving the fields of one run: one saver per field type, each in a task of its own.
+
+Every request goes through the pipeline's :class:`~.retry.Retrier` (one attempt per worker
+thread, the waits between attempts in async code); every file through :mod:`.store`
+(temporary name, renamed into place once complete); every saved field into the
+:class:`~.run_folder.RunFolder`'s manifest and journal.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import traceback
+import zipfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import aiofiles
+import anyio
+from anyio.abc import TaskGroup
+
+from . import layout, values
+from .errors import BackupError, FetchError, TransientError, leading_error
+from .manifest import FieldRecord
+from .resume import Action, decide, facts
+from .run_folder import RunFolder
+from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
+from .store import AtomicFile, WrittenFile, write_file
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+log = logging.getLogger("neptune_backup_async")
+IMAGE_PAGE = 1_000
+ZIP_PATIENCE = 600.0  # seconds the server may take to build a file set's zip
+Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved to, and facts for its record
+
+
+class FieldSavers:
+    """Saves the fields of one run into its :class:`RunFolder`."""
+
+    def __init__(
+        self, pipe: Pipeline, project: ProjectInfo, run: ObjectRef, folder: RunFolder, paths: layout.RunLayout
+    ) -> None:
+        self.pipe = pipe
+        self.project = project
+        self.run = run
+        self.folder = folder
+        self.root = folder.root
+        self.paths = paths
+
+    async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
+        """Save ``info``: at once if it needs no request, else in a task of ``tg``."""
+        folder = self.folder
+        if info.type.is_simple:
+            folder.keep_simple(info, values.simple_value(info.type, info.value))
+            return
+        if info.type is FieldType.ARTIFACT:
+            folder.simple[info.path] = info.value  # the hash, as the seed script kept it
+        action, prev = decide(
+            info, folder.previous, full=self.pipe.full, download_artifacts=self.pipe.download_artifacts
+        )
+        if action is Action.REUSE:
+            assert prev is not None
+            folder.reuse(info.path, prev)
+            return
+        savers: dict[FieldType, Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]] = {
+            FieldType.FLOAT_SERIES: self._series,
+            FieldType.STRING_SERIES: self._series,
+            FieldType.FILE: self._file,
+            FieldType.FILE_SET: self._file_set,
+            FieldType.IMAGE_SERIES: self._images,
+            FieldType.ARTIFACT: self._artifact,
+        }
+        tg.start_soon(self._guarded, savers[info.type], info, prev if action is Action.EXTEND else None)
+
+    async def _guarded(
+        self,
+        saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]],
+        info: FieldInfo,
+        prev: FieldRecord | None,
+    ) -> None:
+        """Save one field; a failure is recorded against it and the run goes on."""
+        try:
+            written, extra = await saver(info, prev)
+        except FetchError as e:
+            self.folder.failed(info, str(e))
+            return
+        except BackupError:
+            raise  # nothing else can succeed either: the token, the destination, the server
+        except OSError as e:
+            self.folder.failed(info, str(e))
+            return
+        except (KeyError, TypeError, ValueError) as e:  # the answer lacks what the API promises
+            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
+            self.folder.failed(info, f"malformed answer from Neptune ({type(e).__name__}: {e})")
+            return
+        except Exception as e:  # a bug must not take the run down
+            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
+            self.folder.failed(info, f"unexpected {type(e).__name__}: {e}")
+            return
+        await self.folder.saved(info, written, {**facts(info, self.pipe.download_artifacts), **extra})
+
+    # -- series -------------------------------------------------------------------------------
+
+    async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        formatter = values.SeriesFormatter(info.type)
+        rel = self.paths.field_file(info.path, info.type)
+        limit = source.series_page_limit
+        async with AtomicFile(self.root, rel, self.pipe.count_bytes) as out:
+            rows = await self._copy_previous(out, prev) if prev is not None else 0
+            if rows == 0:
+                await out.write(values.SERIES_HEADER.encode())
+
+            def fetch(offset: int) -> tuple[int, int, bytes]:
+                # In the worker thread: the page is parsed, formatted and freed there, and the
+                # event loop stays free.
+                page = source.series_page(self.run, info, offset, limit)
+                return page.total, len(page.points), formatter.rows(page.points).encode("utf-8")
+
+            while True:
+                total, count, text = await retrier.call(fetch, rows, what="series page")
+                if count == 0 and rows < total:
+                    raise FetchError(f"the server promised {total} points but sent {rows}")
+                await out.write(text)
+                # Dropped now, not when the next page replaces it: a run's series wait for
+                # their next request together, and each would otherwise keep a page of CSV.
+                del text
+                rows += count
+                if count == 0 or rows >= total:
+                    break
+        assert out.result is not None
+        return [out.result], {"rows": rows}
+
+    async def _copy_previous(self, out: AtomicFile, prev: FieldRecord) -> int:
+        """Copy the old CSV into ``out`` if it still hashes to its recorded sha256; return its rows (0 if not)."""
+        previous = self.folder.previous
+        assert previous is not None
+        recorded = previous.manifest.files[prev.files[0]]
+        async with aiofiles.open(self.root / recorded.path, "rb") as f:
+            while chunk := await f.read(1024 * 1024):
+                await out.write(chunk, count=False)
+        if out.size == recorded.size and out.sha256 == recorded.sha256:
+            return int(prev.extra["rows"])
+        await out.reset()  # damaged since: fetch the whole series
+        return 0
+
+    # -- files --------------------------------------------------------------------------------
+
+    async def _download(
+        self,
+        opener: Callable[[], Download],
+        rel_for: Callable[[Download], PurePosixPath],
+        what: str,
+        check: Callable[[Path], str | None] | None = None,
+    ) -> WrittenFile:
+        """Stream one body to disk, holding one request token throughout; retried from scratch if cut."""
+        gate, retrier = self.pipe.gate, self.pipe.retrier
+
+        async def attempt() -> WrittenFile:
+            async with gate.slot():
+                download = await gate.thread(opener)
+                try:
+                    async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes, check) as out:
+                        while chunk := await gate.thread(next, download.chunks, b""):
+                            retrier.alive()
+                            await out.write(chunk)
+                        if download.size is not None and out.size != download.size:
+                            raise TransientError(
+                                f"{what}: got {out.size} of {download.size} bytes", reason="cut off"
+                            )
+                finally:
+                    download.release()
+            assert out.result is not None
+            return out.result
+
+        return await retrier.run(attempt, what)
+
+    async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        rel = self.paths.field_file(info.path, info.type, info.ext)
+        opener = functools.partial(self.pipe.source.open_file, self.run, info)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
+
+    async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        what = "file set download"
+        request_id = await retrier.call(source.prepare_file_set, self.run, info, what=what)
+        url: str | None = None
+        delay = 0.1
+        with anyio.move_on_after(ZIP_PATIENCE):
+            while (url := await retrier.call(source.file_set_url, request_id, what=what)) is None:
+                await anyio.sleep(delay)  # the server is still building the zip
+                delay = min(delay * 2, 5.0)
+        if url is None:
+            raise FetchError(
+                f"{what}: Neptune did not prepare the zip in {ZIP_PATIENCE:.0f} s; run the same command"
+                " again later"
+            )
+        rel = self.paths.field_file(info.path, info.type)
+        opener = functools.partial(source.open_file_set, url)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, _not_a_zip)], {}
+
+    async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        what = "image listing"
+        total, items = await retrier.call(source.image_page, self.run, info, 0, IMAGE_PAGE, what=what)
+        while len(items) < total:
+            _, more = await retrier.call(source.image_page, self.run, info, len(items), IMAGE_PAGE, what=what)
+            if not more:
+                break  # the server lists no metadata; the images themselves still come by index
+            items.extend(more)
+        by_index = {item.index: item for item in items}
+        written: dict[int, WrittenFile] = {}
+        previous = self.folder.previous
+        if prev is not None and previous is not None:  # images are append-only: keep the old ones
+            for rel in prev.files:
+                stem = PurePosixPath(rel).stem
+                if stem.isdigit() and rel in previous.intact and int(stem) < total:
+                    written[int(stem)] = previous.manifest.files[rel]
+
+        def rel_for(index: int, download: Download) -> PurePosixPath:
+            subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
+            return self.paths.image_file(info.path, index, subtype.strip() or "bin")
+
+        async def one(index: int) -> None:
+            opener = functools.partial(source.open_image, self.run, info, index)
+            written[index] = await self._download(
+                opener, functools.partial(rel_for, index), f"{info.path}[{index}]"
+            )
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for index in range(total):
+                    if index not in written:
+                        tg.start_soon(one, index)
+        except BaseExceptionGroup as group:  # one error, as for any other field
+            error = leading_error(group)
+            raise error from error.__cause__
+        index_doc = []
+        for i in range(total):
+            item = by_index.get(i)
+            stamp = item.timestamp_ms if item else None
+            index_doc.append(
+                {
+                    "index": i,
+                    "file": PurePosixPath(written[i].path).name,
+                    "step": item.step if item else None,
+                    "timestamp": values.iso_from_ms(stamp) if stamp is not None else None,
+                    "name": item.name if item else None,
+                    "description": item.description if item else None,
+                }
+            )
+        index_file = await write_file(
+            self.root,
+            self.paths.image_index(info.path),
+            values.dumps(index_doc).encode(),
+            self.pipe.count_bytes,
+        )
+        return [*(written[i] for i in range(total)), index_file], {"count": total}
+
+    async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        what = f"artifact {info.value}"
+        files = await retrier.call(source.list_artifact_files, self.project, info.value, what=what)
+        listing = {
+            "hash": info.value,
+            "files": [
+                {"path": f.path, "hash": f.hash, "type": f.type, "size": f.size, "metadata": f.metadata}
+                for f in files
+            ],
+        }
+        rel = self.paths.field_file(info.path, info.type)
+        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        if self.pipe.download_artifacts:
+            for f in files:
+                opener = functools.partial(source.open_artifact_file, f)
+                target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
+                written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
+        return written, {}
+
+
+def _not_a_zip(path: Path) -> str | None:
+    if zipfile.is_zipfile(path):
+        return None
+    return "the file set download is not a zip archive"
+
+
+def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:
+    """A file name that does not depend on the answer."""
+    return rel
