@@ -244,7 +244,7 @@ class Pipeline:
                         continue
                     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                         # An ordinary id is its folder's name; only escaped ones need the manifest.
-                        plain = layout.object_segment(path.name) == path.name and "~" not in path.name
+                        plain = layout.object_segment(path.name) == path.name
                         sys_id = path.name if plain else json.loads(manifest.read_text("utf-8"))["sys_id"]
                         if self.selection.owns(sys_id):
                             out.append(path.name)
@@ -276,7 +276,9 @@ class Pipeline:
             project.workspace, project.name, run.sys_id, run.kind, run.model_id
         )
         field_filter = self.selection.fields
-        previous = await anyio.to_thread.run_sync(load_previous, root)
+        previous = await anyio.to_thread.run_sync(
+            functools.partial(load_previous, root, dry_run=self.dry_run)
+        )
         if (
             previous is not None
             and not self.full
@@ -330,9 +332,12 @@ class Pipeline:
     def _plan(self, project: ProjectInfo, fields: list[FieldInfo], previous: Previous | None) -> None:
         """A dry run: tally the fields a backup would fetch, by type, with the bytes the listing gives."""
         planned = self.report.projects[project.qualified_name].planned
+        paths = layout.RunLayout(f.path for f in fields if not f.type.is_simple)
         for info in fields:
             if not info.type.is_simple:
-                action, _ = decide(info, previous, full=self.full, download_artifacts=self.download_artifacts)
+                action, _ = decide(
+                    info, previous, full=self.full, download_artifacts=self.download_artifacts, paths=paths
+                )
                 if action is Action.REUSE:
                     continue
             tally = planned.setdefault(info.type.value, [0, 0])
@@ -375,7 +380,11 @@ class _RunSaver:
         if info.type is FieldType.ARTIFACT:
             self.simple[info.path] = info.value  # the hash, as the seed script kept it
         action, prev = decide(
-            info, self.previous, full=self.pipe.full, download_artifacts=self.pipe.download_artifacts
+            info,
+            self.previous,
+            full=self.pipe.full,
+            download_artifacts=self.pipe.download_artifacts,
+            paths=self.paths,
         )
         if action is Action.REUSE:
             assert prev is not None and self.previous is not None
@@ -512,9 +521,14 @@ class _RunSaver:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.root / layout.JOURNAL)
         if self.previous is not None:
+            current = {layout.fold(rel): rel for rel in self.manifest.files}
             for rel in set(self.previous.manifest.files) - set(self.manifest.files):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.root / rel)
+                twin = current.get(layout.fold(rel))  # on a case-insensitive disk, maybe the same file
+                with contextlib.suppress(OSError):
+                    if twin is None or not os.path.samefile(self.root / rel, self.root / twin):
+                        os.unlink(self.root / rel)
+                        for folder in PurePosixPath(rel).parents[:-1]:  # and the folders it leaves empty
+                            os.rmdir(self.root / folder)
 
     # -- field savers -------------------------------------------------------------------------
 
@@ -669,10 +683,12 @@ class _RunSaver:
         rel = self.paths.field_file(info.path, info.type)
         written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
         if self.pipe.download_artifacts:
-            for f in files:
+            targets = self.paths.artifact_files(info.path, [f.path for f in files])
+            for f, target in zip(files, targets, strict=True):
                 opener = functools.partial(source.open_artifact_file, f)
-                target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
-                written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
+                written.append(
+                    await self._download(opener, functools.partial(_fixed, target), f"{info.path}:{f.path}")
+                )
         return written, {}
 
 

@@ -16,9 +16,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import layout
-from .manifest import FieldRecord, Manifest
+from . import layout, migration
+from .manifest import FORMAT_VERSION, FieldRecord, Manifest
 from .source import FieldInfo, FieldType
 from .store import WrittenFile
 
@@ -59,13 +60,24 @@ def plan(info: FieldInfo, previous: FieldRecord | None, intact: bool, download_a
 
 
 def decide(
-    info: FieldInfo, previous: Previous | None, *, full: bool, download_artifacts: bool
+    info: FieldInfo,
+    previous: Previous | None,
+    *,
+    full: bool,
+    download_artifacts: bool,
+    paths: layout.RunLayout | None = None,
 ) -> tuple[Action, FieldRecord | None]:
-    """What to do with one field, given the earlier backup; and that backup's record of it."""
+    """What to do with one field, given the earlier backup; and that backup's record of it.
+
+    ``paths``: this backup's layout; a copy that is not where it puts the field (another field
+    now meets its old name) is fetched again, into its new place.
+    """
     prev = previous.record(info.path) if previous is not None else None
     if full:
         return Action.FETCH, prev
     intact = prev is not None and previous is not None and previous.is_intact(prev)
+    if intact and paths is not None and prev is not None:
+        intact = paths.files_of(info.path, prev.type, prev.files, prev.extra.get("ext"))
     return plan(info, prev, intact, download_artifacts), prev
 
 
@@ -94,26 +106,41 @@ class Previous:
 
 
 def journal_line(path: str, record: FieldRecord, files: list[WrittenFile]) -> str:
-    entry = {"field": path, "record": record.to_json(), "files": {f.path: [f.size, f.sha256] for f in files}}
+    entry = {
+        "format": FORMAT_VERSION,
+        "field": path,
+        "record": record.to_json(),
+        "files": {f.path: [f.size, f.sha256] for f in files},
+    }
     return json.dumps(entry, ensure_ascii=False, allow_nan=False, sort_keys=True) + "\n"
+
+
+def _journal_entries(root: Path) -> list[dict[str, Any]] | None:
+    """The journal's entries (blocking), without a last line cut short by a crash; None when there is none."""
+    try:
+        lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    entries = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
 
 
 def merge_journal(manifest: Manifest, root: Path) -> bool:
     """Add the fields an unfinished backup journaled to ``manifest`` (blocking); True if there was a journal."""
-    try:
-        lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
+    entries = _journal_entries(root)
+    if entries is None:
         return False
-    for line in lines:
+    for entry in entries:
         try:
-            entry = json.loads(line)
-            rec = dict(entry["record"])
-            record = FieldRecord(
-                rec.pop("type"), rec.pop("status"), rec.pop("files"), rec.pop("error", None), rec
-            )
+            record = FieldRecord.from_json(entry["record"])
             files = [WrittenFile(rel, size, sha) for rel, (size, sha) in entry["files"].items()]
         except (ValueError, KeyError, TypeError):
-            continue  # the last line of a journal cut off by a crash
+            continue
         manifest.fields[entry["field"]] = record
         for written in files:
             manifest.files[written.path] = written
@@ -121,11 +148,27 @@ def merge_journal(manifest: Manifest, root: Path) -> bool:
     return True
 
 
-def load_previous(root: Path) -> Previous | None:
-    """Read the manifest and journal of a run folder (blocking); None when there is neither."""
-    manifest: Manifest | None = None
+def _read_manifest(root: Path) -> Manifest | None:
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-        manifest = Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+        return Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+    return None
+
+
+def load_previous(root: Path, *, dry_run: bool = False) -> Previous | None:
+    """Read the manifest and journal of a run folder (blocking); None when there is neither.
+
+    A folder of an older format is first brought to this one (see :mod:`.migration`),
+    except in a dry run, which changes nothing.
+    """
+    if not dry_run and (root / layout.MIGRATION).exists():
+        migration.finish(root)  # a crash cut the last one short
+    manifest = _read_manifest(root)
+    if not dry_run:
+        entries = _journal_entries(root)
+        old_journal = entries is not None and bool(entries) and entries[0].get("format") != FORMAT_VERSION
+        if (manifest is not None and manifest.format != FORMAT_VERSION) or old_journal:
+            migration.migrate(root, manifest, entries)
+            manifest = _read_manifest(root)
     found = manifest is not None
     if manifest is None:
         manifest = Manifest("run", "", root.name, "", None)
