@@ -362,3 +362,52 @@ def test_a_move_to_format_2_cut_short_anywhere_is_finished_by_the_next_backup(
         crashes += 1
     assert tree(folder) == expected
     assert crashes > len(OLD_NAMES)  # every file moved twice, and the plan and manifest written
+
+
+@pytest.mark.anyio
+async def test_a_new_field_never_overwrites_the_kept_copy_of_a_field_gone_from_neptune(
+    tmp_path: Path,
+) -> None:
+    """metrics/Loss is deleted and metrics/loss created: the kept copy of metrics/Loss.csv is the
+    same file as metrics/loss.csv on a case-insensitive disk, so the new field fails, loudly."""
+    world = one_run_world(tmp_path / "sources")
+    run_of(world).fields["m/Loss"] = series(1)
+    dest = tmp_path / "backup"
+    folder = dest / "workspace-0" / "project-0" / "P0-1"
+    with serve(world) as server:
+        await backup("all", dest, api_token=server.api_token)
+        world.set_field(PROJECT, "P0-1", "m/Loss", None)
+        world.set_field(PROJECT, "P0-1", "m/loss", series(2))
+        report = await backup("all", dest, api_token=server.api_token)
+    assert report.exit_code == 1
+    assert [(f.field, "meets 'm/Loss'" in f.reason) for f in report.failures] == [("m/loss", True)]
+    check_series(series(1), folder / "m" / "Loss.csv")
+    assert not (folder / "m" / "loss.csv").exists()
+
+
+@pytest.mark.anyio
+async def test_two_fields_that_format_1_saved_in_one_file_are_fetched_again(tmp_path: Path) -> None:
+    """Format 1 saved metrics/Loss and metrics/Loss~5082800c in one file, so one value was lost:
+    the move to format 2 drops both copies, and the backup fetches both again."""
+    world = one_run_world(tmp_path / "sources")
+    run_of(world).fields.update(
+        {"metrics/loss": series(1), "metrics/Loss": series(2), "metrics/Loss~5082800c": series(3)}
+    )
+    dest = tmp_path / "backup"
+    folder = dest / "workspace-0" / "project-0" / "P0-1"
+    with serve(world) as server:
+        await backup("all", dest, api_token=server.api_token)
+        manifest = json.loads((folder / layout.MANIFEST).read_text())
+        shared = "metrics/Loss~5082800c.csv"  # format 1's name for both fields
+        os.replace(folder / "metrics/Loss%7E5082800c.csv", folder / shared)  # the last write wins
+        entry = manifest["files"].pop("metrics/Loss%7E5082800c.csv")
+        manifest["files"][shared] = entry
+        manifest["fields"]["metrics/Loss~5082800c"]["files"] = [shared]
+        manifest["format"] = 1
+        (folder / layout.MANIFEST).write_text(json.dumps(manifest))
+        server.stats.reset()
+        report = await backup("all", dest, api_token=server.api_token)
+        assert (report.exit_code, report.runs_unchanged) == (0, 0)
+        assert server.stats.by_operation["getFloatSeriesValues"] == 2  # the two, and only them
+    check_lossless(run_of(world), folder)
+    assert verify(dest, deep=True).problems == []

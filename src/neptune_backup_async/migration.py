@@ -29,18 +29,16 @@ _STAGED = ".migrating-"  # an old file between its two names: ".migrating-<n>" i
 
 
 def new_names(
-    fields: dict[str, FieldRecord], reserved: tuple[str, ...], inner_paths: Callable[[str], list[str]]
+    fields: dict[str, FieldRecord], paths: layout.RunLayout, inner_paths: Callable[[str], list[str]]
 ) -> dict[str, str]:
-    """Pure: the format-2 name of every file the records list (``old -> new``).
+    """Pure: the name in ``paths`` of every file the records list (``old -> new``).
 
     ``inner_paths``: the file paths inside an artifact, from its ``.artifact.json`` (by name).
     Raises LayoutError or ValueError when a record cannot be mapped.
     """
-    kinds = {path: FieldType(record.type) for path, record in fields.items()}
-    paths = layout.RunLayout((p for p, kind in kinds.items() if not kind.is_simple), reserved)
     moves: dict[str, str] = {}
     for path, record in fields.items():
-        kind = kinds[path]
+        kind = FieldType(record.type)
         if kind.is_simple or not record.files:
             continue
         if kind is FieldType.IMAGE_SERIES:
@@ -76,14 +74,30 @@ def _manifest_text(manifest: Manifest) -> str:
     return json.dumps(manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
-def migrate(root: Path, manifest: Manifest | None, journal: list[dict[str, Any]] | None) -> None:
+def migrate(root: Path, manifest: Manifest | None, entries: list[dict[str, Any]] | None) -> None:
     """Move the folder ``root``, whose manifest and journal entries are given, to format 2 (blocking).
 
     Raises DestinationError, saying what to do, when it cannot be done.
     """
-    fields: dict[str, FieldRecord] = dict(manifest.fields) if manifest is not None else {}
-    for entry in journal or ():
-        fields[entry["field"]] = FieldRecord.from_json(entry["record"])
+    saved = dict(manifest.fields) if manifest is not None else {}
+    journal = [
+        e for e in entries or () if isinstance(e.get("record"), dict) and isinstance(e.get("files"), dict)
+    ]
+    journaled = [(str(entry["field"]), FieldRecord.from_json(entry["record"])) for entry in journal]
+    # Format 1 could give two fields one file: neither copy can be trusted, so both are
+    # dropped (the file too), and fetched again by the backup that follows.
+    owners: dict[str, set[str]] = {}
+    for path, record in [*saved.items(), *journaled]:
+        for rel in record.files:
+            if rel != layout.SIMPLE_METADATA:
+                owners.setdefault(rel, set()).add(path)
+    lost = {path for paths in owners.values() if len(paths) > 1 for path in paths}
+    drop = sorted(
+        {rel for path, record in [*saved.items(), *journaled] if path in lost for rel in record.files}
+    )
+    everything = [*saved, *(p for p, _ in journaled)]
+    saved = {p: r for p, r in saved.items() if p not in lost}
+    fields = {**saved, **{p: r for p, r in journaled if p not in lost}}
     kind = (
         manifest.kind
         if manifest is not None
@@ -96,26 +110,34 @@ def migrate(root: Path, manifest: Manifest | None, journal: list[dict[str, Any]]
         return [str(f["path"]) for f in doc["files"]]
 
     try:
-        moves = new_names(fields, reserved, inner_paths)
+        # Laid out with every field, the lost ones too, as the next backup will lay them out.
+        simple = {p for p, r in [*saved.items(), *journaled] if r.files == [layout.SIMPLE_METADATA]}
+        paths = layout.RunLayout((p for p in dict.fromkeys(everything) if p not in simple), reserved)
+        moves = new_names(fields, paths, inner_paths)
         if manifest is not None:  # files of records the journal replaced keep their place in the manifest
-            moves = {**new_names(manifest.fields, reserved, inner_paths), **moves}
+            moves = {**new_names(saved, paths, inner_paths), **moves}
     except (LayoutError, ValueError, KeyError, TypeError, OSError) as e:
         raise DestinationError(
             f"{root} holds a backup of format 1 that cannot be moved to format {FORMAT_VERSION} ({e}). "
             "Move that folder out of the backup and run the backup again."
         ) from None
-    plan: dict[str, Any] = {"moves": sorted([o, n] for o, n in moves.items() if o != n), "staged": False}
+    plan: dict[str, Any] = {
+        "moves": [*sorted([o, n] for o, n in moves.items() if o != n), *([o, None] for o in drop)],
+        "staged": False,
+    }
     if manifest is not None:
         migrated = Manifest(
             manifest.kind, manifest.project, manifest.sys_id, manifest.id, manifest.modification_time,
-            {p: _renamed(r, moves) for p, r in manifest.fields.items()},
-            {moves.get(p, p): WrittenFile(moves.get(p, p), f.size, f.sha256) for p, f in manifest.files.items()},
-            manifest.complete, manifest.field_filter, manifest.model_id,
+            {p: _renamed(r, moves) for p, r in saved.items()},
+            {moves.get(p, p): WrittenFile(moves.get(p, p), f.size, f.sha256) for p, f in manifest.files.items() if p not in drop},
+            manifest.complete and not lost, manifest.field_filter, manifest.model_id,
         )  # fmt: skip
         plan["manifest"] = _manifest_text(migrated)
-    if journal is not None:
+    if entries is not None:
         lines = []
         for entry in journal:
+            if entry["field"] in lost:
+                continue
             record = _renamed(FieldRecord.from_json(entry["record"]), moves)
             files = {moves.get(p, p): v for p, v in entry["files"].items()}
             lines.append(
@@ -155,9 +177,12 @@ def finish(root: Path) -> None:
         plan["staged"] = True
         _write_plan(root, plan)
     for number, (_, new) in enumerate(moves):
-        (root / new).parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
-            os.replace(root / f"{_STAGED}{number}", root / new)
+            if new is None:  # dropped
+                os.unlink(root / f"{_STAGED}{number}")
+            else:
+                (root / new).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(root / f"{_STAGED}{number}", root / new)
     if "manifest" in plan:
         _write(root, layout.MANIFEST, plan["manifest"])
     if "journal" in plan:

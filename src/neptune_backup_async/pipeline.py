@@ -33,7 +33,7 @@ from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, FetchError
 from .manifest import FieldRecord, Manifest
 from .report import BackupReport, Note, Progress, ProjectSummary
-from .resume import Action, Previous, decide, facts, journal_line, load_previous
+from .resume import Action, Previous, decide, facts, journal_line, layout_for, load_previous
 from .retry import RetryPolicy, TransientError
 from .selection import RunFilter, Selection
 from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo, Source
@@ -316,7 +316,7 @@ class Pipeline:
             root,
             manifest,
             previous,
-            layout.RunLayout((f.path for f in fields if not f.type.is_simple), reserved),
+            layout_for(fields, previous, reserved),
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -332,7 +332,7 @@ class Pipeline:
     def _plan(self, project: ProjectInfo, fields: list[FieldInfo], previous: Previous | None) -> None:
         """A dry run: tally the fields a backup would fetch, by type, with the bytes the listing gives."""
         planned = self.report.projects[project.qualified_name].planned
-        paths = layout.RunLayout(f.path for f in fields if not f.type.is_simple)
+        paths = layout_for(fields, previous, ())
         for info in fields:
             if not info.type.is_simple:
                 action, _ = decide(

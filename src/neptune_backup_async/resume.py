@@ -14,11 +14,13 @@ import contextlib
 import enum
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import layout, migration
+from .errors import LayoutError
 from .manifest import FORMAT_VERSION, FieldRecord, Manifest
 from .source import FieldInfo, FieldType
 from .store import WrittenFile
@@ -79,6 +81,23 @@ def decide(
     if intact and paths is not None and prev is not None:
         intact = paths.files_of(info.path, prev.type, prev.files, prev.extra.get("ext"))
     return plan(info, prev, intact, download_artifacts), prev
+
+
+def layout_for(
+    fields: Iterable[FieldInfo], previous: Previous | None, reserved: tuple[str, ...]
+) -> layout.RunLayout:
+    """The layout of one object: of the fields listed now and of those an earlier backup saved
+    (kept when gone), so a field that disappears never moves another. The files of fields kept
+    but not listed are claimed first: a new field that would meet one fails instead."""
+    listed = {f.path for f in fields if not f.type.is_simple}
+    old = previous.manifest.fields if previous is not None else {}
+    kept = {p: r for p, r in old.items() if p not in listed and r.files != [layout.SIMPLE_METADATA]}
+    paths = layout.RunLayout([*listed, *kept], reserved)
+    for path, record in kept.items():
+        for rel in record.files:
+            with contextlib.suppress(LayoutError):  # an old clash among kept files: nothing to guard
+                paths.claim(path, PurePosixPath(rel))
+    return paths
 
 
 @dataclass
