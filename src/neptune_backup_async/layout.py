@@ -19,7 +19,6 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .errors import LayoutError
@@ -124,17 +123,15 @@ def project_dir(workspace: str, project: str) -> PurePosixPath:
     return PurePosixPath(safe_segment(workspace), safe_segment(project))
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One name in one folder: a field (a leaf, which we give suffixes) or a folder of fields."""
+# One name in one folder: the original segments up to it, and whether it is a field (a leaf,
+# to which we add suffixes) rather than a folder of fields.
+_Entry = tuple[tuple[str, ...], bool]
 
-    key: tuple[str, ...]  # the original segments up to this one
-    leaf: bool
 
-    @property
-    def mark(self) -> str:
-        # A field and a folder of the same path (possible only outside Neptune) get different marks.
-        return MARK + _digest("/".join(self.key) + ("" if self.leaf else "/"), _MARK_HEX)
+def _mark(entry: _Entry) -> str:
+    key, leaf = entry
+    # A field and a folder of the same path (possible only outside Neptune) get different marks.
+    return MARK + _digest("/".join(key) + ("" if leaf else "/"), _MARK_HEX)
 
 
 def _names(entries: Collection[_Entry], reserved: Collection[str], suffixed: bool) -> dict[_Entry, str]:
@@ -145,30 +142,29 @@ def _names(entries: Collection[_Entry], reserved: Collection[str], suffixed: boo
     (its file ``n.csv``, ``n.<ext>``, ...), so a sibling named ``n.<anything>`` is marked.
     A mark holds ``~``, which no suffix and no plain name has, so marking settles it.
     """
-    names = {e: safe_segment(e.key[-1]) for e in entries}
+    names = {e: safe_segment(e[0][-1]) for e in entries}
+    folded = {e: fold(name) for e, name in names.items()}
     groups: dict[str, list[_Entry]] = {}
-    for entry, name in names.items():
-        groups.setdefault(fold(name), []).append(entry)
-    for folded, group in groups.items():
+    for entry, key in folded.items():
+        groups.setdefault(key, []).append(entry)
+    for key, group in groups.items():
         if len(group) > 1:
-            plain = [e for e in group if names[e] == folded]
-            keep = min(plain, key=lambda e: e.leaf) if plain else None
+            plain = [e for e in group if names[e] == key]
+            keep = min(plain, key=lambda e: e[1]) if plain else None
             for entry in group:
-                if entry is not keep:
-                    names[entry] += entry.mark
+                if entry != keep:
+                    names[entry] += _mark(entry)
+                    folded[entry] = fold(names[entry])
     if suffixed:
-        owners = {fold(n) for e, n in names.items() if e.leaf}
+        owners = {folded[e] for e in names if e[1]}
+        for entry, key in folded.items():
+            if any(key[i] == "." and key[:i] in owners and MARK not in key[i:] for i in range(1, len(key))):
+                names[entry] += _mark(entry)
+    if reserved:
+        reserved_folded = {fold(r) for r in reserved}
         for entry, name in names.items():
-            folded = fold(name)
-            if any(
-                folded[i] == "." and folded[:i] in owners and MARK not in folded[i:]
-                for i in range(1, len(folded))
-            ):
-                names[entry] += entry.mark
-    reserved_folded = {fold(r) for r in reserved}
-    for entry, name in names.items():
-        if fold(name) in reserved_folded:
-            names[entry] = _encode(name[0]) + name[1:]
+            if fold(name) in reserved_folded:
+                names[entry] = _encode(name[0]) + name[1:]
     return names
 
 
@@ -184,12 +180,12 @@ def tree(
     split = {path: tuple(path.split("/")) for path in paths}
     for parts in split.values():
         for i in range(1, len(parts) + 1):
-            folders.setdefault(parts[: i - 1], set()).add(_Entry(parts[:i], i == len(parts)))
+            folders.setdefault(parts[: i - 1], set()).add((parts[:i], i == len(parts)))
     named: dict[_Entry, str] = {}
     for parent, entries in folders.items():
         named.update(_names(entries, reserved if parent == () else (), suffixed))
     return {
-        path: PurePosixPath(*(named[_Entry(parts[:i], i == len(parts))] for i in range(1, len(parts) + 1)))
+        path: PurePosixPath("/".join(named[parts[:i], i == len(parts)] for i in range(1, len(parts) + 1)))
         for path, parts in split.items()
     }
 
