@@ -411,3 +411,23 @@ async def test_two_fields_that_format_1_saved_in_one_file_are_fetched_again(tmp_
         assert server.stats.by_operation["getFloatSeriesValues"] == 2  # the two, and only them
     check_lossless(run_of(world), folder)
     assert verify(dest, deep=True).problems == []
+
+
+@pytest.mark.anyio
+async def test_runs_with_escaped_ids_that_are_gone_are_named_by_their_folders(tmp_path: Path) -> None:
+    """A folder name that escaping leaves as it is is the run's id; any other is read from its manifest."""
+    world = one_run_world(tmp_path / "sources")
+    odd = ["A~B", "x" * 300, "P0-2"]
+    for sys_id in odd:
+        fields = {k: v for k, v in run_of(world).fields.items() if k.startswith("sys/")}
+        world.add_container(PROJECT, m.Container(sys_id, "run", {**fields, "sys/id": m.String(sys_id)}))
+    dest = tmp_path / "backup"
+    with serve(world) as server:
+        await backup("all", dest, api_token=server.api_token)
+        folders = {sys_id: layout.object_segment(sys_id) for sys_id in odd}
+        assert folders["A~B"] == "A%7EB" and (dest / PROJECT / folders["x" * 300]).is_dir()
+        for sys_id in odd:
+            world.remove_container(PROJECT, sys_id)
+        report = await backup("all", dest, api_token=server.api_token)
+    gone = sorted(n.run for n in report.notices if n.field is None)
+    assert gone == sorted(folders.values())
