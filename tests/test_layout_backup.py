@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from expect import check_series, check_simple
-from neptune_backup_async import backup, layout
+from neptune_backup_async import DestinationError, backup, layout
 from neptune_backup_async.resume import load_previous
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing import model as m
@@ -431,3 +431,23 @@ async def test_runs_with_escaped_ids_that_are_gone_are_named_by_their_folders(tm
         report = await backup("all", dest, api_token=server.api_token)
     gone = sorted(n.run for n in report.notices if n.field is None)
     assert gone == sorted(folders.values())
+
+
+@pytest.mark.anyio
+async def test_a_folder_of_format_1_that_cannot_be_moved_stops_the_backup_and_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    world = old_format_world(tmp_path / "sources")
+    dest = tmp_path / "backup"
+    folder = dest / "workspace-0" / "project-0" / "P0-1"
+    with serve(world) as server:
+        await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+        write_format_1(folder)
+        (folder / "art~x.artifact.json").write_text("{")  # which files the artifact holds is lost
+        before = tree(folder)
+        with pytest.raises(
+            DestinationError, match=r"P0-1 holds a backup of format 1 that cannot be moved"
+        ) as e:
+            await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+    assert "Move that folder out of the backup and run the backup again." in str(e.value)
+    assert tree(folder) == before  # nothing was moved

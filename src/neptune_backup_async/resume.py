@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import layout, migration
-from .errors import LayoutError
+from .errors import DestinationError, LayoutError
 from .manifest import FORMAT_VERSION, FieldRecord, Manifest
 from .source import FieldInfo, FieldType
-from .store import WrittenFile
+from .store import WrittenFile, destination_error
 
 
 class Action(enum.Enum):
@@ -173,21 +173,36 @@ def _read_manifest(root: Path) -> Manifest | None:
     return None
 
 
+def _up_to_date(root: Path) -> Manifest | None:
+    """Bring a folder of an older format to this one (see :mod:`.migration`), or finish such a
+    move that a crash cut short (blocking); its manifest."""
+    if (root / layout.MIGRATION).exists():
+        migration.finish(root)
+    manifest = _read_manifest(root)
+    entries = _journal_entries(root)
+    old_journal = entries is not None and bool(entries) and entries[0].get("format") != FORMAT_VERSION
+    if (manifest is not None and manifest.format != FORMAT_VERSION) or old_journal:
+        migration.migrate(root, manifest, entries)
+        manifest = _read_manifest(root)
+    return manifest
+
+
 def load_previous(root: Path, *, dry_run: bool = False) -> Previous | None:
     """Read the manifest and journal of a run folder (blocking); None when there is neither.
 
-    A folder of an older format is first brought to this one (see :mod:`.migration`),
-    except in a dry run, which changes nothing.
+    A folder of an older format is first brought to this one, except in a dry run, which
+    changes nothing.
     """
-    if not dry_run and (root / layout.MIGRATION).exists():
-        migration.finish(root)  # a crash cut the last one short
-    manifest = _read_manifest(root)
-    if not dry_run:
-        entries = _journal_entries(root)
-        old_journal = entries is not None and bool(entries) and entries[0].get("format") != FORMAT_VERSION
-        if (manifest is not None and manifest.format != FORMAT_VERSION) or old_journal:
-            migration.migrate(root, manifest, entries)
-            manifest = _read_manifest(root)
+    if dry_run:
+        manifest = _read_manifest(root)
+    else:
+        try:
+            manifest = _up_to_date(root)
+        except OSError as e:
+            raise destination_error(e, root) or DestinationError(
+                f"Could not move {root} to backup format {FORMAT_VERSION} ({e}). "
+                "Run the backup again: it finishes the move."
+            ) from None
     found = manifest is not None
     if manifest is None:
         manifest = Manifest("run", "", root.name, "", None)
