@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from pathlib import PurePosixPath
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neptune_backup_async import layout
+from neptune_backup_async.errors import LayoutError
 from neptune_backup_async.source import FieldType
 
 names = st.text(min_size=0, max_size=300)
@@ -155,3 +158,140 @@ def test_no_field_of_a_model_lands_in_its_versions_folder(paths: list[str]) -> N
         top = model.field_file(path, FieldType.FILE, "txt").parts[0]
         assert top.casefold() != layout.VERSIONS_FOLDER
     assert model.field_file("_versions/x", FieldType.FILE, "txt") == PurePosixPath("%5Fversions/x.txt")
+
+
+# -- one object's fields never meet, ignoring case ----------------------------------------------
+
+EXTS = [None, "a", "A", "_", "csv", "zip", "json", "artifact.json", "A~1", "%"]
+# Each kind a field can have, with the files it then takes: a field has one kind, so two
+# fields must never meet whichever kinds they have.
+VARIANTS: list[tuple[FieldType, str | None]] = [
+    (FieldType.FLOAT_SERIES, None),
+    (FieldType.FILE_SET, None),
+    (FieldType.ARTIFACT, None),
+    (FieldType.IMAGE_SERIES, None),
+    *((FieldType.FILE, ext) for ext in EXTS),
+]
+ARTIFACT_INNER = ["train.csv", "Train.csv", "index.json", "sub/x", "SUB/x"]
+
+
+def _outputs(run: layout.RunLayout, path: str, kind: FieldType, ext: str | None) -> list[PurePosixPath]:
+    """Every file the layout gives a field of this kind."""
+    if kind is FieldType.ARTIFACT:
+        return [run.field_file(path, kind), *run.artifact_files(path, ARTIFACT_INNER)]
+    if kind is FieldType.IMAGE_SERIES:
+        return [run.image_file(path, 0, "png"), run.image_file(path, 10, "PNG"), run.image_index(path)]
+    return [run.field_file(path, kind, ext)]
+
+
+def _assert_no_two_fields_meet(paths: list[str], reserved: tuple[str, ...] = ()) -> None:
+    """Whatever kind each field has: one field per folded file path, one spelling per folded
+    folder, and never one field's file where another's folder is."""
+    files: dict[str, set[str]] = {}
+    folders: dict[str, tuple[str, set[str]]] = {}
+    for kind, ext in VARIANTS:
+        run = layout.RunLayout(paths, reserved)  # one per kind: a field's own kinds never meet
+        for path in paths:
+            for rel in _outputs(run, path, kind, ext):
+                posix = rel.as_posix()
+                assert not rel.name.startswith(".") and ".." not in rel.parts and "." not in rel.parts, rel
+                assert all(len(part.encode()) <= 255 for part in rel.parts), rel
+                files.setdefault(posix.casefold(), set()).add(path)
+                for parent in (posix[:i] for i, c in enumerate(posix) if c == "/"):
+                    spelled, owners = folders.setdefault(parent.casefold(), (parent, set()))
+                    assert spelled == parent, f"{parent} and {spelled} differ only in case"
+                    owners.add(path)
+    for folded, owners in files.items():
+        assert len(owners) == 1, f"{sorted(owners)} share {folded}"
+        in_folder = folders.get(folded, ("", set()))[1]
+        assert not in_folder - owners, f"{folded} of {owners} is also the folder of {sorted(in_folder)}"
+    assert not {f.split("/")[0] for f in [*files, *folders]} & {n.casefold() for n in reserved}
+
+
+def test_every_short_name_from_an_adversarial_alphabet_gets_a_path_of_its_own() -> None:
+    alphabet = "aA~%./_"
+    paths = ["".join(c) for n in range(1, 5) for c in itertools.product(alphabet, repeat=n)]
+    assert len(paths) == 2800
+    _assert_no_two_fields_meet(paths, reserved=("_versions",))
+    # Without "/" no name is also a folder of others (which marks it), so our suffixes are
+    # what tells these apart: "a" with the extension "a" against a field "a.a".
+    _assert_no_two_fields_meet([p for p in paths if "/" not in p])
+
+
+def test_the_names_of_the_issue_are_told_apart() -> None:
+    run = layout.RunLayout(["metrics/loss", "metrics/Loss", "metrics/Loss~5082800c"])
+    files = {p: run.field_file(p, FieldType.FLOAT_SERIES).as_posix() for p in run._stems}
+    assert files == {
+        "metrics/loss": "metrics/loss.csv",
+        "metrics/Loss": "metrics/Loss~5082800c.csv",  # the hash of its path, as format 1 wrote it
+        "metrics/Loss~5082800c": "metrics/Loss%7E5082800c.csv",  # our mark is never a name's
+    }
+
+
+def test_suffixes_we_add_never_meet_a_field_named_like_them() -> None:
+    run = layout.RunLayout(["loss", "loss.csv", "img", "img/index", "art", "art.artifact", "simple_metadata"])
+    assert run.field_file("loss", FieldType.FLOAT_SERIES) == PurePosixPath("loss.csv")
+    assert run.field_file("loss.csv", FieldType.FILE) != PurePosixPath("loss.csv")
+    assert run.field_file("art.artifact", FieldType.FILE, "json") != run.field_file("art", FieldType.ARTIFACT)
+    assert run.image_index("img") != run.field_file("img/index", FieldType.FILE, "json")
+    assert run.field_file("simple_metadata", FieldType.FILE, "json") == PurePosixPath(
+        "%73imple_metadata.json"
+    )
+
+
+def test_folders_that_differ_only_in_case_are_told_apart() -> None:
+    run = layout.RunLayout(["metrics/loss", "Metrics/acc", "METRICS/x/y"])
+    parts = {run.stem(p).parts[0] for p in ["metrics/loss", "Metrics/acc", "METRICS/x/y"]}
+    assert len({p.casefold() for p in parts}) == 3 and "metrics" in parts
+
+
+segments = st.one_of(
+    st.sampled_from(
+        ["a", "A", "loss", "Loss", "x.csv", "index", "0", "_versions", "simple_metadata", "~", "%", "."]
+    ),
+    st.text(alphabet="aAbB~%._-é\u0301ßS", max_size=6),
+)
+adversarial_paths = st.lists(segments, min_size=1, max_size=3).map("/".join)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.lists(adversarial_paths, min_size=1, max_size=4, unique=True))
+def test_file_names_fed_back_as_field_names_get_paths_of_their_own(paths: list[str]) -> None:
+    produced = []
+    for kind, ext in VARIANTS:
+        run = layout.RunLayout(paths)
+        produced += [rel.as_posix() for p in paths for rel in _outputs(run, p, kind, ext)]
+    fed_back = list(dict.fromkeys([*paths, *produced, *(p.upper() for p in produced)]))
+    _assert_no_two_fields_meet(fed_back)
+
+
+def test_long_names_sharing_a_250_character_prefix_stay_apart_and_fit() -> None:
+    prefix = "x" * 250
+    crafted = layout.safe_segment("x" * 300)  # a name that looks like a shortened one
+    names = [prefix, prefix + "y", prefix + "Y", prefix + "~", prefix + ".csv", "x" * 300, crafted, "x" * 199]
+    segs = [layout.safe_segment(n) for n in names]
+    assert len({s.casefold() for s in segs}) == len(names)
+    assert all(len(s.encode()) <= layout.MAX_SEGMENT_BYTES for s in segs)
+    # As run ids: two runs never share a folder.
+    folders = {layout.container_dir("ws", "p", n).as_posix().casefold() for n in names}
+    assert len(folders) == len(names)
+    # As fields, with every suffix and the temporary name of each file within NAME_MAX.
+    paths = [f"m/{n}" for n in names]
+    _assert_no_two_fields_meet(paths)
+    run = layout.RunLayout(paths)
+    for p in paths:
+        rel = run.field_file(p, FieldType.FILE, "e" * 100)
+        temp = layout.temp_name(rel, "shard-16-of-16-4194304-123456789")
+        assert len(temp.name.encode()) <= 255 and temp.name.endswith(layout.TEMP_SUFFIX)
+
+
+def test_the_layout_refuses_to_give_one_path_to_two_fields() -> None:
+    run = layout.RunLayout(["a", "b"])
+    run.claim("a", PurePosixPath("x/Loss.csv"))
+    with pytest.raises(LayoutError, match=r"'b' would be saved as x/loss\.csv, which meets 'a'"):
+        run.claim("b", PurePosixPath("x/loss.csv"))
+    with pytest.raises(LayoutError, match="meets 'the folder x'"):
+        run.claim("b", PurePosixPath("X/other.csv"))
+    with pytest.raises(LayoutError):
+        run.claim("b", PurePosixPath("x/Loss.csv/inside"))
+    run.claim("a", PurePosixPath("x/Loss.csv"))  # the same field again (a retry) is fine

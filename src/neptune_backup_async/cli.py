@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         " Exit 0: intact; 1: problems, one per line; 2: not a backup.",
     )
     v.add_argument("destination", type=Path, help="the backup folder")
-    v.add_argument("--deep", action="store_true", help="also parse every CSV, JSON and zip file")
+    v.add_argument(
+        "--deep", action="store_true", help="also parse every series CSV, JSON and zip file the backup wrote"
+    )
     from . import view
 
     w = sub.add_parser(

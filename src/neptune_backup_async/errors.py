@@ -60,6 +60,10 @@ class NotABackupError(BackupError):
     exit_code = 2
 
 
+class LayoutError(BackupError):
+    """Two fields of one object would share a path; the field is not written."""
+
+
 class FetchError(BackupError):
     """Fetching one field, run or project failed after retries; the backup goes on."""
 

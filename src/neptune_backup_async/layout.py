@@ -1,24 +1,33 @@
 """Where each thing lives in a backup: a pure mapping from Neptune names to relative paths.
 
-This module is the on-disk contract of ``docs/FORMAT.md``. It does no I/O. Every name that
-comes from the server passes through :func:`safe_segment`, which keeps ordinary names as
-they are and percent-encodes anything that could escape the backup folder, clash with our
-own files or be illegal on a common filesystem. The rule is injective (different names
-never map to one path) and stable (the same name always maps to the same path).
+This module is the on-disk contract of ``docs/FORMAT.md`` (format 2). It does no I/O.
+Every name that comes from the server passes through :func:`safe_segment`, which keeps
+ordinary names as they are and percent-encodes anything that could escape the backup
+folder or be illegal on a common filesystem, ``%`` and ``~`` included. So ``~`` in a
+backup is always ours: it starts a hash that tells apart names that would otherwise
+meet, which no name from the server can imitate.
+
+Within one object folder, :class:`RunLayout` looks at the fields as a tree and, in each
+folder, marks with ``~<hash>`` every name that would meet a sibling: on a case-insensitive
+filesystem, or once we add our suffix (``loss`` + ``.csv`` against a field ``loss.csv``).
+The result is injective, even ignoring case, and depends only on the set of field paths.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Collection, Iterable
 from pathlib import PurePosixPath
 
+from .errors import LayoutError
 from .source import FieldType
 
 SIMPLE_METADATA = "simple_metadata.json"
 MANIFEST = ".manifest.json"  # a leading dot: no escaped server name can start with one
 JOURNAL = ".journal.jsonl"  # fields saved by an unfinished backup of the run
+MIGRATION = ".migration.json"  # an object folder being brought to this format (see migration.py)
 REPORT = "backup-report.json"
 IMAGE_INDEX = "index.json"
 ARTIFACT_SUFFIX = ".artifact.json"
@@ -29,10 +38,13 @@ MODELS_FOLDER = "_models"
 VERSIONS_FOLDER = "_versions"  # inside a model's folder; no field of the model maps onto it
 
 MAX_SEGMENT_BYTES = 200  # below the 255-byte NAME_MAX of common filesystems, leaving room for suffixes
+MAX_EXT_BYTES = 32  # a name, a mark and an extension stay within NAME_MAX
+MARK = "~"  # escaped in every name from the server, so only we write it
+_MARK_HEX = 8
 
-_ESCAPED = set('/\\:*?"<>|%') | {chr(c) for c in range(32)} | {"\x7f"}
+_ESCAPED = set('/\\:*?"<>|%' + MARK) | {chr(c) for c in range(32)} | {"\x7f"}
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
-# Names we write beside field files; a field that would map onto one of them is escaped.
+# Names we write beside field files; a field file that would take one of them is escaped.
 _OURS = {SIMPLE_METADATA, MANIFEST, REPORT}
 
 
@@ -40,10 +52,19 @@ def _encode(char: str) -> str:
     return "".join(f"%{b:02X}" for b in char.encode("utf-8"))
 
 
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def fold(name: str) -> str:
+    """A name as a case-insensitive filesystem compares it (case and Unicode normal form)."""
+    return unicodedata.normalize("NFC", name.casefold())
+
+
 _ORDINARY = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,100}")
 
 
-def safe_segment(name: str) -> str:
+def safe_segment(name: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
     """Map one name from the server to a file name that is safe on every common filesystem."""
     if _ORDINARY.fullmatch(name) and name[-1] != "." and name.split(".")[0].upper() not in _WINDOWS_RESERVED:
         return name  # the common case, and the hot one: nothing to encode
@@ -59,15 +80,15 @@ def safe_segment(name: str) -> str:
     if out.split(".")[0].upper() in _WINDOWS_RESERVED:
         out = _encode(out[0]) + out[1:]
     encoded = out.encode("utf-8")
-    if len(encoded) > MAX_SEGMENT_BYTES:
-        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-        head = encoded[: MAX_SEGMENT_BYTES - 18].decode("utf-8", errors="ignore")
-        out = f"{head}~{digest}"
+    if len(encoded) > max_bytes:
+        # The hash is of the whole name; "~" marks it as ours, so no plain name can equal it.
+        head = encoded[: max_bytes - 17].decode("utf-8", errors="ignore")
+        out = f"{head}{MARK}{_digest(name, 16)}"
     return out
 
 
 def safe_path(field_path: str) -> PurePosixPath:
-    """A Neptune field path (``a/b/c``) as a relative path of safe segments."""
+    """A path (``a/b/c``) as a relative path of safe segments, each alone (no sibling marks)."""
     return PurePosixPath(*(safe_segment(part) for part in field_path.split("/")))
 
 
@@ -102,43 +123,125 @@ def project_dir(workspace: str, project: str) -> PurePosixPath:
     return PurePosixPath(safe_segment(workspace), safe_segment(project))
 
 
+# One name in one folder: the original segments up to it, and whether it is a field (a leaf,
+# to which we add suffixes) rather than a folder of fields.
+_Entry = tuple[tuple[str, ...], bool]
+
+
+def _mark(entry: _Entry) -> str:
+    key, leaf = entry
+    # A field and a folder of the same path (possible only outside Neptune) get different marks.
+    return MARK + _digest("/".join(key) + ("" if leaf else "/"), _MARK_HEX)
+
+
+def _names(entries: Collection[_Entry], reserved: Collection[str], suffixed: bool) -> dict[_Entry, str]:
+    """The name of each entry of one folder, so that no two meet, even ignoring case.
+
+    Names equal ignoring case are marked, except one that is its own folded form (a folder
+    before a field of that name). With ``suffixed``, a field ``n`` owns every ``n.<anything>``
+    (its file ``n.csv``, ``n.<ext>``, ...), so a sibling named ``n.<anything>`` is marked.
+    A mark holds ``~``, which no suffix and no plain name has, so marking settles it.
+    """
+    names = {e: safe_segment(e[0][-1]) for e in entries}
+    folded = {e: fold(name) for e, name in names.items()}
+    groups: dict[str, list[_Entry]] = {}
+    for entry, key in folded.items():
+        groups.setdefault(key, []).append(entry)
+    for key, group in groups.items():
+        if len(group) > 1:
+            plain = [e for e in group if names[e] == key]
+            keep = min(plain, key=lambda e: e[1]) if plain else None
+            for entry in group:
+                if entry != keep:
+                    names[entry] += _mark(entry)
+                    folded[entry] = fold(names[entry])
+    if suffixed:
+        owners = {folded[e] for e in names if e[1]}
+        for entry, key in folded.items():
+            if any(key[i] == "." and key[:i] in owners and MARK not in key[i:] for i in range(1, len(key))):
+                names[entry] += _mark(entry)
+    if reserved:
+        reserved_folded = {fold(r) for r in reserved}
+        for entry, name in names.items():
+            if fold(name) in reserved_folded:
+                names[entry] = _encode(name[0]) + name[1:]
+    return names
+
+
+def tree(
+    paths: Iterable[str], *, suffixed: bool = True, reserved: Collection[str] = ()
+) -> dict[str, PurePosixPath]:
+    """Where each ``/``-separated path goes, each folder's names resolved by :func:`_names`.
+
+    ``reserved``: names of our own beside the top-level names (such as ``_versions``); a
+    name equal to one ignoring case gets its first character encoded.
+    """
+    folders: dict[tuple[str, ...], set[_Entry]] = {}
+    split = {path: tuple(path.split("/")) for path in paths}
+    for parts in split.values():
+        for i in range(1, len(parts) + 1):
+            folders.setdefault(parts[: i - 1], set()).add((parts[:i], i == len(parts)))
+    named: dict[_Entry, str] = {}
+    for parent, entries in folders.items():
+        named.update(_names(entries, reserved if parent == () else (), suffixed))
+    return {
+        path: PurePosixPath("/".join(named[parts[:i], i == len(parts)] for i in range(1, len(parts) + 1)))
+        for path, parts in split.items()
+    }
+
+
 def _with_suffix(path: PurePosixPath, suffix: str) -> PurePosixPath:
     name = path.name + suffix
-    if name in _OURS:
+    if fold(name) in _OURS:
         name = _encode(name[0]) + name[1:]
     return path.with_name(name)
 
 
 class RunLayout:
-    """Where each field of one run goes, with names that differ only in case told apart.
+    """Where each field of one object goes (see :func:`tree`).
 
-    On a case-insensitive filesystem (macOS, Windows) ``Loss.csv`` and ``loss.csv`` are one
-    file. So within a run, when several field paths map to folders or files that are equal
-    ignoring case, each one that is not all lower case gets ``~`` and the first 8 hex
-    digits of the sha256 of its path appended to its last segment. The result depends
-    only on the set of field paths of the run.
+    It also refuses, as a last line of defence, to hand one path (ignoring case) to two
+    fields, or a file's path to a folder: :class:`LayoutError` then fails that field.
     """
 
     def __init__(self, field_paths: Iterable[str] = (), reserved: Iterable[str] = ()) -> None:
         """``reserved``: names of our own folders beside the fields, such as :data:`VERSIONS_FOLDER`."""
-        taken = {name.casefold() for name in reserved}
-        stems = {path: safe_path(path) for path in field_paths}
-        for path, stem in stems.items():
-            if stem.parts[0].casefold() in taken:  # escape its first character, as safe_segment would
-                stems[path] = PurePosixPath(_encode(stem.parts[0][0]) + stem.parts[0][1:], *stem.parts[1:])
-        groups: dict[str, list[str]] = {}
-        for path, stem in stems.items():
-            groups.setdefault(str(stem).casefold(), []).append(path)
-        for clashing in groups.values():
-            if len(clashing) > 1:
-                for path in clashing:
-                    if path != path.lower():
-                        digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:8]
-                        stems[path] = stems[path].with_name(f"{stems[path].name}~{digest}")
-        self._stems = stems
+        self._reserved = tuple(reserved)
+        self._stems = tree(field_paths, reserved=(SIMPLE_METADATA, *self._reserved))
+        self._files: dict[str, tuple[str, str]] = {}  # folded path -> (field, path)
+        self._folders: dict[str, str] = {}  # folded path -> path
 
     def stem(self, field_path: str) -> PurePosixPath:
-        return self._stems.get(field_path) or safe_path(field_path)
+        stem = self._stems.get(field_path)
+        if stem is None:
+            stem = tree([field_path], reserved=(SIMPLE_METADATA, *self._reserved))[field_path]
+        return stem
+
+    def claim(self, field_path: str, rel: PurePosixPath) -> PurePosixPath:
+        """Record that ``rel`` holds ``field_path``; raise LayoutError if it meets another field's."""
+        path = rel.as_posix()
+        folded = fold(path)
+        folders = [(path[:i], fold(path[:i])) for i, c in enumerate(path) if c == "/"]
+        for folder, key in folders:
+            if self._folders.get(key, folder) != folder:
+                self._refuse(field_path, rel, f"the folder {self._folders[key]}")
+            if key in self._files:
+                self._refuse(field_path, rel, self._files[key][0])
+        if folded in self._folders:
+            self._refuse(field_path, rel, f"the folder {self._folders[folded]}")
+        owner, _ = self._files.get(folded, (field_path, path))
+        if owner != field_path:
+            self._refuse(field_path, rel, owner)
+        self._files[folded] = (field_path, path)
+        for folder, key in folders:
+            self._folders[key] = folder
+        return rel
+
+    def _refuse(self, field_path: str, rel: PurePosixPath, other: str) -> None:
+        raise LayoutError(
+            f"{field_path!r} would be saved as {rel}, which meets {other!r} (ignoring case); "
+            "it was not saved. Please report this as a bug of neptune-backup-async."
+        )
 
     def field_file(self, field_path: str, field_type: FieldType, ext: str | None = None) -> PurePosixPath:
         """The file (or, for an image series, the folder) that holds one field, relative to its run.
@@ -149,34 +252,69 @@ class RunLayout:
             return PurePosixPath(SIMPLE_METADATA)
         base = self.stem(field_path)
         if field_type in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES):
-            return _with_suffix(base, ".csv")
+            return self.claim(field_path, _with_suffix(base, ".csv"))
         if field_type is FieldType.FILE:
-            return _with_suffix(base, f".{safe_segment(ext)}" if ext else "")
+            suffix = f".{safe_segment(ext, MAX_EXT_BYTES)}" if ext else ""
+            return self.claim(field_path, _with_suffix(base, suffix))
         if field_type is FieldType.FILE_SET:
-            return _with_suffix(base, ".zip")
+            return self.claim(field_path, _with_suffix(base, ".zip"))
         if field_type is FieldType.ARTIFACT:
-            return _with_suffix(base, ARTIFACT_SUFFIX)
+            return self.claim(field_path, _with_suffix(base, ARTIFACT_SUFFIX))
         if field_type is FieldType.IMAGE_SERIES:
             return base
         raise ValueError(f"no layout for field type {field_type!r}")
 
     def image_file(self, field_path: str, index: int, ext: str) -> PurePosixPath:
         """One image of a file series: ``<path>/<index>.<ext>``, as the seed script wrote it."""
-        return self.stem(field_path) / f"{index}.{safe_segment(ext)}"
+        return self.claim(field_path, self.stem(field_path) / f"{index}.{safe_segment(ext, MAX_EXT_BYTES)}")
 
     def image_index(self, field_path: str) -> PurePosixPath:
-        return self.stem(field_path) / IMAGE_INDEX
+        return self.claim(field_path, self.stem(field_path) / IMAGE_INDEX)
 
-    def artifact_file(self, field_path: str, file_path: str) -> PurePosixPath:
-        """A downloaded artifact file: ``<path>/<its own path inside the artifact>``."""
-        return self.stem(field_path).joinpath(*(safe_segment(p) for p in file_path.split("/")))
+    def artifact_files(self, field_path: str, file_paths: Iterable[str]) -> list[PurePosixPath]:
+        """Downloaded artifact files: ``<path>/<each one's own path inside the artifact>``."""
+        paths = list(file_paths)
+        inside = tree(paths, suffixed=False)
+        return [self.claim(field_path, self.stem(field_path) / inside[p]) for p in paths]
+
+    def files_of(self, field_path: str, field_type: str, files: list[str], ext: str | None) -> bool:
+        """Whether ``files``, an earlier record of the field, are where this layout puts it."""
+        try:
+            kind = FieldType(field_type)
+        except ValueError:
+            return False
+        if kind.is_simple:
+            return files == [SIMPLE_METADATA]
+        if not files:
+            return False
+        stem = self.stem(field_path)
+        try:
+            if kind is FieldType.IMAGE_SERIES:
+                return all(PurePosixPath(f).parent == stem for f in files)
+            if kind is FieldType.ARTIFACT:
+                return files[0] == self.field_file(field_path, kind).as_posix() and all(
+                    PurePosixPath(f).is_relative_to(stem) for f in files[1:]
+                )
+            return files == [self.field_file(field_path, kind, ext).as_posix()]
+        except LayoutError:
+            return False  # fetched again, and refused then, against the field
 
 
-_PLAIN = RunLayout()
-field_file = _PLAIN.field_file
-image_file = _PLAIN.image_file
-image_index = _PLAIN.image_index
-artifact_file = _PLAIN.artifact_file
+def field_file(field_path: str, field_type: FieldType, ext: str | None = None) -> PurePosixPath:
+    """Where a field goes in an object folder that holds only it."""
+    return RunLayout([field_path]).field_file(field_path, field_type, ext)
+
+
+def image_file(field_path: str, index: int, ext: str) -> PurePosixPath:
+    return RunLayout([field_path]).image_file(field_path, index, ext)
+
+
+def image_index(field_path: str) -> PurePosixPath:
+    return RunLayout([field_path]).image_index(field_path)
+
+
+def artifact_file(field_path: str, file_path: str) -> PurePosixPath:
+    return RunLayout([field_path]).artifact_files(field_path, [file_path])[0]
 
 
 def report_name(shard_label: str | None = None) -> str:
@@ -185,5 +323,12 @@ def report_name(shard_label: str | None = None) -> str:
 
 
 def temp_name(path: PurePosixPath, token: str) -> PurePosixPath:
-    """The temporary name a file is written under before it is renamed into place."""
-    return path.with_name(f".{path.name}.{token}{TEMP_SUFFIX}")
+    """The temporary name a file is written under before it is renamed into place.
+
+    A long name is cut (with a hash of it, to keep it unique), so the temporary name stays
+    within NAME_MAX.
+    """
+    name = path.name
+    if len(name.encode("utf-8")) > 150:
+        name = name.encode("utf-8")[:120].decode("utf-8", errors="ignore") + MARK + _digest(name, 16)
+    return path.with_name(f".{name}.{token}{TEMP_SUFFIX}")

@@ -10,7 +10,8 @@ from typing import Any
 from . import values
 from .store import WrittenFile
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the injective layout; a folder of format 1 is migrated (migration.py)
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass
@@ -28,6 +29,11 @@ class FieldRecord:
         out.update(self.extra)
         return out
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FieldRecord:
+        rec = dict(doc)
+        return cls(rec.pop("type"), rec.pop("status"), rec.pop("files"), rec.pop("error", None), rec)
+
 
 @dataclass
 class Manifest:
@@ -42,6 +48,7 @@ class Manifest:
     # The --include-fields/--exclude-fields it was saved with; None: every field.
     field_filter: dict[str, Any] | None = None
     model_id: str | None = None  # a model version's model
+    format: int = FORMAT_VERSION  # as read; always written as FORMAT_VERSION
 
     def add_file(self, written: WrittenFile) -> None:
         self.files[written.path] = written
@@ -71,7 +78,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Manifest:
-        if doc.get("format") != FORMAT_VERSION:
+        if doc.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unknown manifest format {doc.get('format')!r}")
         modified = doc.get("modification_time")
         out = cls(
@@ -83,13 +90,10 @@ class Manifest:
             complete=bool(doc["complete"]),
             field_filter=doc.get("field_filter"),
             model_id=doc.get("model_id"),
+            format=doc["format"],
         )
         for path, rec in doc["fields"].items():
-            rec = dict(rec)
-            out.fields[path] = FieldRecord(
-                type=rec.pop("type"), status=rec.pop("status"), files=rec.pop("files"), error=rec.pop("error", None),
-                extra=rec,
-            )  # fmt: skip
+            out.fields[path] = FieldRecord.from_json(rec)
         for path, f in doc["files"].items():
             out.files[path] = WrittenFile(path, int(f["size"]), f["sha256"])
         return out

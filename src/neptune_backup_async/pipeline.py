@@ -14,6 +14,7 @@ decides field by field what to reuse, extend or fetch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from .gate import Gate
 from .manifest import Manifest
 from .paging import KeysetPager
 from .report import BackupReport, Note, Progress, ProjectSummary
-from .resume import Action, Previous, decide, load_previous
+from .resume import Action, Previous, decide, layout_for, load_previous
 from .retry import THROTTLED, Retrier, RetryPolicy
 from .run_folder import RunFolder
 from .savers import FieldSavers
@@ -196,7 +197,7 @@ class Pipeline:
                         continue
                     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                         # An ordinary id is its folder's name; only escaped ones need the manifest.
-                        plain = layout.object_segment(path.name) == path.name and "~" not in path.name
+                        plain = layout.object_segment(path.name) == path.name
                         sys_id = path.name if plain else json.loads(manifest.read_text("utf-8"))["sys_id"]
                         if self.selection.owns(sys_id):
                             out.append(path.name)
@@ -228,7 +229,9 @@ class Pipeline:
             project.workspace, project.name, run.sys_id, run.kind, run.model_id
         )
         field_filter = self.selection.fields
-        previous = await anyio.to_thread.run_sync(load_previous, root)
+        previous = await anyio.to_thread.run_sync(
+            functools.partial(load_previous, root, dry_run=self.dry_run)
+        )
         if (
             previous is not None
             and not self.full
@@ -269,7 +272,7 @@ class Pipeline:
             self.count_bytes,
             lambda path, reason: self.notice(where, run.sys_id, path, reason),
         )
-        paths = layout.RunLayout((f.path for f in fields if not f.type.is_simple), reserved)
+        paths = layout_for(fields, previous, reserved)
         savers = FieldSavers(self, project, run, folder, paths)
         try:
             async with anyio.create_task_group() as tg:
@@ -285,9 +288,12 @@ class Pipeline:
     def _plan(self, project: ProjectInfo, fields: list[FieldInfo], previous: Previous | None) -> None:
         """A dry run: tally the fields a backup would fetch, by type, with the bytes the listing gives."""
         planned = self.report.projects[project.qualified_name].planned
+        paths = layout_for(fields, previous, ())
         for info in fields:
             if not info.type.is_simple:
-                action, _ = decide(info, previous, full=self.full, download_artifacts=self.download_artifacts)
+                action, _ = decide(
+                    info, previous, full=self.full, download_artifacts=self.download_artifacts, paths=paths
+                )
                 if action is Action.REUSE:
                     continue
             tally = planned.setdefault(info.type.value, [0, 0])

@@ -14,13 +14,16 @@ import contextlib
 import enum
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from . import layout
-from .manifest import FieldRecord, Manifest
+from . import layout, migration
+from .errors import DestinationError, LayoutError
+from .manifest import FORMAT_VERSION, FieldRecord, Manifest
 from .source import FieldInfo, FieldType
-from .store import WrittenFile
+from .store import WrittenFile, destination_error
 
 
 class Action(enum.Enum):
@@ -59,14 +62,42 @@ def plan(info: FieldInfo, previous: FieldRecord | None, intact: bool, download_a
 
 
 def decide(
-    info: FieldInfo, previous: Previous | None, *, full: bool, download_artifacts: bool
+    info: FieldInfo,
+    previous: Previous | None,
+    *,
+    full: bool,
+    download_artifacts: bool,
+    paths: layout.RunLayout | None = None,
 ) -> tuple[Action, FieldRecord | None]:
-    """What to do with one field, given the earlier backup; and that backup's record of it."""
+    """What to do with one field, given the earlier backup; and that backup's record of it.
+
+    ``paths``: this backup's layout; a copy that is not where it puts the field (another field
+    now meets its old name) is fetched again, into its new place.
+    """
     prev = previous.record(info.path) if previous is not None else None
     if full:
         return Action.FETCH, prev
     intact = prev is not None and previous is not None and previous.is_intact(prev)
+    if intact and paths is not None and prev is not None:
+        intact = paths.files_of(info.path, prev.type, prev.files, prev.extra.get("ext"))
     return plan(info, prev, intact, download_artifacts), prev
+
+
+def layout_for(
+    fields: Iterable[FieldInfo], previous: Previous | None, reserved: tuple[str, ...]
+) -> layout.RunLayout:
+    """The layout of one object: of the fields listed now and of those an earlier backup saved
+    (kept when gone), so a field that disappears never moves another. The files of fields kept
+    but not listed are claimed first: a new field that would meet one fails instead."""
+    listed = {f.path for f in fields if not f.type.is_simple}
+    old = previous.manifest.fields if previous is not None else {}
+    kept = {p: r for p, r in old.items() if p not in listed and r.files != [layout.SIMPLE_METADATA]}
+    paths = layout.RunLayout([*listed, *kept], reserved)
+    for path, record in kept.items():
+        for rel in record.files:
+            with contextlib.suppress(LayoutError):  # an old clash among kept files: nothing to guard
+                paths.claim(path, PurePosixPath(rel))
+    return paths
 
 
 @dataclass
@@ -94,26 +125,41 @@ class Previous:
 
 
 def journal_line(path: str, record: FieldRecord, files: list[WrittenFile]) -> str:
-    entry = {"field": path, "record": record.to_json(), "files": {f.path: [f.size, f.sha256] for f in files}}
+    entry = {
+        "format": FORMAT_VERSION,
+        "field": path,
+        "record": record.to_json(),
+        "files": {f.path: [f.size, f.sha256] for f in files},
+    }
     return json.dumps(entry, ensure_ascii=False, allow_nan=False, sort_keys=True) + "\n"
+
+
+def _journal_entries(root: Path) -> list[dict[str, Any]] | None:
+    """The journal's entries (blocking), without a last line cut short by a crash; None when there is none."""
+    try:
+        lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    entries = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
 
 
 def merge_journal(manifest: Manifest, root: Path) -> bool:
     """Add the fields an unfinished backup journaled to ``manifest`` (blocking); True if there was a journal."""
-    try:
-        lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
+    entries = _journal_entries(root)
+    if entries is None:
         return False
-    for line in lines:
+    for entry in entries:
         try:
-            entry = json.loads(line)
-            rec = dict(entry["record"])
-            record = FieldRecord(
-                rec.pop("type"), rec.pop("status"), rec.pop("files"), rec.pop("error", None), rec
-            )
+            record = FieldRecord.from_json(entry["record"])
             files = [WrittenFile(rel, size, sha) for rel, (size, sha) in entry["files"].items()]
         except (ValueError, KeyError, TypeError):
-            continue  # the last line of a journal cut off by a crash
+            continue
         manifest.fields[entry["field"]] = record
         for written in files:
             manifest.files[written.path] = written
@@ -121,11 +167,42 @@ def merge_journal(manifest: Manifest, root: Path) -> bool:
     return True
 
 
-def load_previous(root: Path) -> Previous | None:
-    """Read the manifest and journal of a run folder (blocking); None when there is neither."""
-    manifest: Manifest | None = None
+def _read_manifest(root: Path) -> Manifest | None:
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-        manifest = Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+        return Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+    return None
+
+
+def _up_to_date(root: Path) -> Manifest | None:
+    """Bring a folder of an older format to this one (see :mod:`.migration`), or finish such a
+    move that a crash cut short (blocking); its manifest."""
+    if (root / layout.MIGRATION).exists():
+        migration.finish(root)
+    manifest = _read_manifest(root)
+    entries = _journal_entries(root)
+    old_journal = entries is not None and bool(entries) and entries[0].get("format") != FORMAT_VERSION
+    if (manifest is not None and manifest.format != FORMAT_VERSION) or old_journal:
+        migration.migrate(root, manifest, entries)
+        manifest = _read_manifest(root)
+    return manifest
+
+
+def load_previous(root: Path, *, dry_run: bool = False) -> Previous | None:
+    """Read the manifest and journal of a run folder (blocking); None when there is neither.
+
+    A folder of an older format is first brought to this one, except in a dry run, which
+    changes nothing.
+    """
+    if dry_run:
+        manifest = _read_manifest(root)
+    else:
+        try:
+            manifest = _up_to_date(root)
+        except OSError as e:
+            raise destination_error(e, root) or DestinationError(
+                f"Could not move {root} to backup format {FORMAT_VERSION} ({e}). "
+                "Run the backup again: it finishes the move."
+            ) from None
     found = manifest is not None
     if manifest is None:
         manifest = Manifest("run", "", root.name, "", None)

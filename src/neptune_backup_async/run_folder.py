@@ -165,6 +165,11 @@ class RunFolder:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.root / layout.JOURNAL)
         if self.previous is not None:
+            current = {layout.fold(rel): rel for rel in self.manifest.files}
             for rel in set(self.previous.manifest.files) - set(self.manifest.files):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.root / rel)
+                twin = current.get(layout.fold(rel))  # on a case-insensitive disk, maybe the same file
+                with contextlib.suppress(OSError):
+                    if twin is None or not os.path.samefile(self.root / rel, self.root / twin):
+                        os.unlink(self.root / rel)
+                        for folder in PurePosixPath(rel).parents[:-1]:  # and the folders it leaves empty
+                            os.rmdir(self.root / folder)

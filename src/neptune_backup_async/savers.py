@@ -22,7 +22,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import layout, values
-from .errors import BackupError, FetchError, TransientError, leading_error
+from .errors import BackupError, FetchError, LayoutError, TransientError, leading_error
 from .manifest import FieldRecord
 from .resume import Action, decide, facts
 from .run_folder import RunFolder
@@ -62,7 +62,11 @@ class FieldSavers:
         if info.type is FieldType.ARTIFACT:
             folder.simple[info.path] = info.value  # the hash, as the seed script kept it
         action, prev = decide(
-            info, folder.previous, full=self.pipe.full, download_artifacts=self.pipe.download_artifacts
+            info,
+            folder.previous,
+            full=self.pipe.full,
+            download_artifacts=self.pipe.download_artifacts,
+            paths=self.paths,
         )
         if action is Action.REUSE:
             assert prev is not None
@@ -87,7 +91,7 @@ class FieldSavers:
         """Save one field; a failure is recorded against it and the run goes on."""
         try:
             written, extra = await saver(info, prev)
-        except FetchError as e:
+        except (FetchError, LayoutError) as e:  # this field only
             self.folder.failed(info, str(e))
             return
         except BackupError:
@@ -277,9 +281,10 @@ class FieldSavers:
         rel = self.paths.field_file(info.path, info.type)
         written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
         if self.pipe.download_artifacts:
-            for f in files:
+            targets = self.paths.artifact_files(info.path, [f.path for f in files])
+            for f, rel in zip(files, targets, strict=True):
                 opener = functools.partial(source.open_artifact_file, f)
-                target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
+                target = functools.partial(_fixed, rel)
                 written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
         return written, {}
 

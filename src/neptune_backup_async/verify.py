@@ -1,24 +1,27 @@
 """``verify``: check a backup against its manifests, offline.
 
 Every file a manifest lists must exist, have its size and hash to its sha256; no other
-file may sit in a run folder; every run must be complete. ``deep`` also parses each CSV,
-JSON file and zip.
+file may sit in a run folder; every run must be complete. ``deep`` also parses each file
+we wrote in a format of ours (series CSVs, JSON documents, file set zips), by the role the
+manifest gives it, never by its name: a user's ``train.csv`` is checked by its hash only.
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import hashlib
 import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import layout, values
 from .errors import NotABackupError
 from .manifest import Manifest
 from .resume import merge_journal
+from .source import FieldType
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,42 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parse(path: Path) -> str | None:
-    """Why a CSV, JSON or zip file does not parse; None when it does (or is of another kind)."""
+class Role(enum.Enum):
+    """How ``--deep`` reads a file: as what we wrote it, or only by its hash."""
+
+    SERIES = "series"  # our CSV: step,value,timestamp
+    JSON = "json"  # simple_metadata.json, an image series' index.json, an artifact's listing
+    ZIP = "zip"  # a file set, as the server built it
+    BYTES = "bytes"  # a user's file, an image, an artifact's file: any bytes at all
+
+
+def roles(manifest: Manifest) -> dict[str, Role]:
+    """The role of each file the manifest lists, from the field that saved it."""
+    out = {layout.SIMPLE_METADATA: Role.JSON}
+    for record in manifest.fields.values():
+        files = record.files
+        if record.status != "ok" or not files or files == [layout.SIMPLE_METADATA]:
+            continue
+        if record.type in (FieldType.FLOAT_SERIES.value, FieldType.STRING_SERIES.value):
+            out[files[0]] = Role.SERIES
+        elif record.type == FieldType.FILE_SET.value:
+            out[files[0]] = Role.ZIP
+        elif record.type == FieldType.ARTIFACT.value:
+            out[files[0]] = Role.JSON
+            out.update((f, Role.BYTES) for f in files[1:])
+        elif record.type == FieldType.IMAGE_SERIES.value:
+            out.update(
+                (f, Role.JSON if PurePosixPath(f).name == layout.IMAGE_INDEX else Role.BYTES) for f in files
+            )
+        else:
+            out.update((f, Role.BYTES) for f in files)
+    return out
+
+
+def _parse(path: Path, role: Role) -> str | None:
+    """Why a file does not parse as what its role says; None when it does."""
     try:
-        if path.suffix == ".csv":
+        if role is Role.SERIES:
             with path.open(newline="", encoding="utf-8") as f:
                 reader = csv.reader(f)
                 if next(reader, None) != ["step", "value", "timestamp"]:
@@ -84,9 +119,9 @@ def _parse(path: Path) -> str | None:
                         return f"line {number} has {len(row)} columns"
                     float(row[0])
                     values.parse_iso(row[2])
-        elif path.suffix == ".json":
+        elif role is Role.JSON:
             json.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".zip":
+        elif role is Role.ZIP:
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()
                 if bad is not None:
@@ -99,6 +134,13 @@ def _parse(path: Path) -> str | None:
 def _check_container(dest: Path, folder: Path, deep: bool, result: Verification) -> None:
     name = folder.relative_to(dest).as_posix()
     problems = result.problems
+    if (folder / layout.MIGRATION).exists():
+        problems.append(
+            Problem(
+                "incomplete", name, "its move to the current format was interrupted; run the backup again"
+            )
+        )
+        return
     try:
         manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -120,6 +162,7 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
         )
     if not manifest.complete and not manifest.failed_fields and not (folder / layout.JOURNAL).exists():
         problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
+    role = roles(manifest)
     for rel, recorded in sorted(manifest.files.items()):
         path = folder / rel
         where = f"{name}/{rel}"
@@ -132,7 +175,7 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
             problems.append(Problem("corrupt", where, f"{size} bytes, expected {recorded.size}"))
         elif _sha256(path) != recorded.sha256:
             problems.append(Problem("corrupt", where, "sha256 differs from the manifest"))
-        elif deep and (why := _parse(path)) is not None:
+        elif deep and (why := _parse(path, role.get(rel, Role.BYTES))) is not None:
             problems.append(Problem("corrupt", where, why))
     ours = {layout.MANIFEST, layout.JOURNAL}
     versions = folder / layout.VERSIONS_FOLDER if manifest.kind == "model" else None
