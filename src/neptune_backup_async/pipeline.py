@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import layout, values
+from . import checks, layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, FetchError
 from .manifest import FieldRecord, Manifest
 from .report import BackupReport, Note, Progress, ProjectSummary
@@ -565,9 +565,10 @@ class _RunSaver:
         opener: Callable[[], Download],
         rel_for: Callable[[Download], PurePosixPath],
         what: str,
-        check: Callable[[Path], str | None] | None = None,
+        expected: checks.Expected,
     ) -> WrittenFile:
-        """Stream one body to disk, holding one request token throughout; retried from scratch if cut."""
+        """Stream one body to disk, holding one request token throughout; retried from scratch if cut
+        or if it cannot be what the listing says (see :mod:`.checks`): it never takes its final name then."""
         gate, policy = self.pipe.gate, self.pipe.retry
         for attempt in range(policy.attempts):
             try:
@@ -577,32 +578,42 @@ class _RunSaver:
                     finally:
                         gate.observe()
                     try:
-                        async with AtomicFile(
-                            self.root, rel_for(download), self.pipe.count_bytes, check
-                        ) as out:
+                        # -- checks (issue 12): the answer is judged before it may be saved
+                        if (why := checks.check_type(expected, download.content_type)) is not None:
+                            raise TransientError(f"{what}: {why}")
+                        body = checks.Sample()
+                        async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
                             while chunk := await gate.thread(next, download.chunks, b""):
+                                body.feed(chunk)
                                 await out.write(chunk)
-                            if download.size is not None and out.size != download.size:
-                                raise TransientError(f"{what}: got {out.size} of {download.size} bytes")
+                            why = checks.check_body(expected, body, download.content_type, download.size)
+                            if why is None and expected.kind is checks.Kind.ZIP:
+                                why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
+                            if why is not None:
+                                raise TransientError(f"{what}: {why}")
+                        # -- end of checks
                     finally:
                         download.release()
                 assert out.result is not None
                 return out.result
-            except TransientError:
+            except TransientError as e:
                 if attempt == policy.attempts - 1:
                     raise
+                log.info("%s: %s; trying again", self.run.sys_id, e)
                 await anyio.sleep(policy.delay(attempt, None))  # backoff before the next try
         raise AssertionError("unreachable")
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
         opener = functools.partial(self.pipe.source.open_file, self.run, info)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
+        expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type)
         opener = functools.partial(self.pipe.source.open_file_set, self.run, info)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path, _not_a_zip)], {}
+        expected = checks.Expected(checks.Kind.ZIP, size=info.size)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, gate = self.pipe.source, self.pipe.gate
@@ -624,16 +635,26 @@ class _RunSaver:
             subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
             return self.paths.image_file(info.path, index, subtype.strip() or "bin")
 
+        failed: dict[int, str] = {}
+
         async def one(index: int) -> None:
             opener = functools.partial(source.open_image, self.run, info, index)
-            written[index] = await self._download(
-                opener, functools.partial(rel_for, index), f"{info.path}[{index}]"
-            )
+            try:
+                written[index] = await self._download(
+                    opener, functools.partial(rel_for, index), f"{info.path}[{index}]", _IMAGE
+                )
+            except (FetchError, TransientError) as e:  # the others go on, so that each is named
+                failed[index] = str(e)
 
         async with anyio.create_task_group() as tg:
             for index in range(total):
                 if index not in written:
                     tg.start_soon(one, index)
+        if failed:
+            raise FetchError(
+                f"images {', '.join(map(str, sorted(failed)))} of {total} were not saved: "
+                + "; ".join(failed[i] for i in sorted(failed))
+            )
         index_doc = []
         for i in range(total):
             item = by_index.get(i)
@@ -672,7 +693,8 @@ class _RunSaver:
             for f in files:
                 opener = functools.partial(source.open_artifact_file, f)
                 target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
-                written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
+                expected = checks.Expected(checks.Kind.FILE, size=f.size)
+                written.append(await self._download(opener, target, f"{info.path}:{f.path}", expected))
         return written, {}
 
 
@@ -680,10 +702,16 @@ class _RunSaver:
 _KEPT_MARKS = ("excluded", "removed_upstream")
 
 
-def _not_a_zip(path: Path) -> str | None:
-    if zipfile.is_zipfile(path):
+_IMAGE = checks.Expected(checks.Kind.IMAGE)
+
+
+def _zip_member_sizes(path: Path) -> list[int] | None:
+    """The sizes of the files a zip holds, from its directory; None when it is no zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [member.file_size for member in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError):  # a cut directory can also give a bad offset
         return None
-    return "the file set download is not a zip archive"
 
 
 def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:
