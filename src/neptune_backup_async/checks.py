@@ -83,13 +83,20 @@ def _own_type(expected: Expected) -> str | None:
     return mimetypes.guess_type(f"file.{expected.ext}", strict=False)[0]
 
 
-def check_type(expected: Expected, content_type: str | None) -> str | None:
-    """Why an answer of this ``Content-Type`` cannot be the download; None if it can."""
+def check_type(expected: Expected, content_type: str | None, content_length: int | None = None) -> str | None:
+    """Why an answer with these headers cannot be the download; None if it can.
+
+    A file whose ``Content-Length`` is not known to differ from the size Neptune lists is
+    not judged by its type here: the size is the stronger fact, and :func:`check_body`
+    judges it once the body is in.
+    """
     media = media_type(content_type)
     if media is None:
         return None
     if media in _ERROR_TYPES and media != _own_type(expected):
-        return f"the answer is {_ERROR_TYPES[media]} ({media}), not {expected.kind.value}"
+        sized = expected.kind is Kind.FILE and expected.size is not None
+        if not sized or content_length not in (None, expected.size):
+            return f"the answer is {_ERROR_TYPES[media]} ({media}), not {expected.kind.value}"
     if expected.kind is Kind.IMAGE and media.startswith("text/"):
         return f"the answer is text ({media}), not an image"
     return None

@@ -579,7 +579,9 @@ class _RunSaver:
                         gate.observe()
                     try:
                         # -- checks (issue 12): the answer is judged before it may be saved
-                        if (why := checks.check_type(expected, download.content_type)) is not None:
+                        if (
+                            why := checks.check_type(expected, download.content_type, download.size)
+                        ) is not None:
                             raise TransientError(f"{what}: {why}")
                         body = checks.Sample()
                         async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
