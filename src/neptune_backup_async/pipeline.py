@@ -578,10 +578,9 @@ class _RunSaver:
                     finally:
                         gate.observe()
                     try:
-                        # -- checks (issue 12): the answer is judged before it may be saved
-                        if (
-                            why := checks.check_type(expected, download.content_type, download.size)
-                        ) is not None:
+                        # A 200 proves nothing: the answer is judged before it may take the name.
+                        why = checks.check_type(expected, download.content_type, download.size)
+                        if why is not None:
                             raise TransientError(f"{what}: {why}")
                         body = checks.Sample()
                         async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
@@ -593,7 +592,6 @@ class _RunSaver:
                                 why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
                             if why is not None:
                                 raise TransientError(f"{what}: {why}")
-                        # -- end of checks
                     finally:
                         download.release()
                 assert out.result is not None
