@@ -93,8 +93,9 @@ def _checked(answers: Iterable[Answer]) -> Iterable[Answer]:
 class Faults:
     """Faults to inject; every field may change at any time, also while serving.
 
-    Scripted answers (:meth:`script`) and the random ``rate_*`` faults are, besides an
-    HTTP status:
+    Scripted answers (:meth:`script` for the next calls, :meth:`always` for every call, of
+    one operation, or only of its calls with given arguments) and the random ``rate_*``
+    faults are, besides an HTTP status:
 
     - ``"cut"``: the full Content-Length promised, half the body sent, connection closed;
     - ``"slow"``: the real answer, sent only after ``slow_seconds``;
