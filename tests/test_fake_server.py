@@ -54,7 +54,7 @@ from neptune_backup_async.testing.model import (
 )
 from neptune_backup_async.testing.nql import NqlSyntaxError, compile_query
 from neptune_backup_async.testing.operations import zip_bytes
-from neptune_backup_async.testing.server import FakeNeptuneServer, Faults, serve
+from neptune_backup_async.testing.server import HTML_PAGE, FakeNeptuneServer, Faults, route, serve
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 PROJECT = "team/vision"
@@ -684,6 +684,79 @@ def test_not_zip_attribute_download(fresh: FakeNeptuneServer) -> None:
     for header in ("Content-Type", "Content-Disposition"):
         assert answer.headers[header] == real.headers[header]
     assert fresh.stats.faults == {"not_zip": 1}
+
+
+IMAGE = "/api/leaderboard/v1/attributes/series/image/single"
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (DOWNLOAD, {"attribute": "data/sample"}),
+        (IMAGE, {"attribute": "images/preds", "index": 0}),
+        (PROJECT_GET, {"projectIdentifier": PROJECT}),
+    ],
+)
+def test_html_and_empty_json_replace_any_answer(
+    fresh: FakeNeptuneServer, path: str, query: dict[str, Any]
+) -> None:
+    params = {"experimentId": f"{PROJECT}/VIS-1", **query}
+    real = raw(fresh, "GET", path, params=params)
+    operation = route("GET", path)
+    fresh.faults.script(operation, "html", "empty_json", "truncated_json")
+    page = raw(fresh, "GET", path, params=params)
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.content == HTML_PAGE
+    empty = raw(fresh, "GET", path, params=params)
+    assert empty.status_code == 200 and empty.headers["Content-Type"] == "application/json"
+    assert empty.content == b"{}"
+    half = raw(fresh, "GET", path, params=params)
+    assert half.status_code == 200 and half.headers["Content-Type"] == real.headers["Content-Type"]
+    assert half.content == real.content[: len(real.content) // 2]
+    for answer in (page, empty, half):
+        assert_complete(answer)
+    assert raw(fresh, "GET", path, params=params).content == real.content  # the script is used up
+    assert fresh.stats.faults == {"html": 1, "empty_json": 1, "truncated_json": 1}
+
+
+def test_a_matched_script_spares_other_requests(fresh: FakeNeptuneServer) -> None:
+    image = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "images/preds"}
+    fresh.faults.script("getImageSeriesValue", "empty_json", match={"index": "1"})
+    assert raw(fresh, "GET", IMAGE, params={**image, "index": 0}).content.startswith(PNG)
+    assert raw(fresh, "GET", IMAGE, params={**image, "index": 1}).content == b"{}"
+    assert raw(fresh, "GET", IMAGE, params={**image, "index": 1}).content != b"{}"  # used up
+    assert fresh.stats.faults == {"empty_json": 1}
+
+
+def test_a_lasting_fault_stays_until_cleared(fresh: FakeNeptuneServer) -> None:
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "data/sample"}
+    fresh.faults.always("downloadAttribute", "html", match={"attribute": "data/sample"})
+    fresh.faults.script("downloadAttribute", 404)  # given after: the lasting fault comes first
+    for _ in range(3):
+        assert raw(fresh, "GET", DOWNLOAD, params=query).content == HTML_PAGE
+    fresh.faults.clear()
+    real = raw(fresh, "GET", DOWNLOAD, params=query)
+    assert real.status_code == 200 and real.content != HTML_PAGE
+    assert fresh.stats.faults == {"html": 3}
+
+
+def test_a_file_set_zip_is_matched_by_what_it_was_prepared_for(fresh: FakeNeptuneServer) -> None:
+    def download_zip() -> requests.Response:
+        query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "source_code/files"}
+        prepared = raw(
+            fresh, "POST", "/api/leaderboard/v1/attributes/downloadFileSetZipRequest", params=query
+        )
+        ready = raw(fresh, "GET", "/api/leaderboard/v1/download/downloadRequest", params=prepared.json())
+        return raw(fresh, "GET", str(ready.json()["downloadUrl"])[len(fresh.base_url) :])
+
+    run = fresh.world.project(PROJECT).containers["VIS-1"]
+    fresh.faults.always("downloadFileSetZip", "html", match={"experimentId": run.uuid, "attribute": "other"})
+    assert zipfile.is_zipfile(io.BytesIO(download_zip().content))
+    fresh.faults.always(
+        "downloadFileSetZip", "html", match={"experimentId": run.uuid, "attribute": "source_code/files"}
+    )
+    assert download_zip().content == download_zip().content == HTML_PAGE
+    assert fresh.stats.faults == {"html": 2}
 
 
 def test_not_zip_file_set(fresh: FakeNeptuneServer) -> None:

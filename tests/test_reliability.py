@@ -187,9 +187,11 @@ def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: Wo
 
 
 def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: World, tmp_path: Path) -> None:
+    p02 = demo_world.project("workspace-0/project-0").containers["P0-2"]
     with serve(demo_world) as server:
         server.faults.script("getExperimentAttributes", "missing_keys")  # the first run listed
-        server.faults.script("downloadFileSetZip", "not_zip")
+        # A body that is no zip is retried like a cut one: only one that stays so fails its field.
+        server.faults.always("downloadFileSetZip", "not_zip", match={"experimentId": p02.uuid})
         server.faults.script("getFloatSeriesValues", "short_page")  # half a page: the rest is asked for
         server.faults.script("getStringSeriesValues", "garbage")  # not JSON once: retried
         runs_only = Selection(objects=frozenset({"runs"}))
@@ -206,11 +208,14 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
     failures = sorted((f.run, f.field, f.reason) for f in report.failures)
     assert failures == [
         ("P0-1", None, "getExperimentAttributes: malformed answer from Neptune, without 'attributes'"),
-        ("P0-2", "source_code/files", "the file set download is not a zip archive"),
+        (
+            "P0-2",
+            "source_code/files",
+            "source_code/files: gave up after 8 tries (the file set download is not a zip archive)",
+        ),
     ]
     folder = tmp_path / "workspace-0" / "project-0"
     assert not (folder / "P0-2" / "source_code" / "files.zip").exists()
-    p02 = demo_world.project("workspace-0/project-0").containers["P0-2"]
     check_fields(
         replace(p02, fields={k: v for k, v in p02.fields.items() if k != "source_code/files"}),
         folder / "P0-2",

@@ -21,7 +21,7 @@ import aiofiles
 import anyio
 from anyio.abc import TaskGroup
 
-from . import layout, values
+from . import checks, layout, values
 from .errors import BackupError, FetchError, LayoutError, TransientError, leading_error
 from .manifest import FieldRecord
 from .resume import Action, decide, facts
@@ -161,23 +161,32 @@ class FieldSavers:
         opener: Callable[[], Download],
         rel_for: Callable[[Download], PurePosixPath],
         what: str,
-        check: Callable[[Path], str | None] | None = None,
+        expected: checks.Expected,
     ) -> WrittenFile:
-        """Stream one body to disk, holding one request token throughout; retried from scratch if cut."""
+        """Stream one body to disk, holding one request token throughout; retried from scratch if
+        cut, or if it cannot be what the listing says (see :mod:`.checks`): it never takes its
+        final name then."""
         gate, retrier = self.pipe.gate, self.pipe.retrier
 
         async def attempt() -> WrittenFile:
             async with gate.slot():
                 download = await gate.thread(opener)
                 try:
-                    async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes, check) as out:
+                    # A 200 proves nothing: the answer is judged before it may take the name.
+                    why = checks.check_type(expected, download.content_type, download.size)
+                    if why is not None:
+                        raise TransientError(why, reason="wrong answer")
+                    body = checks.Sample()
+                    async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
                         while chunk := await gate.thread(next, download.chunks, b""):
                             retrier.alive()
+                            body.feed(chunk)
                             await out.write(chunk)
-                        if download.size is not None and out.size != download.size:
-                            raise TransientError(
-                                f"{what}: got {out.size} of {download.size} bytes", reason="cut off"
-                            )
+                        why = checks.check_body(expected, body, download.content_type, download.size)
+                        if why is None and expected.kind is checks.Kind.ZIP:
+                            why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
+                        if why is not None:
+                            raise TransientError(why, reason="wrong answer")
                 finally:
                     download.release()
             assert out.result is not None
@@ -188,7 +197,8 @@ class FieldSavers:
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
         opener = functools.partial(self.pipe.source.open_file, self.run, info)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path)], {}
+        expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -207,7 +217,8 @@ class FieldSavers:
             )
         rel = self.paths.field_file(info.path, info.type)
         opener = functools.partial(source.open_file_set, url)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path, _not_a_zip)], {}
+        expected = checks.Expected(checks.Kind.ZIP, size=info.size)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -231,11 +242,16 @@ class FieldSavers:
             subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
             return self.paths.image_file(info.path, index, subtype.strip() or "bin")
 
+        failed: dict[int, str] = {}
+
         async def one(index: int) -> None:
             opener = functools.partial(source.open_image, self.run, info, index)
-            written[index] = await self._download(
-                opener, functools.partial(rel_for, index), f"{info.path}[{index}]"
-            )
+            try:
+                written[index] = await self._download(
+                    opener, functools.partial(rel_for, index), f"{info.path}[{index}]", _IMAGE
+                )
+            except FetchError as e:  # the others go on, so that each is named
+                failed[index] = str(e)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -245,6 +261,11 @@ class FieldSavers:
         except BaseExceptionGroup as group:  # one error, as for any other field
             error = leading_error(group)
             raise error from error.__cause__
+        if failed:
+            raise FetchError(
+                f"images {', '.join(map(str, sorted(failed)))} of {total} were not saved: "
+                + "; ".join(failed[i] for i in sorted(failed))
+            )
         index_doc = []
         for i in range(total):
             item = by_index.get(i)
@@ -285,14 +306,21 @@ class FieldSavers:
             for f, rel in zip(files, targets, strict=True):
                 opener = functools.partial(source.open_artifact_file, f)
                 target = functools.partial(_fixed, rel)
-                written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
+                expected = checks.Expected(checks.Kind.FILE, size=f.size)
+                written.append(await self._download(opener, target, f"{info.path}:{f.path}", expected))
         return written, {}
 
 
-def _not_a_zip(path: Path) -> str | None:
-    if zipfile.is_zipfile(path):
+def _zip_member_sizes(path: Path) -> list[int] | None:
+    """The sizes of the files a zip holds, from its directory; None when it is no zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [member.file_size for member in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError):  # a cut directory can also give a bad offset
         return None
-    return "the file set download is not a zip archive"
+
+
+_IMAGE = checks.Expected(checks.Kind.IMAGE)
 
 
 def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:

@@ -16,14 +16,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import TypeVar
 
 import aiofiles
 import aiofiles.os
 import anyio
 
-from .errors import DestinationError, FetchError
+from .errors import DestinationError
 from .layout import TEMP_SUFFIX, temp_name
 
+T = TypeVar("T")
 _temp_ids = itertools.count()  # with the pid, unique among all writers of a DEST
 # Marks the temporary files of one shard, so that shards sharing a DEST each clean up only
 # their own leftovers; set per backup, so two backups in one process keep theirs apart.
@@ -75,9 +77,7 @@ class AtomicFile:
         root: Path,
         rel: PurePosixPath,
         on_bytes: Callable[[int], None] | None = None,
-        check: Callable[[Path], str | None] | None = None,
     ) -> None:
-        """``check`` looks at the finished temporary file; a reason it returns fails the write."""
         self.root = root
         self.rel = rel
         self.final = root / rel
@@ -85,7 +85,6 @@ class AtomicFile:
         self._hash = hashlib.sha256()
         self._size = 0
         self._on_bytes = on_bytes
-        self._check = check
         self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
         self.result: WrittenFile | None = None
 
@@ -120,6 +119,13 @@ class AtomicFile:
         self._hash = hashlib.sha256()
         self._size = 0
 
+    async def inspect(self, look: Callable[[Path], T]) -> T:
+        """``look`` at the file as written so far, by its temporary name, in a worker thread
+        (it must only read): to judge it before it may take its final name."""
+        assert self._file is not None
+        await self._file.flush()
+        return await anyio.to_thread.run_sync(look, self.temp)
+
     @property
     def size(self) -> int:
         return self._size
@@ -136,7 +142,7 @@ class AtomicFile:
             if exc_type is None:
                 await self._file.flush()
                 fd = self._file.fileno()
-                await anyio.to_thread.run_sync(_commit, fd, self.temp, self.final, self._check)
+                await anyio.to_thread.run_sync(_commit, fd, self.temp, self.final)
                 self.result = WrittenFile(self.rel.as_posix(), self._size, self._hash.hexdigest())
         except OSError as e:
             raise destination_error(e, self.final) or e from None
@@ -150,11 +156,9 @@ class AtomicFile:
                     os.unlink(self.temp)
 
 
-def _commit(fd: int, temp: Path, final: Path, check: Callable[[Path], str | None] | None) -> None:
-    """Blocking: make the temporary file durable, check it, and rename it over the final name."""
+def _commit(fd: int, temp: Path, final: Path) -> None:
+    """Blocking: make the temporary file durable and rename it over the final name."""
     os.fsync(fd)
-    if check is not None and (reason := check(temp)) is not None:
-        raise FetchError(reason)  # never under the final name
     os.replace(temp, final)
 
 
@@ -164,7 +168,7 @@ def _write_whole(temp: Path, final: Path, data: bytes) -> None:
         with temp.open("wb") as f:
             f.write(data)
             f.flush()
-            _commit(f.fileno(), temp, final, None)
+            _commit(f.fileno(), temp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)

@@ -247,9 +247,13 @@ class Operations:
         # Ready at once, so that the client does not sleep before its first retry.
         return json_response({"id": download_id, "downloadUrl": f"{self.base_url}{ZIP_PATH}{download_id}"})
 
-    def download_zip(self, request: Request) -> Response:
+    def zip_target(self, request: Request) -> tuple[str, str] | None:
+        """The container uuid and attribute a file set's zip download was prepared for."""
         with self._lock:
-            target = self._downloads.get(request.path[len(ZIP_PATH) :])
+            return self._downloads.get(request.path[len(ZIP_PATH) :])
+
+    def download_zip(self, request: Request) -> Response:
+        target = self.zip_target(request)
         if target is None:
             raise ApiError(404, "DOWNLOAD_REQUEST_NOT_FOUND", "download not found")
         container_uuid, path = target

@@ -3,9 +3,10 @@
 It serves a :class:`~.model.World` over the same HTTP API as Neptune (client config, our
 own swagger specs, OAuth, projects, runs table, attributes, series, files, artifacts), counts
 every request in :class:`Stats` and injects the faults of :class:`Faults`: latency, 429s,
-5xx, responses cut off mid-body, slow answers, malformed bodies (not JSON, truncated JSON,
-missing keys, short series pages, downloads that are no zip), at random or scripted per
-operation, and 429s above a concurrency limit.
+5xx, responses cut off mid-body, slow answers, malformed bodies (not JSON, half bodies,
+missing keys, short series pages, downloads that are no zip, HTML error pages and ``{}``
+where anything else was due), at random or scripted per operation (once or for good, for
+every request or only those with given arguments), and 429s above a concurrency limit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import random
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast, get_args
@@ -32,7 +33,9 @@ from .spec import OPERATIONS, SWAGGER_PATHS, swagger
 
 _log = logging.getLogger(__name__)
 
-FaultKind = Literal["cut", "slow", "garbage", "truncated_json", "missing_keys", "short_page", "not_zip"]
+FaultKind = Literal[
+    "cut", "slow", "garbage", "truncated_json", "missing_keys", "short_page", "not_zip", "html", "empty_json"
+]
 # A scripted answer: an HTTP status (>= 400 answers that error, below it the real answer) or a fault kind.
 Answer = int | FaultKind
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
@@ -45,6 +48,11 @@ SERIES_PAGE_OPERATIONS = frozenset({"getFloatSeriesValues", "getStringSeriesValu
 DOWNLOAD_OPERATIONS = frozenset({"downloadFileSetZip", "downloadAttribute"})
 GARBAGE_BODY = b"<html>oops</html>"
 NOT_ZIP_BODY = b"this is not a zip"
+# What a proxy or gateway in trouble answers instead, with status 200.
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
+    b"<body><h1>The service is temporarily unavailable.</h1></body></html>"
+)
 
 
 def route(method: str, path: str) -> str:
@@ -61,22 +69,47 @@ def route(method: str, path: str) -> str:
 
 
 @dataclass
+class _Script:
+    """Scripted answers for the requests of one operation whose arguments include ``match``."""
+
+    answers: collections.deque[Answer]
+    match: dict[str, str]
+    forever: bool  # the one answer is given again and again
+
+    def fits(self, arguments: Mapping[str, str]) -> bool:
+        return all(arguments.get(name) == value for name, value in self.match.items())
+
+
+def _checked(answers: Iterable[Answer]) -> Iterable[Answer]:
+    for answer in answers:
+        if isinstance(answer, bool) or not isinstance(answer, int | str):
+            raise TypeError(f"a scripted answer is a status or a fault kind, not {answer!r}")
+        if isinstance(answer, str) and answer not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {answer!r}; one of {', '.join(sorted(FAULT_KINDS))}")
+        yield answer
+
+
+@dataclass
 class Faults:
     """Faults to inject; every field may change at any time, also while serving.
 
-    Scripted answers (:meth:`script`) and the random ``rate_*`` faults are, besides an
-    HTTP status:
+    Scripted answers (:meth:`script` for the next calls, :meth:`always` for every call, of
+    one operation, or only of its calls with given arguments) and the random ``rate_*``
+    faults are, besides an HTTP status:
 
     - ``"cut"``: the full Content-Length promised, half the body sent, connection closed;
     - ``"slow"``: the real answer, sent only after ``slow_seconds``;
     - ``"garbage"``: a 200 ``application/json`` whose body is not JSON;
-    - ``"truncated_json"``: a 200 with the first half of the real body, Content-Length to match;
+    - ``"truncated_json"``: a 200 with the first half of the real body (JSON or a download),
+      Content-Length to match;
     - ``"missing_keys"``: a 200 with the real JSON's top-level keys removed (``{}``, or
       ``[{}]`` for a list);
     - ``"short_page"``: for ``getFloatSeriesValues``/``getStringSeriesValues``, the real page
       with half its ``values`` and ``totalItemCount`` unchanged;
     - ``"not_zip"``: for ``downloadFileSetZip``/``downloadAttribute``, a body that is no zip,
-      with the real headers.
+      with the real headers;
+    - ``"html"``: a 200 ``text/html`` error page, whatever the real answer was;
+    - ``"empty_json"``: a 200 ``application/json`` ``{}``, whatever the real answer was.
 
     The body faults apply to a 2xx real answer of an operation they fit; otherwise the real
     answer is sent and no fault counted. With ``max_in_flight`` set, a request beyond that
@@ -92,29 +125,40 @@ class Faults:
     rate_slow: float = 0.0  # the answer waits slow_seconds before anything is sent
     slow_seconds: float = 5.0
     max_in_flight: int | None = None  # more requests at once than this get 429 ("over_limit")
-    _scripts: dict[str, collections.deque[Answer]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
     _rng_seed: int | None = field(default=None, init=False, repr=False, compare=False)
 
-    def script(self, operation: str, *answers: Answer) -> None:
-        """The next calls of ``operation`` answer these statuses or faults, in order."""
-        for answer in answers:
-            if isinstance(answer, bool) or not isinstance(answer, int | str):
-                raise TypeError(f"a scripted answer is a status or a fault kind, not {answer!r}")
-            if isinstance(answer, str) and answer not in FAULT_KINDS:
-                raise ValueError(f"unknown fault kind {answer!r}; one of {', '.join(sorted(FAULT_KINDS))}")
-        with self._lock:
-            self._scripts.setdefault(operation, collections.deque()).extend(answers)
+    def script(self, operation: str, *answers: Answer, match: Mapping[str, str] | None = None) -> None:
+        """The next calls of ``operation`` answer these statuses or faults, in order.
 
-    def draw(self, operation: str) -> Answer | None:
-        """The fault for one request of ``operation``, or None to answer it normally."""
+        With ``match``, only the calls whose arguments (see :meth:`FakeNeptuneServer.arguments`)
+        include these, such as ``{"attribute": "images/predictions", "index": "1"}``.
+        """
+        self._add(operation, _Script(collections.deque(_checked(answers)), dict(match or {}), forever=False))
+
+    def always(self, operation: str, answer: Answer, *, match: Mapping[str, str] | None = None) -> None:
+        """From now on every call of ``operation`` (with ``match``, as in :meth:`script`) answers
+        ``answer``: a fault that no retry gets past, until :meth:`clear`."""
+        self._add(operation, _Script(collections.deque(_checked((answer,))), dict(match or {}), forever=True))
+
+    def clear(self) -> None:
+        """Forget every scripted answer not given yet, the lasting ones too."""
         with self._lock:
-            scripted = self._scripts.get(operation)
-            if scripted:
-                return scripted.popleft()
+            self._scripts.clear()
+
+    def _add(self, operation: str, scripted: _Script) -> None:
+        with self._lock:
+            self._scripts.setdefault(operation, []).append(scripted)
+
+    def draw(self, operation: str, arguments: Mapping[str, str] | None = None) -> Answer | None:
+        """The fault for one request of ``operation`` with these ``arguments``, or None to
+        answer it normally. Scripts are used in the order they were given."""
+        with self._lock:
+            for scripted in self._scripts.get(operation, ()):
+                if scripted.answers and scripted.fits(arguments or {}):
+                    return scripted.answers[0] if scripted.forever else scripted.answers.popleft()
             if operation in STARTUP_OPERATIONS:
                 return None
             if self._rng_seed != self.seed:  # a new seed restarts the sequence
@@ -204,6 +248,10 @@ def malformed(operation: str, kind: str, response: Response) -> Response | None:
         return None
     if kind == "garbage":
         return Response(200, GARBAGE_BODY, "application/json")
+    if kind == "html":
+        return Response(200, HTML_PAGE, "text/html; charset=utf-8")
+    if kind == "empty_json":
+        return json_response({})
     if kind == "truncated_json":
         return Response(
             200, response.body[: len(response.body) // 2], response.content_type, response.headers
@@ -321,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, operation: str, request: Request) -> tuple[Response, bool]:
         """The answer to an admitted request, with its drawn fault; and whether to cut it."""
         fake = self.http_server.fake
-        fault = fake.faults.draw(operation)
+        fault = fake.faults.draw(operation, fake.arguments(operation, request))
         if isinstance(fault, int):
             if fault >= 400:
                 fake.stats.fault(str(fault))
@@ -406,6 +454,14 @@ class FakeNeptuneServer:
             return
         with self._serving_lock:
             self._serving -= 1
+
+    def arguments(self, operation: str, request: Request) -> dict[str, str]:
+        """A request's arguments as scripted faults match them: its query (the first value of
+        each), and for a file set's zip the ``experimentId`` and ``attribute`` it was prepared for."""
+        arguments = {name: values[0] for name, values in request.query.items() if values}
+        if operation == "downloadFileSetZip" and (target := self.operations.zip_target(request)) is not None:
+            arguments["experimentId"], arguments["attribute"] = target
+        return arguments
 
     def pause(self, seconds: float) -> None:
         """Sleep, but no longer than until the server stops."""
