@@ -88,6 +88,7 @@ async def backup(
     dry_run: bool = False,
     progress: Callable[[Progress], None] | None = None,
     source: Source | None = None,
+    s3_endpoint_url: str | None = None,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -97,7 +98,8 @@ async def backup(
     project's own fields), run filters, field filters and a shard. ``dry_run=True`` lists
     what would be fetched, with sizes where Neptune gives them, and writes nothing.
     The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
-    Neptune client with any other :class:`~.source.Source`. Returns the report, which is
+    Neptune client with any other :class:`~.source.Source`. ``s3_endpoint_url`` points the
+    download of S3 artifacts at an S3-compatible store (else boto3's own configuration). Returns the report, which is
     also saved in ``output`` as ``backup-report.json`` (``backup-report.shard-K-of-N.json``
     for a shard). Raises a :class:`~.errors.BackupError` for bad input (usage, token,
     project, destination); failures of single fields or runs are in the report instead.
@@ -133,6 +135,7 @@ async def backup(
                 dry_run=dry_run,
                 report=report,
                 on_progress=progress,
+                s3_endpoint_url=s3_endpoint_url,
             )
             try:
                 await pipeline.run(infos)

@@ -45,7 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--download-artifacts",
         action="store_true",
-        help="also download the files that artifacts point to (local paths and S3); without it only their listing",
+        help="also download the files that artifacts point to (local paths, and S3 with the s3 extra); without"
+        " it only their listing",
+    )
+    b.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="the S3-compatible store (MinIO, Ceph, ...) that S3 artifacts are read from; default: boto3's"
+        " configuration (AWS_ENDPOINT_URL, the profile), or AWS S3",
     )
     b.add_argument(
         "--full",
@@ -310,6 +317,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                     selection=selection,
                     dry_run=args.dry_run,
                     progress=bars,
+                    s3_endpoint_url=args.s3_endpoint_url,
                 )
             )
     except KeyboardInterrupt:

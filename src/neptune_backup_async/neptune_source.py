@@ -22,7 +22,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -607,30 +606,6 @@ class NeptuneSource:
             )
             for f in result["files"]
         ]
-
-    def open_artifact_file(self, file: ArtifactFileInfo) -> Download:
-        location = file.metadata.get("location") or file.metadata.get("file_path") or ""
-        parsed = urllib.parse.urlparse(location)
-        if parsed.scheme == "file":
-            path = Path(urllib.parse.unquote(parsed.netloc + parsed.path))
-            try:
-                handle = path.open("rb")
-            except OSError as e:
-                raise FetchError(f"artifact file {file.path}: cannot read {path} ({e.strerror})") from None
-            return Download(chunks=iter(lambda: handle.read(CHUNK), b""), size=file.size, close=handle.close)
-        if parsed.scheme == "s3":
-            return self._open_s3(parsed, file)
-        raise FetchError(f"artifact file {file.path}: no way to download from {location!r}")
-
-    def _open_s3(self, parsed: urllib.parse.ParseResult, file: ArtifactFileInfo) -> Download:
-        try:
-            import boto3
-        except ImportError:
-            raise FetchError(
-                f"artifact file {file.path} is on S3; install boto3 (pip install boto3) to download it"
-            ) from None
-        body = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
-        return Download(chunks=iter(lambda: body.read(CHUNK), b""), size=file.size, close=body.close)
 
     def congestion(self) -> int:
         return self._throttled

@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import layout, values
+from .artifact_files import ArtifactFiles, PartialFile
 from .errors import AuthenticationError, BackupError, DestinationError, FetchError
 from .manifest import FieldRecord, Manifest
 from .report import BackupReport, Note, Progress, ProjectSummary
@@ -127,6 +128,7 @@ class Pipeline:
         dry_run: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         retry: RetryPolicy | None = None,
+        s3_endpoint_url: str | None = None,
     ) -> None:
         self.source = source
         self.dest = destination
@@ -138,6 +140,9 @@ class Pipeline:
         self.report = report
         self.gate = Gate(concurrency, source.congestion)
         self.retry = retry or RetryPolicy()
+        self.artifact_files = ArtifactFiles(
+            destination, s3_endpoint_url=s3_endpoint_url, connections=concurrency
+        )
         self._on_progress = on_progress
 
     # -- progress -----------------------------------------------------------------------------
@@ -164,11 +169,14 @@ class Pipeline:
         for project in projects:
             self.report.projects.setdefault(project.qualified_name, ProjectSummary())
         send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=self.concurrency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._produce, projects, send)
-            with receive:
-                for _ in range(self.concurrency):
-                    tg.start_soon(self._work, receive.clone())
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._produce, projects, send)
+                with receive:
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._work, receive.clone())
+        finally:
+            self.artifact_files.close()
 
     async def _produce(self, projects: list[ProjectInfo], send: MemoryObjectSendStream[Job]) -> None:
         objects, select = self.selection.objects, self.selection
@@ -563,11 +571,16 @@ class _RunSaver:
     async def _download(
         self,
         opener: Callable[[], Download],
-        rel_for: Callable[[Download], PurePosixPath],
+        rel_for: Callable[[Download], PurePosixPath] | None,
         what: str,
         check: Callable[[Path], str | None] | None = None,
+        sink: Callable[[Download], PartialFile] | None = None,
     ) -> WrittenFile:
-        """Stream one body to disk, holding one request token throughout; retried from scratch if cut."""
+        """Stream one body to disk, holding one request token throughout; retried if cut.
+
+        By default each try starts from scratch in an :class:`AtomicFile` at ``rel_for``; a
+        ``sink`` (artifact files) keeps what it was given, and the opener asks only for the rest.
+        """
         gate, policy = self.pipe.gate, self.pipe.retry
         for attempt in range(policy.attempts):
             try:
@@ -577,9 +590,12 @@ class _RunSaver:
                     finally:
                         gate.observe()
                     try:
-                        async with AtomicFile(
-                            self.root, rel_for(download), self.pipe.count_bytes, check
-                        ) as out:
+                        if sink is not None:
+                            target: AtomicFile | PartialFile = sink(download)
+                        else:
+                            assert rel_for is not None
+                            target = AtomicFile(self.root, rel_for(download), self.pipe.count_bytes, check)
+                        async with target as out:
                             while chunk := await gate.thread(next, download.chunks, b""):
                                 await out.write(chunk)
                             if download.size is not None and out.size != download.size:
@@ -668,12 +684,19 @@ class _RunSaver:
         }
         rel = self.paths.field_file(info.path, info.type)
         written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        changed: dict[str, str] = {}
         if self.pipe.download_artifacts:
             for f in files:
-                opener = functools.partial(source.open_artifact_file, f)
-                target = functools.partial(_fixed, self.paths.artifact_file(info.path, f.path))
-                written.append(await self._download(opener, target, f"{info.path}:{f.path}"))
-        return written, {}
+                rel = self.paths.artifact_file(info.path, f.path)
+                fetch = self.pipe.artifact_files.fetch(f, self.root, rel, self.pipe.count_bytes)
+                written.append(
+                    await self._download(fetch.open, None, f"{info.path}:{f.path}", sink=fetch.sink)
+                )
+                if fetch.changes:
+                    changed[f.path] = "; ".join(fetch.changes)
+                    reason = f"artifact file {f.path} changed since it was tracked ({changed[f.path]}); saved as it is now"
+                    self.pipe.notice(self.project.qualified_name, self.run.sys_id, info.path, reason)
+        return written, {"changed_since_tracking": changed} if changed else {}
 
 
 # What a kept earlier copy is marked with: left out by the field filter, or gone from Neptune.
