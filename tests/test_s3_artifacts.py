@@ -400,3 +400,28 @@ def test_differences_compare_what_the_driver_tracked() -> None:
         "k", "0" * 40, "Local", 3, {"file_path": "file:///x", "last_modified": "2000-01-01 00:00:00"}
     )
     assert differences(local, Found(3)) == []  # local times are local: only size and content count
+
+
+def test_a_cut_download_goes_on_from_the_bytes_it_has(s3: Store, aws: S3Server, tmp_path: Path) -> None:
+    data = os.urandom(5 * MiB + 123)
+    aws.client().put_object(Bucket="data", Key="cut.bin", Body=data)
+    world = world_with(art=s3_artifact([tracked(aws, "cut.bin", "cut.bin")]))
+    aws.reads.clear()
+    aws.cut["/data/cut.bin"] = 2 * MiB + 5
+    with serve(world) as neptune:
+        report = anyio.run(
+            lambda: backup(
+                PROJECT,
+                tmp_path,
+                api_token=neptune.api_token,
+                download_artifacts=True,
+                s3_endpoint_url=aws.url,
+            )
+        )
+    assert report.exit_code == 0, report.failures
+    assert (run_folder(tmp_path) / "art/cut.bin").read_bytes() == data
+    first, second = s3_gets(aws)
+    assert (first.range, first.bytes) == (None, 2 * MiB + 5)
+    assert second.range is not None and second.status.startswith("206")
+    start = int(second.range.removeprefix("bytes=").removesuffix("-"))
+    assert 0 < start <= first.bytes and second.bytes == len(data) - start

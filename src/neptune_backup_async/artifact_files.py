@@ -44,7 +44,7 @@ from typing import Any
 import aiofiles
 import anyio
 
-from .artifact_s3 import Gone, S3Reader, Stale
+from .artifact_s3 import Gone, S3Reader, Stale, stream_errors
 from .errors import FetchError
 from .retry import TransientError
 from .source import ArtifactFileInfo, Download
@@ -115,14 +115,14 @@ def _local_path(url: str) -> Path:
     return Path(raw if os.path.exists(raw) or not os.path.exists(decoded) else decoded)
 
 
-def _chunks(read: Callable[[int], bytes], what: str) -> Iterator[bytes]:
-    """A body in chunks; a read cut short is worth another try."""
+def _chunks(
+    read: Callable[[int], bytes], what: str, failures: tuple[type[Exception], ...] = (OSError,)
+) -> Iterator[bytes]:
+    """A body in chunks; a read that fails with one of ``failures`` is worth another try."""
     try:
         while chunk := read(CHUNK):
             yield chunk
-    except Exception as e:  # botocore, urllib3 and socket errors alike: the connection failed
-        if isinstance(e, FetchError):
-            raise
+    except failures as e:
         raise TransientError(f"{what}: the download was cut off ({type(e).__name__})") from None
 
 
@@ -220,7 +220,7 @@ class ArtifactFetch:
         except BaseException:
             body.close()
             raise
-        return Download(chunks=_chunks(body.read, where), size=total, close=body.close)
+        return Download(chunks=_chunks(body.read, where, stream_errors()), size=total, close=body.close)
 
     def _resumable(self) -> tuple[int, str | None]:
         """The bytes already held of this object, and its ETag; (0, None) when there are none to trust."""

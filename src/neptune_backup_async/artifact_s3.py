@@ -120,6 +120,14 @@ def _s3_error(response: dict[str, Any], url: str) -> Exception:
     return FetchError(f"S3 answered HTTP {status} ({code}) for {url}")
 
 
+def stream_errors() -> tuple[type[Exception], ...]:
+    """What reading an object's body raises when the connection fails."""
+    from botocore.exceptions import BotoCoreError
+    from urllib3.exceptions import HTTPError
+
+    return (OSError, BotoCoreError, HTTPError)
+
+
 def _is_transient(e: Exception) -> bool:
     from botocore import exceptions as b
 

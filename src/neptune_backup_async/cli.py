@@ -40,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--projects", help="WORKSPACE/PROJECT[,...], or 'all' for every project the token can see")
     b.add_argument("--output", type=Path, help="the backup folder (created if missing)")
     b.add_argument(
-        "--concurrency", type=int, default=8, help="the most Neptune requests in flight at once (default: 8)"
+        "--concurrency",
+        type=int,
+        default=8,
+        help="the most requests in flight at once, to Neptune and to S3 for artifacts (default: 8)",
     )
     b.add_argument(
         "--download-artifacts",

@@ -687,14 +687,17 @@ class _RunSaver:
         changed: dict[str, str] = {}
         if self.pipe.download_artifacts:
             for f in files:
-                rel = self.paths.artifact_file(info.path, f.path)
-                fetch = self.pipe.artifact_files.fetch(f, self.root, rel, self.pipe.count_bytes)
+                into = self.paths.artifact_file(info.path, f.path)
+                fetch = self.pipe.artifact_files.fetch(f, self.root, into, self.pipe.count_bytes)
                 written.append(
                     await self._download(fetch.open, None, f"{info.path}:{f.path}", sink=fetch.sink)
                 )
                 if fetch.changes:
                     changed[f.path] = "; ".join(fetch.changes)
-                    reason = f"artifact file {f.path} changed since it was tracked ({changed[f.path]}); saved as it is now"
+                    reason = (
+                        f"artifact file {f.path} changed since it was tracked ({changed[f.path]});"
+                        " saved as it is now"
+                    )
                     self.pipe.notice(self.project.qualified_name, self.run.sys_id, info.path, reason)
         return written, {"changed_since_tracking": changed} if changed else {}
 

@@ -56,6 +56,8 @@ class S3Server:
     reads: list[Read] = field(default_factory=list)
     # Seconds to pause per MiB sent of these paths (/bucket/key): a slow link, to interrupt.
     slow: dict[str, float] = field(default_factory=dict)
+    # Cut the connection of the next read of these paths after this many bytes of its body.
+    cut: dict[str, int] = field(default_factory=dict)
 
     def client(self, access_key: str | None = None, secret_key: str | None = None) -> Any:
         import boto3
@@ -108,6 +110,7 @@ class _Counting:
         """The body in slices of at most 1 MiB; the request leaves 'in flight' before its last slice
         goes out, since the client may start its next request as soon as it has that slice."""
         pause = self.server.slow.get(path, 0.0)
+        cut = self.server.cut.pop(path, None) if method == "GET" else None
         sent = 0
         slices = (
             memoryview(chunk)[i : i + 2**20].tobytes() for chunk in body for i in range(0, len(chunk), 2**20)
@@ -123,6 +126,10 @@ class _Counting:
                 sent += len(current)
                 if pause:
                     time.sleep(pause)
+                if cut is not None and sent > cut:
+                    yield current[: len(current) - (sent - cut)]
+                    sent = cut
+                    raise ConnectionAbortedError("cut by the test")  # the server drops the connection
                 yield current
                 current = following
         finally:
