@@ -425,3 +425,22 @@ def test_a_cut_download_goes_on_from_the_bytes_it_has(s3: Store, aws: S3Server, 
     assert second.range is not None and second.status.startswith("206")
     start = int(second.range.removeprefix("bytes=").removesuffix("-"))
     assert 0 < start <= first.bytes and second.bytes == len(data) - start
+
+
+def test_s3_slow_down_narrows_the_one_knob(
+    s3: Store, aws: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = world_with(art=s3_artifact([tracked(aws, k, k) for k in s3.small]))
+    aws.slow_down = 2
+    with serve(world) as neptune, caplog.at_level("INFO", logger="neptune_backup_async"):
+        report = anyio.run(
+            lambda: backup(
+                PROJECT, tmp_path, api_token=neptune.api_token, concurrency=4, download_artifacts=True,
+                s3_endpoint_url=aws.url,
+            )
+        )  # fmt: skip
+    assert report.exit_code == 0, report.failures
+    assert [r.status for r in s3_gets(aws)][:2] == ["503", "503"]
+    assert "requests in flight: at most 2" in caplog.messages
+    for key, data in s3.small.items():
+        assert (run_folder(tmp_path) / "art" / key).read_bytes() == data

@@ -45,6 +45,7 @@ class S3Reader:
         self._connections = max(10, connections)
         self._lock = threading.Lock()
         self._client: Any = None
+        self._slowed = 0
 
     def client(self) -> Any:
         with self._lock:
@@ -79,7 +80,11 @@ class S3Reader:
         try:
             response: dict[str, Any] = client.get_object(**args)
         except ClientError as e:
-            raise _s3_error(e.response, url) from None
+            error = _s3_error(e.response, url)
+            if isinstance(error, TransientError) and error.status == 503:  # S3's "slow down"
+                with self._lock:
+                    self._slowed += 1
+            raise error from None
         except NoCredentialsError:
             raise FetchError(f"no AWS credentials found to read {url}: {_CREDENTIALS}") from None
         except (BotoCoreError, OSError) as e:
@@ -87,6 +92,11 @@ class S3Reader:
                 raise TransientError(f"cannot reach S3 for {url} ({type(e).__name__})") from None
             raise FetchError(f"cannot read {url} from S3 ({type(e).__name__})") from None
         return response
+
+    def congestion(self) -> int:
+        """How many times so far S3 has asked to slow down (503), to narrow the one knob as a 429 does."""
+        with self._lock:
+            return self._slowed
 
     def close(self) -> None:
         with self._lock:
@@ -110,7 +120,7 @@ def _s3_error(response: dict[str, Any], url: str) -> Exception:
     if status in (412, 416) or code in ("PreconditionFailed", "InvalidRange"):
         return Stale(code)
     if status in RETRYABLE_STATUSES or code in ("SlowDown", "RequestTimeout", "InternalError"):
-        return TransientError(f"S3 answered HTTP {status} ({code}) for {url}", status=status)
+        return TransientError(f"S3 answered HTTP {status} ({code}) for {url}", status=status or 503)
     if code == "NoSuchBucket":
         return Gone(f"{url}: the bucket {split(url)[0]!r} does not exist (NoSuchBucket)")
     if code in ("NoSuchKey", "404") or status == 404:

@@ -138,11 +138,11 @@ class Pipeline:
         self.selection = selection or Selection()
         self.dry_run = dry_run
         self.report = report
-        self.gate = Gate(concurrency, source.congestion)
-        self.retry = retry or RetryPolicy()
         self.artifact_files = ArtifactFiles(
             destination, s3_endpoint_url=s3_endpoint_url, connections=concurrency
         )
+        self.gate = Gate(concurrency, lambda: source.congestion() + self.artifact_files.s3.congestion())
+        self.retry = retry or RetryPolicy()
         self._on_progress = on_progress
 
     # -- progress -----------------------------------------------------------------------------

@@ -58,6 +58,8 @@ class S3Server:
     slow: dict[str, float] = field(default_factory=dict)
     # Cut the connection of the next read of these paths after this many bytes of its body.
     cut: dict[str, int] = field(default_factory=dict)
+    # Answer this many of the next requests "503 SlowDown", as S3 does when asked too much.
+    slow_down: int = 0
 
     def client(self, access_key: str | None = None, secret_key: str | None = None) -> Any:
         import boto3
@@ -91,6 +93,15 @@ class _Counting:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         self.server.in_flight.begin()
         status: list[str] = []
+        if self.server.slow_down > 0:
+            self.server.slow_down -= 1
+            return self._send(
+                self._slow_down(start_response),
+                environ["REQUEST_METHOD"],
+                environ.get("PATH_INFO", ""),
+                None,
+                ["503"],
+            )
 
         def start(code: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             status.append(code)
@@ -103,6 +114,14 @@ class _Counting:
             raise
         path = environ.get("PATH_INFO", "")
         return self._send(body, environ["REQUEST_METHOD"], path, environ.get("HTTP_RANGE"), status)
+
+    @staticmethod
+    def _slow_down(start_response: Callable[..., Any]) -> list[bytes]:
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        start_response(
+            "503 Slow Down", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
 
     def _send(
         self, body: Iterable[bytes], method: str, path: str, ranged: str | None, status: list[str]
