@@ -233,6 +233,8 @@ def test_wrong_credentials_missing_bucket_and_key_fail_only_their_field(
             " exist (NoSuchBucket)",
         }
         assert "Traceback" not in out + err
+        written = everything_written(dest_right, out, err)
+        assert aws.secret_key.encode() not in written and aws.access_key.encode() not in written
         assert (run_folder(tmp_path / "right") / "ok/a.csv").read_bytes() == s3.small[key]
         fields = json.loads((run_folder(tmp_path / "right") / ".manifest.json").read_text())["fields"]
         assert {p for p, r in fields.items() if r["status"] != "ok"} == {"gone/key", "gone/bucket"}

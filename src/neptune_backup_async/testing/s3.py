@@ -89,19 +89,16 @@ class _Counting:
     def __init__(self, app: Callable[..., Iterable[bytes]], server: S3Server) -> None:
         self.app = app
         self.server = server
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         self.server.in_flight.begin()
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        with self._lock:
+            slow_down, self.server.slow_down = self.server.slow_down > 0, max(0, self.server.slow_down - 1)
+        if slow_down:
+            return self._send(self._slow_down(start_response), method, path, None, ["503"])
         status: list[str] = []
-        if self.server.slow_down > 0:
-            self.server.slow_down -= 1
-            return self._send(
-                self._slow_down(start_response),
-                environ["REQUEST_METHOD"],
-                environ.get("PATH_INFO", ""),
-                None,
-                ["503"],
-            )
 
         def start(code: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             status.append(code)
@@ -112,8 +109,7 @@ class _Counting:
         except BaseException:
             self.server.in_flight.end()
             raise
-        path = environ.get("PATH_INFO", "")
-        return self._send(body, environ["REQUEST_METHOD"], path, environ.get("HTTP_RANGE"), status)
+        return self._send(body, method, path, environ.get("HTTP_RANGE"), status)
 
     @staticmethod
     def _slow_down(start_response: Callable[..., Any]) -> list[bytes]:
