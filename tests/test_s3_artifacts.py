@@ -446,3 +446,25 @@ def test_s3_slow_down_narrows_the_one_knob(
     assert "requests in flight: at most 2" in caplog.messages
     for key, data in s3.small.items():
         assert (run_folder(tmp_path) / "art" / key).read_bytes() == data
+
+
+def test_bytes_that_do_not_hash_to_a_single_part_etag_are_fetched_again(
+    s3: Store, aws: S3Server, tmp_path: Path
+) -> None:
+    key = "datasets/train/sub/b.bin"  # put in one part: its ETag is the MD5 of its bytes
+    world = world_with(art=s3_artifact([tracked(aws, key, "b.bin")]))
+    aws.garble.add(f"/data/{key}")
+    with serve(world) as neptune:
+        report = anyio.run(
+            lambda: backup(
+                PROJECT,
+                tmp_path,
+                api_token=neptune.api_token,
+                download_artifacts=True,
+                s3_endpoint_url=aws.url,
+            )
+        )
+    assert report.exit_code == 0, report.failures
+    assert [(r.range, r.bytes) for r in s3_gets(aws)] == [(None, len(s3.small[key]))] * 2  # whole, twice
+    assert (run_folder(tmp_path) / "art/b.bin").read_bytes() == s3.small[key]
+    assert report.notices == []

@@ -107,6 +107,11 @@ class _Check:
     tracked: bool
 
 
+def _etag_checks(etag: str | None) -> list[_Check]:
+    """An ETag that is an MD5 (a single-part upload's) is a check of the transfer; a multipart one is not."""
+    return [_Check("md5", etag, False)] if etag and _MD5.fullmatch(etag) else []
+
+
 def _local_path(url: str) -> Path:
     """A ``file://`` location's path. The client's local driver writes it as it is, but a
     percent-encoded one (as other tools write them) is found too."""
@@ -189,8 +194,8 @@ class ArtifactFetch:
                 size = os.fstat(handle.fileno()).st_size
             except OSError as e:
                 raise FetchError(f"{where}: cannot read {path} ({e.strerror})") from None
-            checks = [_Check("sha1", self.file.hash, True)] if _SHA1.fullmatch(self.file.hash) else []
-            self._begin(Found(size), checks, 0)
+            self._start([_Check("sha1", self.file.hash, True)] if _SHA1.fullmatch(self.file.hash) else [], 0)
+            self.changes = differences(self.file, Found(size))
             return Download(chunks=_chunks(handle.read, where), size=size, close=handle.close)
         if scheme == "s3":
             try:
@@ -204,22 +209,27 @@ class ArtifactFetch:
 
     def _open_s3(self, where: str) -> Download:
         held, etag = self._resumable()
+        if held:  # hashed before asking, so that no connection idles meanwhile
+            self._start(_etag_checks(etag), held)
         try:
             response = self.files.s3.get(self.location, held, etag)
         except Stale:  # changed since those bytes came: start over
             held, response = 0, self.files.s3.get(self.location)
         body = response["Body"]
-        length = int(response["ContentLength"])
-        if held and not response.get("ContentRange"):
-            held = 0  # the whole object came after all: start over
-        total = int(str(response["ContentRange"]).rpartition("/")[2]) if held else length
-        found = Found(total, str(response.get("ETag", "")).strip('"') or None, response.get("LastModified"))
-        checks = [_Check("md5", found.etag, False)] if found.etag and _MD5.fullmatch(found.etag) else []
         try:
-            self._begin(found, checks, held)
+            if held and not response.get("ContentRange"):
+                held = 0  # the whole object came after all: start over
+            length = int(response["ContentLength"])
+            total = int(str(response["ContentRange"]).rpartition("/")[2]) if held else length
+            found = Found(
+                total, str(response.get("ETag", "")).strip('"') or None, response.get("LastModified")
+            )
+            if not held:
+                self._start(_etag_checks(found.etag), 0, found)
         except BaseException:
             body.close()
             raise
+        self.changes = differences(self.file, found)
         return Download(chunks=_chunks(body.read, where, stream_errors()), size=total, close=body.close)
 
     def _resumable(self) -> tuple[int, str | None]:
@@ -233,9 +243,9 @@ class ArtifactFetch:
             return 0, None
         return held, str(state["etag"])
 
-    def _begin(self, found: Found, checks: list[_Check], held: int) -> None:
-        """Note what this try downloads; hash the bytes held, or drop them when starting over."""
-        self.changes = differences(self.file, found)
+    def _start(self, checks: list[_Check], held: int, found: Found | None = None) -> None:
+        """Get ready for a body from byte ``held`` on: hash the bytes held, or drop them (and
+        note what the new ones are of, an S3 object ``found``, for a later try to go on from)."""
         self._checks = checks
         self._hashes = {name: hashlib.new(name) for name in {"sha256", *(c.algorithm for c in checks)}}
         self._offset = held
@@ -248,7 +258,7 @@ class ArtifactFetch:
                             h.update(data)
             else:
                 self.partial.unlink(missing_ok=True)
-                if found.etag:  # an S3 object: note what the bytes will be of, so a later try can resume
+                if found is not None and found.etag:
                     state = {"location": self.location, "etag": found.etag, "size": found.size}
                     self.state.write_text(json.dumps(state), encoding="utf-8")
         except OSError as e:

@@ -58,6 +58,8 @@ class S3Server:
     slow: dict[str, float] = field(default_factory=dict)
     # Cut the connection of the next read of these paths after this many bytes of its body.
     cut: dict[str, int] = field(default_factory=dict)
+    # Flip a byte in the body of the next read of these paths: a transfer gone wrong.
+    garble: set[str] = field(default_factory=set)
     # Answer this many of the next requests "503 SlowDown", as S3 does when asked too much.
     slow_down: int = 0
 
@@ -126,6 +128,8 @@ class _Counting:
         goes out, since the client may start its next request as soon as it has that slice."""
         pause = self.server.slow.get(path, 0.0)
         cut = self.server.cut.pop(path, None) if method == "GET" else None
+        garble = method == "GET" and path in self.server.garble
+        self.server.garble.discard(path)
         sent = 0
         slices = (
             memoryview(chunk)[i : i + 2**20].tobytes() for chunk in body for i in range(0, len(chunk), 2**20)
@@ -141,6 +145,8 @@ class _Counting:
                 sent += len(current)
                 if pause:
                     time.sleep(pause)
+                if garble:
+                    current, garble = bytes([current[0] ^ 1]) + current[1:], False
                 if cut is not None and sent > cut:
                     yield current[: len(current) - (sent - cut)]
                     sent = cut
