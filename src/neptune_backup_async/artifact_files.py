@@ -194,7 +194,13 @@ class ArtifactFetch:
                 size = os.fstat(handle.fileno()).st_size
             except OSError as e:
                 raise FetchError(f"{where}: cannot read {path} ({e.strerror})") from None
-            self._start([_Check("sha1", self.file.hash, True)] if _SHA1.fullmatch(self.file.hash) else [], 0)
+            try:
+                self._start(
+                    [_Check("sha1", self.file.hash, True)] if _SHA1.fullmatch(self.file.hash) else [], 0
+                )
+            except BaseException:
+                handle.close()
+                raise
             self.changes = differences(self.file, Found(size))
             return Download(chunks=_chunks(handle.read, where), size=size, close=handle.close)
         if scheme == "s3":
