@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--s3-endpoint-url",
         metavar="URL",
-        help="the S3-compatible store (MinIO, Ceph, ...) that S3 artifacts are read from; default: boto3's"
-        " configuration (AWS_ENDPOINT_URL, the profile), or AWS S3",
+        help="the S3-compatible store (MinIO, Ceph, ...) that S3 artifacts are read from; default:"
+        " S3_ENDPOINT_URL, else boto3's configuration (AWS_ENDPOINT_URL, the profile), else AWS S3",
     )
     b.add_argument(
         "--full",
