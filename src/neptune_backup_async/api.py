@@ -100,8 +100,8 @@ async def backup(
     The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
     Neptune client with any other :class:`~.source.Source`. ``s3_endpoint_url`` points the
     download of S3 artifacts at an S3-compatible store (else ``S3_ENDPOINT_URL``, else
-    boto3's own configuration). Returns the report, which is also saved in ``output`` as ``backup-report.json`` (``backup-report.shard-K-of-N.json``
-    for a shard). Raises a :class:`~.errors.BackupError` for bad input (usage, token,
+    boto3's own configuration). Returns the report, which is also saved in ``output`` as
+    ``backup-report.json`` (``backup-report.shard-K-of-N.json`` for a shard). Raises a :class:`~.errors.BackupError` for bad input (usage, token,
     project, destination); failures of single fields or runs are in the report instead.
     """
     if not isinstance(concurrency, int) or concurrency < 1:
