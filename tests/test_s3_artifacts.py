@@ -228,8 +228,7 @@ def test_wrong_credentials_missing_bucket_and_key_fail_only_their_field(
             for f in json.loads((tmp_path / "right/backup-report.json").read_text())["failures"]
         }
         assert reasons == {
-            "gone/key": "artifact file x.bin: s3://data/no/such.bin is gone from S3 (NoSuchKey); the artifact's"
-            " listing is saved",
+            "gone/key": "artifact file x.bin: s3://data/no/such.bin is gone from S3 (NoSuchKey)",
             "gone/bucket": "artifact file y.bin: s3://no-such-bucket/y.bin: the bucket 'no-such-bucket' does not"
             " exist (NoSuchBucket)",
         }

@@ -124,7 +124,7 @@ def _s3_error(response: dict[str, Any], url: str) -> Exception:
     if code == "NoSuchBucket":
         return Gone(f"{url}: the bucket {split(url)[0]!r} does not exist (NoSuchBucket)")
     if code in ("NoSuchKey", "404") or status == 404:
-        return Gone(f"{url} is gone from S3 (NoSuchKey); the artifact's listing is saved")
+        return Gone(f"{url} is gone from S3 (NoSuchKey)")
     if code in _REFUSED or status == 403:
         return FetchError(f"S3 refused to read {url} ({code or status}): {_CREDENTIALS}")
     return FetchError(f"S3 answered HTTP {status} ({code}) for {url}")
