@@ -20,6 +20,7 @@ from neptune_backup_async import DestinationError, backup, layout
 from neptune_backup_async.resume import load_previous
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing import model as m
+from neptune_backup_async.testing.generator import tiny_png
 from neptune_backup_async.verify import verify
 
 PROJECT = "workspace-0/project-0"
@@ -33,7 +34,7 @@ def series(seed: int, length: int = 4) -> m.FloatSeries:
 
 def images(seed: int) -> m.ImageSeries:
     return m.ImageSeries(
-        tuple(m.ImagePoint(float(k), T0 + k, f"i{k}", "", bytes([seed, k]) * 8) for k in range(2))
+        tuple(m.ImagePoint(float(k), T0 + k, f"i{k}", "", tiny_png((seed, k, 0))) for k in range(2))
     )
 
 

@@ -119,6 +119,7 @@ async def backup(
     progress: Callable[[Progress], None] | None = None,
     source: Source | None = None,
     lost_server_after: float = LOST_AFTER,
+    s3_endpoint_url: str | None = None,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -128,11 +129,12 @@ async def backup(
     project's own fields), run filters, field filters and a shard. ``dry_run=True`` lists
     what would be fetched, with sizes where Neptune gives them, and writes nothing.
     The token comes from ``api_token`` or ``NEPTUNE_API_TOKEN``. ``source`` replaces the
-    Neptune client with any other :class:`~.source.Source`. Returns the report, which is
-    also saved in ``output`` as ``backup-report.json`` (``backup-report.shard-K-of-N.json``
-    for a shard). When connections fail and no request has succeeded for
-    ``lost_server_after`` seconds, the backup stops with :class:`~.errors.ServerLostError`;
-    the same call resumes it.
+    Neptune client with any other :class:`~.source.Source`. ``s3_endpoint_url`` points the
+    download of S3 artifacts at an S3-compatible store (else ``S3_ENDPOINT_URL``, else
+    boto3's own configuration). Returns the report, which is also saved in ``output`` as
+    ``backup-report.json`` (``backup-report.shard-K-of-N.json`` for a shard). When
+    connections fail and no request has succeeded for ``lost_server_after`` seconds, the
+    backup stops with :class:`~.errors.ServerLostError`; the same call resumes it.
 
     Raises one :class:`~.errors.BackupError` (never an exception group) for what stops the
     backup: bad input (usage, token, project, destination), a lost server, a ``progress``
@@ -175,6 +177,7 @@ async def backup(
                 report=report,
                 on_progress=progress,
                 retry=RetryPolicy(lost_after=lost_server_after),
+                s3_endpoint_url=s3_endpoint_url,
             )
             infos = await _resolve_projects(pipeline.retrier, source, names)
             try:

@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--projects", help="WORKSPACE/PROJECT[,...], or 'all' for every project the token can see")
     b.add_argument("--output", type=Path, help="the backup folder (created if missing)")
     b.add_argument(
-        "--concurrency", type=int, default=8, help="the most Neptune requests in flight at once (default: 8)"
+        "--concurrency",
+        type=int,
+        default=8,
+        help="the most requests in flight at once, to Neptune and to S3 for artifacts (default: 8)",
     )
     b.add_argument(
         "--lost-server-after",
@@ -55,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--download-artifacts",
         action="store_true",
-        help="also download the files that artifacts point to (local paths and S3); without it only their listing",
+        help="also download the files that artifacts point to (local paths, and S3 with the s3 extra); without"
+        " it only their listing",
+    )
+    b.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="the S3-compatible store (MinIO, Ceph, ...) that S3 artifacts are read from; default:"
+        " S3_ENDPOINT_URL, else boto3's configuration (AWS_ENDPOINT_URL, the profile), else AWS S3",
     )
     b.add_argument(
         "--full",
@@ -323,6 +333,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                     dry_run=args.dry_run,
                     progress=bars,
                     lost_server_after=args.lost_server_after,
+                    s3_endpoint_url=args.s3_endpoint_url,
                 )
             )
     except KeyboardInterrupt:

@@ -82,12 +82,20 @@ class TransientError(FetchError):
     answer came (the connection failed)."""
 
     def __init__(
-        self, message: str, *, reason: str, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        throttled: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        # "Not now" rather than "failed": a 429, or S3's SlowDown (a 503).
+        self.throttled = status == 429 if throttled is None else throttled
 
     @property
     def connection_failed(self) -> bool:

@@ -57,7 +57,7 @@ class Gate:
             try:
                 yield
             except TransientError as e:
-                if e.status == 429:
+                if e.throttled:
                     self.congested(sent_at)
                 raise
             self.completed(int(self.requests.borrowed_tokens))

@@ -20,7 +20,6 @@ import ipaddress
 import os
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import answers
-from .errors import AuthenticationError, FetchError, ServerUnreachableError, TransientError
+from .errors import AuthenticationError, ServerUnreachableError, TransientError
 from .preflight import REJECTED, UNREACHABLE, preflight
 from .source import (
     ArtifactFileInfo,
@@ -41,7 +40,7 @@ from .source import (
     ProjectInfo,
     SeriesPage,
 )
-from .transport import CHUNK, READ_TIMEOUT, REVOKED, Transport, connection_error
+from .transport import READ_TIMEOUT, REVOKED, Transport, connection_error
 
 SERIES_PAGE = 10_000
 
@@ -296,30 +295,6 @@ class NeptuneSource:
             required=("files",),
             convert=answers.artifact_files,
         )
-
-    def open_artifact_file(self, file: ArtifactFileInfo) -> Download:
-        location = file.metadata.get("location") or file.metadata.get("file_path") or ""
-        parsed = urllib.parse.urlparse(location)
-        if parsed.scheme == "file":
-            path = Path(urllib.parse.unquote(parsed.netloc + parsed.path))
-            try:
-                handle = path.open("rb")
-            except OSError as e:
-                raise FetchError(f"artifact file {file.path}: cannot read {path} ({e.strerror})") from None
-            return Download(chunks=iter(lambda: handle.read(CHUNK), b""), size=file.size, close=handle.close)
-        if parsed.scheme == "s3":
-            return self._open_s3(parsed, file)
-        raise FetchError(f"artifact file {file.path}: no way to download from {location!r}")
-
-    def _open_s3(self, parsed: urllib.parse.ParseResult, file: ArtifactFileInfo) -> Download:
-        try:
-            import boto3
-        except ImportError:
-            raise FetchError(
-                f"artifact file {file.path} is on S3; install boto3 (pip install boto3) to download it"
-            ) from None
-        body = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
-        return Download(chunks=iter(lambda: body.read(CHUNK), b""), size=file.size, close=body.close)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

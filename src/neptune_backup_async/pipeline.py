@@ -25,6 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import layout
+from .artifact_files import ArtifactFiles
 from .errors import FetchError, ProgressCallbackError
 from .gate import Gate
 from .manifest import Manifest
@@ -65,6 +66,7 @@ class Pipeline:
         dry_run: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         retry: RetryPolicy | None = None,
+        s3_endpoint_url: str | None = None,
     ) -> None:
         self.source = source
         self.dest = destination
@@ -74,6 +76,9 @@ class Pipeline:
         self.selection = selection or Selection()
         self.dry_run = dry_run
         self.report = report
+        self.artifact_files = ArtifactFiles(
+            destination, s3_endpoint_url=s3_endpoint_url, connections=concurrency
+        )
         self.gate = Gate(concurrency)
         self.retrier = Retrier(self.gate, retry, on_retry=self._retried)
         self._on_progress = on_progress
@@ -113,11 +118,14 @@ class Pipeline:
         for project in projects:
             self.report.projects.setdefault(project.qualified_name, ProjectSummary())
         send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=self.concurrency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._produce, projects, send)
-            with receive:
-                for _ in range(self.concurrency):
-                    tg.start_soon(self._work, receive.clone())
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._produce, projects, send)
+                with receive:
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._work, receive.clone())
+        finally:
+            self.artifact_files.close()
 
     async def _produce(self, projects: list[ProjectInfo], send: MemoryObjectSendStream[Job]) -> None:
         objects, select = self.selection.objects, self.selection

@@ -33,6 +33,7 @@ from .gate import Gate
 
 T = TypeVar("T")
 LOST_AFTER = 30.0
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 THROTTLED = "HTTP 429"  # the reason a 429 is counted under
 
 
@@ -115,7 +116,7 @@ class Retrier:
                 result = await attempt()
             except TransientError as e:
                 now = self._clock()
-                if e.status == 429:
+                if e.throttled:
                     self.alive()  # an answer, if not the one hoped for
                     wait = policy.delay(min(errors, 6), e.retry_after)
                     waited += wait

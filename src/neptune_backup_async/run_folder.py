@@ -41,14 +41,14 @@ class RunFolder:
         count_bytes: Callable[[int], None],
         notice: Callable[[str, str], None],
     ) -> None:
-        """``notice(field, reason)`` notes a field gone from Neptune."""
+        """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune, changed since tracked)."""
         self.root = root
         self.manifest = manifest
         self.previous = previous
         self.simple: dict[str, Any] = {}  # simple values, for simple_metadata.json
         self._report = report
         self._count_bytes = count_bytes
-        self._notice = notice
+        self.notice = notice
         self._journal_lock = anyio.Lock()
         self._journal_file: aiofiles.threadpool.text.AsyncTextIOWrapper | None = None
 
@@ -158,7 +158,7 @@ class RunFolder:
                 record.type, "ok", record.files, extra={**extra, mark: True}
             )
             if mark == "removed_upstream" and not record.extra.get(mark):
-                self._notice(path, "no longer in Neptune; its copy is kept")
+                self.notice(path, "no longer in Neptune; its copy is kept")
 
     def _tidy(self) -> None:
         """Drop the journal, and files of the old backup that no field refers to any more."""

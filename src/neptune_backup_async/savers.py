@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import checks, layout, values
+from .artifact_files import PartialFile
 from .errors import BackupError, FetchError, LayoutError, TransientError, leading_error
 from .manifest import FieldRecord
 from .resume import Action, decide, facts
@@ -159,13 +160,15 @@ class FieldSavers:
     async def _download(
         self,
         opener: Callable[[], Download],
-        rel_for: Callable[[Download], PurePosixPath],
+        into: Callable[[Download], AtomicFile | PartialFile],
         what: str,
-        expected: checks.Expected,
+        expected: checks.Expected | None,
     ) -> WrittenFile:
-        """Stream one body to disk, holding one request token throughout; retried from scratch if
-        cut, or if it cannot be what the listing says (see :mod:`.checks`): it never takes its
-        final name then."""
+        """Stream one body to disk, holding one request token throughout, and retry it if cut or
+        if it cannot be what the listing says (see :mod:`.checks`): it never takes its final
+        name then. ``into`` is where a body goes: an :class:`AtomicFile`, or an artifact file's
+        :class:`PartialFile`, which keeps what came and checks the whole itself
+        (``expected`` None)."""
         gate, retrier = self.pipe.gate, self.pipe.retrier
 
         async def attempt() -> WrittenFile:
@@ -173,20 +176,28 @@ class FieldSavers:
                 download = await gate.thread(opener)
                 try:
                     # A 200 proves nothing: the answer is judged before it may take the name.
-                    why = checks.check_type(expected, download.content_type, download.size)
-                    if why is not None:
-                        raise TransientError(why, reason="wrong answer")
+                    if expected is not None:
+                        why = checks.check_type(expected, download.content_type, download.size)
+                        if why is not None:
+                            raise TransientError(why, reason="wrong answer")
                     body = checks.Sample()
-                    async with AtomicFile(self.root, rel_for(download), self.pipe.count_bytes) as out:
+                    async with into(download) as out:
                         while chunk := await gate.thread(next, download.chunks, b""):
                             retrier.alive()
                             body.feed(chunk)
                             await out.write(chunk)
-                        why = checks.check_body(expected, body, download.content_type, download.size)
-                        if why is None and expected.kind is checks.Kind.ZIP:
-                            why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
-                        if why is not None:
-                            raise TransientError(why, reason="wrong answer")
+                        if expected is None:
+                            if download.size is not None and out.size != download.size:
+                                raise TransientError(
+                                    f"got {out.size} of {download.size} bytes", reason="cut off"
+                                )
+                        else:
+                            why = checks.check_body(expected, body, download.content_type, download.size)
+                            if why is None and expected.kind is checks.Kind.ZIP:
+                                assert isinstance(out, AtomicFile)
+                                why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
+                            if why is not None:
+                                raise TransientError(why, reason="wrong answer")
                 finally:
                     download.release()
             assert out.result is not None
@@ -194,11 +205,17 @@ class FieldSavers:
 
         return await retrier.run(attempt, what)
 
+    def _at(self, rel_for: Callable[[Download], PurePosixPath]) -> Callable[[Download], AtomicFile]:
+        """Each try's body into a new temporary file, renamed to ``rel_for(download)`` once whole."""
+        return lambda download: AtomicFile(self.root, rel_for(download), self.pipe.count_bytes)
+
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
         opener = functools.partial(self.pipe.source.open_file, self.run, info)
         expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
+        return [
+            await self._download(opener, self._at(functools.partial(_fixed, rel)), info.path, expected)
+        ], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -218,7 +235,9 @@ class FieldSavers:
         rel = self.paths.field_file(info.path, info.type)
         opener = functools.partial(source.open_file_set, url)
         expected = checks.Expected(checks.Kind.ZIP, size=info.size)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
+        return [
+            await self._download(opener, self._at(functools.partial(_fixed, rel)), info.path, expected)
+        ], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -248,7 +267,7 @@ class FieldSavers:
             opener = functools.partial(source.open_image, self.run, info, index)
             try:
                 written[index] = await self._download(
-                    opener, functools.partial(rel_for, index), f"{info.path}[{index}]", _IMAGE
+                    opener, self._at(functools.partial(rel_for, index)), f"{info.path}[{index}]", _IMAGE
                 )
             except FetchError as e:  # the others go on, so that each is named
                 failed[index] = str(e)
@@ -301,14 +320,20 @@ class FieldSavers:
         }
         rel = self.paths.field_file(info.path, info.type)
         written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        changed: dict[str, str] = {}
         if self.pipe.download_artifacts:
             targets = self.paths.artifact_files(info.path, [f.path for f in files])
             for f, rel in zip(files, targets, strict=True):
-                opener = functools.partial(source.open_artifact_file, f)
-                target = functools.partial(_fixed, rel)
-                expected = checks.Expected(checks.Kind.FILE, size=f.size)
-                written.append(await self._download(opener, target, f"{info.path}:{f.path}", expected))
-        return written, {}
+                fetch = self.pipe.artifact_files.fetch(f, self.root, rel, self.pipe.count_bytes)
+                written.append(await self._download(fetch.open, fetch.sink, f"{info.path}:{f.path}", None))
+                if fetch.changes:
+                    changed[f.path] = "; ".join(fetch.changes)
+                    reason = (
+                        f"artifact file {f.path} changed since it was tracked ({changed[f.path]});"
+                        " saved as it is now"
+                    )
+                    self.folder.notice(info.path, reason)
+        return written, {"changed_since_tracking": changed} if changed else {}
 
 
 def _zip_member_sizes(path: Path) -> list[int] | None:

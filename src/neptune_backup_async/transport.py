@@ -21,13 +21,12 @@ from typing import Any
 import requests
 
 from .errors import AuthenticationError, BackupError, FetchError, HttpStatusError, TransientError, redact
-from .retry import parse_retry_after
+from .retry import RETRYABLE_STATUSES, parse_retry_after
 from .source import Download
 
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 300.0
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Answers decoded at once. A 10,000-point page decodes to ~4 MB of Python objects; under the
 # GIL more decoders at once are no faster, and with 64 requests in flight they would hold
 # 64 such pages (W3 peaked at 300+ MiB). Answers waiting for a slot hold only their bytes.

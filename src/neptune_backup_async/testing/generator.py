@@ -323,6 +323,38 @@ class _Generator:
         return project
 
 
+@dataclass(frozen=True)
+class S3Object:
+    """An object as S3 lists it: what the ``neptune`` client's S3 driver tracks of it."""
+
+    path: str  # inside the artifact
+    bucket: str
+    key: str
+    etag: str  # as S3 gives it, quoted or not
+    size: int
+    last_modified: dt.datetime
+
+
+def s3_artifact(objects: list[S3Object]) -> Artifact:
+    """An artifact whose files live on S3, listed as the client's S3 driver records them:
+    the ETag without quotes as the hash, and the location and last-modified time (UTC)."""
+    files = tuple(
+        ArtifactFile(
+            file_path=o.path,
+            file_hash=o.etag.strip('"'),
+            type="S3",
+            size=o.size,
+            metadata=(
+                ("location", f"s3://{o.bucket}/{o.key}"),
+                ("last_modified", o.last_modified.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
+            ),
+        )
+        for o in objects
+    )
+    digest = hashlib.sha256("".join(f"{f.file_path}:{f.file_hash}" for f in files).encode()).hexdigest()
+    return Artifact(digest, files)
+
+
 def generate(spec: WorkloadSpec, artifact_root: Path | None = None) -> World:
     """Make the world that ``spec`` describes; artifact files go under ``artifact_root``."""
     gen = _Generator(spec, artifact_root)
