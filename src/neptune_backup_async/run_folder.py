@@ -74,8 +74,9 @@ class RunFolder:
         for w in written:
             self.manifest.add_file(w)
         self.manifest.fields[info.path] = record
-        await self._journal(journal_line(info.path, record, written))
-        self._report.fields_done += 1
+        with anyio.CancelScope(shield=True):  # a line on disk is a field counted, even on a cancel
+            await self._journal(journal_line(info.path, record, written))
+            self._report.fields_done += 1
 
     def failed(self, info: FieldInfo, reason: str) -> None:
         self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
@@ -128,8 +129,9 @@ class RunFolder:
         self.manifest.complete = not self.manifest.failed_fields
         # Compact, unlike the documents users read: json's C encoder only serves indent=None.
         manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
-        await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
-        self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
+        with anyio.CancelScope(shield=True):  # a manifest on disk is its fields counted, even on a cancel
+            await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+            self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
         await anyio.to_thread.run_sync(self._tidy)
 
     async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
