@@ -1,5 +1,7 @@
 """Complete, faithful, resumable and fast backups of Neptune.ai workspaces to local disk."""
 
+import logging
+
 from .api import backup, list_projects
 from .errors import (
     AuthenticationError,
@@ -35,3 +37,6 @@ __all__ = [
     "load_reports",
     "summarize",
 ]
+
+# Failures are logged; without a handler of the embedding program's, Python would print them on stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

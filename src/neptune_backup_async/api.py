@@ -21,7 +21,8 @@ import anyio
 from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, UsageError
 from .pipeline import Pipeline
-from .report import BackupReport, Progress
+from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_at
+from .retry import RetryPolicy
 from .selection import Selection
 from .source import ProjectInfo, Source
 from .store import remove_temporaries, tagged_temporaries, temp_tag, write_file
@@ -68,12 +69,17 @@ def prepare_destination(output: Path) -> Path:
     return output.resolve()
 
 
-async def connect(api_token: str | None, concurrency: int) -> Source:
-    """Start the Neptune client once, in a thread, before any fan-out."""
+async def connect(
+    api_token: str | None, concurrency: int, on_retry: Callable[[str], None] | None = None
+) -> Source:
+    """Start the Neptune client once, in a thread, before any fan-out; ``on_retry`` hears of each retry."""
     from .neptune_source import NeptuneSource
 
     token = resolve_token(api_token)
-    return await anyio.to_thread.run_sync(lambda: NeptuneSource(token, concurrency=concurrency))
+    retry = RetryPolicy(on_retry=on_retry)
+    return await anyio.to_thread.run_sync(
+        lambda: NeptuneSource(token, concurrency=concurrency, retry=retry), abandon_on_cancel=True
+    )
 
 
 async def backup(
@@ -117,11 +123,15 @@ async def backup(
             started_at=dt.datetime.now(dt.timezone.utc),
             dry_run=dry_run,
             selection=describe(selection),
+            previous_backup=finished_at(dest / layout.report_name(label)),
         )
         own_source = source is None
         if source is None:
-            source = await connect(api_token, concurrency)
+            source = await connect(api_token, concurrency, report.count_retry)
         try:
+            report.stage = CHECKING_PROJECTS
+            if progress is not None:
+                progress(report.progress())
             infos = await _resolve_projects(source, names)
             pipeline = Pipeline(
                 source,
@@ -185,16 +195,16 @@ def _backup_error_in(e: BaseException) -> BackupError | None:
 
 async def _resolve_projects(source: Source, names: list[str] | None) -> list[ProjectInfo]:
     if names is None:
-        names = await anyio.to_thread.run_sync(source.list_projects)
+        names = await anyio.to_thread.run_sync(source.list_projects, abandon_on_cancel=True)
     infos = []
     for name in names:  # every name is checked before anything is fetched
-        infos.append(await anyio.to_thread.run_sync(source.get_project, name))
+        infos.append(await anyio.to_thread.run_sync(source.get_project, name, abandon_on_cancel=True))
     return infos
 
 
 async def list_projects(api_token: str | None = None) -> list[str]:
     source = await connect(api_token, 1)
     try:
-        return await anyio.to_thread.run_sync(source.list_projects)
+        return await anyio.to_thread.run_sync(source.list_projects, abandon_on_cancel=True)
     finally:
         source.close()

@@ -11,22 +11,26 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import shlex
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import NoReturn, TypeVar
 
 import anyio
 
-from . import api, layout, values
-from .errors import BackupError, UsageError, redact
-from .report import BackupReport, Progress, load_reports, summarize
+from . import api, layout, logfile, prompt, values
+from .display import Bars
+from .errors import BackupError, DestinationError, NotABackupError, UsageError, redact
+from .report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
 from .selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
 
 COMMANDS = ("backup", "list-projects", "verify", "view", "report")
 DEMO_OUTPUT = Path("neptune-backup-demo")
 log = logging.getLogger("neptune_backup_async")
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,21 +166,54 @@ def selection_from(args: argparse.Namespace) -> Selection:
 
 def _run_report(args: argparse.Namespace) -> int:
     merged = load_reports(args.destination)
-    print(summarize(merged))
+    _out(f"{when_line(merged)}\n{summarize(merged)}")
     if args.output is not None:
-        args.output.write_text(values.dumps(merged), encoding="utf-8")
+        try:
+            args.output.write_text(values.dumps(merged), encoding="utf-8")
+        except OSError as e:
+            raise DestinationError(f"Cannot write {args.output} ({e.strerror or e}).") from None
     return int(merged["exit_code"])
 
 
 def _run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
+    if not args.destination.exists():
+        raise NotABackupError(f"{args.destination} does not exist. Give the folder a backup was written to.")
     result = verify(args.destination, deep=args.deep)
-    for problem in result.problems:
-        print(problem)
-    verdict = "intact" if not result.problems else f"{len(result.problems)} problem(s)"
-    print(f"Verified {result.objects} object(s) and {result.files} file(s): {verdict}.", file=sys.stderr)
+    _out("\n".join(map(str, result.problems)))
+    verdict = "intact" if not result.problems else plural(len(result.problems), "problem")
+    objects, files = plural(result.objects, "object"), plural(result.files, "file")
+    print(f"Verified {objects} and {files}: {verdict}.", file=sys.stderr)
     return result.exit_code
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from . import view
+
+    if not args.destination.exists():
+        raise NotABackupError(f"{args.destination} does not exist. Give the folder a backup was written to.")
+    try:
+        return view.run(args)
+    except OSError as e:
+        where = args.output or args.destination / "_site"
+        raise DestinationError(
+            f"Cannot write the site to {where} ({e.strerror or e}). Choose another --output or fix its"
+            " permissions."
+        ) from None
+
+
+def _out(text: str) -> None:
+    """Print on stdout; a reader that stopped reading (``| head``) is no error, and the rest is dropped."""
+    if not text:
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at nothing, so that flushing it at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -192,143 +229,81 @@ def _read_token(path: Path | None) -> str | None:
         raise UsageError(f"Cannot read the API token file {path} ({e.strerror}).") from None
 
 
-class _Redact(logging.Filter):
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = secrets
+class _Crashed(Exception):
+    """An unexpected error, already written to the log file named here."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self.secrets)
-        record.args = None
-        return True
-
-
-@contextlib.contextmanager
-def _log_to(path: Path, secrets: list[str]) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_Redact(secrets))
-    loggers = [logging.getLogger("neptune_backup_async"), logging.getLogger("neptune")]
-    saved = [(lg, lg.level) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO if lg.name == "neptune" else logging.DEBUG)
-    try:
-        yield
-    finally:
-        for lg, level in saved:
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-        handler.close()
-
-
-class _Bars:
-    """tqdm bars for runs and bytes, on stderr, only when it is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.runs: Any = None
-        self.bytes: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.runs = tqdm(
-                desc="objects", unit="obj", total=0, file=sys.stderr, position=0, dynamic_ncols=True
-            )
-            self.bytes = tqdm(desc="written", unit="B", unit_scale=True, file=sys.stderr, position=1)
-
-    def __call__(self, p: Progress) -> None:
-        if self.runs is None:
-            return
-        if self.runs.total != p.objects_found:
-            self.runs.total = p.objects_found
-            self.runs.refresh()
-        self.runs.update(p.objects_done + p.objects_failed - self.runs.n)
-        self.bytes.update(p.bytes_written - self.bytes.n)
-
-    def close(self) -> None:
-        for bar in (self.runs, self.bytes):
-            if bar is not None:
-                bar.close()
-
-
-def _ask(prompt: str, stream: TextIO) -> str:
-    stream.write(prompt)
-    stream.flush()
-    line = sys.stdin.readline()
-    if not line:
-        raise UsageError("No answer given.")
-    return line.strip()
-
-
-def _interactive(args: argparse.Namespace, token: str | None) -> None:
-    """Ask for what is missing, as the original backup script did; only on a terminal."""
-    if not sys.stdin.isatty():
-        missing = " and ".join(f"--{n}" for n in ("projects", "output") if getattr(args, n) is None)
-        raise UsageError(f"Missing {missing}. Example: neptune-backup --projects ws/proj --output ./backup")
-    out = sys.stderr
-    if args.projects is None:
-        projects = anyio.run(api.list_projects, token)
-        out.write("Projects you can back up:\n" + "".join(f"  {p}\n" for p in projects))
-        args.projects = _ask("Projects to back up (comma-separated, or 'all'): ", out)
-    if args.output is None:
-        answer = _ask("Where to write the backup [./neptune-backup]: ", out)
-        args.output = Path(answer or "neptune-backup")
-        if not args.download_artifacts:
-            args.download_artifacts = _ask("Download the files artifacts point to? [y/N]: ", out).lower() in (
-                "y",
-                "yes",
-            )
+    def __init__(self, error: Exception, log_file: Path) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.log_file = log_file
 
 
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     selection = selection_from(args)  # bad flags fail before any prompt
     if args.projects is None or args.output is None:
-        _interactive(args, token)
+        prompt.ask_for_missing(args, lambda: _run_async(lambda: api.list_projects(token)))
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
     log_file: Path | None = args.log_file
     if log_file is None and not args.dry_run:  # a dry run writes nothing it was not asked to
+        api.prepare_destination(output)  # before the log goes inside it; if this fails, there is no log
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
-    secrets = [token or os.environ.get(api.TOKEN_ENV, "")]
-    bars = _Bars(enabled=not args.quiet and sys.stderr.isatty())
-    report: BackupReport | None = None
-    try:
-        if not args.dry_run:
-            api.prepare_destination(output)  # before the log file goes inside it
-        with _log_to(log_file, secrets) if log_file else contextlib.nullcontext():
-            log.info("backup of %s into %s, concurrency %d", args.projects, output, args.concurrency)
-            report = anyio.run(
-                lambda: api.backup(
-                    args.projects,
-                    output,
-                    api_token=token,
-                    concurrency=args.concurrency,
-                    download_artifacts=args.download_artifacts,
-                    full=args.full,
-                    selection=selection,
-                    dry_run=args.dry_run,
-                    progress=bars,
-                )
+    secrets = [token or "", os.environ.get(api.TOKEN_ENV, "")]
+    with logfile.log_to(log_file, secrets) if log_file else contextlib.nullcontext():
+        logfile.log_start(args)
+        try:
+            report = _backup(args, token, selection)
+        except KeyboardInterrupt:
+            log.warning("interrupted by Ctrl-C")
+            print(
+                "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
+                file=sys.stderr,
             )
-    except KeyboardInterrupt:
-        bars.close()
-        print(
-            "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        bars.close()
-    assert report is not None
+            return EXIT_INTERRUPTED
+        except BackupError as e:
+            log.error("%s", e)  # a failure before the backup started is in the log too
+            raise
+        except Exception as e:
+            log.exception("unexpected error")
+            if log_file is None:
+                raise
+            raise _Crashed(e, log_file) from e
+        logfile.log_end(report)
     if args.dry_run:
-        print(report.summary())  # what was asked for: on stdout
+        _out(report.summary())  # what was asked for: on stdout
         return report.exit_code
     print(report.summary(), file=sys.stderr)
     name = layout.report_name(selection.shard_label)
     print(f"Report: {output / name}\nLog: {log_file}", file=sys.stderr)
     return report.exit_code
+
+
+def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -> BackupReport:
+    """Run the backup with progress bars (on a terminal) and progress lines in the log."""
+    bars = Bars(not args.quiet and sys.stderr.isatty(), CONNECTING, args.dry_run)
+    in_log = logfile.LogProgress()
+
+    def progress(p: Progress) -> None:
+        bars(p)
+        in_log(p)
+
+    try:
+        return _run_async(
+            lambda: api.backup(
+                args.projects,
+                args.output,
+                api_token=token,
+                concurrency=args.concurrency,
+                download_artifacts=args.download_artifacts,
+                full=args.full,
+                selection=selection,
+                dry_run=args.dry_run,
+                progress=progress,
+            )
+        )
+    finally:
+        bars.close()
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -344,7 +319,79 @@ def _run_demo(args: argparse.Namespace) -> int:
             args.projects = args.projects or "all"
             args.output = args.output or DEMO_OUTPUT
             args.download_artifacts = True
-            return _run_backup(args, server.api_token)
+            code = _run_backup(args, server.api_token)
+    if code in (0, 1) and not args.dry_run:
+        me, dest = _program(), shlex.quote(str(args.output))
+        print(
+            f"Try next:\n  {me} view {dest}      browse it offline, in your web browser"
+            f"\n  {me} verify {dest}    check every file against its size and sha256"
+            f"\n  {me} report {dest}    what this backup did",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _program() -> str:
+    """How the user started this program, to show commands they can copy."""
+    return "python -m neptune_backup_async" if Path(sys.argv[0]).name == "__main__.py" else "neptune-backup"
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+EXIT_INTERRUPTED = 130
+
+
+def _run_async(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` in an event loop. The first Ctrl-C cancels it and, once it has unwound (an
+    interrupted backup writes its report), raises KeyboardInterrupt; a second one stops at once."""
+    return anyio.run(_interruptible, work)
+
+
+async def _interruptible(work: Callable[[], Awaitable[T]]) -> T:
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        with anyio.CancelScope() as scope:
+            tg.start_soon(_cancel_on_ctrl_c, scope)
+            try:
+                result = await work()
+            except Exception as e:  # raised below as it is, not in a task group's bundle
+                error = e
+        tg.cancel_scope.cancel()  # the watcher
+    if error is not None:
+        raise error
+    if scope.cancelled_caught:
+        raise KeyboardInterrupt
+    return result
+
+
+async def _cancel_on_ctrl_c(scope: anyio.CancelScope) -> None:
+    try:
+        signals = anyio.open_signal_receiver(signal.SIGINT)
+    except NotImplementedError:  # no signal handlers in this event loop: Ctrl-C raises KeyboardInterrupt
+        return
+    with signals as received:
+        async for _ in received:
+            if scope.cancel_called:
+                log.warning("interrupted again by Ctrl-C: stopped at once")
+                print(
+                    "\nStopped at once. Finished files are kept; run the same command again to resume.",
+                    file=sys.stderr,
+                )
+                exit_now(EXIT_INTERRUPTED)
+            scope.cancel()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process without waiting for worker threads, whose requests nobody waits for any more.
+
+    Files are written under temporary names and renamed when complete, so stopping anywhere
+    leaves no damaged file under a final name.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _leave_out_unused_imports() -> None:
@@ -360,6 +407,7 @@ def _leave_out_unused_imports() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit code."""
     _leave_out_unused_imports()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
@@ -372,27 +420,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "verify":
             return _run_verify(args)
         if args.command == "view":
-            from . import view
-
-            return view.run(args)
+            return _run_view(args)
         if args.command == "report":
             return _run_report(args)
         if args.command == "list-projects":
-            for name in anyio.run(api.list_projects, token):
-                print(name)
+            _out("\n".join(_run_async(lambda: api.list_projects(token))))
             return 0
         if args.demo:
             return _run_demo(args)
         return _run_backup(args, token)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BackupError as e:
-        print(f"error: {redact(str(e), [token or '', os.environ.get(api.TOKEN_ENV, '')])}", file=sys.stderr)
+        print(f"error: {redact(str(e), _secrets(token))}", file=sys.stderr)
         return e.exit_code
-    except Exception as e:  # a bug: one line for the user, the traceback for the log
-        log.exception("unexpected error")
-        message = redact(f"{type(e).__name__}: {e}", [token or "", os.environ.get(api.TOKEN_ENV, "")])
-        print(f"error: unexpected {message}. Please report it with the log file.", file=sys.stderr)
+    except BrokenPipeError:  # stdout closed early; _out covers the usual places
+        _out("")
+        return 1
+    except Exception as e:  # a bug: one line for the user, the traceback in a log file
+        error, log_file = (e.error, e.log_file) if isinstance(e, _Crashed) else (e, None)
+        if log_file is None:
+            log_file = logfile.write_crash_log(error, _secrets(token))
+        message = redact(f"{type(error).__name__}: {error}", _secrets(token))
+        print(f"error: unexpected {message}. Please report it with the log file {log_file}", file=sys.stderr)
         return 1
 
 
+def _secrets(token: str | None) -> list[str]:
+    return [token or "", os.environ.get(api.TOKEN_ENV, "")]
+
+
+def run() -> NoReturn:
+    """The ``neptune-backup`` program. After Ctrl-C it does not wait for requests left in flight."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        exit_now(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -20,7 +20,7 @@ import os
 import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, FetchError
 from .manifest import FieldRecord, Manifest
-from .report import BackupReport, Note, Progress, ProjectSummary
+from .report import BACKING_UP, BackupReport, Note, Progress, ProjectSummary, listing
 from .resume import Action, Previous, decide, facts, journal_line, load_previous
 from .retry import RetryPolicy, TransientError
 from .selection import RunFilter, Selection
@@ -175,6 +175,7 @@ class Pipeline:
         untrashed = RunFilter().nql()  # models and versions: every one not in the trash
         async with send:
             for project in projects:
+                self.report.stage = listing(project.qualified_name)
                 summary = self.report.projects[project.qualified_name]
                 if "project" in objects and select.owns(project.key):
                     summary.counts["project"].found += 1
@@ -194,7 +195,10 @@ class Pipeline:
                             project, "modelVersion", untrashed, send, models.__contains__
                         )
                 summary.listed = runs is not None and models is not None and versions is not None
+                log.info("%s: listed %s", project.qualified_name, summary.found_words())
                 self.changed()
+            self.report.stage = BACKING_UP
+            self.changed()
 
     async def _list(
         self,
@@ -293,6 +297,11 @@ class Pipeline:
                 where, run.sys_id, None, f"malformed field listing from Neptune ({type(e).__name__}: {e})"
             )
             return None
+        if run.kind == "project":  # only its field listing says when it last changed
+            modified = next((f.value for f in listed if f.path == "sys/modification_time"), None)
+            run = replace(run, modification_time=modified)
+            if previous and not self.full and previous.unchanged_since(modified, field_filter.to_json()):
+                return True
         fields = [f for f in listed if field_filter.keeps(f.path)]
         if self.dry_run:
             self._plan(project, fields, previous)

@@ -81,6 +81,7 @@ class RetryPolicy:
     cap: float = 20.0
     patience: float = 900.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    on_retry: Callable[[str], None] | None = field(default=None, repr=False)  # told why, before each retry
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -102,6 +103,8 @@ class RetryPolicy:
                     waited += wait
                     if waited > self.patience:
                         raise
+                    if self.on_retry is not None:
+                        self.on_retry(str(e))
                     if throttle is not None:
                         throttle.pause(wait)
                     else:
@@ -110,4 +113,6 @@ class RetryPolicy:
                 errors += 1
                 if errors >= self.attempts:
                     raise
+                if self.on_retry is not None:
+                    self.on_retry(str(e))
                 time.sleep(self.delay(errors - 1, e.retry_after))
