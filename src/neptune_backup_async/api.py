@@ -21,7 +21,7 @@ import anyio
 from . import layout, values
 from .errors import AuthenticationError, BackupError, DestinationError, UsageError
 from .pipeline import Pipeline
-from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_at
+from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
 from .retry import RetryPolicy
 from .selection import Selection
 from .source import ProjectInfo, Source
@@ -123,7 +123,7 @@ async def backup(
             started_at=dt.datetime.now(dt.timezone.utc),
             dry_run=dry_run,
             selection=describe(selection),
-            previous_backup=finished_at(dest / layout.report_name(label)),
+            previous_backup=finished_time(dest / layout.report_name(label)),
         )
         own_source = source is None
         if source is None:

@@ -12,16 +12,13 @@ import datetime as dt
 import logging
 import os
 import shlex
-import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-import anyio
-
-from . import api, layout, logfile, prompt, values
+from . import api, interrupt, layout, logfile, prompt, values
 from .display import Bars
 from .errors import BackupError, DestinationError, NotABackupError, UsageError, redact
 from .report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
@@ -40,7 +37,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog="The API token is read from NEPTUNE_API_TOKEN, or from the file given to --api-token-file.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    b = sub.add_parser("backup", help="back up projects (the default command)")
+    b = sub.add_parser(
+        "backup",
+        help="back up projects (the default command)",
+        description="Back up projects into --output; a rerun fetches only what changed. Without --projects or"
+        " --output, on a terminal, it lists your projects and asks. Ctrl-C stops it and writes its report (a"
+        " second Ctrl-C stops at once); the same command resumes it. Exit 0: all backed up; 1: some fields or"
+        " objects failed (named in the report and the log); 2: bad usage, token, project, server or"
+        " destination; 130: interrupted.",
+    )
     b.add_argument("--projects", help="WORKSPACE/PROJECT[,...], or 'all' for every project the token can see")
     b.add_argument("--output", type=Path, help="the backup folder (created if missing)")
     b.add_argument(
@@ -81,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check a backup against its manifests, offline",
         description="Check that every file the manifests list exists, has its size and sha256, that no other"
         " file is in a run folder, and that every run is complete. Needs no network and no token."
-        " Exit 0: intact; 1: problems, one per line; 2: not a backup.",
+        " Exit 0: intact; 1: problems, one per line; 2: it does not exist or is not a backup.",
     )
     v.add_argument("destination", type=Path, help="the backup folder")
     v.add_argument("--deep", action="store_true", help="also parse every CSV, JSON and zip file")
@@ -98,10 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report",
         help="summarize a backup, merging the reports of its shards",
-        description="Print a summary of the backup in DESTINATION. Shards each leave a report of their own"
+        description="Print when the backup in DESTINATION ran and a summary of what it did. Shards each leave"
+        " a report of their own"
         " (backup-report.shard-K-of-N.json); they are merged into one summary, and --output writes the"
         " merged report as JSON. Exit 0: every report says all was backed up; 1: failures or interruptions;"
-        " 2: no report there.",
+        " 2: no report there (or no such folder).",
     )
     r.add_argument("destination", type=Path, help="the backup folder")
     r.add_argument("--output", type=Path, help="also write the merged report here, as JSON")
@@ -241,7 +247,7 @@ class _Crashed(Exception):
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     selection = selection_from(args)  # bad flags fail before any prompt
     if args.projects is None or args.output is None:
-        prompt.ask_for_missing(args, lambda: _run_async(lambda: api.list_projects(token)))
+        prompt.ask_for_missing(args, lambda: interrupt.run_async(lambda: api.list_projects(token)))
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
@@ -260,7 +266,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                 "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
                 file=sys.stderr,
             )
-            return EXIT_INTERRUPTED
+            return interrupt.EXIT_INTERRUPTED
         except BackupError as e:
             log.error("%s", e)  # a failure before the backup started is in the log too
             raise
@@ -289,7 +295,7 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
         in_log(p)
 
     try:
-        return _run_async(
+        return interrupt.run_async(
             lambda: api.backup(
                 args.projects,
                 args.output,
@@ -336,64 +342,6 @@ def _program() -> str:
     return "python -m neptune_backup_async" if Path(sys.argv[0]).name == "__main__.py" else "neptune-backup"
 
 
-# -- Ctrl-C ---------------------------------------------------------------------------------------
-
-EXIT_INTERRUPTED = 130
-
-
-def _run_async(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work`` in an event loop. The first Ctrl-C cancels it and, once it has unwound (an
-    interrupted backup writes its report), raises KeyboardInterrupt; a second one stops at once."""
-    return anyio.run(_interruptible, work)
-
-
-async def _interruptible(work: Callable[[], Awaitable[T]]) -> T:
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        with anyio.CancelScope() as scope:
-            tg.start_soon(_cancel_on_ctrl_c, scope)
-            try:
-                result = await work()
-            except Exception as e:  # raised below as it is, not in a task group's bundle
-                error = e
-        tg.cancel_scope.cancel()  # the watcher
-    if error is not None:
-        raise error
-    if scope.cancelled_caught:
-        raise KeyboardInterrupt
-    return result
-
-
-async def _cancel_on_ctrl_c(scope: anyio.CancelScope) -> None:
-    try:
-        signals = anyio.open_signal_receiver(signal.SIGINT)
-    except NotImplementedError:  # no signal handlers in this event loop: Ctrl-C raises KeyboardInterrupt
-        return
-    with signals as received:
-        async for _ in received:
-            if scope.cancel_called:
-                log.warning("interrupted again by Ctrl-C: stopped at once")
-                print(
-                    "\nStopped at once. Finished files are kept; run the same command again to resume.",
-                    file=sys.stderr,
-                )
-                exit_now(EXIT_INTERRUPTED)
-            scope.cancel()
-
-
-def exit_now(code: int) -> NoReturn:
-    """End the process without waiting for worker threads, whose requests nobody waits for any more.
-
-    Files are written under temporary names and renamed when complete, so stopping anywhere
-    leaves no damaged file under a final name.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
-
-
 def _leave_out_unused_imports() -> None:
     """Skip the slowest import of the client's start-up, which nothing here uses.
 
@@ -424,14 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _run_report(args)
         if args.command == "list-projects":
-            _out("\n".join(_run_async(lambda: api.list_projects(token))))
+            _out("\n".join(interrupt.run_async(lambda: api.list_projects(token))))
             return 0
         if args.demo:
             return _run_demo(args)
         return _run_backup(args, token)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupt.EXIT_INTERRUPTED
     except BackupError as e:
         print(f"error: {redact(str(e), _secrets(token))}", file=sys.stderr)
         return e.exit_code
@@ -454,8 +402,8 @@ def _secrets(token: str | None) -> list[str]:
 def run() -> NoReturn:
     """The ``neptune-backup`` program. After Ctrl-C it does not wait for requests left in flight."""
     code = main()
-    if code == EXIT_INTERRUPTED:
-        exit_now(code)
+    if code == interrupt.EXIT_INTERRUPTED:
+        interrupt.exit_now(code)
     sys.exit(code)
 
 

@@ -108,6 +108,10 @@ class BackupReport:
         with self._lock:
             self.retries[reason] = self.retries.get(reason, 0) + 1
 
+    def _retries(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.retries.items()))
+
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)
 
@@ -132,6 +136,8 @@ class BackupReport:
         return 1 if self.failures or self.interrupted else 0
 
     def progress(self) -> Progress:
+        with self._lock:
+            retries = sum(self.retries.values())
         return Progress(
             objects_found=self.total("found"),
             objects_done=self.total("done"),
@@ -139,7 +145,7 @@ class BackupReport:
             bytes_written=self.bytes_written,
             listing_done=self.stage == BACKING_UP,
             stage=self.stage,
-            retries=sum(self.retries.values()),
+            retries=retries,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -163,7 +169,7 @@ class BackupReport:
             "selection": self.selection,
             "totals": totals,
             "projects": projects,
-            "retries": dict(sorted(self.retries.items())),
+            "retries": self._retries(),
             "failures": [asdict(f) for f in self.failures],
             "notices": [asdict(n) for n in self.notices],
         }
@@ -327,7 +333,7 @@ def _planned(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def finished_at(path: Path) -> dt.datetime | None:
+def finished_time(path: Path) -> dt.datetime | None:
     """When the backup whose report is at ``path`` finished (or started, if it has no end); None without one."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
