@@ -45,7 +45,7 @@ def test_the_log_of_a_backup_with_a_failing_field(
     assert f"workspace-0/project-0/P0-1/{failure['field']}: {failure['reason']}" in lines
     assert failure["reason"].startswith("getFloatSeriesValues: HTTP 404: ")
     # Retries summed up, not one line per request; and the final counts.
-    assert "3 retries (HTTP 503: 2, HTTP 429, throttled: 1)" in lines
+    assert "3 retries (HTTP 503: 2, HTTP 429 (throttled): 1)" in lines
     assert "workspace-0/project-0: 4 runs (3 saved, 0 unchanged, 1 failed)" in lines
     assert any(
         line.startswith("Done in ") and "3 of 4 runs backed up (0 unchanged, 1 failed)" in line
@@ -55,7 +55,7 @@ def test_the_log_of_a_backup_with_a_failing_field(
     assert len(lines) < 15, log
     assert server.api_token not in log
     # The same on the terminal, in short.
-    assert "  3 retries (HTTP 503: 2, HTTP 429, throttled: 1)" in result.stderr
+    assert "  3 retries (HTTP 503: 2, HTTP 429 (throttled): 1)" in result.stderr
     assert f"Log: {log_file}" in result.stderr
 
 

@@ -43,7 +43,7 @@ def test_plural_and_retries() -> None:
     assert [plural(1, "run"), plural(2, "run"), plural(0, "run")] == ["1 run", "2 runs", "0 runs"]
     assert plural(1, "retry", "retries") == "1 retry" and plural(3, "retry", "retries") == "3 retries"
     assert retries_text({"HTTP 503": 1}) == "1 retry (HTTP 503: 1)"
-    assert retries_text({"HTTP 429": 2, "HTTP 503": 5}) == "7 retries (HTTP 503: 5, HTTP 429, throttled: 2)"
+    assert retries_text({"HTTP 429": 2, "HTTP 503": 5}) == "7 retries (HTTP 503: 5, HTTP 429 (throttled): 2)"
 
 
 def report_with(**counts: tuple[int, int, int, int]) -> BackupReport:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DestinationError, redact
-from .report import NAMES, BackupReport, Progress, plural, retries_text
+from .report import NAMES, BackupReport, Progress, plural
 
 log = logging.getLogger("neptune_backup_async")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -108,9 +108,7 @@ def log_end(report: BackupReport) -> None:
             if c.found
         )
         log.info("%s: %s", name, counts or "nothing backed up")
-    if report.retries:
-        log.info("%s", retries_text(report.retries))
-    for line in report.summary().splitlines():
+    for line in report.summary().splitlines():  # with the retries, by reason
         log.info("%s", line.strip())
 
 

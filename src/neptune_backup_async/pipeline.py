@@ -65,6 +65,7 @@ class Gate:
         self._seen = 0
         self._window = 0  # requests completed in this window (a window is as long as the bound)
         self._grace = False  # this window follows a cut: its 429s are old news
+        self._lowest = concurrency
 
     @property
     def limit(self) -> int:
@@ -86,7 +87,9 @@ class Gate:
 
     def _resize(self, limit: int) -> None:
         if limit != self.limit:
-            log.info("requests in flight: at most %d", limit)
+            if limit < self._lowest:  # only new lows: the log sums up 429s, not each change
+                self._lowest = limit
+                log.info("requests in flight: at most %d", limit)
             self.requests.total_tokens = limit
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:

@@ -230,9 +230,9 @@ def when_line(report: dict[str, Any]) -> str:
 
 
 def retries_text(retries: dict[str, int]) -> str:
-    """``12 retries (HTTP 503: 8, HTTP 429, throttled: 4)``: requests tried again, by reason."""
+    """``12 retries (HTTP 503: 8, HTTP 429 (throttled): 4)``: requests tried again, by reason."""
     reasons = sorted(retries.items(), key=lambda item: (-item[1], item[0]))
-    parts = [f"{reason}{', throttled' if reason == 'HTTP 429' else ''}: {n}" for reason, n in reasons]
+    parts = [f"{reason}{' (throttled)' if reason == 'HTTP 429' else ''}: {n}" for reason, n in reasons]
     return f"{plural(sum(retries.values()), 'retry', 'retries')} ({', '.join(parts)})"
 
 
