@@ -199,10 +199,12 @@ def _run_view(args: argparse.Namespace) -> int:
 
     if not args.destination.exists():
         raise NotABackupError(f"{args.destination} does not exist. Give the folder a backup was written to.")
+    where: Path = args.output or args.destination / "_site"
     try:
         return view.run(args)
     except OSError as e:
-        where = args.output or args.destination / "_site"
+        if e.filename is not None and not Path(e.filename).absolute().is_relative_to(where.absolute()):
+            raise  # not the site's own folder
         raise DestinationError(
             f"Cannot write the site to {where} ({e.strerror or e}). Choose another --output or fix its"
             " permissions."
@@ -216,10 +218,14 @@ def _out(text: str) -> None:
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        # Point stdout at nothing, so that flushing it at exit does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _stdout_to_nowhere()
+
+
+def _stdout_to_nowhere() -> None:
+    """Point stdout at nothing, so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -255,8 +261,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     if log_file is None and not args.dry_run:  # a dry run writes nothing it was not asked to
         api.prepare_destination(output)  # before the log goes inside it; if this fails, there is no log
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
-    secrets = [token or "", os.environ.get(api.TOKEN_ENV, "")]
-    with logfile.log_to(log_file, secrets) if log_file else contextlib.nullcontext():
+    with logfile.log_to(log_file, _secrets(token)) if log_file else contextlib.nullcontext():
         logfile.log_start(args)
         try:
             report = _backup(args, token, selection)
@@ -384,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {redact(str(e), _secrets(token))}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # stdout closed early; _out covers the usual places
-        _out("")
+        _stdout_to_nowhere()
         return 1
     except Exception as e:  # a bug: one line for the user, the traceback in a log file
         error, log_file = (e.error, e.log_file) if isinstance(e, _Crashed) else (e, None)
