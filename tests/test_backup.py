@@ -53,6 +53,7 @@ async def test_artifact_files_are_only_listed_unless_asked(
     assert not (dest / "workspace-0" / "project-0").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [1, 4, 16])
 async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
     tmp_path: Path, concurrency: int
@@ -66,6 +67,7 @@ async def test_one_run_with_many_fields_uses_the_whole_bound_and_no_more(
     check_backup(world, tmp_path)
 
 
+@pytest.mark.slow
 async def test_many_small_runs_use_the_whole_bound_and_no_more(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=40, float_series=1, float_series_length=3))
     with serve(world, faults=Faults(latency=0.25)) as server:
@@ -78,6 +80,7 @@ def rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+@pytest.mark.slow
 async def test_more_than_ten_thousand_runs_are_each_backed_up_once_in_flat_memory(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=10_050, parameters=1, float_series=0))
     # Runs created in one millisecond across the 10,000-row boundary of offset paging:

@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_cli
 from expect import check_backup
 from neptune_backup_async.testing import FakeNeptuneServer, World
 from neptune_backup_async.testing import model as m
-
-CLI = [sys.executable, "-m", "neptune_backup_async"]
-
-
-def run_cli(
-    *args: str, token: str | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NEPTUNE_API_TOKEN"}
-    if token is not None:
-        env["NEPTUNE_API_TOKEN"] = token
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-    )
+from neptune_backup_async.testing.server import STARTUP_OPERATIONS
 
 
 def all_output(result: subprocess.CompletedProcess[str], dest: Path) -> str:
@@ -186,52 +164,53 @@ def test_demo_backs_up_a_sample_workspace_without_an_account(tmp_path: Path) -> 
         .read_bytes()
         .startswith(b"\x89PNG")
     )
+    # What to try next, as commands to copy.
+    assert "Try next:" in result.stderr
+    assert "python -m neptune_backup_async view neptune-backup-demo " in result.stderr
+    assert "python -m neptune_backup_async verify neptune-backup-demo " in result.stderr
+    for command in ("verify", "view", "report"):
+        follow = run_cli(command, "neptune-backup-demo", cwd=tmp_path)
+        assert follow.returncode == 0, (command, follow.stderr)
 
 
-class Terminal:
-    """A child process on a pseudo-terminal, read and typed into like a person would."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True
-        )
-        os.close(slave)
-        self.screen = ""
-
-    def read_until(self, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in self.screen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"never saw {text!r}; screen:\n{self.screen}"
-            ready, _, _ = select.select([self.master], [], [], left)
-            if ready:
-                try:
-                    self.screen += os.read(self.master, 4096).decode(errors="replace")
-                except OSError:  # the child closed the terminal
-                    assert text in self.screen, f"never saw {text!r}; screen:\n{self.screen}"
-        return self.screen
-
-    def type(self, line: str) -> None:
-        os.write(self.master, (line + "\n").encode())
-
-
-def test_interactive_prompts_on_a_terminal(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+def test_a_rerun_with_nothing_changed_says_so_and_fetches_no_field(
+    server: FakeNeptuneServer, tmp_path: Path
 ) -> None:
-    term = Terminal([*CLI, "--quiet"], dict(os.environ, NEPTUNE_API_TOKEN=server.api_token), tmp_path)
-    screen = term.read_until("Projects to back up (comma-separated, or 'all'): ")
-    assert "  workspace-0/project-0\r\n  workspace-0/project-1" in screen
-    term.type("workspace-0/project-1")
-    term.read_until("Where to write the backup [./neptune-backup]: ")
-    term.type("answers-dest")
-    term.read_until("Download the files artifacts point to? [y/N]: ")
-    term.type("y")
-    term.read_until("4 of 4 runs backed up (0 unchanged, 0 failed)")
-    assert term.proc.wait(timeout=60) == 0
-    dest = tmp_path / "answers-dest"
-    project = demo_world.project("workspace-0/project-1")
-    for run in project.runs:
-        assert (
-            dest / "workspace-0" / "project-1" / run.sys_id / "datasets" / "train" / "part-0.bin"
-        ).is_file()
+    dest = tmp_path / "out"
+    args = ("--projects", "all", "--output", str(dest), "--quiet")
+    assert run_cli(*args, token=server.api_token).returncode == 0
+    first = json.loads((dest / "backup-report.json").read_text())
+    server.stats.reset()
+    again = run_cli(*args, token=server.api_token)
+    assert again.returncode == 0, again.stderr
+    last_time = first["finished_at"][:19].replace("T", " ")
+    assert (
+        f"Nothing changed since the last backup ({last_time} UTC): 8 runs, 2 models, 4 model versions"
+        " and 2 project folders, all as they were" in again.stderr
+    )
+    assert "fields saved" not in again.stderr
+    # The listings, and one field listing per project (its only way to tell when it changed).
+    ops = server.stats.by_operation
+    assert ops["getExperimentAttributes"] == 2
+    listings = {"listProjects", "getProject", "searchLeaderboardEntries", "getExperimentAttributes"}
+    assert {op for op, n in ops.items() if n} <= listings | STARTUP_OPERATIONS
+    totals = json.loads((dest / "backup-report.json").read_text())["totals"]
+    assert totals["project_unchanged"] == totals["project_found"] == 2
+    assert totals["fields_done"] == 0 and totals["bytes_written"] == 0
+
+    # `report` says when that backup ran.
+    shown = run_cli("report", str(dest))
+    assert shown.returncode == 0
+    second = json.loads((dest / "backup-report.json").read_text())
+    assert shown.stdout.startswith(
+        f"Backup started {second['started_at'][:19].replace('T', ' ')} UTC, finished "
+    )
+
+    # A changed project field is noticed again.
+    server.world.set_field("workspace-0/project-1", "P1", "general/brief", m.String("changed"))
+    changed = run_cli(*args, token=server.api_token)
+    assert "2 of 2 project folders backed up (1 unchanged, 0 failed)" in changed.stderr
+    simple = json.loads(
+        (dest / "workspace-0" / "project-1" / "_project" / "simple_metadata.json").read_text()
+    )
+    assert simple["general/brief"] == "changed"

@@ -242,6 +242,7 @@ def test_project_fields(server: FakeNeptuneServer) -> None:
 # -- runs table --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_runs_table_past_10000_returns_every_run_once(big_server: FakeNeptuneServer) -> None:
     with neptune.init_project(
         project=BIG_PROJECT, mode="read-only", api_token=big_server.api_token
@@ -484,6 +485,7 @@ def test_scripted_429_and_cut(server: FakeNeptuneServer) -> None:
     assert server.stats.cuts >= 1
 
 
+@pytest.mark.slow
 def test_client_rides_out_429_and_cut(run: neptune.Run, server: FakeNeptuneServer) -> None:
     before = server.stats.snapshot()
     server.faults.script("getFloatAttribute", 429, "cut")

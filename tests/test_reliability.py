@@ -248,6 +248,7 @@ def test_a_response_slower_than_the_timeout_is_retried(demo_world: World, tmp_pa
     )
 
 
+@pytest.mark.slow
 def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=60, float_series=10, float_series_length=3))
     phases: list[dict[str, object]] = []

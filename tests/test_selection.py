@@ -274,7 +274,7 @@ def test_objects_chooses_what_is_backed_up(
     assert len(manifests) == expected and {d["kind"] for d in manifests} == set(kinds)
     done = subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
-    assert f"Verified {expected} object(s)" in done.stderr
+    assert f"Verified {expected} objects" in done.stderr  # 2, 6 or 10
 
 
 def test_models_keep_their_versions_under_them_and_verify_checks_each(
@@ -432,7 +432,7 @@ def test_dry_run_counts_what_it_would_fetch_and_writes_nothing(
     assert files_under(dest) == before and len(list(dest.glob("backup-report*"))) == 1
 
 
-def test_dry_run_from_the_command_line(server: FakeNeptuneServer, tmp_path: Path) -> None:
+def test_dry_run_from_the_command_line(demo_world: World, server: FakeNeptuneServer, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text(server.api_token)
     out = tmp_path / "never"
@@ -444,8 +444,14 @@ def test_dry_run_from_the_command_line(server: FakeNeptuneServer, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert not out.exists()
     assert "Dry run (nothing written)" in done.stdout and "4 of 4 runs to back up" in done.stdout
-    assert f"  {PROJECT}: 4 runs, 1 models, 2 model versions, 1 project\n" in done.stdout
-    assert "file: 7 field(s)" in done.stdout  # 4 runs, 1 model and 2 versions have one each
+    assert f"  {PROJECT}: 4 runs, 1 model, 2 model versions and its own fields\n" in done.stdout
+    files = [
+        v for c in objects_of(demo_world.project(PROJECT)) for v in c.fields.values() if isinstance(v, m.File)
+    ]
+    assert len(files) == 7  # 4 runs, 1 model and 2 versions have one each
+    size = sum(len(f.data) for f in files)
+    assert 1000 <= size < 9950  # so that it shows as "N.N kB"
+    assert f"  file: 7 fields, {size / 1000:.1f} kB\n" in done.stdout
 
 
 # -- field filters and incremental reruns -----------------------------------------------------

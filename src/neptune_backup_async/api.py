@@ -33,8 +33,8 @@ from .errors import (
 )
 from .gate import Gate
 from .pipeline import Pipeline
-from .report import BackupReport, Progress
-from .retry import LOST_AFTER, THROTTLED, Retrier, RetryPolicy
+from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
+from .retry import LOST_AFTER, Retrier, RetryPolicy
 from .selection import Selection
 from .source import ProjectInfo, Source
 from .store import remove_temporaries, tagged_temporaries, temp_tag, write_file
@@ -161,6 +161,7 @@ async def backup(
             started_at=dt.datetime.now(dt.timezone.utc),
             dry_run=dry_run,
             selection=describe(selection),
+            previous_backup=finished_time(dest / layout.report_name(label)),
         )
         own_source = source is None
         if source is None:
@@ -179,6 +180,8 @@ async def backup(
                 retry=RetryPolicy(lost_after=lost_server_after),
                 s3_endpoint_url=s3_endpoint_url,
             )
+            report.stage = CHECKING_PROJECTS
+            pipeline.changed()
             infos = await _resolve_projects(pipeline.retrier, source, names)
             try:
                 await pipeline.run(infos)
@@ -187,7 +190,6 @@ async def backup(
                 raise
             finally:
                 report.finished_at = dt.datetime.now(dt.timezone.utc)
-                _log_retries(report)
                 name = layout.report_name(label)
                 with anyio.CancelScope(shield=True):
                     document = values.dumps(report.to_json()).encode("utf-8")
@@ -228,19 +230,6 @@ def one_error(e: BaseException) -> BaseException:
     )
     unexpected.__cause__ = leading
     return unexpected
-
-
-def _log_retries(report: BackupReport) -> None:
-    """One line per reason for retrying, rather than one per request."""
-    for reason, count in sorted(report.retries.items()):
-        if reason == THROTTLED:
-            log.info(
-                "%d request(s) answered 429 (too many requests), %.1f s waited in all",
-                count,
-                report.throttled_seconds,
-            )
-        else:
-            log.info("%d request(s) retried after: %s", count, reason)
 
 
 async def _resolve_projects(retrier: Retrier, source: Source, names: list[str] | None) -> list[ProjectInfo]:

@@ -12,23 +12,24 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import shlex
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import NoReturn, TypeVar
 
-import anyio
-
-from . import api, layout, values
-from .errors import BackupError, UsageError, redact
-from .report import BackupReport, Progress, load_reports, summarize
+from . import api, interrupt, layout, logfile, prompt, values
+from .display import Bars
+from .errors import BackupError, DestinationError, NotABackupError, UsageError, redact
+from .report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
 from .retry import LOST_AFTER
 from .selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
 
 COMMANDS = ("backup", "list-projects", "verify", "view", "report")
 DEMO_OUTPUT = Path("neptune-backup-demo")
 log = logging.getLogger("neptune_backup_async")
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +39,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog="The API token is read from NEPTUNE_API_TOKEN, or from the file given to --api-token-file.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    b = sub.add_parser("backup", help="back up projects (the default command)")
+    b = sub.add_parser(
+        "backup",
+        help="back up projects (the default command)",
+        description="Back up projects into --output; a rerun fetches only what changed. Without --projects or"
+        " --output, on a terminal, it lists your projects and asks. Ctrl-C stops it and writes its report (a"
+        " second Ctrl-C stops at once); the same command resumes it. Exit 0: all backed up; 1: some fields or"
+        " objects failed (named in the report and the log); 2: bad usage, token, project, server or"
+        " destination; 130: interrupted.",
+    )
     b.add_argument("--projects", help="WORKSPACE/PROJECT[,...], or 'all' for every project the token can see")
     b.add_argument("--output", type=Path, help="the backup folder (created if missing)")
     b.add_argument(
@@ -97,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check a backup against its manifests, offline",
         description="Check that every file the manifests list exists, has its size and sha256, that no other"
         " file is in a run folder, and that every run is complete. Needs no network and no token."
-        " Exit 0: intact; 1: problems, one per line; 2: not a backup.",
+        " Exit 0: intact; 1: problems, one per line; 2: it does not exist or is not a backup.",
     )
     v.add_argument("destination", type=Path, help="the backup folder")
     v.add_argument(
@@ -116,10 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report",
         help="summarize a backup, merging the reports of its shards",
-        description="Print a summary of the backup in DESTINATION. Shards each leave a report of their own"
+        description="Print when the backup in DESTINATION ran and a summary of what it did. Shards each leave"
+        " a report of their own"
         " (backup-report.shard-K-of-N.json); they are merged into one summary, and --output writes the"
         " merged report as JSON. Exit 0: every report says all was backed up; 1: failures or interruptions;"
-        " 2: no report there.",
+        " 2: no report there (or no such folder).",
     )
     r.add_argument("destination", type=Path, help="the backup folder")
     r.add_argument("--output", type=Path, help="also write the merged report here, as JSON")
@@ -184,21 +194,60 @@ def selection_from(args: argparse.Namespace) -> Selection:
 
 def _run_report(args: argparse.Namespace) -> int:
     merged = load_reports(args.destination)
-    print(summarize(merged))
+    _out(f"{when_line(merged)}\n{summarize(merged)}")
     if args.output is not None:
-        args.output.write_text(values.dumps(merged), encoding="utf-8")
+        try:
+            args.output.write_text(values.dumps(merged), encoding="utf-8")
+        except OSError as e:
+            raise DestinationError(f"Cannot write {args.output} ({e.strerror or e}).") from None
     return int(merged["exit_code"])
 
 
 def _run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
+    if not args.destination.exists():
+        raise NotABackupError(f"{args.destination} does not exist. Give the folder a backup was written to.")
     result = verify(args.destination, deep=args.deep)
-    for problem in result.problems:
-        print(problem)
-    verdict = "intact" if not result.problems else f"{len(result.problems)} problem(s)"
-    print(f"Verified {result.objects} object(s) and {result.files} file(s): {verdict}.", file=sys.stderr)
+    _out("\n".join(map(str, result.problems)))
+    verdict = "intact" if not result.problems else plural(len(result.problems), "problem")
+    objects, files = plural(result.objects, "object"), plural(result.files, "file")
+    print(f"Verified {objects} and {files}: {verdict}.", file=sys.stderr)
     return result.exit_code
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from . import view
+
+    if not args.destination.exists():
+        raise NotABackupError(f"{args.destination} does not exist. Give the folder a backup was written to.")
+    where: Path = args.output or args.destination / "_site"
+    try:
+        return view.run(args)
+    except OSError as e:
+        if e.filename is not None and not Path(e.filename).absolute().is_relative_to(where.absolute()):
+            raise  # not the site's own folder
+        raise DestinationError(
+            f"Cannot write the site to {where} ({e.strerror or e}). Choose another --output or fix its"
+            " permissions."
+        ) from None
+
+
+def _out(text: str) -> None:
+    """Print on stdout; a reader that stopped reading (``| head``) is no error, and the rest is dropped."""
+    if not text:
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_to_nowhere()
+
+
+def _stdout_to_nowhere() -> None:
+    """Point stdout at nothing, so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -214,145 +263,82 @@ def _read_token(path: Path | None) -> str | None:
         raise UsageError(f"Cannot read the API token file {path} ({e.strerror}).") from None
 
 
-class _Redact(logging.Filter):
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = secrets
+class _Crashed(Exception):
+    """An unexpected error, already written to the log file named here."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self.secrets)
-        record.args = None
-        return True
-
-
-@contextlib.contextmanager
-def _log_to(path: Path, secrets: list[str]) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_Redact(secrets))
-    loggers = [logging.getLogger("neptune_backup_async"), logging.getLogger("neptune")]
-    saved = [(lg, lg.level) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO if lg.name == "neptune" else logging.DEBUG)
-    try:
-        yield
-    finally:
-        for lg, level in saved:
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-        handler.close()
-
-
-class _Bars:
-    """tqdm bars for runs and bytes, on stderr, only when it is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.runs: Any = None
-        self.bytes: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.runs = tqdm(
-                desc="objects", unit="obj", total=0, file=sys.stderr, position=0, dynamic_ncols=True
-            )
-            self.bytes = tqdm(desc="written", unit="B", unit_scale=True, file=sys.stderr, position=1)
-
-    def __call__(self, p: Progress) -> None:
-        if self.runs is None:
-            return
-        if self.runs.total != p.objects_found:
-            self.runs.total = p.objects_found
-            self.runs.refresh()
-        self.runs.update(p.objects_done + p.objects_failed - self.runs.n)
-        self.bytes.update(p.bytes_written - self.bytes.n)
-
-    def close(self) -> None:
-        for bar in (self.runs, self.bytes):
-            if bar is not None:
-                bar.close()
-
-
-def _ask(prompt: str, stream: TextIO) -> str:
-    stream.write(prompt)
-    stream.flush()
-    line = sys.stdin.readline()
-    if not line:
-        raise UsageError("No answer given.")
-    return line.strip()
-
-
-def _interactive(args: argparse.Namespace, token: str | None) -> None:
-    """Ask for what is missing, as the original backup script did; only on a terminal."""
-    if not sys.stdin.isatty():
-        missing = " and ".join(f"--{n}" for n in ("projects", "output") if getattr(args, n) is None)
-        raise UsageError(f"Missing {missing}. Example: neptune-backup --projects ws/proj --output ./backup")
-    out = sys.stderr
-    if args.projects is None:
-        projects = anyio.run(api.list_projects, token)
-        out.write("Projects you can back up:\n" + "".join(f"  {p}\n" for p in projects))
-        args.projects = _ask("Projects to back up (comma-separated, or 'all'): ", out)
-    if args.output is None:
-        answer = _ask("Where to write the backup [./neptune-backup]: ", out)
-        args.output = Path(answer or "neptune-backup")
-        if not args.download_artifacts:
-            args.download_artifacts = _ask("Download the files artifacts point to? [y/N]: ", out).lower() in (
-                "y",
-                "yes",
-            )
+    def __init__(self, error: Exception, log_file: Path) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.log_file = log_file
 
 
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     selection = selection_from(args)  # bad flags fail before any prompt
     if args.projects is None or args.output is None:
-        _interactive(args, token)
+        prompt.ask_for_missing(args, lambda: interrupt.run_async(lambda: api.list_projects(token)))
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
     log_file: Path | None = args.log_file
     if log_file is None and not args.dry_run:  # a dry run writes nothing it was not asked to
+        api.prepare_destination(output)  # before the log goes inside it; if this fails, there is no log
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
-    secrets = [token or os.environ.get(api.TOKEN_ENV, "")]
-    bars = _Bars(enabled=not args.quiet and sys.stderr.isatty())
-    report: BackupReport | None = None
-    try:
-        if not args.dry_run:
-            api.prepare_destination(output)  # before the log file goes inside it
-        with _log_to(log_file, secrets) if log_file else contextlib.nullcontext():
-            log.info("backup of %s into %s, concurrency %d", args.projects, output, args.concurrency)
-            report = anyio.run(
-                lambda: api.backup(
-                    args.projects,
-                    output,
-                    api_token=token,
-                    concurrency=args.concurrency,
-                    download_artifacts=args.download_artifacts,
-                    full=args.full,
-                    selection=selection,
-                    dry_run=args.dry_run,
-                    progress=bars,
-                    lost_server_after=args.lost_server_after,
-                    s3_endpoint_url=args.s3_endpoint_url,
-                )
+    with logfile.log_to(log_file, _secrets(token)) if log_file else contextlib.nullcontext():
+        logfile.log_start(args)
+        try:
+            report = _backup(args, token, selection)
+        except KeyboardInterrupt:
+            log.warning("interrupted by Ctrl-C")
+            print(
+                "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
+                file=sys.stderr,
             )
-    except KeyboardInterrupt:
-        bars.close()
-        print(
-            "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        bars.close()
-    assert report is not None
+            return interrupt.EXIT_INTERRUPTED
+        except BackupError as e:
+            log.error("%s", e)  # a failure before the backup started is in the log too
+            raise
+        except Exception as e:
+            log.exception("unexpected error")
+            if log_file is None:
+                raise
+            raise _Crashed(e, log_file) from e
+        logfile.log_end(report)
     if args.dry_run:
-        print(report.summary())  # what was asked for: on stdout
+        _out(report.summary())  # what was asked for: on stdout
         return report.exit_code
     print(report.summary(), file=sys.stderr)
     name = layout.report_name(selection.shard_label)
     print(f"Report: {output / name}\nLog: {log_file}", file=sys.stderr)
     return report.exit_code
+
+
+def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -> BackupReport:
+    """Run the backup with progress bars (on a terminal) and progress lines in the log."""
+    bars = Bars(not args.quiet and sys.stderr.isatty(), CONNECTING, args.dry_run)
+    in_log = logfile.LogProgress()
+
+    def progress(p: Progress) -> None:
+        bars(p)
+        in_log(p)
+
+    try:
+        return interrupt.run_async(
+            lambda: api.backup(
+                args.projects,
+                args.output,
+                api_token=token,
+                concurrency=args.concurrency,
+                download_artifacts=args.download_artifacts,
+                full=args.full,
+                selection=selection,
+                dry_run=args.dry_run,
+                progress=progress,
+                lost_server_after=args.lost_server_after,
+                s3_endpoint_url=args.s3_endpoint_url,
+            )
+        )
+    finally:
+        bars.close()
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -368,7 +354,21 @@ def _run_demo(args: argparse.Namespace) -> int:
             args.projects = args.projects or "all"
             args.output = args.output or DEMO_OUTPUT
             args.download_artifacts = True
-            return _run_backup(args, server.api_token)
+            code = _run_backup(args, server.api_token)
+    if code in (0, 1) and not args.dry_run:
+        me, dest = _program(), shlex.quote(str(args.output))
+        print(
+            f"Try next:\n  {me} view {dest}      browse it offline, in your web browser"
+            f"\n  {me} verify {dest}    check every file against its size and sha256"
+            f"\n  {me} report {dest}    what this backup did",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _program() -> str:
+    """How the user started this program, to show commands they can copy."""
+    return "python -m neptune_backup_async" if Path(sys.argv[0]).name == "__main__.py" else "neptune-backup"
 
 
 def _leave_out_unused_imports() -> None:
@@ -384,6 +384,7 @@ def _leave_out_unused_imports() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit code."""
     _leave_out_unused_imports()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
@@ -396,27 +397,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "verify":
             return _run_verify(args)
         if args.command == "view":
-            from . import view
-
-            return view.run(args)
+            return _run_view(args)
         if args.command == "report":
             return _run_report(args)
         if args.command == "list-projects":
-            for name in anyio.run(api.list_projects, token):
-                print(name)
+            _out("\n".join(interrupt.run_async(lambda: api.list_projects(token))))
             return 0
         if args.demo:
             return _run_demo(args)
         return _run_backup(args, token)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return interrupt.EXIT_INTERRUPTED
     except BackupError as e:
-        print(f"error: {redact(str(e), [token or '', os.environ.get(api.TOKEN_ENV, '')])}", file=sys.stderr)
+        print(f"error: {redact(str(e), _secrets(token))}", file=sys.stderr)
         return e.exit_code
-    except Exception as e:  # a bug: one line for the user, the traceback for the log
-        log.exception("unexpected error")
-        message = redact(f"{type(e).__name__}: {e}", [token or "", os.environ.get(api.TOKEN_ENV, "")])
-        print(f"error: unexpected {message}. Please report it with the log file.", file=sys.stderr)
+    except BrokenPipeError:  # stdout closed early; _out covers the usual places
+        _stdout_to_nowhere()
+        return 1
+    except Exception as e:  # a bug: one line for the user, the traceback in a log file
+        error, log_file = (e.error, e.log_file) if isinstance(e, _Crashed) else (e, None)
+        if log_file is None:
+            log_file = logfile.write_crash_log(error, _secrets(token))
+        message = redact(f"{type(error).__name__}: {error}", _secrets(token))
+        print(f"error: unexpected {message}. Please report it with the log file {log_file}", file=sys.stderr)
         return 1
 
 
+def _secrets(token: str | None) -> list[str]:
+    return [token or "", os.environ.get(api.TOKEN_ENV, "")]
+
+
+def run() -> NoReturn:
+    """The ``neptune-backup`` program. After Ctrl-C it does not wait for requests left in flight."""
+    code = main()
+    if code == interrupt.EXIT_INTERRUPTED:
+        interrupt.exit_now(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

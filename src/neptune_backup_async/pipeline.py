@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -30,7 +30,7 @@ from .errors import FetchError, ProgressCallbackError
 from .gate import Gate
 from .manifest import Manifest
 from .paging import KeysetPager
-from .report import BackupReport, Note, Progress, ProjectSummary
+from .report import BACKING_UP, BackupReport, Note, Progress, ProjectSummary, listing
 from .resume import Action, Previous, decide, layout_for, load_previous
 from .retry import THROTTLED, Retrier, RetryPolicy
 from .run_folder import RunFolder
@@ -132,6 +132,7 @@ class Pipeline:
         untrashed = RunFilter().nql()  # models and versions: every one not in the trash
         async with send:
             for project in projects:
+                self.report.stage = listing(project.qualified_name)
                 summary = self.report.projects[project.qualified_name]
                 if "project" in objects and select.owns(project.key):
                     summary.counts["project"].found += 1
@@ -152,6 +153,9 @@ class Pipeline:
                         )
                 summary.listed = runs is not None and models is not None and versions is not None
                 self.changed()
+                log.info("%s: listed %s", project.qualified_name, summary.found_words())
+            self.report.stage = BACKING_UP
+            self.changed()
 
     async def _list(
         self,
@@ -258,6 +262,11 @@ class Pipeline:
                 where, run.sys_id, None, f"malformed field listing from Neptune ({type(e).__name__}: {e})"
             )
             return None
+        if run.kind == "project":  # only its field listing says when it last changed
+            modified = next((f.value for f in listed if f.path == "sys/modification_time"), None)
+            run = replace(run, modification_time=modified)
+            if previous and not self.full and previous.unchanged_since(modified, field_filter.to_json()):
+                return True
         fields = [f for f in listed if field_filter.keeps(f.path)]
         if self.dry_run:
             self._plan(project, fields, previous)

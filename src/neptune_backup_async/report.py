@@ -46,6 +46,10 @@ class ProjectSummary:
     # A dry run: per field type, [fields, bytes that the listing gives sizes for].
     planned: dict[str, list[int]] = field(default_factory=dict)
 
+    def found_words(self) -> str:
+        """What its listings found, in words: ``4 runs, 1 model, 2 model versions and its own fields``."""
+        return found_words({kind: c.found for kind, c in self.counts.items()})
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             f"{LABELS[kind]}_{stat}": getattr(c, stat) for kind, c in self.counts.items() for stat in STATS
@@ -56,6 +60,16 @@ class ProjectSummary:
         return out
 
 
+# What a backup is doing, for progress displays: these, then "listing WORKSPACE/PROJECT" for each project.
+CONNECTING = "connecting to Neptune"
+CHECKING_PROJECTS = "checking projects"
+BACKING_UP = "backing up"
+
+
+def listing(project: str) -> str:
+    return f"listing {project}"
+
+
 @dataclass(frozen=True)
 class Progress:
     """A snapshot handed to progress callbacks; objects are runs, models, versions and projects."""
@@ -64,7 +78,9 @@ class Progress:
     objects_done: int
     objects_failed: int
     bytes_written: int
-    listing_done: bool
+    listing_done: bool  # objects_found is final
+    stage: str = BACKING_UP  # CONNECTING, CHECKING_PROJECTS, listing(project) or BACKING_UP
+    retries: int = 0  # requests tried again so far, 429s included
 
 
 @dataclass
@@ -85,6 +101,8 @@ class BackupReport:
     # and the seconds spent waiting out 429s (each request waits its own Retry-After).
     retries: dict[str, int] = field(default_factory=dict)
     throttled_seconds: float = 0.0
+    previous_backup: dt.datetime | None = None  # when the last backup into this destination finished
+    stage: str = CONNECTING  # what it is doing now (not saved)
 
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)
@@ -115,7 +133,9 @@ class BackupReport:
             objects_done=self.total("done"),
             objects_failed=self.total("failed"),
             bytes_written=self.bytes_written,
-            listing_done=all(p.listed for p in self.projects.values()),
+            listing_done=self.stage == BACKING_UP,
+            stage=self.stage,
+            retries=sum(self.retries.values()),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -132,6 +152,7 @@ class BackupReport:
             "destination": self.destination,
             "started_at": values.iso(self.started_at),
             "finished_at": values.iso(self.finished_at) if self.finished_at else None,
+            "previous_backup": values.iso(self.previous_backup) if self.previous_backup else None,
             "interrupted": self.interrupted,
             "dry_run": self.dry_run,
             "exit_code": self.exit_code,
@@ -148,6 +169,78 @@ class BackupReport:
         return summarize(self.to_json())
 
 
+# Each kind of object in words: one, many.
+NAMES = {
+    "run": ("run", "runs"),
+    "model": ("model", "models"),
+    "modelVersion": ("model version", "model versions"),
+    "project": ("project folder", "project folders"),
+}
+
+
+def found_words(found: dict[str, int]) -> str:
+    """``4 runs, 1 model, 2 model versions and its own fields`` from counts by kind."""
+    words = [plural(n, *NAMES[kind]) for kind, n in found.items() if n and kind != "project"]
+    if found.get("project"):
+        words.append("its own fields")
+    return _words(words) if words else "nothing to back up"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def human_size(n: float) -> str:
+    """Bytes in decimal units, as file managers show them: ``512 B``, ``1.5 kB``, ``12 kB``, ``3.4 GB``."""
+    if n < 1000:
+        return f"{int(n)} B"
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        n /= 1000
+        if n < 999.5 or unit == "PB":
+            return f"{n:.1f} {unit}" if n < 9.95 else f"{n:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def when(text: str) -> str:
+    """A report's ISO time for people: ``2026-11-28 17:09:03 UTC``."""
+    return values.parse_iso(text).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def when_line(report: dict[str, Any]) -> str:
+    """When the backup a report describes ran."""
+    started, finished = report.get("started_at"), report.get("finished_at")
+    if not started:
+        return "When the backup ran is not recorded."
+    if not finished:
+        return f"Backup started {when(started)}; it has no end time (a shard's report is missing, or it stopped)."
+    end = when(finished)
+    if end[:10] == when(started)[:10]:
+        end = end[11:]  # the same day
+    return f"Backup started {when(started)}, finished {end}."
+
+
+def retries_text(retries: dict[str, int]) -> str:
+    """``12 retries (HTTP 503: 8, HTTP 429 (throttled): 4)``: requests tried again, by reason."""
+    reasons = sorted(retries.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{reason}{' (throttled)' if reason == 'HTTP 429' else ''}: {n}" for reason, n in reasons]
+    return f"{plural(sum(retries.values()), 'retry', 'retries')} ({', '.join(parts)})"
+
+
+def _words(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _nothing_changed(report: dict[str, Any]) -> bool:
+    """Every object found was unchanged since the last backup, and nothing else happened."""
+    totals = report["totals"]
+    found = sum(totals.get(f"{label}_found", 0) for label in LABELS.values())
+    unchanged = sum(totals.get(f"{label}_unchanged", 0) for label in LABELS.values())
+    quiet = not (report.get("failures") or report.get("notices") or report.get("interrupted"))
+    return quiet and not report.get("dry_run") and found > 0 and unchanged == found
+
+
 def summarize(report: dict[str, Any]) -> str:
     """A few lines for people, from a report document (this backup's, or merged shards')."""
     totals = report["totals"]
@@ -155,22 +248,35 @@ def summarize(report: dict[str, Any]) -> str:
     if report.get("finished_at") and report.get("started_at"):
         finished, started = values.parse_iso(report["finished_at"]), values.parse_iso(report["started_at"])
         seconds = (finished - started).total_seconds()
-    status = "Interrupted" if report.get("interrupted") else "Done"
-    if report.get("dry_run"):
-        status = "Dry run (nothing written)"
-    objects = [f"{totals['projects']} project(s)"]
-    for kind, label in LABELS.items():
-        found, done = totals.get(f"{label}_found", 0), totals.get(f"{label}_done", 0)
-        if kind != "run" and not found:
-            continue
-        name = label.replace("_", " ") if kind != "project" else "project folder(s)"
-        unchanged, failed = totals.get(f"{label}_unchanged", 0), totals.get(f"{label}_failed", 0)
-        verb = "to back up" if report.get("dry_run") else "backed up"
-        objects.append(
-            f"{found - unchanged if report.get('dry_run') else done} of {found} {name} {verb}"
-            f" ({unchanged} unchanged, {failed} failed)"
-        )
-    lines = [f"{status} in {seconds:.1f}s: " + "; ".join(objects) + "."]
+    dry = bool(report.get("dry_run"))
+    if _nothing_changed(report):
+        found = [
+            plural(totals[f"{label}_found"], *NAMES[kind])
+            for kind, label in LABELS.items()
+            if totals.get(f"{label}_found")
+        ]
+        since = f" ({when(report['previous_backup'])})" if report.get("previous_backup") else ""
+        lines = [
+            f"Nothing changed since the last backup{since}: {_words(found)}, all as they were"
+            f" (checked in {seconds:.1f}s)."
+        ]
+    else:
+        status = "Interrupted" if report.get("interrupted") else "Done"
+        if dry:
+            status = "Dry run (nothing written)"
+        objects = [plural(totals["projects"], "project")]
+        for kind, label in LABELS.items():
+            found, done = totals.get(f"{label}_found", 0), totals.get(f"{label}_done", 0)
+            if kind != "run" and not found:
+                continue
+            unchanged, failed = totals.get(f"{label}_unchanged", 0), totals.get(f"{label}_failed", 0)
+            verb = "to back up" if dry else "backed up"
+            name = NAMES[kind][found != 1]
+            objects.append(
+                f"{found - unchanged if dry else done} of {found} {name} {verb}"
+                f" ({unchanged} unchanged, {failed} failed)"
+            )
+        lines = [f"{status} in {seconds:.1f}s: " + "; ".join(objects) + "."]
     if report.get("merged_from"):
         lines.append(
             f"  merged from {report['merged_from']} reports (shards: {', '.join(report['shards']) or '-'})"
@@ -180,29 +286,17 @@ def summarize(report: dict[str, Any]) -> str:
             f"  missing shards: {', '.join(report['missing_shards'])}: run them (--shard K/N) and copy"
             " their output here"
         )
-    if report.get("dry_run"):
-        for name, project in report["projects"].items():
-            found = [
-                f"{project.get(f'{label}_found', 0)} {label.replace('_', ' ')}"
-                for label in LABELS.values()
-                if project.get(f"{label}_found")
-            ]
-            lines.append(f"  {name}: {', '.join(found) or 'nothing to back up'}")
-        planned: dict[str, list[int]] = {}
-        for project in report["projects"].values():
-            for kind, p in (project.get("planned") or {}).items():
-                planned.setdefault(kind, [0, 0])
-                planned[kind][0] += p["fields"]
-                planned[kind][1] += p["bytes"]
-        for kind, (n, size) in sorted(planned.items()):
-            lines.append(f"  {kind}: {n} field(s)" + (f", {size / 1e6:.1f} MB" if size else ""))
-        known = sum(size for _, size in planned.values())
-        lines.append(f"  at least {known / 1e6:.1f} MB that the listing gives sizes for (series not counted)")
-    else:
+    if dry:
+        lines += _planned(report)
+    elif not _nothing_changed(report):
         lines.append(
-            f"  {totals['fields_done']} field(s) saved, {totals['fields_failed']} failed;"
-            f" {totals['bytes_written'] / 1e6:.1f} MB written."
+            f"  {plural(totals['fields_done'], 'field')} saved, {totals['fields_failed']} failed;"
+            f" {human_size(totals['bytes_written'])} written."
         )
+    if report.get("retries"):
+        waited = report.get("throttled_seconds") or 0
+        throttled = f", {waited:.1f} s spent waiting out 429s" if waited else ""
+        lines.append(f"  {retries_text(report['retries'])}{throttled}")
     for label, key in (("failed", "failures"), ("note", "notices")):
         notes = report.get(key) or []
         for n in notes[:10]:
@@ -213,8 +307,39 @@ def summarize(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _planned(report: dict[str, Any]) -> list[str]:
+    """A dry run's lines: what each project holds, and the fields a backup would fetch by type."""
+    lines = []
+    for name, project in report["projects"].items():
+        found = {kind: project.get(f"{label}_found", 0) for kind, label in LABELS.items()}
+        lines.append(f"  {name}: {found_words(found)}")
+    planned: dict[str, list[int]] = {}
+    for project in report["projects"].values():
+        for kind, p in (project.get("planned") or {}).items():
+            planned.setdefault(kind, [0, 0])
+            planned[kind][0] += p["fields"]
+            planned[kind][1] += p["bytes"]
+    for kind, (n, size) in sorted(planned.items()):
+        lines.append(f"  {kind}: {plural(n, 'field')}" + (f", {human_size(size)}" if size else ""))
+    known = sum(size for _, size in planned.values())
+    lines.append(f"  at least {human_size(known)} that the listing gives sizes for (series not counted)")
+    return lines
+
+
+def finished_time(path: Path) -> dt.datetime | None:
+    """When the backup whose report is at ``path`` finished (or started, if it has no end); None without one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return values.parse_iso(doc.get("finished_at") or doc["started_at"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def load_reports(dest: Path) -> dict[str, Any]:
     """The report of the backup in ``dest``, merged from its shards' reports if it has several."""
+    if not dest.is_dir():
+        what = "is not a folder" if dest.exists() else "does not exist"
+        raise NotABackupError(f"{dest} {what}. Give the folder a backup was written to.")
     paths = sorted(dest.glob("backup-report*.json"))
     if not paths:
         raise NotABackupError(f"{dest} holds no backup report (backup-report*.json).")

@@ -244,9 +244,15 @@ class World:
         return container
 
     def set_field(self, project: str, sys_id: str, path: str, value: Value | None) -> None:
-        """Set (or with ``None`` delete) a field and move ``sys/modification_time`` forward."""
+        """Set (or with ``None`` delete) a field and move ``sys/modification_time`` forward.
+
+        ``sys_id`` names a run, model or model version, or is the project's key for its own fields.
+        """
         with self.lock:
-            container = self.projects[project].containers[sys_id]
+            holder = self.projects[project]
+            container = holder.containers.get(sys_id) or holder.container
+            if container is None or container.sys_id != sys_id:
+                raise KeyError(sys_id)
             if value is None:
                 container.fields.pop(path, None)
             else:

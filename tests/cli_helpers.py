@@ -1,0 +1,95 @@
+"""Running the command line as a user does: a real process, on pipes or on a terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "neptune_backup_async"]
+
+
+def cli_env(token: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NEPTUNE_API_TOKEN"}
+    if token is not None:
+        env["NEPTUNE_API_TOKEN"] = token
+    return env
+
+
+def run_cli(
+    *args: str, token: str | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(token),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
+
+
+def no_traceback(text: str) -> None:
+    """What Python prints when something escaped: never for a user."""
+    assert "Traceback" not in text, text
+    assert "Exception ignored" not in text, text
+
+
+class Terminal:
+    """A child process on a pseudo-terminal, read and typed into like a person would."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.master, slave = pty.openpty()
+        # A terminal of 50 lines of 200 columns: one opened without a size has 0 columns.
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        self.proc = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True
+        )
+        os.close(slave)
+        self.screen = ""
+
+    def read_until(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {text!r}; screen:\n{self.screen}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.screen += os.read(self.master, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    assert text in self.screen, f"never saw {text!r}; screen:\n{self.screen}"
+        return self.screen
+
+    def read_to_end(self, timeout: float = 60) -> str:
+        """Everything until the child closes the terminal."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"the program did not end; screen:\n{self.screen}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    return self.screen
+                if not chunk:
+                    return self.screen
+                self.screen += chunk.decode(errors="replace")
+
+    def type(self, line: str) -> None:
+        os.write(self.master, (line + "\n").encode())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        os.close(self.master)
