@@ -4,6 +4,7 @@ and counts that say only what is on disk."""
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -217,13 +219,77 @@ def test_a_full_disk_counts_only_the_fields_that_are_on_disk(tmp_path: Path) -> 
     assert result.stdout.split() == ["code=2"], (tmp_path / "err").read_text()
     assert "is full" in (tmp_path / "err").read_text()
     copy = tmp_path / "copy"
-    on_disk = 0  # fields a resumed backup would find saved
-    for manifest in copy.rglob(".manifest.json"):
-        fields = json.loads(manifest.read_text())["fields"]
-        on_disk += sum(record["status"] == "ok" for record in fields.values())
-    for journal in copy.rglob(".journal.jsonl"):
-        if not (journal.parent / ".manifest.json").exists():  # else the run was committed (DEST was empty)
-            on_disk += len(journal.read_text().splitlines())
+    folders = {p.parent for name in (".manifest.json", ".journal.jsonl") for p in copy.rglob(name)}
+    on_disk = sum(len(saved_fields(folder)) for folder in folders)
     report = json.loads((copy / "backup-report.json").read_text())
     assert report["interrupted"] is True
     assert 0 < report["totals"]["fields_done"] == on_disk
+
+
+def saved_fields(folder: Path) -> set[str]:
+    """The fields a resumed backup finds saved in a run folder: recorded ok, by the manifest or
+    the journal, with every file in place at its recorded size. Once each: a cancel or a kill
+    after the manifest is written may leave the journal, naming the same fields again."""
+    records: dict[str, dict[str, Any]] = {}
+    sizes: dict[str, int] = {}
+    if (folder / ".manifest.json").exists():
+        manifest = json.loads((folder / ".manifest.json").read_text())
+        records.update(manifest["fields"])
+        sizes.update({rel: f["size"] for rel, f in manifest["files"].items()})
+    if (folder / ".journal.jsonl").exists():
+        for line in (folder / ".journal.jsonl").read_text().splitlines():
+            entry = json.loads(line)  # whole lines only: a full disk never leaves half of one
+            records[entry["field"]] = entry["record"]
+            sizes.update({rel: size for rel, (size, _) in entry["files"].items()})
+    return {
+        path
+        for path, record in records.items()
+        if record["status"] == "ok"
+        and all(
+            (folder / rel).is_file() and (folder / rel).stat().st_size == sizes[rel]
+            for rel in record["files"]
+        )
+    }
+
+
+def test_a_journal_write_cut_short_leaves_no_half_line(tmp_path: Path) -> None:
+    """The OS cuts a journal write short (a file size limit, in a process of its own, as a full
+    disk would): the field is not counted, none of its line stays, and the next line is whole."""
+    script = textwrap.dedent(
+        f"""
+        import datetime as dt, json, resource, signal
+        from pathlib import Path
+        import anyio
+        from neptune_backup_async.manifest import Manifest
+        from neptune_backup_async.report import BackupReport
+        from neptune_backup_async.run_folder import RunFolder
+        from neptune_backup_async.source import FieldInfo, FieldType
+
+        root = Path({str(tmp_path)!r})
+        journal = root / ".journal.jsonl"
+
+        async def main():
+            report = BackupReport(str(root), dt.datetime.now(dt.timezone.utc))
+            manifest = Manifest("run", "w/p", "P-1", "P-1", None)
+            folder = RunFolder(root, manifest, None, report, lambda n: None, lambda p, r: None)
+            await folder.saved(FieldInfo("a", FieldType.FILE), [], {{}})
+            first = journal.read_bytes()
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+            resource.setrlimit(resource.RLIMIT_FSIZE, (len(first) + 20, resource.RLIM_INFINITY))
+            try:
+                await folder.saved(FieldInfo("b", FieldType.FILE), [], {{}})
+            except OSError as e:
+                print("raised", e.errno)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            print("kept", journal.read_bytes() == first)
+            await folder.saved(FieldInfo("c", FieldType.FILE), [], {{}})
+            await folder.close()
+            print("counted", report.fields_done)
+
+        anyio.run(main)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split("\n")[:3] == [f"raised {errno.EFBIG}", "kept True", "counted 2"], result.stderr
+    lines = (tmp_path / ".journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["field"] for line in lines] == ["a", "c"]

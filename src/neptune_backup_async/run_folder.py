@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import aiofiles
 import anyio
 
 from . import layout, values
@@ -50,7 +49,7 @@ class RunFolder:
         self._count_bytes = count_bytes
         self.notice = notice
         self._journal_lock = anyio.Lock()
-        self._journal_file: aiofiles.threadpool.text.AsyncTextIOWrapper | None = None
+        self._journal_fd: int | None = None
 
     # -- recording fields ---------------------------------------------------------------------
 
@@ -74,9 +73,8 @@ class RunFolder:
         for w in written:
             self.manifest.add_file(w)
         self.manifest.fields[info.path] = record
-        with anyio.CancelScope(shield=True):  # a line on disk is a field counted, even on a cancel
-            await self._journal(journal_line(info.path, record, written))
-            self._report.fields_done += 1
+        await self._journal(journal_line(info.path, record, written))
+        self._report.fields_done += 1  # no checkpoint since the line landed, so no cancel comes between
 
     def failed(self, info: FieldInfo, reason: str) -> None:
         self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
@@ -85,26 +83,40 @@ class RunFolder:
     async def _journal(self, line: str) -> None:
         """Note a saved field, so an interrupted backup resumes without fetching it again.
 
-        Flushed to the OS, so it survives the process being killed, but not fsynced: after a
-        power cut a lost line only means fetching that field again, while the files it
-        names were fsynced before they were renamed into place.
+        Returns once the whole line is in the journal; raises with none of it there. So the
+        journal holds exactly the fields counted: the line is written by one worker-thread
+        call that a cancel waits for (a cancel before it writes nothing), with no buffer left
+        to be flushed later by a close, and a write cut short (a full disk) is taken back.
+        Not fsynced: after a power cut a lost line only means fetching that field again,
+        while the files it names were fsynced before they were renamed into place.
         """
         async with self._journal_lock:
             try:
-                if self._journal_file is None:
-                    self._journal_file = await aiofiles.open(
-                        self.root / layout.JOURNAL, "a", encoding="utf-8"
-                    )
-                await self._journal_file.write(line)
-                await self._journal_file.flush()
+                await anyio.to_thread.run_sync(self._append, line.encode("utf-8"))
             except OSError as e:
                 raise destination_error(e, self.root) or e from None
 
+    def _append(self, data: bytes) -> None:
+        """Blocking: append ``data`` to the journal whole, or leave the journal as it was."""
+        if self._journal_fd is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+            self._journal_fd = os.open(self.root / layout.JOURNAL, flags, 0o666)
+        fd = self._journal_fd
+        end = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # shrinking needs no space, even on a full disk
+                os.ftruncate(fd, end)
+            raise
+
     async def close(self) -> None:
-        if self._journal_file is not None:
-            with anyio.CancelScope(shield=True):
-                await self._journal_file.close()
-            self._journal_file = None
+        if self._journal_fd is not None:
+            fd, self._journal_fd = self._journal_fd, None
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(os.close, fd)
 
     # -- the commit ---------------------------------------------------------------------------
 
@@ -129,10 +141,12 @@ class RunFolder:
         self.manifest.complete = not self.manifest.failed_fields
         # Compact, unlike the documents users read: json's C encoder only serves indent=None.
         manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
-        with anyio.CancelScope(shield=True):  # a manifest on disk is its fields counted, even on a cancel
+        # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
+        # no journal then makes a committed run look unfinished, no old file is left unnamed.
+        with anyio.CancelScope(shield=True):
             await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
             self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
-        await anyio.to_thread.run_sync(self._tidy)
+            await anyio.to_thread.run_sync(self._tidy)
 
     async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
         """Fields gone from Neptune, or left out by the field filter, keep their earlier copy
