@@ -350,6 +350,31 @@ def test_models_are_listed_apart(dest: Path, tmp_path: Path) -> None:
     )
 
 
+def test_model_version_breadcrumb_leads_to_its_model(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+    page = _run_page(site, "P0-MOD-1").read_text(encoding="utf-8")
+    trail = re.search(r'<nav aria-label="breadcrumbs">(.*?)</nav>', page).group(1)  # type: ignore[union-attr]
+    assert trail == (
+        '<a href="../index.html">Backup</a> / <a href="../projects/workspace-0~project-0.html">'
+        'workspace-0/project-0</a> / <a href="workspace-0~project-0~_models~P0-MOD.html">P0-MOD</a> / P0-MOD-1'
+    )
+    assert (site / "runs" / "workspace-0~project-0~_models~P0-MOD.html").is_file()
+
+
+def test_runs_are_in_natural_id_order(dest: Path, tmp_path: Path) -> None:
+    """P0-2 before P0-10 in the embedded rows (the table's order) and the list without JavaScript."""
+    folder = _run_folder(dest, "P0-4")
+    manifest = json.loads((folder / ".manifest.json").read_text(encoding="utf-8"))
+    manifest["sys_id"] = "P0-10"
+    (folder / ".manifest.json").write_text(json.dumps(manifest, indent=4, sort_keys=True), encoding="utf-8")
+    folder.rename(folder.with_name("P0-10"))
+    project = _project_page(build_site(dest, tmp_path / "site").parent)
+    ids = [r["id"] for r in _script_json(project)["rows"]]  # type: ignore[attr-defined]
+    assert ids == ["P0-1", "P0-2", "P0-3", "P0-10"]
+    noscript = project.split("<noscript>")[1]
+    assert [noscript.index(f">{i}</a>") for i in ids] == sorted(noscript.index(f">{i}</a>") for i in ids)
+
+
 def test_rebuild_follows_damage(dest: Path, tmp_path: Path) -> None:
     site = build_site(dest, tmp_path / "site").parent
     page = _run_page(site, "P0-2")

@@ -195,18 +195,25 @@ def _runs_table(page: Any, expect: Any, dest: Path) -> None:
 
 
 def _compare(page: Any, expect: Any) -> None:
-    page.locator("#runs tr[data-id='P0-1'] input[type=checkbox]").check()
-    page.locator("#runs tr[data-id='P0-10'] input[type=checkbox]").check()
+    for run_id in ("P0-10", "P0-3", "P0-1"):
+        page.locator(f"#runs tr[data-id='{run_id}'] input[type=checkbox]").check()
     page.select_option("#metric", "metrics/train/loss")
     page.click("#compare-btn")
     page.wait_for_selector("#compare-chart canvas")
-    labels = page.locator("#compare-chart .u-legend .u-series th").all_inner_texts()
-    assert [label.split(" ")[0] for label in labels] == ["step", "P0-1", "P0-10"]
-    assert "metrics/train/loss for 2 runs" in page.locator("#compare-desc").inner_text()
+    labels = [t.strip() for t in page.locator("#compare-chart .u-legend .u-series th").all_inner_texts()]
+    assert [label.split(" ")[0] for label in labels] == ["step", "P0-1", "P0-3", "P0-10"]  # natural order
+    assert labels[2] == f"P0-3 ({HOSTILE_NAME})"  # the hostile name as text in the legend
+    assert "metrics/train/loss for 3 runs" in page.locator("#compare-desc").inner_text()
     lengths = page.locator("#compare-chart .plot").evaluate(
         "b => b.nbvChart.plot.data.slice(1).map(s => s.filter(v => v !== null).length)"
     )
-    assert lengths == [100, 100]
+    assert lengths == [100, 100, 100]
+    # compare again with other runs: the chart is replaced, not added to
+    page.locator("#runs tr[data-id='P0-3'] input[type=checkbox]").uncheck()
+    page.locator("#runs tr[data-id='P0-2'] input[type=checkbox]").check()
+    page.click("#compare-btn")
+    expect(page.locator("#compare-chart .u-legend .u-series th").nth(2)).to_have_text("P0-2 (run-2)")
+    assert page.locator("#compare-chart canvas").count() == 1
 
 
 def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:

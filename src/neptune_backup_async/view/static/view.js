@@ -67,6 +67,9 @@
     return table;
   }
 
+  // A log axis over the data, not stretched to whole powers of ten.
+  function tightLog(u, min, max) { return uPlot.rangeLog(min, max, 10, false); }
+
   function Chart(box, lines, height) {  // lines: [{label, color, pts}]
     this.box = box; this.lines = lines; this.height = height;
     this.desc = box.querySelector(".desc"); this.base = this.desc ? this.desc.textContent : "";
@@ -97,7 +100,7 @@
     this.box.classList.add("drawn");
     this.plot = new uPlot({
       width: Math.max(this.box.clientWidth, 200), height: this.height,
-      scales: {x: {time: settings.x === "time"}, y: {distr: settings.log ? 3 : 1}},
+      scales: {x: {time: settings.x === "time"}, y: settings.log ? {distr: 3, range: tightLog} : {}},
       axes: [xAxis, {font: FONT, size: 72, values: function (u, ticks) { return ticks.map(fmt); }}],
       series: series,
       cursor: {drag: {x: true, y: false}},
@@ -170,20 +173,23 @@
     first.parentNode.insertBefore(controls(), first);
     var list = [];
     for (var i = 0; i < boxes.length; i++) {
-      list.push(new Chart(boxes[i], [{label: "value", color: PALETTE[0], pts: JSON.parse(boxes[i].getAttribute("data-points"))}], 300));
-    }
-    // Charts on the screen first, then the others in slices of 40 ms (the page
-    // stays responsive): a run with hundreds of series opens at once and is soon drawn in full.
+      var pts = JSON.parse(boxes[i].getAttribute("data-points"));
+      if (pts[0].length) list.push(new Chart(boxes[i], [{label: "value", color: PALETTE[0], pts: pts}], 300));
+    }  // a series with nothing to draw keeps its description, which says so
+    // The charts on the screen at once, the others a few per frame (the page stays
+    // responsive), and any scrolled to before their turn when they come near: a run of
+    // hundreds of series opens at once, and is soon drawn in full.
     var seen = new IntersectionObserver(function (entries) {
       entries.forEach(function (e) { if (e.isIntersecting && !e.target.nbvChart.plot) e.target.nbvChart.draw(); });
     }, {rootMargin: "400px"});
-    list.forEach(function (c) { seen.observe(c.box); });
-    var queue = list.slice();
-    setTimeout(function drawSome() {
-      var until = performance.now() + 40;
-      while (queue.length && performance.now() < until) { var c = queue.shift(); if (!c.plot) c.draw(); }
-      if (queue.length) setTimeout(drawSome, 0);
-    }, 0);
+    var queue = [];
+    list.forEach(function (c) {
+      if (c.box.getBoundingClientRect().top < innerHeight) c.draw(); else { queue.push(c); seen.observe(c.box); }
+    });
+    (function drawSome() {
+      queue.splice(0, 4).forEach(function (c) { if (!c.plot) c.draw(); });
+      if (queue.length) requestAnimationFrame(drawSome);
+    })();
   }
 
   // -- the runs table: sorted, filtered, paged, its columns chosen, in the browser ------
