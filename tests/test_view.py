@@ -139,7 +139,7 @@ def test_chart_has_text_alternative_and_survives_non_finite_values() -> None:
     assert '<span class="sr" id="c1-t">metrics/&lt;b&gt;</span>' in box
     assert "step from 0 to 3, value from 0.5 to 1; 4 points, 2 not finite; last value 0.5 at step 3." in box
     data = json.loads(unescape(re.search(r'data-points="([^"]*)"', box).group(1)))  # type: ignore[union-attr]
-    assert data == [[0, 3], [1.0, 0.5], [1704067200.0, 1704070800.0]]  # steps, values, times (s, UTC)
+    assert data == [[0, 3], [1.0, 0.5], [0, 3600], 1704067200]  # steps, values, seconds after t0, t0 (UTC)
     empty = chart("nothing", FloatSeries([0], [math.nan], [""]), "c2")
     assert "no finite values to draw (1 points)" in empty
 
@@ -150,11 +150,11 @@ def test_chart_data_is_downsampled_keeping_the_extremes_and_times() -> None:
     values[12_345] = 7.0
     times = [f"2024-01-01T00:00:{i % 60:02d}.000+00:00" for i in range(n)]
     drawn = drawn_points(FloatSeries([float(i) for i in range(n)], values, times), MAX_POINTS)
-    steps, ys, ts = json.loads(drawn.data)
+    steps, ys, ts, t0 = json.loads(drawn.data)
     assert drawn.finite == n and drawn.x_range == (0, n - 1) and drawn.y_range == (min(values), 7.0)
     assert len(steps) == len(ys) == len(ts) == MAX_POINTS
     assert steps[0] == 0 and steps[-1] == n - 1 and 7.0 in ys and steps[ys.index(7.0)] == 12_345
-    assert ts[ys.index(7.0)] == epoch_seconds(times[12_345])
+    assert t0 + ts[ys.index(7.0)] == epoch_seconds(times[12_345])
     assert epoch_seconds("2024-01-01T00:00:00") == 1704067200.0 and epoch_seconds("nonsense") is None
 
 

@@ -32,13 +32,13 @@
   function utc(t) { return new Date(t * 1000).toISOString().replace("T", " ").replace(/\.000Z$|Z$/, ""); }
   function fmtX(v) { return settings.x === "time" ? utc(v) : fmt(v); }
 
-  function xValues(pts) {  // pts: [steps, values, times (seconds since 1970, or null)]
+  function xValues(pts) {  // pts: [steps, values, seconds after t0 (or null), t0 (seconds since 1970)]
     if (settings.x === "step") return pts[0];
-    var t0 = null;
+    var first = null;
     return pts[2].map(function (t) {
       if (t === null) return null;
-      if (t0 === null) t0 = t;
-      return settings.x === "time" ? t : t - t0;
+      if (first === null) first = t;
+      return settings.x === "time" ? pts[3] + t : t - first;
     });
   }
 
@@ -184,10 +184,10 @@
     }, {rootMargin: "400px"});
     var queue = [];
     list.forEach(function (c) {
-      if (c.box.getBoundingClientRect().top < innerHeight) c.draw(); else { queue.push(c); seen.observe(c.box); }
+      if (c.box.parentNode.getBoundingClientRect().top < innerHeight) c.draw(); else { queue.push(c); seen.observe(c.box); }
     });
     (function drawSome() {
-      queue.splice(0, 4).forEach(function (c) { if (!c.plot) c.draw(); });
+      queue.splice(0, 6).forEach(function (c) { if (!c.plot) c.draw(); });
       if (queue.length) requestAnimationFrame(drawSome);
     })();
   }
