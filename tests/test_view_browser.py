@@ -62,7 +62,7 @@ def chromium() -> Path:
         return browser
     if os.environ.get(REQUIRE) == "1":
         pytest.fail(f"{problem} ({REQUIRE}=1: the browser test must run here)")
-    pytest.skip(f"{problem}; set {REQUIRE}=1 to make this a failure")
+    pytest.skip(f"{problem} (where {REQUIRE}=1, as in CI, this fails instead)")
 
 
 @pytest.fixture
