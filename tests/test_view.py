@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 
 import anyio
@@ -21,7 +22,8 @@ from hypothesis import strategies as st
 from neptune_backup_async import backup
 from neptune_backup_async.testing import WORKLOADS, generate, serve
 from neptune_backup_async.view import add_arguments, build_site, lttb, run
-from neptune_backup_async.view.charts import line_chart
+from neptune_backup_async.view.charts import MAX_POINTS, chart, drawn_points, epoch_seconds
+from neptune_backup_async.view.data import FloatSeries, natural_key
 from neptune_backup_async.view.escape import json_text
 from neptune_backup_async.view.site import page_key
 
@@ -107,11 +109,14 @@ def test_hostile_strings_are_escaped(dest: Path, tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "alert(2)" in page and "&lt;/script&gt;&lt;script&gt;alert(2)" in page
     assert "say &quot;hi&quot; &amp; &#x27;bye&#x27; &lt;!--" in page
-    assert page.count("<script") == 1  # only the site's own view.js
+    assert re.findall("<script[^>]*>", page) == [  # only the site's own scripts
+        '<script src="../assets/uPlot.iife.min.js">',
+        '<script src="../assets/view.js">',
+    ]
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(3)&gt;" in page
     project = _project_page(site)
     # the table data is JSON inside <script>: no "</script>" or "<!--" can end or confuse it
-    assert project.count("</script>") == 2 and "<!--" not in project
+    assert project.count("</script>") == 3 and "<!--" not in project  # uPlot, view.js and the data
     doc = _script_json(project)
     rows = {r["id"]: r for r in doc["rows"]}  # type: ignore[attr-defined]
     assert rows["P0-1"]["name"] == HOSTILE_NAME
@@ -128,13 +133,34 @@ def test_json_text_is_safe_in_script() -> None:
 
 
 def test_chart_has_text_alternative_and_survives_non_finite_values() -> None:
-    svg = line_chart("metrics/<b>", [0, 1, 2, 3], [1.0, math.nan, math.inf, 0.5], "c1")
-    assert svg.startswith('<svg class="chart" role="img"')
-    assert '<title id="c1-t">metrics/&lt;b&gt;</title>' in svg
-    assert "x axis step from 0 to 3" in svg and "last value 0.5 at step 3" in svg and "2 not finite" in svg
-    assert "<polyline" in svg
-    empty = line_chart("nothing", [0], [math.nan], "c2")
-    assert "no finite values" in empty and "<desc" in empty
+    times = ["2024-01-01T00:00:00.000+00:00", "2024-01-01T00:00:01.500+00:00", "bad", "2024-01-01T01:00:00Z"]
+    box = chart("metrics/<b>", FloatSeries([0, 1, 2, 3], [1.0, math.nan, math.inf, 0.5], times), "c1")
+    assert box.startswith('<div class="plot" role="img" aria-labelledby="c1-t c1-d"')
+    assert '<span class="sr" id="c1-t">metrics/&lt;b&gt;</span>' in box
+    assert "step from 0 to 3, value from 0.5 to 1; 4 points, 2 not finite; last value 0.5 at step 3." in box
+    data = json.loads(unescape(re.search(r'data-points="([^"]*)"', box).group(1)))  # type: ignore[union-attr]
+    assert data == [[0, 3], [1.0, 0.5], [0, 3600], 1704067200]  # steps, values, seconds after t0, t0 (UTC)
+    empty = chart("nothing", FloatSeries([0], [math.nan], [""]), "c2")
+    assert "no finite values to draw (1 points)" in empty
+
+
+def test_chart_data_is_downsampled_keeping_the_extremes_and_times() -> None:
+    n = 10 * MAX_POINTS
+    values = [math.sin(i / 300) for i in range(n)]
+    values[12_345] = 7.0
+    times = [f"2024-01-01T00:00:{i % 60:02d}.000+00:00" for i in range(n)]
+    drawn = drawn_points(FloatSeries([float(i) for i in range(n)], values, times), MAX_POINTS)
+    steps, ys, ts, t0 = json.loads(drawn.data)
+    assert drawn.finite == n and drawn.x_range == (0, n - 1) and drawn.y_range == (min(values), 7.0)
+    assert len(steps) == len(ys) == len(ts) == MAX_POINTS
+    assert steps[0] == 0 and steps[-1] == n - 1 and 7.0 in ys and steps[ys.index(7.0)] == 12_345
+    assert t0 + ts[ys.index(7.0)] == epoch_seconds(times[12_345])
+    assert epoch_seconds("2024-01-01T00:00:00") == 1704067200.0 and epoch_seconds("nonsense") is None
+
+
+def test_natural_key_sorts_numbers_by_value() -> None:
+    ids = ["P0-10", "P0-2", "P0-1", "P1-1", "P0-11", "P0-MOD", "P0-2b"]
+    assert sorted(ids, key=natural_key) == ["P0-1", "P0-2", "P0-2b", "P0-10", "P0-11", "P0-MOD", "P1-1"]
 
 
 def test_page_keys_are_injective() -> None:
@@ -206,7 +232,7 @@ def test_runs_table_data(dest: Path, tmp_path: Path) -> None:
 def test_run_page_shows_every_kind_of_field(dest: Path, tmp_path: Path) -> None:
     site = build_site(dest, tmp_path / "site").parent
     page = _run_page(site, "P0-1").read_text(encoding="utf-8")
-    for text in ("metrics/train/loss", "<svg", "<title", "<desc", "logs/train", "images/predictions",
+    for text in ("metrics/train/loss", '<div class="plot" role="img"', 'class="sr"', 'class="desc"', "logs/train", "images/predictions",
                  "index.json", "datasets/train", "data/sample.bin", "source_code/files.zip", "Monitoring",
                  "Alice Example", "ok: complete and intact"):  # fmt: skip
         assert text in page, text
@@ -322,6 +348,31 @@ def test_models_are_listed_apart(dest: Path, tmp_path: Path) -> None:
         "workspace-0~project-1~_models~P1-MOD.html" in other
         and "P1-4.html" not in other.split("Models and")[1]
     )
+
+
+def test_model_version_breadcrumb_leads_to_its_model(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+    page = _run_page(site, "P0-MOD-1").read_text(encoding="utf-8")
+    trail = re.search(r'<nav aria-label="breadcrumbs">(.*?)</nav>', page).group(1)  # type: ignore[union-attr]
+    assert trail == (
+        '<a href="../index.html">Backup</a> / <a href="../projects/workspace-0~project-0.html">'
+        'workspace-0/project-0</a> / <a href="workspace-0~project-0~_models~P0-MOD.html">P0-MOD</a> / P0-MOD-1'
+    )
+    assert (site / "runs" / "workspace-0~project-0~_models~P0-MOD.html").is_file()
+
+
+def test_runs_are_in_natural_id_order(dest: Path, tmp_path: Path) -> None:
+    """P0-2 before P0-10 in the embedded rows (the table's order) and the list without JavaScript."""
+    folder = _run_folder(dest, "P0-4")
+    manifest = json.loads((folder / ".manifest.json").read_text(encoding="utf-8"))
+    manifest["sys_id"] = "P0-10"
+    (folder / ".manifest.json").write_text(json.dumps(manifest, indent=4, sort_keys=True), encoding="utf-8")
+    folder.rename(folder.with_name("P0-10"))
+    project = _project_page(build_site(dest, tmp_path / "site").parent)
+    ids = [r["id"] for r in _script_json(project)["rows"]]  # type: ignore[attr-defined]
+    assert ids == ["P0-1", "P0-2", "P0-3", "P0-10"]
+    noscript = project.split("<noscript>")[1]
+    assert [noscript.index(f">{i}</a>") for i in ids] == sorted(noscript.index(f">{i}</a>") for i in ids)
 
 
 def test_rebuild_follows_damage(dest: Path, tmp_path: Path) -> None:

@@ -1,16 +1,17 @@
-"""Inline SVG line charts with a text alternative: title, axes and the last value."""
+"""A chart's data and text alternative; the page's script draws it (with uPlot) from ``data-points``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
+from .data import FloatSeries
 from .escape import h
 from .lttb import lttb
 
 MAX_POINTS = 2_000  # series longer than this are downsampled for drawing
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 36
 
 
 def num(value: float) -> str:
@@ -24,73 +25,76 @@ def num(value: float) -> str:
     return format(value, ".6g")
 
 
-def numbers(values: Iterable[float], digits: int = 7) -> str:
-    """Finite numbers as a JSON array, to ``digits`` significant digits (short, and enough to read)."""
-    return "[" + ",".join(map(f"{{:.{digits}g}}".format, values)) + "]"
+def numbers(values: Iterable[float | None], digits: int = 7) -> str:
+    """Numbers (None as null) as a JSON array, to ``digits`` significant digits (short, and enough to read)."""
+    return "[" + ",".join("null" if v is None else f"{v:.{digits}g}" for v in values) + "]"
 
 
-def _scale(lo: float, hi: float) -> tuple[float, float]:
-    if lo == hi:
-        pad = abs(lo) * 0.05 or 1.0
-        return lo - pad, hi + pad
-    return lo, hi
+def epoch_seconds(text: str) -> float | None:
+    """An ISO 8601 time of the CSV as seconds since 1970 (UTC when it names no zone); None if unreadable."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
 
 
-def line_chart(title: str, steps: list[float], values: list[float], chart_id: str) -> str:
-    """One series as an ``<svg role="img">`` whose hover shows the step and value of the nearest point."""
-    points = [(x, y) for x, y in zip(steps, values, strict=True) if math.isfinite(x) and math.isfinite(y)]
-    skipped = len(steps) - len(points)
-    if len(points) > MAX_POINTS:
-        keep = lttb([p[0] for p in points], [p[1] for p in points], MAX_POINTS)
-        drawn = [points[i] for i in keep]
-    else:
-        drawn = points
-    title_id, desc_id = f"{chart_id}-t", f"{chart_id}-d"
-    if not drawn:
-        desc = f"{title}: no finite values to draw ({len(steps)} points)."
-        return (
-            f'<svg class="chart" role="img" aria-labelledby="{title_id} {desc_id}" viewBox="0 0 {WIDTH} {HEIGHT}">'
-            f'<title id="{title_id}">{h(title)}</title><desc id="{desc_id}">{h(desc)}</desc>'
-            f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no finite values</text></svg>'
-        )
-    x0, x1 = _scale(min(p[0] for p in drawn), max(p[0] for p in drawn))
-    y0, y1 = _scale(min(p[1] for p in drawn), max(p[1] for p in drawn))
-    pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    sx, sy = pw / (x1 - x0), ph / (y1 - y0)
-    coords = " ".join(f"{LEFT + (x - x0) * sx:.1f},{TOP + ph - (y - y0) * sy:.1f}" for x, y in drawn)
-    last_step, last_value = steps[-1], values[-1]
-    desc = (
-        f"Line chart of {title}: x axis step from {num(x0)} to {num(x1)}, y axis value from {num(y0)} to {num(y1)};"
-        f" {len(steps)} points"
-        + (f", {len(drawn)} drawn" if len(drawn) != len(points) else "")
-        + (f", {skipped} not finite" if skipped else "")
-        + f"; last value {num(last_value)} at step {num(last_step)}."
+class Drawn(NamedTuple):
+    data: (
+        str  # JSON ``[steps, values, seconds after t0, t0 (seconds since 1970, UTC)]`` of the points to draw
     )
-    data = f"[{numbers((x for x, _ in drawn), 12)},{numbers(y for _, y in drawn)}]"
-    ticks = []
-    for frac in (0.0, 0.5, 1.0):
-        yv = y0 + (y1 - y0) * frac
-        py = TOP + ph - frac * ph
-        ticks.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py:.1f}" y2="{py:.1f}"/>'
-            f'<text class="tick" x="{LEFT - 4}" y="{py + 4:.1f}" text-anchor="end">{h(num(yv))}</text>'
-        )
-        xv = x0 + (x1 - x0) * frac
-        px = LEFT + frac * pw
-        anchor = ("start", "middle", "end")[int(frac * 2)]
-        ticks.append(
-            f'<text class="tick" x="{px:.1f}" y="{TOP + ph + 16}" text-anchor="{anchor}">{h(num(xv))}</text>'
+    finite: int  # points with a finite step and value (the others cannot be drawn)
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+
+def drawn_points(series: FloatSeries, limit: int) -> Drawn:
+    """At most ``limit`` finite points of ``series`` (LTTB beyond that), with the ranges of all of them."""
+    steps, values = series.steps, series.values
+    keep: Sequence[int]
+    if all(map(math.isfinite, values)) and all(map(math.isfinite, steps)):
+        keep, xs, ys = range(len(steps)), steps, values  # the common case, without copies
+    else:
+        keep = [
+            i
+            for i, (x, y) in enumerate(zip(steps, values, strict=True))
+            if math.isfinite(x) and math.isfinite(y)
+        ]
+        xs, ys = [steps[i] for i in keep], [values[i] for i in keep]
+    if not keep:
+        return Drawn("[[],[],[],null]", 0, (math.nan, math.nan), (math.nan, math.nan))
+    if len(keep) > limit:
+        keep = [keep[i] for i in lttb(xs, ys, limit)]  # indexes of xs, ys are indexes of keep
+    # Times as seconds after the first one, to the millisecond: a third of the page's weight
+    # otherwise. ``t0`` is null when no point has a readable time.
+    times = [epoch_seconds(series.times[i]) for i in keep]
+    t0 = next((t for t in times if t is not None), None)
+    offsets = [None if t is None or t0 is None else round(t - t0, 3) for t in times]
+    data = (
+        f"[{numbers((steps[i] for i in keep), 12)},{numbers(values[i] for i in keep)},"
+        f"{numbers(offsets, 10)},{'null' if t0 is None else format(t0, '.13g')}]"
+    )
+    return Drawn(data, len(xs), (min(xs), max(xs)), (min(ys), max(ys)))
+
+
+def chart(title: str, series: FloatSeries, chart_id: str) -> str:
+    """One series as a ``role="img"`` box: its description is the text shown without JavaScript."""
+    drawn = drawn_points(series, MAX_POINTS)
+    title_id, desc_id = f"{chart_id}-t", f"{chart_id}-d"
+    total = len(series.steps)
+    if not drawn.finite:
+        desc = f"{title}: no finite values to draw ({total} points)."
+    else:
+        desc = (
+            f"Line chart of {title}: step from {num(drawn.x_range[0])} to {num(drawn.x_range[1])},"
+            f" value from {num(drawn.y_range[0])} to {num(drawn.y_range[1])}; {total} points"
+            + (f", {MAX_POINTS} drawn" if drawn.finite > MAX_POINTS else "")
+            + (f", {total - drawn.finite} not finite" if drawn.finite < total else "")
+            + f"; last value {num(series.values[-1])} at step {num(series.steps[-1])}."
         )
     return (
-        f'<svg class="chart" role="img" aria-labelledby="{title_id} {desc_id}" viewBox="0 0 {WIDTH} {HEIGHT}"'
-        f' data-points="{data}">'
-        f'<title id="{title_id}">{h(title)}</title><desc id="{desc_id}">{h(desc)}</desc>'
-        + "".join(ticks)
-        + f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + ph}"/>'
-        f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + ph}" y2="{TOP + ph}"/>'
-        f'<text class="label" x="{LEFT + pw / 2}" y="{HEIGHT - 4}" text-anchor="middle">step</text>'
-        f'<polyline class="line" fill="none" points="{coords}"/>'
-        f'<g class="hover" visibility="hidden"><line class="cursor" y1="{TOP}" y2="{TOP + ph}"/>'
-        f'<circle r="3.5"/><text class="tip" y="{TOP + 12}"></text></g>'
-        "</svg>"
+        f'<div class="plot" role="img" aria-labelledby="{title_id} {desc_id}" data-points="{h(drawn.data)}">'
+        f'<span class="sr" id="{title_id}">{h(title)}</span><span class="desc" id="{desc_id}">{h(desc)}</span></div>'
     )

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,18 @@ SERIES_TYPES = ("floatSeries", "stringSeries")
 MONITORING = "monitoring/"
 
 
+def natural_key(text: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
+    """Sorts ``P0-2`` before ``P0-10``: runs of digits compare as numbers, the rest as text
+    (the text itself breaks ties such as ``1`` and ``01``)."""
+    parts = re.split(r"([0-9]+)", text)  # odd indexes hold the digits
+    return tuple((0, int(p)) if i % 2 else (1, p) for i, p in enumerate(parts) if p), text
+
+
 @dataclass
 class FloatSeries:
     steps: list[float]
     values: list[float]
+    times: list[str]  # as written in the CSV (ISO 8601); parsed only for the points drawn
 
     @property
     def last(self) -> float | None:
@@ -78,10 +87,11 @@ def read_float_series(path: Path) -> FloatSeries:
     """``step,value,timestamp`` rows; unreadable rows are skipped (verify reports the damage)."""
     steps: list[float] = []
     values: list[float] = []
+    times: list[str] = []
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return FloatSeries(steps, values)
+        return FloatSeries(steps, values, times)
     lines = text.split("\n")
     for line in lines[1:]:
         parts = line.split(",")
@@ -93,7 +103,8 @@ def read_float_series(path: Path) -> FloatSeries:
             continue
         steps.append(step)
         values.append(value)
-    return FloatSeries(steps, values)
+        times.append(parts[2] if len(parts) > 2 else "")
+    return FloatSeries(steps, values, times)
 
 
 def read_string_series(path: Path, limit: int) -> tuple[list[tuple[str, str]], int]:

@@ -53,8 +53,8 @@ def lttb(xs: Sequence[float], ys: Sequence[float], threshold: int) -> list[int]:
     picked.append(n - 1)
     # Keep the extremes: each replaces the pick of its own bucket (or of a neighbour when
     # both extremes fall in one bucket), so the count stays the same.
-    lowest = min(range(n), key=lambda k: ys[k])
-    highest = max(range(n), key=lambda k: ys[k])
+    lowest = ys.index(min(ys))
+    highest = ys.index(max(ys))
     required = {0, n - 1, lowest, highest}
     for extreme in (lowest, highest):
         if extreme in picked:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .charts import line_chart, num, numbers
+from .charts import chart, drawn_points, num
 from .data import (
     MONITORING,
     FloatSeries,
     Run,
+    natural_key,
     read_artifact,
     read_float_series,
     read_image_index,
@@ -32,6 +34,7 @@ BASE_COLUMNS = [
 ]
 MAX_PARAM_COLUMNS = 12
 MAX_METRIC_COLUMNS = 12
+COMPARE_POINTS = 500  # per run and metric in the compare view
 NOSCRIPT_ROWS = 1_000  # runs listed for a browser without JavaScript
 
 
@@ -60,7 +63,9 @@ def page(
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{h(title)}</title>\n"
+        f'<link rel="stylesheet" href="{root}assets/uPlot.min.css">\n'
         f'<link rel="stylesheet" href="{root}assets/view.css">\n'
+        f'<script src="{root}assets/uPlot.iife.min.js"></script>\n'
         f'<script src="{root}assets/view.js"></script>\n'
         "</head>\n<body>\n"
         f'<header class="top"><nav aria-label="breadcrumbs">{trail}</nav></header>\n'
@@ -93,6 +98,19 @@ def size_text(size: int | None) -> str:
         if scaled < 1024 or unit == "TB":
             break
     return f"{scaled:.1f} {unit}"
+
+
+def page_key(*segments: str) -> str:
+    """One file name for a run (or project) page, injective over the on-disk names.
+
+    The site has no sub-folders below its first level, so that ``verify`` never mistakes
+    one of its folders for a run folder when the site sits inside the backup.
+    """
+    key = "~".join(s.replace("~", "%7E") for s in segments)
+    if len(key.encode("utf-8")) > 180:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        key = key.encode("utf-8")[:150].decode("utf-8", errors="ignore") + "~" + digest
+    return key
 
 
 # -- integrity ----------------------------------------------------------------------------
@@ -238,7 +256,7 @@ def _charts(run: Run, paths: list[str], links: Links, ids: _Ids) -> str:
         out.append(
             f'<figure class="chart-box"><figcaption><strong>{h(path)}</strong> — {len(series.values)} points, {last}'
             f' · <a href="{href}">CSV</a></figcaption>'
-            f"{line_chart(path, series.steps, series.values, ids())}</figure>"
+            f"{chart(path, series, ids())}</figure>"
         )
     return f'<div class="charts">{"".join(out)}</div>' if out else ""
 
@@ -462,24 +480,23 @@ def run_page(run: Run, links: Links, project_href: str, project_name: str) -> st
         + _facts(sys_values)
         + "</details>"
     )
-    crumbs = [("Backup", f"{links.root}index.html"), (project_name, project_href), (run.sys_id, None)]
+    crumbs: list[tuple[str, str | None]] = [
+        ("Backup", f"{links.root}index.html"),
+        (project_name, project_href),
+    ]
+    if run.manifest.kind == "modelVersion":  # <ws>/<project>/_models/<MODEL>/_versions/<VERSION>
+        model_key = page_key(*run.rel.split("/")[:4])
+        crumbs.append((run.manifest.model_id or run.rel.split("/")[3], f"{url(model_key)}.html"))
+    crumbs.append((run.sys_id, None))
     return page(title, crumbs, "\n".join(body), links.root, None)
 
 
 def compare_data(run: Run, key: str) -> str:
     """A script that registers the float series of a run, downsampled, for the compare view."""
-    from .lttb import lttb
-
-    series: list[str] = []
-    for path, rel in _metric_files(run):
-        s = _series(run, rel)
-        pts = [
-            (x, y) for x, y in zip(s.steps, s.values, strict=True) if math.isfinite(x) and math.isfinite(y)
-        ]
-        if len(pts) > 500:
-            keep = lttb([p[0] for p in pts], [p[1] for p in pts], 500)
-            pts = [pts[i] for i in keep]
-        series.append(f"{json_text(path)}:[{numbers((x for x, _ in pts), 12)},{numbers(y for _, y in pts)}]")
+    series = [
+        f"{json_text(path)}:{drawn_points(_series(run, rel), COMPARE_POINTS).data}"
+        for path, rel in _metric_files(run)
+    ]
     body = "{" + ",".join(series) + "}"
     return f"window.NBV_SERIES=window.NBV_SERIES||{{}};window.NBV_SERIES[{json_text(key)}]={body};\n"
 
@@ -512,11 +529,14 @@ def project_page(
     """``own``: the row of the project's own fields, if they were backed up."""
     runs = [r for r in rows if r["kind"] == "run"]
     params, metrics, all_metrics = choose_columns(runs)
-    columns = [{"key": k, "label": label, "kind": "base"} for k, label in BASE_COLUMNS]
+    # id and name, then what runs are compared by (the last metric values, the parameters), then the rest
+    base = [{"key": k, "label": label, "kind": "base"} for k, label in BASE_COLUMNS]
+    columns = base[:2]
+    columns += [{"key": m, "label": m, "title": f"{m} (last value)", "kind": "metric"} for m in metrics]
     columns += [
         {"key": p, "label": p.removeprefix("parameters/"), "title": p, "kind": "param"} for p in params
     ]
-    columns += [{"key": m, "label": m, "title": f"{m} (last value)", "kind": "metric"} for m in metrics]
+    columns += base[2:]
     shown_params, shown_metrics = set(params), set(all_metrics)
     table_rows = []
     for r in runs:
@@ -544,6 +564,7 @@ def project_page(
         '<div id="runs-app"><h2>Runs</h2>',
         '<div class="toolbar"><label for="filter">Filter</label>'
         '<input id="filter" type="search" placeholder="id, name, tag, owner, state…" autocomplete="off">'
+        '<details id="columns"><summary>Columns</summary><ol></ol></details>'
         '<span id="count" class="muted" aria-live="polite"></span></div>',
         '<div class="table-wrap"><table id="runs"><thead><tr></tr></thead><tbody></tbody></table></div>',
         '<div class="pager"><button id="prev" type="button">Previous</button><span id="page"></span>'
@@ -563,7 +584,7 @@ def project_page(
         model_rows = "".join(
             f'<tr><td><a href="../runs/{url(m["key"])}.html">{h(m["id"])}</a></td><td>{h(m["kind"])}</td>'
             f'<td>{h(m["name"] or "")}</td><td>{h(m["created"] or "")}</td><td class="status-{h(m["status"])}">{h(m["status"])}</td></tr>'
-            for m in sorted(models, key=lambda m: (m["kind"], m["id"]))
+            for m in sorted(models, key=lambda m: (m["kind"], natural_key(m["id"])))
         )
         body.append(
             "<h2>Models and model versions</h2><div class='table-wrap'><table><thead><tr><th scope='col'>id</th>"

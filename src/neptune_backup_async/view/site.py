@@ -16,26 +16,14 @@ from ..errors import NotABackupError
 from ..report import load_reports
 from ..verify import container_folders, verify
 from . import assets, pages
-from .data import load_run
+from .data import load_run, natural_key
 from .escape import h, url
+from .pages import page_key
 
 SITE_DIR = "_site"
 STATE = ".view-state.json"
 STATE_VERSION = 1
 PARALLEL_FROM = 40  # rebuild in worker processes from this many changed runs
-
-
-def page_key(*segments: str) -> str:
-    """One file name for a run (or project) page, injective over the on-disk names.
-
-    The site has no sub-folders below its first level, so that ``verify`` never mistakes
-    one of its folders for a run folder when the site sits inside the backup.
-    """
-    key = "~".join(s.replace("~", "%7E") for s in segments)
-    if len(key.encode("utf-8")) > 180:
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-        key = key.encode("utf-8")[:150].decode("utf-8", errors="ignore") + "~" + digest
-    return key
 
 
 def _write(path: Path, text: str) -> None:
@@ -104,7 +92,7 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
         if (
             state.get("version") != STATE_VERSION
             or state.get("to_dest") != to_dest
-            or state.get("assets") != _assets_hash()
+            or state.get("assets") != assets.DIGEST
         ):
             state = {}
     except (OSError, ValueError):
@@ -160,11 +148,11 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
 
     generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     report = _read_report(dest)
-    for name, text in (("view.css", assets.CSS), ("view.js", assets.JS)):
+    for name, text in assets.ASSETS.items():
         _write_if_changed(site / "assets" / name, text)
 
     by_project: dict[str, list[dict[str, Any]]] = {}
-    for rel in sorted(runs):
+    for rel in sorted(runs, key=natural_key):  # P0-2 before P0-10, in the table and without JavaScript
         if "row" in runs[rel]:
             by_project.setdefault("/".join(rel.split("/")[:2]), []).append(runs[rel]["row"])
     project_names = _project_names(dest, runs)
@@ -224,17 +212,13 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
     _write(
         state_path,
         json.dumps(
-            {"version": STATE_VERSION, "to_dest": to_dest, "assets": _assets_hash(), "runs": runs},
+            {"version": STATE_VERSION, "to_dest": to_dest, "assets": assets.DIGEST, "runs": runs},
             sort_keys=True,
             indent=1,
             allow_nan=True,
         ),
     )
     return index
-
-
-def _assets_hash() -> str:
-    return hashlib.sha256((assets.CSS + assets.JS).encode("utf-8")).hexdigest()[:16]
 
 
 def _rebuild(
