@@ -13,6 +13,7 @@ from .errors import (
 )
 from .report import BackupReport, Note, Progress, load_reports, summarize
 from .selection import FieldFilter, RunFilter, Selection, Shard
+from .to_mlflow import LoadReport, load_mlflow
 
 __all__ = [
     "AuthenticationError",
@@ -21,6 +22,7 @@ __all__ = [
     "DestinationError",
     "FetchError",
     "FieldFilter",
+    "LoadReport",
     "NotABackupError",
     "Note",
     "Progress",
@@ -32,6 +34,7 @@ __all__ = [
     "UsageError",
     "backup",
     "list_projects",
+    "load_mlflow",
     "load_reports",
     "summarize",
 ]
