@@ -215,12 +215,18 @@ def test_load_holds_every_field_of_the_backup_and_a_rerun_writes_nothing(
     world = generate(WORKLOADS["demo"], artifact_root=tmp_path / "artifact-sources")
     dest = tmp_path / "backup"
     make_backup(world, dest)
+    objects = sum(1 for _ in object_folders(dest))
+    points = sum(len(v.points) for p in world.projects.values() for c in [p.container, *p.containers.values()]
+                 for v in c.fields.values() if isinstance(v, m.FloatSeries))  # fmt: skip
+    plan = load(dest, dry_run=True)  # no database yet: it makes none
+    assert (plan.objects_loaded, plan.points, plan.exit_code) == (objects, points, 0)
+    assert not (dest / HOME).exists() and not (dest / "load-mlflow-report.json").exists()
     uri = fresh_db(empty_db, dest / HOME / "mlflow.db")  # where the load puts it by default
 
     report = load(dest)
 
-    objects = sum(1 for _ in object_folders(dest))
     assert (report.exit_code, report.objects_loaded, report.failures) == (0, objects, [])
+    assert report.points == points
     assert check_mlflow(dest, uri, tmp_path) == objects
     kinds = {json.loads((f / ".manifest.json").read_text())["kind"] for f in object_folders(dest)}
     assert kinds == {"run", "model", "modelVersion", "project"}
@@ -229,6 +235,7 @@ def test_load_holds_every_field_of_the_backup_and_a_rerun_writes_nothing(
 
     again = load(dest)
     assert (again.objects_unchanged, again.objects_loaded, again.points, again.params) == (objects, 0, 0, 0)
+    assert load(dest, dry_run=True).objects_unchanged == objects
 
 
 def free_port() -> int:
@@ -365,10 +372,12 @@ def test_a_load_stopped_anywhere_and_rerun_equals_an_uninterrupted_one(
     stopped = anyio.run(lambda: load_mlflow(dest, uri, concurrency=1))
     assert calls["n"] >= nth and stopped.exit_code == 1 and "Stop" in stopped.failures[0].reason
     monkeypatch.setattr(tracking.Tracking, method, real)
+    before = metric_rows(tmp_path / "mlflow.db")
 
     report = load(dest, uri)
 
     assert (report.exit_code, report.objects_replaced, report.failures) == (0, 0, [])
+    assert report.points == 3 * 2 * 1_200 - before  # only what was missing is sent again
     assert check_mlflow(dest, uri, tmp_path) == 4  # 3 runs and the project's own fields
     assert deleted_runs(uri) == 0
 
@@ -395,12 +404,17 @@ def test_a_load_killed_with_sigkill_and_rerun_loads_every_point_once(tmp_path: P
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert rows < total
+    before = metric_rows(db)
+    assert rows <= before < total
+    (dest / HOME / "staging" / "999999999").mkdir(parents=True)  # as a killed load leaves it
 
     done = subprocess.run(command, capture_output=True, text=True, check=False)
 
     assert done.returncode == 0, done.stderr
     assert metric_rows(db) == total
+    sent = json.loads((dest / "load-mlflow-report.json").read_text())["totals"]["points"]
+    assert sent == total - before  # no point sent twice
+    assert list((dest / HOME / "staging").iterdir()) == []
     assert check_mlflow(dest, uri, tmp_path) == 7
 
 

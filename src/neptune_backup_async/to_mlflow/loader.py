@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -64,7 +65,7 @@ class _Loader:
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.concurrency = concurrency
         self.progress = progress
-        self.staging = dest / HOME / "staging"
+        self.staging = dest / HOME / "staging" / str(os.getpid())
         self.experiment_of = experiment_of  # object folder -> experiment name
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -309,6 +310,7 @@ async def load_mlflow(
         {o.rel: experiment_name(experiment_prefix, o) for o in objects},
     )
     found: dict[str, dict[str, tracking.FoundRun]] = {}
+    await anyio.to_thread.run_sync(_remove_stale_staging, dest / HOME / "staging")
     try:
         for name in sorted(set(loader.experiment_of.values())):
             exp_id = await loader.call(mlflow.experiment, name)
@@ -321,9 +323,26 @@ async def load_mlflow(
     finally:
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                functools.partial(shutil.rmtree, loader.staging, ignore_errors=True)
+            )
             text = values.dumps(report.to_json())
             await anyio.to_thread.run_sync((dest / REPORT).write_text, text)
     return report
+
+
+def _remove_stale_staging(staging: Path) -> None:
+    """Remove what loads that were killed left half staged (each load stages under its pid)."""
+    if not staging.is_dir():
+        return
+    for folder in staging.iterdir():
+        try:
+            os.kill(int(folder.name), 0)
+            continue  # a load still running
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 def _by_id(
@@ -362,9 +381,9 @@ async def _dry_run(
         mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
         await anyio.to_thread.run_sync(mlflow.check)
         for name in sorted({experiment_name(prefix, o) for o in objects}):
-            exp = await anyio.to_thread.run_sync(mlflow.client.get_experiment_by_name, name)
-            if exp is not None:
-                runs = await anyio.to_thread.run_sync(mlflow.find_runs, exp.experiment_id)
+            exp_id = await anyio.to_thread.run_sync(mlflow.find_experiment, name)
+            if exp_id is not None:
+                runs = await anyio.to_thread.run_sync(mlflow.find_runs, exp_id)
                 found.update({f"{name}\n{k}": v for k, v in _by_id(runs, report, name).items()})
     for obj in objects:
         run = found.get(f"{experiment_name(prefix, obj)}\n{obj.manifest.sys_id}")

@@ -67,7 +67,6 @@ class Tracking:
         self.uri = uri
         self.artifact_root = artifact_root
         self._entities = (Metric, Param, RunTag)
-        self._exception: type[Exception] = mlflow.exceptions.MlflowException
         self.client = mlflow.tracking.MlflowClient(tracking_uri=uri)
 
     def check(self) -> None:
@@ -88,6 +87,10 @@ class Tracking:
             raise ServerUnreachableError(
                 f"MLflow cannot use the tracking URI {where}: {type(e).__name__}: {e}. Check --tracking-uri."
             ) from None
+
+    def find_experiment(self, name: str) -> str | None:
+        found = self.client.get_experiment_by_name(name)
+        return None if found is None or found.lifecycle_stage == "deleted" else str(found.experiment_id)
 
     def experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -145,7 +148,7 @@ class Tracking:
         with tempfile.TemporaryDirectory(prefix="neptune-mlflow-") as tmp:
             try:
                 local = self.client.download_artifacts(run_id, path, tmp)
-            except (self._exception, OSError):
+            except Exception:  # not there, or unreadable: the load then trusts only what it reads back
                 return None
             try:
                 return json.loads(Path(local).read_text(encoding="utf-8"))
