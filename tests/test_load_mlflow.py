@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 import pytest
 
-from neptune_backup_async import backup, load_mlflow
+from neptune_backup_async import ServerUnreachableError, backup, load_mlflow
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate, serve
 from neptune_backup_async.testing import model as m
 
@@ -451,6 +451,8 @@ def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
     unreachable = run_cli("load-mlflow", str(dest), "--tracking-uri", f"http://user:secret@127.0.0.1:{port}")
     assert unreachable.returncode == 2 and "Cannot reach the MLflow tracking server" in unreachable.stderr
     assert "secret" not in unreachable.stderr
+    with pytest.raises(ServerUnreachableError, match="MLflow cannot use the tracking URI bogus://x"):
+        load(dest, "bogus://x")
 
 
 def test_cli_without_mlflow_says_how_to_install_it(tmp_path: Path) -> None:

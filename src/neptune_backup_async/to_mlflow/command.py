@@ -25,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--experiment-prefix", default="", help="put before every experiment name (<workspace>/<project>)"
     )
     parser.add_argument("--projects", help="only these projects: WORKSPACE/PROJECT[,...] (default: all)")
-    parser.add_argument("--runs", help="only these objects, by sys/id: RUN-1,RUN-7")
+    parser.add_argument(
+        "--runs", help="only these runs (or models, versions, project keys), by sys/id: RUN-1,RUN-7"
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
         default=8,
-        help="the most objects loaded at once, and MLflow calls in flight",
+        help="the most objects loaded at once, and MLflow calls in flight (default: 8)",
     )
     parser.add_argument(
         "--artifact-root",

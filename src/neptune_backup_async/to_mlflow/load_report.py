@@ -76,13 +76,19 @@ class LoadReport:
         }
 
     def summary(self) -> str:
-        verb = "Would load" if self.dry_run else "Loaded"
-        lines = [
-            f"{verb} {self.objects_loaded} object(s) into MLflow at {self.tracking_uri}"
-            f" ({self.objects_unchanged} unchanged, {self.objects_replaced} replaced,"
-            f" {self.objects_failed} failed, of {self.objects_found}): {self.points} metric points,"
-            f" {self.params} params, {self.artifact_bytes} artifact bytes.",
-        ]
+        if self.dry_run:
+            lines = [
+                f"Would load {self.objects_loaded} object(s) into MLflow at {self.tracking_uri}"
+                f" ({self.objects_unchanged} already loaded and unchanged, {self.objects_failed} that cannot be"
+                f" loaded, of {self.objects_found}), with at most {self.points} metric points."
+            ]
+        else:
+            lines = [
+                f"Loaded {self.objects_loaded} object(s) into MLflow at {self.tracking_uri}"
+                f" ({self.objects_unchanged} unchanged, {self.objects_replaced} replaced,"
+                f" {self.objects_failed} failed, of {self.objects_found}): {self.points} metric points,"
+                f" {self.params} params, {self.artifact_bytes} artifact bytes.",
+            ]
         lines += [f"failed: {n.where}: {n.reason}" for n in self.failures]
         lines += [f"notice: {n.where}: {n.reason}" for n in self.notices]
         if self.interrupted:

@@ -117,11 +117,7 @@ class _Loader:
             self._fail(
                 obj, None, "a later backup of it was interrupted; loaded what it saved, run the backup again"
             )
-        if (
-            found is not None
-            and found.tags.get(convert.STATUS) == convert.COMPLETE
-            and found.tags.get(convert.LOADED) == obj.fingerprint
-        ):
+        if found is not None and _is_loaded(found, obj):
             self.report.objects_unchanged += 1
             return
         try:
@@ -331,6 +327,13 @@ async def load_mlflow(
     return report
 
 
+def _is_loaded(run: tracking.FoundRun, obj: reader.BackupObject) -> bool:
+    """The run holds all of this backup of the object."""
+    return (
+        run.tags.get(convert.STATUS) == convert.COMPLETE and run.tags.get(convert.LOADED) == obj.fingerprint
+    )
+
+
 def _remove_stale_staging(staging: Path) -> None:
     """Remove what loads that were killed left half staged (each load stages under its pid)."""
     if not staging.is_dir():
@@ -387,7 +390,7 @@ async def _dry_run(
                 found.update({f"{name}\n{k}": v for k, v in _by_id(runs, report, name).items()})
     for obj in objects:
         run = found.get(f"{experiment_name(prefix, obj)}\n{obj.manifest.sys_id}")
-        if run is not None and run.tags.get(convert.LOADED) == obj.fingerprint:
+        if run is not None and _is_loaded(run, obj):
             report.objects_unchanged += 1
             continue
         report.objects_loaded += 1

@@ -49,6 +49,13 @@ def redact_uri(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def _unusable(uri: str, e: Exception) -> ServerUnreachableError:
+    message = str(e).replace(uri, redact_uri(uri))
+    return ServerUnreachableError(
+        f"MLflow cannot use the tracking URI {redact_uri(uri)}: {type(e).__name__}: {message}. Check --tracking-uri."
+    )
+
+
 @dataclass
 class FoundRun:
     run_id: str
@@ -67,7 +74,10 @@ class Tracking:
         self.uri = uri
         self.artifact_root = artifact_root
         self._entities = (Metric, Param, RunTag)
-        self.client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+        try:
+            self.client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+        except Exception as e:
+            raise _unusable(uri, e) from None
 
     def check(self) -> None:
         """Fail with a clear message when the URI cannot be used; a server is asked once, quickly."""
@@ -84,9 +94,7 @@ class Tracking:
         try:
             self.client.search_experiments(max_results=1)
         except Exception as e:
-            raise ServerUnreachableError(
-                f"MLflow cannot use the tracking URI {where}: {type(e).__name__}: {e}. Check --tracking-uri."
-            ) from None
+            raise _unusable(self.uri, e) from None
 
     def find_experiment(self, name: str) -> str | None:
         found = self.client.get_experiment_by_name(name)
