@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import urllib.error
 import urllib.parse
@@ -71,6 +72,8 @@ class Tracking:
         mlflow = _mlflow()
         from mlflow.entities import Metric, Param, RunTag
 
+        # Else set_terminated prints a link to each run on stdout, costing a request to a server too.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
         self.artifact_root = artifact_root
         self._entities = (Metric, Param, RunTag)
