@@ -166,8 +166,10 @@ class _Loader:
                 self.report.points += len(full.metrics)
                 self.report.params += len(full.params)
 
-        if found is not None:  # first of all, so a stop from here on is seen as one
-            await add("tag", (convert.STATUS, convert.LOADING))
+        if found is not None and trusted:  # alone and first, so a stop from here on is seen as one
+            await self.call(
+                self.mlflow.log_batch, run_id, convert.Batch(tags=[(convert.STATUS, convert.LOADING)])
+            )
         for item in params.items():
             await add("param", item)
         for item in the_plan.tags.items():
