@@ -85,10 +85,12 @@ def ours(dest: Path, uri: str, concurrency: int) -> dict[str, Any]:
     return {"seconds": seconds, "points": report.points, "objects": report.objects_loaded}
 
 
-def naive(dest: Path, uri: str, runs: int) -> dict[str, Any]:
+def naive(dest: Path, uri: str, runs: int, artifacts: Path) -> dict[str, Any]:
     """One run at a time, one call per param, point and file: the usual hand-written loader."""
     client = MlflowClient(tracking_uri=uri)
-    exp = client.create_experiment("naive")
+    # A server keeps artifacts where it was told; straight into SQLite they would go to ./mlruns.
+    location = None if uri.startswith("http") else artifacts.as_uri()
+    exp = client.create_experiment("naive", artifact_location=location)
     folders = sorted(p.parent for p in dest.glob("*/*/*/.manifest.json") if p.parent.name != "_project")[
         :runs
     ]
@@ -148,14 +150,22 @@ def main() -> None:
                 (
                     "naive log_metric",
                     "SQLite",
-                    naive(dest, fresh_db(template, tmp / name / "naive.db"), runs),
+                    naive(
+                        dest,
+                        fresh_db(template, tmp / name / "naive.db"),
+                        runs,
+                        tmp / name / "naive-artifacts",
+                    ),
                 ),
             ]
             for who, loader in (("load-mlflow", "ours"), ("naive log_metric", "naive")):
                 shutil.rmtree(dest / ".mlflow", ignore_errors=True)
                 db = fresh_db(template, tmp / name / f"server-{loader}.db")
                 with mlflow_server(db, tmp / name / f"artifacts-{loader}") as url:
-                    cell = ours(dest, url, args.concurrency) if loader == "ours" else naive(dest, url, runs)
+                    if loader == "ours":
+                        cell = ours(dest, url, args.concurrency)
+                    else:
+                        cell = naive(dest, url, runs, tmp / name / "naive-artifacts")
                 cells.append((who, "mlflow server", cell))
             for who, target, cell in cells:
                 rate = cell["points"] / cell["seconds"]
