@@ -382,18 +382,51 @@ def test_a_load_stopped_anywhere_and_rerun_equals_an_uninterrupted_one(
     assert deleted_runs(uri) == 0
 
 
+def test_an_update_stopped_after_a_batch_and_rerun_sends_each_new_point_once(
+    tmp_path: Path, empty_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = small_world(tmp_path)
+    dest = tmp_path / "backup"
+    make_backup(world, dest)
+    uri = fresh_db(empty_db, tmp_path / "mlflow.db")
+    assert load(dest, uri).exit_code == 0
+    loss = world.project("workspace-0/project-0").containers["P0-1"].fields["metrics/train/loss"]
+    assert isinstance(loss, m.FloatSeries)
+    more = tuple(m.FloatPoint(float(s), s / 3, 1_800_000_000_000 + s) for s in range(5_000, 6_500))
+    world.set_field("workspace-0/project-0", "P0-1", "metrics/train/loss", m.FloatSeries(loss.points + more))
+    make_backup(world, dest)
+    real = tracking.Tracking.log_batch
+    sent: list[int] = []
+
+    def stop_after_the_first_points(self: tracking.Tracking, run_id: str, batch: Any) -> None:
+        real(self, run_id, batch)
+        if batch.metrics:  # some of the 1,500 new points are in; nothing recorded that
+            sent.append(len(batch.metrics))
+            raise Stop("after the first points")
+
+    monkeypatch.setattr(tracking.Tracking, "log_batch", stop_after_the_first_points)
+    assert load(dest, uri).exit_code == 1
+    monkeypatch.setattr(tracking.Tracking, "log_batch", real)
+    assert 0 < sent[0] < 1_500 and metric_rows(tmp_path / "mlflow.db") == 3 * 2 * 1_200 + sent[0]
+
+    report = load(dest, uri)
+
+    assert (report.exit_code, report.points, report.objects_replaced) == (0, 1_500 - sent[0], 0)
+    assert check_mlflow(dest, uri, tmp_path) == 4
+
+
 def metric_rows(db: Path) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as c:
         return int(c.execute("SELECT count(*) FROM metrics").fetchone()[0])
 
 
 def test_a_load_killed_with_sigkill_and_rerun_loads_every_point_once(tmp_path: Path, empty_db: Path) -> None:
-    spec = replace(MINIMAL, runs_per_project=6, float_series=3, float_series_length=2_000)
+    spec = replace(MINIMAL, runs_per_project=4, float_series=2, float_series_length=2_000)
     dest = tmp_path / "backup"
     make_backup(generate(spec), dest)
     db = tmp_path / "mlflow.db"
     uri = fresh_db(empty_db, db)
-    total = 6 * 3 * 2_000
+    total = 4 * 2 * 2_000
     command = [sys.executable, "-m", "neptune_backup_async", "load-mlflow", str(dest), "--tracking-uri", uri,
                "--quiet", "--concurrency", "2"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -415,7 +448,7 @@ def test_a_load_killed_with_sigkill_and_rerun_loads_every_point_once(tmp_path: P
     sent = json.loads((dest / "load-mlflow-report.json").read_text())["totals"]["points"]
     assert sent == total - before  # no point sent twice
     assert list((dest / HOME / "staging").iterdir()) == []
-    assert check_mlflow(dest, uri, tmp_path) == 7
+    assert check_mlflow(dest, uri, tmp_path) == 5
 
 
 def test_a_run_the_backup_did_not_finish_is_named_and_the_rest_loaded(tmp_path: Path, empty_db: Path) -> None:
