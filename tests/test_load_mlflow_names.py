@@ -6,17 +6,18 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mlflow.utils.validation import path_not_unique, validate_param_and_metric_name
 
-import test_load_mlflow as e2e
+import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
 from neptune_backup_async.manifest import FieldRecord, Manifest
 from neptune_backup_async.testing import World
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.to_mlflow import convert, naming, plan
 
 empty_db = e2e.empty_db  # the fixture, shared with the end-to-end tests
+validation = pytest.importorskip("mlflow.utils.validation")
 
 HOSTILE = [
     "metrics/loss", "metrics/Loss", "metrics/LOSS",  # case variants
@@ -27,7 +28,11 @@ HOSTILE = [
 
 
 def valid(key: str) -> bool:
-    return bool(validate_param_and_metric_name(key)) and not path_not_unique(key) and len(key) <= 250
+    return (
+        bool(validation.validate_param_and_metric_name(key))
+        and not validation.path_not_unique(key)
+        and len(key) <= validation.MAX_ENTITY_KEY_LENGTH
+    )
 
 
 def roots(path: str, key: str) -> list[str]:
