@@ -20,6 +20,7 @@ from .errors import (
 )
 from .report import BackupReport, Note, Progress, load_reports, summarize
 from .selection import FieldFilter, RunFilter, Selection, Shard
+from .to_mlflow import LoadReport, load_mlflow
 
 __all__ = [
     "AuthenticationError",
@@ -29,6 +30,7 @@ __all__ = [
     "FetchError",
     "FieldFilter",
     "HttpStatusError",
+    "LoadReport",
     "NotABackupError",
     "Note",
     "Progress",
@@ -44,6 +46,7 @@ __all__ = [
     "UsageError",
     "backup",
     "list_projects",
+    "load_mlflow",
     "load_reports",
     "summarize",
 ]

@@ -26,7 +26,7 @@ from .report import CONNECTING, BackupReport, Progress, load_reports, plural, su
 from .retry import LOST_AFTER
 from .selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
 
-COMMANDS = ("backup", "list-projects", "verify", "view", "report")
+COMMANDS = ("backup", "list-projects", "verify", "view", "report", "load-mlflow")
 DEMO_OUTPUT = Path("neptune-backup-demo")
 log = logging.getLogger("neptune_backup_async")
 T = TypeVar("T")
@@ -133,6 +133,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("destination", type=Path, help="the backup folder")
     r.add_argument("--output", type=Path, help="also write the merged report here, as JSON")
+    from . import to_mlflow
+
+    m = sub.add_parser(
+        "load-mlflow",
+        help="load a backup into MLflow (needs the mlflow extra)",
+        description="Load every run, model, model version and project of a backup into MLflow: experiments,"
+        " runs, params, metrics, tags and artifacts (docs/MLFLOW.md). A rerun resumes a stopped load and adds"
+        " what a later backup added, without loading anything twice. Needs no token."
+        " Exit 0: all loaded; 1: some objects or fields failed, or the backup is incomplete (named in"
+        " DESTINATION/load-mlflow-report.json); 2: bad usage, not a backup, MLflow missing or unreachable.",
+    )
+    to_mlflow.add_arguments(m)
     return parser
 
 
@@ -400,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_view(args)
         if args.command == "report":
             return _run_report(args)
+        if args.command == "load-mlflow":
+            from . import to_mlflow
+
+            return to_mlflow.run(args)
         if args.command == "list-projects":
             _out("\n".join(interrupt.run_async(lambda: api.list_projects(token))))
             return 0

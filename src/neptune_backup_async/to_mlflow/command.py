@@ -1,0 +1,113 @@
+"""The ``load-mlflow`` subcommand: arguments, progress bars, the summary and the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..selection import parse_list
+from . import loader, tracking
+from .load_report import REPORT, LoadProgress, LoadReport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("destination", type=Path, help="the backup folder")
+    parser.add_argument(
+        "--tracking-uri",
+        help="where to load: sqlite:///mlflow.db, http://host:5000, a folder, or any URI MLflow accepts"
+        f" (default: a SQLite database in DESTINATION/{loader.HOME})",
+    )
+    parser.add_argument(
+        "--experiment-prefix", default="", help="put before every experiment name (<workspace>/<project>)"
+    )
+    parser.add_argument("--projects", help="only these projects: WORKSPACE/PROJECT[,...] (default: all)")
+    parser.add_argument(
+        "--runs", help="only these runs (or models, versions, project keys), by sys/id: RUN-1,RUN-7"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="the most objects loaded at once, and MLflow calls in flight (default: 8)",
+    )
+    parser.add_argument(
+        "--artifact-root",
+        help="where new experiments keep artifacts (default: beside a SQLite database; else MLflow's default)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count what would be loaded, asking MLflow what it holds; write nothing",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+class _Bars:
+    """tqdm bars for objects and points, on stderr, only when it is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.objects: Any = None
+        self.points: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.objects = tqdm(desc="objects", unit="obj", file=sys.stderr, position=0, dynamic_ncols=True)
+            self.points = tqdm(desc="points", unit="pt", unit_scale=True, file=sys.stderr, position=1)
+
+    def __call__(self, p: LoadProgress) -> None:
+        if self.objects is None:
+            return
+        if self.objects.total != p.objects_found:
+            self.objects.total = p.objects_found
+            self.objects.refresh()
+        self.objects.update(p.objects_done + p.objects_failed - self.objects.n)
+        self.points.update(p.points - self.points.n)
+
+    def close(self) -> None:
+        for bar in (self.objects, self.points):
+            if bar is not None:
+                bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    tracking.require_mlflow()  # before anything else: say how to install it
+    dest: Path = args.destination
+    bars = _Bars(enabled=not args.quiet and not args.dry_run and sys.stderr.isatty())
+    report: LoadReport | None = None
+    try:
+        report = anyio.run(
+            lambda: loader.load_mlflow(
+                dest,
+                args.tracking_uri,
+                experiment_prefix=args.experiment_prefix,
+                projects=parse_list(args.projects) or None,
+                runs=parse_list(args.runs) or None,
+                concurrency=args.concurrency,
+                artifact_root=args.artifact_root,
+                dry_run=args.dry_run,
+                progress=bars,
+            )
+        )
+    except KeyboardInterrupt:
+        bars.close()
+        print(
+            "\nInterrupted. Run the same command again to finish; nothing is loaded twice.", file=sys.stderr
+        )
+        return 130
+    finally:
+        bars.close()
+    if args.dry_run:
+        print(report.summary())
+        return report.exit_code
+    print(report.summary(), file=sys.stderr)
+    print(f"Report: {dest / REPORT}", file=sys.stderr)
+    uri = args.tracking_uri or loader.default_uri(dest)
+    if not uri.startswith(("http://", "https://")):
+        print(f"Browse it: mlflow ui --backend-store-uri {uri}", file=sys.stderr)
+    else:
+        print(f"Browse it: {tracking.redact_uri(uri)}", file=sys.stderr)
+    return report.exit_code

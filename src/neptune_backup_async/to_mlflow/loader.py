@@ -1,0 +1,400 @@
+"""``load_mlflow``: load a backup into MLflow, concurrently, resumably and incrementally.
+
+Objects go through a bounded memory stream to ``concurrency`` workers; every blocking
+call (MLflow's client, reading the backup) runs in a thread under one CapacityLimiter.
+Within one object everything is sent in order, one call after another, so a stopped load
+always leaves a prefix of each series in MLflow (see ``state.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from .. import values
+from ..errors import NotABackupError, UsageError
+from ..report import Note
+from . import convert, plan, reader, tracking
+from .load_report import REPORT, LoadProgress, LoadReport
+from .state import Loaded, SeriesState, file_hashes
+
+T = TypeVar("T")
+HOME = ".mlflow"  # in DEST: the default SQLite database, its artifacts, and files being staged
+MODELS_SUFFIX = "/models"
+
+
+class _Replace(Exception):
+    """The object changed in a way MLflow cannot update in place (a param's value, a series rewritten)."""
+
+
+def default_uri(dest: Path) -> str:
+    return f"sqlite:///{(dest / HOME / 'mlflow.db').resolve()}"
+
+
+def default_artifact_root(dest: Path, uri: str) -> str | None:
+    """Artifacts of a local SQLite database go beside it, as ``mlflow server`` does; other
+    stores and servers decide for themselves."""
+    if uri == default_uri(dest):
+        return (dest / HOME / "artifacts").resolve().as_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
+def experiment_name(prefix: str, obj: reader.BackupObject) -> str:
+    models = obj.manifest.kind in ("model", "modelVersion")
+    return prefix + obj.project + (MODELS_SUFFIX if models else "")
+
+
+class _Loader:
+    def __init__(
+        self, dest: Path, mlflow: tracking.Tracking, report: LoadReport, concurrency: int,
+        progress: Callable[[LoadProgress], None] | None, experiment_of: dict[str, str],
+    ) -> None:  # fmt: skip
+        self.dest = dest
+        self.mlflow = mlflow
+        self.report = report
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.concurrency = concurrency
+        self.progress = progress
+        self.staging = dest / HOME / "staging" / str(os.getpid())
+        self.experiment_of = experiment_of  # object folder -> experiment name
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            self.progress(self.report.progress())
+
+    async def run(
+        self, objects: list[reader.BackupObject], found: dict[str, dict[str, tracking.FoundRun]]
+    ) -> None:
+        send, receive = anyio.create_memory_object_stream[reader.BackupObject](self.concurrency)
+
+        async def produce() -> None:
+            async with send:
+                for obj in objects:
+                    await send.send(obj)
+
+        async def work(inbox: Any) -> None:
+            async with inbox:
+                async for obj in inbox:
+                    exp_id = self.report.experiments[self.experiment_of[obj.rel]]
+                    await self.load_object(obj, exp_id, found[exp_id].get(obj.manifest.sys_id))
+                    self._tick()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            for _ in range(self.concurrency):
+                tg.start_soon(work, receive.clone())
+            receive.close()
+
+    def _fail(self, obj: reader.BackupObject, field: str | None, reason: str) -> None:
+        self.report.failures.append(Note(obj.project, obj.manifest.sys_id, field, reason))
+
+    async def load_object(
+        self, obj: reader.BackupObject, exp_id: str, found: tracking.FoundRun | None
+    ) -> None:
+        try:
+            meta = await self.call(reader.read_metadata, obj)
+            the_plan = plan.build(obj.manifest, meta)
+        except (OSError, ValueError) as e:
+            self.report.objects_failed += 1
+            self._fail(obj, None, f"cannot read it from the backup ({e}); run verify")
+            return
+        for path, why in sorted(the_plan.failed.items()):
+            self._fail(obj, path, f"not in the backup (the backup failed it: {why}); back it up again")
+        if obj.interrupted:
+            self._fail(
+                obj, None, "a later backup of it was interrupted; loaded what it saved, run the backup again"
+            )
+        if found is not None and _is_loaded(found, obj):
+            self.report.objects_unchanged += 1
+            return
+        try:
+            try:
+                await self._load(obj, exp_id, the_plan, found)
+            except _Replace as why:
+                assert found is not None
+                await self.call(self.mlflow.delete, found.run_id)
+                self.report.objects_replaced += 1
+                self.report.notices.append(
+                    Note(obj.project, obj.manifest.sys_id, None, f"loaded anew ({why}); the old MLflow run"
+                         f" {found.run_id} is deleted (restorable until `mlflow gc`)")
+                )  # fmt: skip
+                await self._load(obj, exp_id, the_plan, None)
+        except Exception as e:  # one object's failure never stops the others
+            self.report.objects_failed += 1
+            self._fail(obj, None, f"loading into MLflow failed: {type(e).__name__}: {e}")
+            return
+        self.report.objects_loaded += 1
+
+    async def _load(
+        self, obj: reader.BackupObject, exp_id: str, the_plan: plan.Plan, found: tracking.FoundRun | None
+    ) -> None:
+        loaded, trusted = Loaded(), False
+        if found is not None:
+            for key, value in the_plan.params.items():
+                if found.params.get(key, value) != value:
+                    raise _Replace(f"the value of param {key} changed")
+            loaded = Loaded.from_json(await self.call(self.mlflow.read_json, found.run_id, plan.LOADED_JSON))
+            trusted = (
+                found.tags.get(convert.STATUS) == convert.COMPLETE
+                and found.tags.get(convert.LOADED) == loaded.fingerprint
+            )
+            run_id = found.run_id
+            params = {k: v for k, v in the_plan.params.items() if k not in found.params}
+        else:
+            tags = {**the_plan.shape.tags, convert.STATUS: convert.LOADING}
+            run_id = await self.call(self.mlflow.create_run, exp_id, the_plan.shape, tags)
+            params = the_plan.params
+        packer = convert.Packer()
+
+        async def add(kind: str, item: Any) -> None:
+            full = packer.add(kind, item)
+            if full is not None:
+                await self.call(self.mlflow.log_batch, run_id, full)
+                self.report.points += len(full.metrics)
+                self.report.params += len(full.params)
+
+        if found is not None and trusted:  # alone and first, so a stop from here on is seen as one
+            await self.call(
+                self.mlflow.log_batch, run_id, convert.Batch(tags=[(convert.STATUS, convert.LOADING)])
+            )
+        for item in params.items():
+            await add("param", item)
+        for item in the_plan.tags.items():
+            await add("tag", item)
+        new = Loaded(obj.fingerprint)
+        for path, csv in sorted(the_plan.series.items()):
+            key = the_plan.keys[path]
+            series = await self.call(reader.read_series, obj, csv)
+            points = series.points()
+            rule = convert.step_rule(points)
+            start = await self._start(run_id, path, key, rule, points, series, loaded, trusted, found is None)
+            for i in range(start, len(points)):
+                p = points[i]
+                await add("metric", (key, p.value, p.timestamp, convert.mlflow_step(rule, p, i)))
+            new.series[path] = SeriesState(key, len(points), series.prefix_sha256(len(points)), rule)
+        if (last := packer.rest()) is not None:
+            await self.call(self.mlflow.log_batch, run_id, last)
+            self.report.points += len(last.metrics)
+            self.report.params += len(last.params)
+        await self._artifacts(obj, run_id, the_plan, loaded, trusted, new)
+        await self.call(self.mlflow.finish, run_id, the_plan.shape)
+        done = convert.Batch(tags=[(convert.STATUS, convert.COMPLETE), (convert.LOADED, obj.fingerprint)])
+        await self.call(self.mlflow.log_batch, run_id, done)
+
+    async def _start(
+        self, run_id: str, path: str, key: str, rule: str, points: list[convert.Point],
+        series: reader.SeriesFile, loaded: Loaded, trusted: bool, fresh: bool,
+    ) -> int:  # fmt: skip
+        """How many points of a series are in MLflow already; _Replace when they are not its first ones."""
+        if fresh:
+            return 0
+        before = loaded.series.get(path)
+        if trusted:
+            if before is None:
+                return 0  # a new field: nothing of it was sent after loaded.json
+            if before.key != key or before.steps != rule or before.rows > len(points):
+                raise _Replace(f"series {path} was rewritten")
+            if series.prefix_sha256(before.rows) != before.prefix:
+                raise _Replace(f"series {path} was rewritten")
+            return before.rows
+        history = sorted(await self.call(self.mlflow.history, run_id, key), key=lambda h: (h[0], h[2]))
+        expected = sorted(
+            (convert.mlflow_step(rule, p, i), convert.stored_value(p.value), p.timestamp)
+            for i, p in enumerate(points[: len(history)])
+        )
+        expected.sort(key=lambda h: (h[0], h[2]))
+        if len(history) > len(points) or not all(map(convert.same_point, history, expected)):
+            raise _Replace(f"series {path} in MLflow is not the start of the backup's")
+        return len(history)
+
+    async def _artifacts(
+        self, obj: reader.BackupObject, run_id: str, the_plan: plan.Plan, loaded: Loaded, trusted: bool,
+        new: Loaded,
+    ) -> None:  # fmt: skip
+        uploads: list[plan.Upload] = []
+        for path, ups in the_plan.uploads.items():
+            hashes = file_hashes(obj.manifest, path)
+            new.artifacts[path] = hashes
+            if not trusted or loaded.artifacts.get(path) != hashes:
+                uploads.extend(ups)
+        steps = {p: s.steps for p, s in new.series.items()}
+        docs = {
+            plan.FIELDS_JSON: values.dumps(the_plan.fields_doc(obj.manifest, steps)),
+            plan.LOADED_JSON: values.dumps(new.to_json()),
+            **the_plan.long_values,
+        }
+        await self.call(functools.partial(self.staging.mkdir, parents=True, exist_ok=True))
+        root = Path(await self.call(tempfile.mkdtemp, "", "run-", str(self.staging)))
+        try:
+
+            def lay_out() -> int:
+                size = reader.stage(obj, uploads, root)
+                for target, text in docs.items():
+                    (root / target).parent.mkdir(parents=True, exist_ok=True)
+                    (root / target).write_text(text, encoding="utf-8")
+                meta = obj.folder / "simple_metadata.json"
+                if meta.exists():
+                    shutil.copyfile(meta, root / plan.METADATA_JSON)
+                return size
+
+            self.report.artifact_bytes += await self.call(lay_out)
+            await self.call(self.mlflow.log_artifacts, run_id, root)
+        finally:
+            await self.call(functools.partial(shutil.rmtree, root, ignore_errors=True))
+
+
+async def load_mlflow(
+    destination: str | Path,
+    tracking_uri: str | None = None,
+    *,
+    experiment_prefix: str = "",
+    projects: Sequence[str] | None = None,
+    runs: Sequence[str] | None = None,
+    concurrency: int = 8,
+    artifact_root: str | None = None,
+    dry_run: bool = False,
+    progress: Callable[[LoadProgress], None] | None = None,
+) -> LoadReport:
+    """Load the backup in ``destination`` into MLflow; returns (and, unless a dry run, writes) a report.
+
+    ``tracking_uri``: anything MLflow accepts; by default a SQLite database in
+    ``destination/.mlflow``. ``projects`` (``ws/proj``) and ``runs`` (``sys/id``) narrow
+    what is loaded. Running it again resumes a stopped load and adds what a later backup
+    added; nothing is loaded twice.
+    """
+    dest = Path(destination)
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1.")
+    if not dest.is_dir() or not any(dest.glob("backup-report*.json")):
+        raise NotABackupError(
+            f"{dest} is not a backup: it has no backup-report.json. Give the backup folder."
+        )
+    uri = tracking_uri or default_uri(dest)
+    root = artifact_root or default_artifact_root(dest, uri)
+    report = LoadReport(str(dest.resolve()), tracking.redact_uri(uri), dt.datetime.now(dt.timezone.utc))
+    report.dry_run = dry_run
+    objects, bad = await anyio.to_thread.run_sync(
+        reader.find_objects, dest, set(projects) if projects else None, set(runs) if runs else None
+    )
+    for b in bad:
+        report.failures.append(Note("/".join(b.rel.split("/")[:2]), b.rel.split("/")[-1], None, b.reason))
+    report.objects_found = len(objects) + len(bad)
+    report.objects_failed = len(bad)
+    if dry_run:
+        await _dry_run(dest, uri, root, experiment_prefix, objects, report)
+        report.finished_at = dt.datetime.now(dt.timezone.utc)
+        return report
+    mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
+    await anyio.to_thread.run_sync(mlflow.check)
+    loader = _Loader(
+        dest,
+        mlflow,
+        report,
+        concurrency,
+        progress,
+        {o.rel: experiment_name(experiment_prefix, o) for o in objects},
+    )
+    found: dict[str, dict[str, tracking.FoundRun]] = {}
+    await anyio.to_thread.run_sync(_remove_stale_staging, dest / HOME / "staging")
+    try:
+        for name in sorted(set(loader.experiment_of.values())):
+            exp_id = await loader.call(mlflow.experiment, name)
+            report.experiments[name] = exp_id
+            found[exp_id] = _by_id(await loader.call(mlflow.find_runs, exp_id), report, name)
+        await loader.run(objects, found)
+    except BaseException:
+        report.interrupted = True
+        raise
+    finally:
+        report.finished_at = dt.datetime.now(dt.timezone.utc)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                functools.partial(shutil.rmtree, loader.staging, ignore_errors=True)
+            )
+            text = values.dumps(report.to_json())
+            await anyio.to_thread.run_sync((dest / REPORT).write_text, text)
+    return report
+
+
+def _is_loaded(run: tracking.FoundRun, obj: reader.BackupObject) -> bool:
+    """The run holds all of this backup of the object."""
+    return (
+        run.tags.get(convert.STATUS) == convert.COMPLETE and run.tags.get(convert.LOADED) == obj.fingerprint
+    )
+
+
+def _remove_stale_staging(staging: Path) -> None:
+    """Remove what loads that were killed left half staged (each load stages under its pid)."""
+    if not staging.is_dir():
+        return
+    for folder in staging.iterdir():
+        try:
+            os.kill(int(folder.name), 0)
+            continue  # a load still running
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue
+
+
+def _by_id(
+    runs: list[tracking.FoundRun], report: LoadReport, experiment: str
+) -> dict[str, tracking.FoundRun]:
+    """The run of each Neptune id; if a user copied one, the earliest is the one loads keep."""
+    out: dict[str, tracking.FoundRun] = {}
+    for run in sorted(runs, key=lambda r: (r.start_time or 0, r.run_id)):
+        sys_id = run.tags[convert.ID]
+        if sys_id in out:
+            report.notices.append(
+                Note(
+                    experiment,
+                    sys_id,
+                    None,
+                    f"more than one MLflow run has this id; {run.run_id} is left alone",
+                )
+            )
+            continue
+        out[sys_id] = run
+    return out
+
+
+async def _dry_run(
+    dest: Path,
+    uri: str,
+    root: str | None,
+    prefix: str,
+    objects: list[reader.BackupObject],
+    report: LoadReport,
+) -> None:
+    """Count what a load would do; asks MLflow what it holds, and writes nothing (nor a new database)."""
+    found: dict[str, tracking.FoundRun] = {}
+    local_db = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+    if local_db is None or Path(local_db).exists():
+        mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
+        await anyio.to_thread.run_sync(mlflow.check)
+        for name in sorted({experiment_name(prefix, o) for o in objects}):
+            exp_id = await anyio.to_thread.run_sync(mlflow.find_experiment, name)
+            if exp_id is not None:
+                runs = await anyio.to_thread.run_sync(mlflow.find_runs, exp_id)
+                found.update({f"{name}\n{k}": v for k, v in _by_id(runs, report, name).items()})
+    for obj in objects:
+        run = found.get(f"{experiment_name(prefix, obj)}\n{obj.manifest.sys_id}")
+        if run is not None and _is_loaded(run, obj):
+            report.objects_unchanged += 1
+            continue
+        report.objects_loaded += 1
+        records = obj.manifest.fields.values()
+        report.points += sum(int(r.extra.get("rows", 0)) for r in records if r.type == "floatSeries")

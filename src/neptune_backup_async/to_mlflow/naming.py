@@ -1,0 +1,120 @@
+"""MLflow names for Neptune fields: one injective rule per object (pure; docs/MLFLOW.md).
+
+MLflow accepts metric, param and tag keys of at most 250 characters made of word
+characters, ``/ . - :`` and spaces, that do not change under ``posixpath.normpath``; its
+artifact paths become file names. A Neptune field path is kept as it is when it already
+fits (with no ``:``, which Windows forbids in file names), and otherwise changed by this
+rule:
+
+- in each ``/``-separated segment, a character MLflow rejects becomes ``_``; an empty
+  segment, ``.`` or ``..`` becomes ``_``; a segment longer than 180 bytes of UTF-8 is cut;
+- a first segment that starts with ``mlflow`` or ``neptune`` (any case) gets a leading
+  ``_``, keeping MLflow's system tags and our ``neptune/`` artifacts apart;
+- every changed name ends with ``-`` and the first 16 hex digits of the sha256 of the
+  original field path, cut before that to fit in 250 characters.
+
+Within one object, names that would clash (equal ignoring case, as on a case-insensitive
+database or file system, or whose artifacts would land on one path) are told apart the
+same way: all but the first of them, by (not all lower case, path), get the hash too. The
+result depends only on the object's set of field paths, and ``fields.json`` keeps it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+MAX_KEY = 250  # MAX_ENTITY_KEY_LENGTH of MLflow
+MAX_SEGMENT_BYTES = 180  # leaves room for the hash and an artifact suffix below NAME_MAX (255)
+RESERVED_PREFIXES = ("mlflow", "neptune")
+OWN_FOLDER = "neptune"  # our own artifacts: neptune/fields.json and the like
+
+_ALLOWED = re.compile(r"[\w.\- ]")
+_ORDINARY = re.compile(r"[\w.\- ]+")
+
+
+def _digest(path: str, digits: int) -> str:
+    return hashlib.sha256(path.encode("utf-8")).hexdigest()[:digits]
+
+
+def _cut(segment: str, limit: int) -> str:
+    return segment.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def clean_segment(segment: str) -> str:
+    if segment in ("", ".", ".."):
+        return "_"
+    out = (
+        segment if _ORDINARY.fullmatch(segment) else "".join(c if _ALLOWED.match(c) else "_" for c in segment)
+    )
+    return _cut(out, MAX_SEGMENT_BYTES)
+
+
+def clean(path: str) -> str:
+    """The field path with every segment made acceptable; equal to ``path`` when it already was."""
+    segments = [clean_segment(s) for s in path.split("/")]
+    if segments[0].casefold().startswith(RESERVED_PREFIXES):
+        segments[0] = "_" + segments[0]
+    return "/".join(segments)
+
+
+def with_hash(base: str, path: str, digits: int = 16) -> str:
+    suffix = "-" + _digest(path, digits)
+    head = base[: MAX_KEY - len(suffix)].rstrip("/")
+    return head + suffix
+
+
+def key_of(path: str, hashed: bool, digits: int = 16) -> str:
+    base = clean(path)
+    if hashed or base != path or len(base) > MAX_KEY:
+        return with_hash(base, path, digits)
+    return base
+
+
+def _clashes(keys: Mapping[str, str], roots: Mapping[str, list[str]]) -> list[list[str]]:
+    """Groups of fields whose keys are equal ignoring case, or whose artifacts would share a
+    path ignoring case, or where one field's artifact path is a folder above another's."""
+    groups: list[list[str]] = []
+    by_key: dict[str, list[str]] = {}
+    for field, key in keys.items():
+        by_key.setdefault(key.casefold(), []).append(field)
+    groups += [fields for fields in by_key.values() if len(fields) > 1]
+    owners: dict[str, set[str]] = {}
+    for field, paths in roots.items():
+        for root in paths:
+            owners.setdefault(root.casefold(), set()).add(field)
+    groups += [sorted(fields) for fields in owners.values() if len(fields) > 1]
+    for root, fields in owners.items():
+        parts = root.split("/")
+        for i in range(1, len(parts)):
+            above = owners.get("/".join(parts[:i]))
+            if above is not None and above != fields:
+                groups.append(sorted(above | fields))
+    return groups
+
+
+def assign(paths: Iterable[str], artifact_roots: Callable[[str, str], list[str]]) -> dict[str, str]:
+    """The key of every field path of one object.
+
+    ``artifact_roots(path, key)`` gives the artifact paths the field would use under that
+    key (files, or folders holding its files), so clashes there are resolved too.
+    """
+    fields = sorted(set(paths))
+    hashed = {p: False for p in fields}
+    digits = 16
+    while True:
+        keys = {p: key_of(p, hashed[p], digits) for p in fields}
+        groups = _clashes(keys, {p: artifact_roots(p, keys[p]) for p in fields})
+        if not groups:
+            return keys
+        grew = False
+        for group in groups:
+            order = sorted(group, key=lambda p: (p != p.lower(), p))
+            for p in order[1:]:
+                if keys[p] == p:  # kept as it was: the hash tells it apart
+                    hashed[p] = grew = True
+        if not grew:
+            if digits >= 64:
+                raise ValueError(f"cannot tell these fields apart: {groups[0]}")
+            digits *= 2  # hashed names still clash: vanishingly rare, but never merge two fields

@@ -1,0 +1,152 @@
+"""What one backed-up object becomes in MLflow: keys, params, tags, metrics and artifacts (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import layout
+from ..manifest import FieldRecord, Manifest
+from ..source import SIMPLE_TYPES, FieldType
+from . import convert, naming
+
+FORMAT = 1  # of neptune/fields.json and neptune/loaded.json
+VALUES_FOLDER = f"{naming.OWN_FOLDER}/values"  # params too long for MLflow, in full
+FIELDS_JSON = f"{naming.OWN_FOLDER}/fields.json"
+LOADED_JSON = f"{naming.OWN_FOLDER}/loaded.json"
+METADATA_JSON = f"{naming.OWN_FOLDER}/simple_metadata.json"
+ZIP_FALLBACK = "archive.zip"  # a file set whose member names cannot be unpacked safely
+
+_SIMPLE = {t.value for t in SIMPLE_TYPES}
+SYS = "sys/"  # Neptune's own fields: MLflow tags, which a later load may change
+_SERIES = (FieldType.FLOAT_SERIES.value, FieldType.STRING_SERIES.value)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One artifact: ``target`` in MLflow, from ``source`` in the object folder (or one zip member)."""
+
+    target: str
+    source: str
+    unzip: bool = False  # source is a file set: its members go under target/
+
+
+@dataclass
+class Plan:
+    keys: dict[str, str]  # field path -> MLflow key
+    params: dict[str, str]  # key -> value
+    long_values: dict[str, str]  # artifact path -> the full text of a param too long for MLflow
+    tags: dict[str, str]
+    series: dict[str, str]  # float series field path -> its CSV in the object folder
+    uploads: dict[str, list[Upload]]  # field path -> its artifacts
+    shape: convert.RunShape
+    failed: dict[str, str] = field(default_factory=dict)  # field path -> why the backup failed it
+
+    def fields_doc(self, manifest: Manifest, steps: dict[str, str]) -> dict[str, Any]:
+        """``neptune/fields.json``: every field, its Neptune type, and where it is in MLflow."""
+        out: dict[str, Any] = {}
+        for path, record in sorted(manifest.fields.items()):
+            key = self.keys[path]
+            entry: dict[str, Any] = {"type": record.type, "key": key, "status": record.status}
+            if key in self.params:
+                entry["param"] = key
+            if key in self.tags:
+                entry["tag"] = key
+            if path in self.series:
+                entry["metric"] = key
+                entry["steps"] = steps.get(path, "step")
+            targets = [u.target for u in self.uploads.get(path, [])]
+            targets += [t for t in self.long_values if t == f"{VALUES_FOLDER}/{key}.txt"]
+            if targets:
+                entry["artifacts"] = targets
+            out[path] = entry
+        return {
+            "format": FORMAT,
+            "kind": manifest.kind,
+            "project": manifest.project,
+            "sys_id": manifest.sys_id,
+            "fields": out,
+        }
+
+
+def _ext(record: FieldRecord) -> str:
+    ext = record.extra.get("ext")
+    return naming.clean(ext).replace("/", "_") if isinstance(ext, str) and ext else ""
+
+
+def artifact_roots(record: FieldRecord, key: str) -> list[str]:
+    """The artifact paths a field takes under ``key``: files, or folders that hold its files."""
+    if record.type in _SERIES:
+        return [f"{key}.csv"]
+    if record.type == FieldType.FILE.value:
+        ext = _ext(record)
+        return [f"{key}.{ext}" if ext else key]
+    if record.type in (FieldType.FILE_SET.value, FieldType.IMAGE_SERIES.value):
+        return [key]
+    if record.type == FieldType.ARTIFACT.value:
+        return [f"{key}{layout.ARTIFACT_SUFFIX}", key]
+    return []
+
+
+def _uploads(record: FieldRecord, key: str) -> list[Upload]:
+    files = [f for f in record.files if f != layout.SIMPLE_METADATA]
+    if not files or record.status != "ok":
+        return []
+    if record.type in _SERIES or record.type == FieldType.FILE.value:
+        return [Upload(artifact_roots(record, key)[0], files[0])]
+    if record.type == FieldType.FILE_SET.value:
+        return [Upload(key, files[0], unzip=True)]
+    # Image series and artifacts keep the files below their folder, named as in the backup.
+    if record.type == FieldType.IMAGE_SERIES.value:
+        index = next((f for f in files if f.endswith("/" + layout.IMAGE_INDEX)), None)
+        stem = index.rsplit("/", 1)[0] if index else None
+        listing = None
+    else:
+        listing = next((f for f in files if f.endswith(layout.ARTIFACT_SUFFIX)), None)
+        stem = listing[: -len(layout.ARTIFACT_SUFFIX)] if listing else None
+    out = [Upload(f"{key}{layout.ARTIFACT_SUFFIX}", listing)] if listing else []
+    if stem is not None:
+        out += [Upload(f"{key}/{f[len(stem) + 1 :]}", f) for f in files if f.startswith(stem + "/")]
+    return out
+
+
+def long_value_path(key: str) -> str:
+    return f"{VALUES_FOLDER}/{key}.txt"
+
+
+def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
+    records = manifest.fields
+    keys = naming.assign(records, lambda path, key: artifact_roots(records[path], key))
+    params: dict[str, str] = {}
+    long_values: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    series: dict[str, str] = {}
+    uploads: dict[str, list[Upload]] = {}
+    failed: dict[str, str] = {}
+    for path, record in records.items():
+        key = keys[path]
+        if record.status != "ok":
+            failed[path] = record.error or "failed"
+            continue
+        if record.type in _SIMPLE or record.type == FieldType.ARTIFACT.value:
+            if path not in meta:
+                failed[path] = "missing from simple_metadata.json"
+                continue
+            value = convert.param_value(record.type, meta[path])
+            # Neptune updates its sys/ fields as a run goes on, and MLflow's params cannot change.
+            volatile = path.startswith(SYS)
+            limit = convert.MAX_TAG_VALUE if volatile else convert.MAX_PARAM_VALUE
+            if len(value) > limit:
+                target = long_value_path(key)
+                long_values[target] = value
+                value = f"{value[:200]}… ({len(value)} characters; in full: artifact {target})"
+            if not volatile:
+                params[key] = value
+            if volatile or record.type == FieldType.STRING_SET.value:
+                tags[key] = value
+        if record.type == FieldType.FLOAT_SERIES.value and record.files:
+            series[path] = record.files[0]
+        if found := _uploads(record, key):
+            uploads[path] = found
+    shape = convert.run_shape(manifest.kind, manifest.sys_id, manifest.project, manifest.model_id, meta)
+    return Plan(keys, params, long_values, {**tags, **shape.tags}, series, uploads, shape, failed)

@@ -1,0 +1,147 @@
+"""Reading a backup for a load, through its manifests (docs/FORMAT.md); blocking I/O.
+
+Objects are found as ``verify`` finds them, and every field's files are the ones its
+manifest names: no file name is ever turned back into a field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import layout
+from ..manifest import Manifest
+from ..resume import merge_journal
+from ..verify import container_folders
+from . import convert, naming
+from .plan import ZIP_FALLBACK, Upload
+
+MAPPING_VERSION = "1"  # part of every fingerprint: a new mapping loads every object again
+
+
+@dataclass
+class BackupObject:
+    rel: str  # the object folder, relative to the backup root
+    folder: Path
+    manifest: Manifest
+    fingerprint: str  # of what the backup holds for it; equal fingerprints load the same
+    interrupted: bool  # a later backup of it stopped half-way (its journal is merged in)
+
+    @property
+    def project(self) -> str:
+        return self.manifest.project
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    rel: str
+    reason: str
+
+
+def find_objects(
+    dest: Path, projects: set[str] | None, ids: set[str] | None
+) -> tuple[list[BackupObject], list[Unreadable]]:
+    """Every object folder of the backup that passes the filters, and those that cannot be loaded."""
+    found: list[BackupObject] = []
+    bad: list[Unreadable] = []
+    for folder in container_folders(dest):
+        rel = folder.relative_to(dest).as_posix()
+        try:
+            text = (folder / layout.MANIFEST).read_bytes()
+            manifest = Manifest.loads(text.decode("utf-8"))
+        except FileNotFoundError:
+            if projects is None or "/".join(rel.split("/")[:2]) in projects:
+                bad.append(Unreadable(rel, "no manifest: its backup did not finish; run the backup again"))
+            continue
+        except (ValueError, KeyError, TypeError) as e:
+            bad.append(Unreadable(rel, f"unreadable manifest ({e})"))
+            continue
+        if projects is not None and manifest.project not in projects:
+            continue
+        if ids is not None and manifest.sys_id not in ids:
+            continue
+        digest = hashlib.sha256(f"{MAPPING_VERSION}\n".encode() + text)
+        journal = folder / layout.JOURNAL
+        if journal.exists():
+            digest.update(journal.read_bytes())
+        interrupted = merge_journal(manifest, folder)
+        found.append(BackupObject(rel, folder, manifest, digest.hexdigest(), interrupted))
+    return found, bad
+
+
+def read_metadata(obj: BackupObject) -> dict[str, Any]:
+    try:
+        meta = json.loads((obj.folder / layout.SIMPLE_METADATA).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+@dataclass
+class SeriesFile:
+    lines: list[str]  # the CSV's lines, header first
+
+    def points(self) -> list[convert.Point]:
+        return convert.parse_float_series(self.lines)
+
+    def prefix_sha256(self, rows: int) -> str:
+        """Of the header and the first ``rows`` rows: tells whether a series only grew."""
+        digest = hashlib.sha256()
+        for line in self.lines[: rows + 1]:
+            digest.update(line.encode("utf-8") + b"\n")
+        return digest.hexdigest()
+
+
+def read_series(obj: BackupObject, rel: str) -> SeriesFile:
+    return SeriesFile((obj.folder / rel).read_text(encoding="utf-8").split("\n"))
+
+
+def _safe_member(name: str) -> bool:
+    norm = posixpath.normpath(name)
+    return (
+        norm == name
+        and not name.startswith("/")
+        and not norm.startswith("..")
+        and "\\" not in name
+        and all(naming.clean_segment(part) == part for part in name.split("/"))
+    )
+
+
+def _place(source: Path, target: Path) -> None:
+    """Put a backup file at its artifact path: a hard link (no copy) where the file system allows."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def stage(obj: BackupObject, uploads: list[Upload], root: Path) -> int:
+    """Lay ``uploads`` out under ``root`` as they go into MLflow; returns their size in bytes."""
+    size = 0
+    for upload in uploads:
+        source = obj.folder / upload.source
+        if not upload.unzip:
+            _place(source, root / upload.target)
+            size += source.stat().st_size
+            continue
+        with zipfile.ZipFile(source) as archive:
+            members = [i for i in archive.infolist() if not i.is_dir()]
+            if not all(_safe_member(i.filename) for i in members):
+                _place(source, root / upload.target / ZIP_FALLBACK)
+                size += source.stat().st_size
+                continue
+            for info in members:
+                target = root / upload.target / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, target.open("wb") as out:
+                    shutil.copyfileobj(src, out)
+                size += info.file_size
+    return size
