@@ -30,8 +30,9 @@ import pytest
 from neptune_backup_async import ServerUnreachableError, backup, load_mlflow
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate, serve
 from neptune_backup_async.testing import model as m
+from optional import need
 
-mlflow = pytest.importorskip("mlflow")  # the mlflow extra; CI installs it
+mlflow = need("mlflow", "mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from neptune_backup_async.to_mlflow import tracking  # noqa: E402

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,9 +14,10 @@ from neptune_backup_async.manifest import FieldRecord, Manifest
 from neptune_backup_async.testing import World
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.to_mlflow import convert, naming, plan
+from optional import need
 
 empty_db = e2e.empty_db  # the fixture, shared with the end-to-end tests
-validation = pytest.importorskip("mlflow.utils.validation")
+validation = need("mlflow.utils.validation", "mlflow")
 
 HOSTILE = [
     "metrics/loss", "metrics/Loss", "metrics/LOSS",  # case variants

@@ -7,7 +7,7 @@ switches to a log scale, smooths and plots by time. Saves screenshots (to docs/i
 the README too, with UPDATE_DOCS_IMAGES=1).
 
 Without a browser (or playwright) the test is skipped with the reason and how to install
-one, except where NEPTUNE_BACKUP_REQUIRE_BROWSER=1 (set by CI): there it fails.
+one, except where NEPTUNE_BACKUP_REQUIRE_OPTIONAL=1 (set by CI): there it fails.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from neptune_backup_async.testing import WORKLOADS, generate, serve
 from neptune_backup_async.view import build_site
 from neptune_backup_async.view.browser import HOW_TO_INSTALL, find_browser
 from neptune_backup_async.view.charts import epoch_seconds
+from optional import REQUIRE, unavailable
 from test_view import HOSTILE_NAME, make_hostile
 
-REQUIRE = "NEPTUNE_BACKUP_REQUIRE_BROWSER"  # CI sets it to 1: no browser is a failure there
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -60,9 +60,7 @@ def chromium() -> Path:
     if problem is None:
         assert browser is not None
         return browser
-    if os.environ.get(REQUIRE) == "1":
-        pytest.fail(f"{problem} ({REQUIRE}=1: the browser test must run here)")
-    pytest.skip(f"{problem} (where {REQUIRE}=1, as in CI, this fails instead)")
+    unavailable(problem)
 
 
 @pytest.fixture
@@ -362,7 +360,7 @@ def test_without_a_browser_the_test_fails_where_ci_requires_it(tmp_path: Path) -
     assert result.returncode == 1, result.stdout + result.stderr
     assert "skipped" not in result.stdout
     assert "no Chromium-family browser found" in result.stdout
-    assert f"{REQUIRE}=1: the browser test must run here" in result.stdout
+    assert f"{REQUIRE}=1: this test must run here" in result.stdout
 
 
 def test_find_browser_looks_on_path_then_usual_places_then_playwright(tmp_path: Path) -> None:
