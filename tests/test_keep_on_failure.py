@@ -28,7 +28,9 @@ FILE, SERIES = "data/sample", "metrics/train/loss"
 
 
 def small_world() -> World:
-    spec = replace(MINIMAL, runs_per_project=2, float_series=1, float_series_length=5, file_size=4096)
+    spec = replace(
+        MINIMAL, runs_per_project=2, float_series=1, float_series_length=5, file_size=4096, images=3
+    )
     return generate(spec)
 
 
@@ -155,7 +157,7 @@ def test_a_changed_field_that_fails_keeps_the_copy_of_its_last_version(tmp_path:
         reasons = {path: manifest_of(folder)["fields"][path]["stale"] for path in (FILE, SERIES)}
         assert_kept(dest, folder, before, kept, reasons)
 
-        # Still failing: the copy stays, with the new reason; then, once they pass, both are fetched.
+        # Still failing: the copy stays as it was; then, once they pass, both are fetched.
         assert run_backup(server, dest).exit_code == 1
         assert_kept(dest, folder, before, kept, reasons)
         server.faults.clear()
@@ -164,11 +166,37 @@ def test_a_changed_field_that_fails_keeps_the_copy_of_its_last_version(tmp_path:
         assert (
             server.stats.by_operation["downloadAttribute"],
             server.stats.by_operation["getFloatSeriesValues"],
-        ) == (
-            1,
-            1,
-        )
+        ) == (1, 1)
     assert check_backup(world, dest) == 3  # two runs and the project
     assert (folder / "data/sample.bin").read_bytes() == b"a new version\n"
     assert not any("stale" in record for record in manifest_of(folder)["fields"].values())
     assert verify(dest).returncode == 0
+
+
+def test_a_copy_the_failed_backup_already_changed_is_not_kept_under_its_old_hashes(tmp_path: Path) -> None:
+    world = small_world()
+    dest = tmp_path / "backup"
+    images = "images/predictions"
+    with serve(world) as server:
+        assert run_backup(server, dest).exit_code == 0
+        run = world.project(PROJECT).containers["P0-1"]
+        series = run.fields[images]
+        assert isinstance(series, m.ImageSeries) and len(series.images) == 3
+        # Image 0 is replaced (same size, new bytes); image 2 cannot be read: image 0 lands anew first.
+        first = series.images[0]
+        middle = len(first.data) // 2
+        changed = replace(
+            first, data=first.data[:middle] + bytes([first.data[middle] ^ 1]) + first.data[middle + 1 :]
+        )
+        world.set_field(PROJECT, "P0-1", images, m.ImageSeries((changed, *series.images[1:])))
+        server.faults.always("getImageSeriesValue", 404, match={"experimentId": run.uuid, "index": "2"})
+        report = run_backup(server, dest, full=True)
+    assert report.exit_code == 1
+    assert [(f.run, f.field) for f in report.failures] == [("P0-1", images)]
+    assert report.failures[0].reason.startswith("images 2 of 3 were not saved: ")
+    record = manifest_of(dest / PROJECT / "P0-1")["fields"][images]
+    assert (record["status"], record["files"], "stale" in record) == ("failed", [], False)
+    verified = verify(dest)
+    assert [line.split(": ")[:2] for line in verified.stdout.splitlines()] == [
+        ["failed", f"{PROJECT}/P0-1/{images}"]
+    ]
