@@ -12,6 +12,8 @@ from .store import WrittenFile
 
 FORMAT_VERSION = 2  # 2: the injective layout; a folder of format 1 is migrated (migration.py)
 READABLE_FORMATS = (1, 2)
+# Marks an ok field whose last backup failed (the value says why): the copy is an earlier backup's.
+STALE = "stale"
 
 
 @dataclass
@@ -21,6 +23,15 @@ class FieldRecord:
     files: list[str] = field(default_factory=list)
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last backup did not save this field; None when it did. A stale field still
+        has the copy an earlier backup saved."""
+        if self.status != "ok":
+            return self.error or "failed"
+        stale = self.extra.get(STALE)
+        return None if stale is None else f"{stale} (the copy of an earlier backup is kept)"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "status": self.status, "files": self.files}
@@ -54,8 +65,13 @@ class Manifest:
         self.files[written.path] = written
 
     @property
+    def failures(self) -> dict[str, str]:
+        """Why the last backup did not save each field it did not, stale ones included; by path."""
+        return {p: why for p, r in sorted(self.fields.items()) if (why := r.failure) is not None}
+
+    @property
     def failed_fields(self) -> list[str]:
-        return sorted(p for p, r in self.fields.items() if r.status != "ok")
+        return list(self.failures)
 
     def to_json(self) -> dict[str, Any]:
         """Deterministic: the same run backed up twice gives the same bytes."""

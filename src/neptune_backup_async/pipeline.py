@@ -298,8 +298,8 @@ class Pipeline:
             await folder.commit({info.path for info in listed}, {info.path for info in fields})
         finally:
             await folder.close()
-        for path in manifest.failed_fields:
-            self.fail(where, run.sys_id, path, manifest.fields[path].error or "failed")
+        for path, reason in manifest.failures.items():
+            self.fail(where, run.sys_id, path, reason)
         return None if manifest.failed_fields else False
 
     def _plan(self, project: ProjectInfo, fields: list[FieldInfo], previous: Previous | None) -> None:

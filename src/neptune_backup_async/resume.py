@@ -46,7 +46,8 @@ def facts(info: FieldInfo, download_artifacts: bool) -> dict[str, object]:
 
 
 def plan(info: FieldInfo, previous: FieldRecord | None, intact: bool, download_artifacts: bool) -> Action:
-    if previous is None or previous.status != "ok" or previous.type != info.type.value or not intact:
+    # A stale copy (kept when the last backup failed the field) is fetched again, whole.
+    if previous is None or previous.failure is not None or previous.type != info.type.value or not intact:
         return Action.FETCH
     now = facts(info, download_artifacts)
     before = {k: previous.extra.get(k) for k in now}

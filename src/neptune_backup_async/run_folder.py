@@ -18,14 +18,15 @@ from typing import Any
 import anyio
 
 from . import layout, values
-from .manifest import FieldRecord, Manifest
+from .manifest import STALE, FieldRecord, Manifest
 from .report import BackupReport
 from .resume import Previous, journal_line
 from .source import FieldInfo
-from .store import WrittenFile, destination_error, write_file
+from .store import WrittenFile, destination_error, file_sha256, write_file
 
-# What a kept earlier copy is marked with: left out by the field filter, or gone from Neptune.
-KEPT_MARKS = ("excluded", "removed_upstream")
+# What a kept earlier copy is marked with: left out by the field filter, gone from Neptune, or
+# failed in this backup (the mark then says why; see FieldRecord.failure).
+KEPT_MARKS = ("excluded", "removed_upstream", STALE)
 
 
 class RunFolder:
@@ -149,17 +150,29 @@ class RunFolder:
             await anyio.to_thread.run_sync(self._tidy)
 
     async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
-        """Fields gone from Neptune, or left out by the field filter, keep their earlier copy
-        and their record, marked as such: a narrower filter never deletes what was saved."""
+        """Fields gone from Neptune, left out by the field filter, or failed in this backup keep
+        their earlier copy and its record, marked as such: neither a narrower filter nor a
+        failure ever deletes what was saved."""
         assert self.previous is not None
         old = self.previous.manifest
-        gone = sorted(p for p, r in old.fields.items() if p not in kept and r.status == "ok")
+        marks: dict[str, tuple[str, str | bool]] = {}
+        for path, record in old.fields.items():
+            if record.status != "ok":
+                continue
+            now = self.manifest.fields.get(path)
+            if path not in kept:
+                marks[path] = ("excluded", True) if path in listed else ("removed_upstream", True)
+            elif now is not None and now.status == "failed" and now.type == record.type:
+                marks[path] = (STALE, now.error or "failed")
+        failed = [p for p, (mark, _) in marks.items() if mark == STALE]
+        for path in await anyio.to_thread.run_sync(self._not_whole, failed):
+            del marks[path]
         old_simple: dict[str, Any] = {}
-        if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in gone):
+        if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in marks):
             with contextlib.suppress(OSError, ValueError):
                 text = await anyio.Path(self.root / layout.SIMPLE_METADATA).read_text(encoding="utf-8")
                 old_simple = json.loads(text)
-        for path in gone:
+        for path, (mark, value) in sorted(marks.items()):
             record = old.fields[path]
             if record.files == [layout.SIMPLE_METADATA]:
                 if path not in old_simple:
@@ -168,13 +181,33 @@ class RunFolder:
             else:
                 for rel in record.files:
                     self.manifest.add_file(old.files[rel])
-            mark = "excluded" if path in listed else "removed_upstream"
             extra = {k: v for k, v in record.extra.items() if k not in KEPT_MARKS}
             self.manifest.fields[path] = FieldRecord(
-                record.type, "ok", record.files, extra={**extra, mark: True}
+                record.type, "ok", record.files, extra={**extra, mark: value}
             )
             if mark == "removed_upstream" and not record.extra.get(mark):
                 self.notice(path, "no longer in Neptune; its copy is kept")
+
+    def _not_whole(self, paths: list[str]) -> list[str]:
+        """Blocking: the fields among ``paths`` whose earlier copy is no longer on disk as
+        recorded, or whose files a field of this backup took. A field that failed may have
+        replaced some of its files before it did (an image series, each image renamed into place)."""
+        assert self.previous is not None
+        old = self.previous.manifest
+        recorded = old.files
+        taken = {layout.fold(rel) for rel in self.manifest.files}
+
+        def whole(rel: str) -> bool:
+            if rel == layout.SIMPLE_METADATA:
+                return True  # rewritten at the commit; its kept values are read from the old one
+            if layout.fold(rel) in taken or rel not in recorded:
+                return False
+            try:
+                return file_sha256(self.root / rel) == recorded[rel].sha256
+            except OSError:
+                return False
+
+        return [p for p in paths if not all(whole(rel) for rel in old.fields[p].files)]
 
     def _tidy(self) -> None:
         """Drop the journal, and files of the old backup that no field refers to any more."""

@@ -57,6 +57,15 @@ class WrittenFile:
     sha256: str
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file on disk (blocking)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def destination_error(e: OSError, path: Path) -> DestinationError | None:
     if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
         return DestinationError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import enum
-import hashlib
 import json
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from .errors import NotABackupError
 from .manifest import Manifest
 from .resume import merge_journal
 from .source import FieldType
+from .store import file_sha256
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,6 @@ def container_folders(dest: Path) -> Iterator[Path]:
                     versions = model / layout.VERSIONS_FOLDER
                     if versions.is_dir():
                         yield from _folders(versions)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Role(enum.Enum):
@@ -156,10 +148,8 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
         problems.append(
             Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again")
         )
-    for field_path in manifest.failed_fields:
-        problems.append(
-            Problem("failed", f"{name}/{field_path}", manifest.fields[field_path].error or "failed")
-        )
+    for field_path, reason in manifest.failures.items():
+        problems.append(Problem("failed", f"{name}/{field_path}", reason))
     if not manifest.complete and not manifest.failed_fields and not (folder / layout.JOURNAL).exists():
         problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
     role = roles(manifest)
@@ -173,7 +163,7 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
         size = path.stat().st_size
         if size != recorded.size:
             problems.append(Problem("corrupt", where, f"{size} bytes, expected {recorded.size}"))
-        elif _sha256(path) != recorded.sha256:
+        elif file_sha256(path) != recorded.sha256:
             problems.append(Problem("corrupt", where, "sha256 differs from the manifest"))
         elif deep and (why := _parse(path, role.get(rel, Role.BYTES))) is not None:
             problems.append(Problem("corrupt", where, why))

@@ -411,7 +411,7 @@ def run_page(run: Run, links: Links, project_href: str, project_name: str) -> st
         )
     )
     # integrity
-    failed = run.manifest.failed_fields
+    failed = run.manifest.failures
     problems = "".join(f"<li>{h(line)}</li>" for line in run.problems)
     verdict = {
         "ok": "complete and intact: every file matches its manifest",
@@ -426,7 +426,7 @@ def run_page(run: Run, links: Links, project_href: str, project_name: str) -> st
     if failed:
         body.append(
             "<p>Failed fields:</p><ul class='problems'>"
-            + "".join(f"<li>{h(p)}: {h(run.manifest.fields[p].error or 'failed')}</li>" for p in failed)
+            + "".join(f"<li>{h(p)}: {h(why)}</li>" for p, why in failed.items())
             + "</ul>"
         )
     if problems:
