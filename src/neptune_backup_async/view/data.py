@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 from .. import layout
 from ..manifest import Manifest
 
-SERIES_TYPES = ("floatSeries", "stringSeries")
 MONITORING = "monitoring/"
 
 
@@ -141,18 +139,3 @@ def read_artifact(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return doc if isinstance(doc, dict) else {}
-
-
-def float_value(value: Any) -> float | None:
-    """A float field or series value as a number (``"NaN"`` and the infinities included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if value in ("NaN", "Infinity", "-Infinity"):
-        return float(value)
-    return None
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
