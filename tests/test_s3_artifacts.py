@@ -25,7 +25,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from expect import check_container
-from neptune_backup_async import backup
+from neptune_backup_async import BackupReport, backup
 from neptune_backup_async.artifact_files import Found, differences
 from neptune_backup_async.source import ArtifactFileInfo
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, World, generate, serve
@@ -105,6 +105,17 @@ def world_with(**artifacts: m.Artifact) -> World:
 def run_folder(dest: Path, index: int = 0) -> Path:
     """The folder of the project's run ``index`` (0: the one with the artifacts)."""
     return dest / PROJECT / f"P0-{index + 1}"
+
+
+def back_up(world: World, aws: S3Server, dest: Path, **options: Any) -> BackupReport:
+    """A backup of ``world`` served by the fake Neptune server, its S3 artifacts downloaded from ``aws``."""
+    with serve(world) as neptune:
+        return anyio.run(
+            lambda: backup(
+                PROJECT, dest, api_token=neptune.api_token, download_artifacts=True,
+                s3_endpoint_url=aws.url, **options,
+            )
+        )  # fmt: skip
 
 
 def s3_gets(server: S3Server) -> list[Any]:
@@ -276,16 +287,7 @@ def test_an_object_replaced_after_tracking_is_saved_and_reported_as_changed(
     world = world_with(art=s3_artifact([tracked(aws, "replaced.txt", "r.txt")]))
     time.sleep(1.1)  # S3 keeps last-modified times to the second
     client.put_object(Bucket="data", Key="replaced.txt", Body=b"replaced since")
-    with serve(world) as neptune:
-        report = anyio.run(
-            lambda: backup(
-                PROJECT,
-                tmp_path,
-                api_token=neptune.api_token,
-                download_artifacts=True,
-                s3_endpoint_url=aws.url,
-            )
-        )
+    report = back_up(world, aws, tmp_path)
     assert report.exit_code == 0, report.failures
     assert (run_folder(tmp_path) / "art/r.txt").read_bytes() == b"replaced since"
     [notice] = report.notices
@@ -342,16 +344,7 @@ def test_without_boto3_an_s3_artifact_fails_naming_the_extra(
     importlib.import_module("neptune.internal.backends.hosted_neptune_backend")
     monkeypatch.setitem(sys.modules, "boto3", None)  # what `import boto3` does when it is not installed
     aws.reads.clear()
-    with serve(world) as neptune:
-        report = anyio.run(
-            lambda: backup(
-                PROJECT,
-                tmp_path,
-                api_token=neptune.api_token,
-                download_artifacts=True,
-                s3_endpoint_url=aws.url,
-            )
-        )
+    report = back_up(world, aws, tmp_path)
     assert report.exit_code == 1
     [failure] = report.failures
     assert (failure.run, failure.field) == ("P0-1", "art")
@@ -413,16 +406,7 @@ def test_a_cut_download_goes_on_from_the_bytes_it_has(s3: Store, aws: S3Server, 
     world = world_with(art=s3_artifact([tracked(aws, "cut.bin", "cut.bin")]))
     aws.reads.clear()
     aws.cut["/data/cut.bin"] = 2 * MiB + 5
-    with serve(world) as neptune:
-        report = anyio.run(
-            lambda: backup(
-                PROJECT,
-                tmp_path,
-                api_token=neptune.api_token,
-                download_artifacts=True,
-                s3_endpoint_url=aws.url,
-            )
-        )
+    report = back_up(world, aws, tmp_path)
     assert report.exit_code == 0, report.failures
     assert (run_folder(tmp_path) / "art/cut.bin").read_bytes() == data
     first, second = s3_gets(aws)
@@ -437,13 +421,8 @@ def test_s3_slow_down_narrows_the_one_knob(
 ) -> None:
     world = world_with(art=s3_artifact([tracked(aws, k, k) for k in s3.small]))
     aws.slow_down = 2
-    with serve(world) as neptune, caplog.at_level("DEBUG", logger="neptune_backup_async"):
-        report = anyio.run(
-            lambda: backup(
-                PROJECT, tmp_path, api_token=neptune.api_token, concurrency=4, download_artifacts=True,
-                s3_endpoint_url=aws.url,
-            )
-        )  # fmt: skip
+    with caplog.at_level("DEBUG", logger="neptune_backup_async"):
+        report = back_up(world, aws, tmp_path, concurrency=4)
     assert report.exit_code == 0, report.failures
     assert [r.status for r in s3_gets(aws)][:2] == ["503", "503"]
     assert "requests in flight: at most 2" in caplog.messages
@@ -457,16 +436,7 @@ def test_bytes_that_do_not_hash_to_a_single_part_etag_are_fetched_again(
     key = "datasets/train/sub/b.bin"  # put in one part: its ETag is the MD5 of its bytes
     world = world_with(art=s3_artifact([tracked(aws, key, "b.bin")]))
     aws.garble.add(f"/data/{key}")
-    with serve(world) as neptune:
-        report = anyio.run(
-            lambda: backup(
-                PROJECT,
-                tmp_path,
-                api_token=neptune.api_token,
-                download_artifacts=True,
-                s3_endpoint_url=aws.url,
-            )
-        )
+    report = back_up(world, aws, tmp_path)
     assert report.exit_code == 0, report.failures
     assert [(r.range, r.bytes) for r in s3_gets(aws)] == [(None, len(s3.small[key]))] * 2  # whole, twice
     assert (run_folder(tmp_path) / "art/b.bin").read_bytes() == s3.small[key]
