@@ -22,6 +22,7 @@ from typing import NoReturn, TypeVar
 from . import api, interrupt, layout, logfile, prompt, values
 from .display import Bars
 from .errors import BackupError, DestinationError, NotABackupError, UsageError, redact
+from .processes import usable_cores
 from .report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
 from .retry import LOST_AFTER
 from .selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         help="the most requests in flight at once, to Neptune and to S3 for artifacts (default: 8)",
+    )
+    b.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="back up in N worker processes, this one listing (default: the usable cores; 1 for a dry"
+        " run); --concurrency stays the total of requests in flight",
     )
     b.add_argument(
         "--lost-server-after",
@@ -347,6 +355,7 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
                 progress=progress,
                 lost_server_after=args.lost_server_after,
                 s3_endpoint_url=args.s3_endpoint_url,
+                processes=usable_cores() if args.processes is None else args.processes,
             )
         )
     finally:
