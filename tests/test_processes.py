@@ -240,3 +240,39 @@ async def test_a_cancelled_embedded_backup_stops_its_workers_and_leaves_no_tempo
     assert not list(dest.rglob("*.partial"))
     assert report_of(dest)["interrupted"] is True
     nothing_counted_twice(report_of(dest))
+
+
+def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
+    world: World, tmp_path: Path
+) -> None:
+    dest = tmp_path / "out"
+    args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "2"]
+    with serve(world, faults=Faults(latency=0.05)) as server:
+        with subprocess.Popen(
+            [*CLI, *args], env=cli_env(server.api_token), stderr=subprocess.PIPE, text=True
+        ) as proc:
+            wait_for(lambda: len(children(proc.pid)) == 2, proc)
+            first = children(proc.pid)
+            wait_for(lambda: server.stats.total > 40, proc)
+            os.kill(min(first), signal.SIGKILL)
+            log_dir = dest / ".neptune-backup"
+            # Once the first object it held was handed to another worker, kill every worker there is.
+            wait_for(
+                lambda: "; handed to another" in "".join(p.read_text() for p in log_dir.glob("*.log")), proc
+            )
+            for pid in children(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            _, stderr = proc.communicate(timeout=120)
+        no_traceback(stderr)
+        assert proc.returncode == 1, stderr
+        report = report_of(dest)
+        counts_add_up(report)
+        twice = "the worker process backing it up died twice (signal 9, SIGKILL); run the same command again"
+        assert report["failures"] and all(f["reason"] == twice for f in report["failures"]), report[
+            "failures"
+        ]
+        assert not list(dest.rglob("*.partial"))
+        rerun = backup_cli(server, dest, "--processes", "2")
+        one = backup_cli(server, tmp_path / "one", "--processes", "1")
+    assert rerun.returncode == 0 and one.returncode == 0, rerun.stderr
+    assert tree(dest) == tree(tmp_path / "one")

@@ -36,7 +36,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from . import frames
 from .errors import BackupError
 from .pipeline import Job, Pipeline
-from .report import Note
 from .store import remove_temporaries
 
 log = logging.getLogger("neptune_backup_async")
@@ -326,17 +325,18 @@ class ProcessPool:
             held.deaths.append(status)
             where = held.job.project.qualified_name, held.job.ref.sys_id
             if len(held.deaths) < 2:
+                await self._give(held)
                 reason = (
                     f"the worker process backing it up ({worker.name}) died ({status}); handed to another"
                 )
-                pipeline.report.notices.append(Note(*where, None, reason))
-                await self._give(held)
+                pipeline.notice(*where, None, reason)
                 continue
-            reason = (
-                f"the worker process backing it up died ({' and '.join(held.deaths)}) twice; run the same"
-                " command again"
+            how = held.deaths[0] if len(set(held.deaths)) == 1 else "; ".join(held.deaths)
+            pipeline.fail(
+                *where,
+                None,
+                f"the worker process backing it up died twice ({how}); run the same command again",
             )
-            pipeline.fail(*where, None, reason)
             pipeline.finished(held.job, None)
             self._unfinished -= 1
         self._notify()
