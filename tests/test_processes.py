@@ -17,6 +17,7 @@ import pytest
 from cli_helpers import CLI, cli_env, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import backup
+from neptune_backup_async.processes import capacity, shares
 from neptune_backup_async.report import LABELS
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from test_resume import tree
@@ -77,6 +78,16 @@ def wait_for(condition: Any, proc: subprocess.Popen[Any] | None = None, timeout:
         assert proc is None or proc.poll() is None, "the backup ended first"
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.005)
+
+
+def test_concurrency_is_shared_out_with_one_kept_for_listing() -> None:
+    assert shares(2, 8) == [4, 3]  # and the parent's 1: 8 in all
+    assert shares(3, 16) == [5, 5, 5]
+    assert shares(4, 3) == [1, 1]  # too little concurrency for 4 workers
+    assert shares(2, 2) == [1]
+    assert shares(2, 1) == []  # none: the backup runs in one process
+    assert shares(1, 64) == []
+    assert capacity(1) == 3
 
 
 def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp_path: Path) -> None:
@@ -276,3 +287,30 @@ def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
         one = backup_cli(server, tmp_path / "one", "--processes", "1")
     assert rerun.returncode == 0 and one.returncode == 0, rerun.stderr
     assert tree(dest) == tree(tmp_path / "one")
+
+
+@pytest.mark.parametrize("case", ["dry run", "injected source"])
+def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
+    case: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from neptune_backup_async.neptune_source import NeptuneSource
+
+    caplog.set_level("DEBUG", logger="neptune_backup_async")
+    with serve(world) as server:
+        source = NeptuneSource(server.api_token) if case == "injected source" else None
+        try:
+            report = anyio.run(
+                lambda: backup(
+                    "all",
+                    tmp_path / "out",
+                    api_token=server.api_token,
+                    processes=4,
+                    source=source,
+                    dry_run=case == "dry run",
+                )
+            )
+        finally:
+            if source is not None:
+                source.close()
+    assert report.exit_code == 0 and report.runs_found == report.runs_done == 14
+    assert not [r for r in caplog.records if "worker process" in r.getMessage()]
