@@ -314,3 +314,21 @@ def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
                 source.close()
     assert report.exit_code == 0 and report.runs_found == report.runs_done == 14
     assert not [r for r in caplog.records if "worker process" in r.getMessage()]
+
+
+def test_workers_of_a_parent_killed_with_sigkill_stop_and_clean_up(world: World, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "2", "--download-artifacts"]
+    with serve(world, faults=Faults(latency=0.05)) as server:
+        with subprocess.Popen([*CLI, *args], env=cli_env(server.api_token), stderr=subprocess.PIPE) as proc:
+            wait_for(lambda: len(children(proc.pid)) == 2, proc)
+            workers = children(proc.pid)
+            wait_for(lambda: server.stats.total > 60, proc)
+            proc.kill()
+        wait_for(
+            lambda: not any(running(pid) for pid in workers), timeout=30
+        )  # their stdin closed: they stop
+        assert not list(dest.rglob("*.partial"))  # each removed its own temporary files
+        rerun = backup_cli(server, dest, "--processes", "2", "--download-artifacts")
+    assert rerun.returncode == 0, rerun.stderr
+    assert check_backup(world, dest) == 22
