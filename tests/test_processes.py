@@ -138,6 +138,8 @@ def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_fligh
         peak = server.stats.max_in_flight
     # More than one worker's share (4) at once, and never more than the one bound.
     assert 4 < peak <= 8
+    log = next((tmp_path / "out" / ".neptune-backup").glob("*.log")).read_text()
+    assert "listing done: worker process w2 may have 4 requests in flight" in log  # 4 + 4: 8 in all
 
 
 def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path: Path) -> None:

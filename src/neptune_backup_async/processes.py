@@ -222,6 +222,7 @@ class ProcessPool:
             return
         worker = min(self._live, key=lambda w: w.share)
         worker.share += PARENT_SHARE
+        log.debug("listing done: worker process %s may have %d requests in flight", worker.name, worker.share)
         assert worker.process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await worker.process.stdin.send(frames.encode(frames.Bound(worker.share)))

@@ -99,8 +99,27 @@ class _Tallies:
         self.parent.send(tally)
 
 
+class _Share:
+    """The worker's share of ``--concurrency``: its gate's ceiling once it has one."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._gate: Gate | None = None
+
+    def widen(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        if self._gate is not None:
+            self._gate.widen(concurrency)
+
+    def attach(self, gate: Gate) -> None:
+        """The gate of the pipeline, made once connected; it may have been widened meanwhile."""
+        self._gate = gate
+        if gate.concurrency != self.concurrency:
+            gate.widen(self.concurrency)
+
+
 async def _read_jobs(
-    stdin: IO[bytes], jobs: MemoryObjectSendStream[Job], widen: list[Gate | int], stop: anyio.CancelScope
+    stdin: IO[bytes], jobs: MemoryObjectSendStream[Job], share: _Share, stop: anyio.CancelScope
 ) -> None:
     """Pass the parent's jobs on; when stdin closes, stop everything."""
     async with jobs:
@@ -110,11 +129,7 @@ async def _read_jobs(
             if isinstance(message, Job):
                 jobs.send_nowait(message)  # the parent bounds how many it sends
             elif isinstance(message, frames.Bound):
-                gate = widen[0]
-                if isinstance(gate, Gate):
-                    gate.widen(message.concurrency)
-                else:  # not connected yet
-                    widen[0] = message.concurrency
+                share.widen(message.concurrency)
     stop.cancel()
 
 
@@ -124,7 +139,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
     report = BackupReport(destination=str(start.destination), started_at=dt.datetime.now(dt.timezone.utc))
     tallies = _Tallies(report, parent)
     send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=math.inf)
-    gate: list[Gate | int] = [start.concurrency]
+    share = _Share(start.concurrency)
 
     def finished(job: Job, outcome: bool | None) -> None:
         tallies.send()  # first, so that the parent has the job's counts when it hears of it
@@ -138,7 +153,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
     try:
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_read_jobs, stdin, send, gate, stop)
+                tg.start_soon(_read_jobs, stdin, send, share, stop)
                 source = await api.connect(None, start.concurrency)
                 try:
                     parent.send(frames.Ready())
@@ -155,9 +170,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
                         s3_endpoint_url=start.s3_endpoint_url,
                         on_finished=finished,
                     )
-                    if isinstance(gate[0], int) and gate[0] != start.concurrency:
-                        pipeline.gate.widen(gate[0])
-                    gate[0] = pipeline.gate
+                    share.attach(pipeline.gate)
                     await pipeline.flow(produce, Tasks())
                 finally:
                     source.close()
