@@ -109,6 +109,7 @@ class ProcessPool:
         self._live: list[_Worker] = []
         self._all: list[_Worker] = []
         self._restarts = len(shares)
+        self._starting = 0  # replacements being started
         self._unfinished = 0  # jobs received and not finished
         self._changed = anyio.Event()
         self._closing = False
@@ -158,6 +159,7 @@ class ProcessPool:
         await process.stdin.send(frames.encode(start))
         self._live.append(worker)
         self._all.append(worker)
+        self._notify()  # jobs may be waiting for a worker
         log.debug(
             "worker process %s started (pid %d, %d requests in flight at most)", name, process.pid, share
         )
@@ -311,8 +313,12 @@ class ProcessPool:
         await self._sweep([worker])
         if self._restarts > 0:
             self._restarts -= 1
-            await self._spawn(worker.share)
-        elif not self._live:
+            self._starting += 1
+            try:
+                await self._spawn(worker.share)
+            finally:
+                self._starting -= 1
+        elif not self._live and not self._starting:
             self._fail(
                 BackupError(
                     f"Every worker process died (the last: {status}). Finished runs are kept; run the same"
