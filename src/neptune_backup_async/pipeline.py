@@ -5,6 +5,8 @@ request for as long as it is in flight (a streamed download holds one token from
 byte to its last), fewer while the server pushes back. Parallelism is per field, so one run
 with many fields uses the whole bound, and many small runs do too. Every request is retried
 by the :class:`~.retry.Retrier`, in async code, so a cancel stops the whole backup at once.
+Where the listed objects go is a :class:`Workers`: tasks of this process, or worker
+processes (:mod:`.processes`), each of which runs a pipeline of its own fed by its parent.
 
 Backups are incremental: a run whose complete manifest carries the modification time the
 runs table shows is skipped without a request, and within a changed run :mod:`.resume`
