@@ -41,7 +41,6 @@ from .store import remove_temporaries
 log = logging.getLogger("neptune_backup_async")
 STOP_WAIT = 10.0  # seconds workers get to clean up after their stdin closes, before they are killed
 PARENT_SHARE = 1  # requests in flight the parent keeps while it lists
-TOKEN_ENV = "NEPTUNE_API_TOKEN"
 
 
 def usable_cores() -> int:
@@ -352,6 +351,8 @@ class ProcessPool:
 def _worker_env(token: str) -> dict[str, str]:
     """The workers' environment: the token (never on their command line), and this package
     first on the path, so they run the same code as the parent."""
+    from .api import TOKEN_ENV  # api starts the pool
+
     env = dict(os.environ, **{TOKEN_ENV: token})
     here = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
