@@ -89,6 +89,7 @@ class _Worker:
     held: dict[int, _Held] = field(default_factory=dict)
     tally: frames.Tally = field(default_factory=frames.Tally)
     read: anyio.Event = field(default_factory=anyio.Event)  # everything it said has been read
+    ended: bool = False  # its end has been dealt with: it takes no more jobs
 
     @property
     def sweep_tag(self) -> str:
@@ -153,16 +154,18 @@ class ProcessPool:
             start_new_session=True,  # a terminal's Ctrl-C goes to the parent only
         )
         worker = _Worker(name, share, process, f"{self._start.temp_tag}{name}-")
+        self._all.append(worker)  # from here it is stopped with the others
+        self._tg.start_soon(self._read, worker)
         start = replace(self._start, concurrency=share, temp_tag=worker.tag)
         assert process.stdin is not None
-        await process.stdin.send(frames.encode(start))
-        self._live.append(worker)
-        self._all.append(worker)
-        self._notify()  # jobs may be waiting for a worker
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await process.stdin.send(frames.encode(start))  # before any job
         log.debug(
             "worker process %s started (pid %d, %d requests in flight at most)", name, process.pid, share
         )
-        self._tg.start_soon(self._read, worker)
+        if not worker.ended:
+            self._live.append(worker)
+            self._notify()  # jobs may be waiting for a worker
 
     async def _stop(self) -> None:
         """Close every worker's stdin, give them STOP_WAIT to finish, then kill what is left."""
@@ -294,7 +297,9 @@ class ProcessPool:
 
     async def _ended(self, worker: _Worker, code: int) -> None:
         """The worker's output has ended and it has exited: if it was not asked to, it died."""
-        self._live.remove(worker)
+        worker.ended = True
+        if worker in self._live:
+            self._live.remove(worker)
         orphans = list(worker.held.values())
         worker.held.clear()
         if self._closing or self._error is not None:
