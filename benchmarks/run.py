@@ -124,6 +124,8 @@ def backup_once(
     env |= {"NEPTUNE_API_TOKEN": server.api_token, "OAUTHLIB_INSECURE_TRANSPORT": "1"}
     command = [sys.executable, "-m", "neptune_backup_async", "--projects", "all"]
     command += ["--output", str(dest), "--concurrency", str(concurrency), "--quiet"]
+    if args.processes is not None:
+        command += ["--processes", str(args.processes)]
     server.reset()
     busy = machine_busy()
     try:
@@ -262,6 +264,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workloads", type=lambda t: _csv(str, t), default=["W1", "W2", "W3", "W4"])
     p.add_argument("--concurrency", type=lambda t: _csv(int, t), default=[1, 4, 16, 64])
     p.add_argument("--latency", type=float, default=0.025, help="seconds the server adds to every request")
+    p.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="the backup's --processes (default: not given, so the CLI's own default; a source before"
+        " --processes existed takes none)",
+    )
     p.add_argument("--repeat", type=int, default=3, help="samples per cell; medians are quoted (default 3)")
     p.add_argument(
         "--cell-budget",

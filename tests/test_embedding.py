@@ -7,8 +7,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 
-def test_an_embedded_backup_with_a_failing_field_prints_nothing(tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("processes", [1, 2])  # 2: the workers' log records come through it
+def test_an_embedded_backup_with_a_failing_field_prints_nothing(processes: int, tmp_path: Path) -> None:
     # In a process of its own: pytest's log capture would hide what Python's last-resort
     # handler prints when a library logs without a handler of its own.
     script = textwrap.dedent(
@@ -20,7 +23,7 @@ def test_an_embedded_backup_with_a_failing_field_prints_nothing(tmp_path: Path) 
         async def main() -> None:
             with serve(generate(MINIMAL)) as server:
                 server.faults.script("getFloatSeriesValues", 404)
-                report = await backup("all", {str(tmp_path / "out")!r}, api_token=server.api_token)
+                report = await backup("all", {str(tmp_path / "out")!r}, api_token=server.api_token, processes={processes})
             print("exit", report.exit_code, "failures", len(report.failures))
 
         anyio.run(main)

@@ -9,6 +9,7 @@ is one :class:`~.errors.BackupError`, never an exception group.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -31,8 +32,11 @@ from .errors import (
     UsageError,
     leading_error,
 )
+from .frames import Start
 from .gate import Gate
 from .pipeline import Pipeline
+from .processes import PARENT_SHARE, ProcessPool
+from .processes import shares as pool_shares
 from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
 from .retry import LOST_AFTER, Retrier, RetryPolicy
 from .selection import Selection
@@ -120,6 +124,7 @@ async def backup(
     source: Source | None = None,
     lost_server_after: float = LOST_AFTER,
     s3_endpoint_url: str | None = None,
+    processes: int = 1,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -136,6 +141,13 @@ async def backup(
     connections fail and no request has succeeded for ``lost_server_after`` seconds, the
     backup stops with :class:`~.errors.ServerLostError`; the same call resumes it.
 
+    ``processes=N`` (N > 1) backs up in N worker processes (fewer when ``concurrency`` cannot
+    give each one request besides the one this process keeps for listing): this process
+    lists, and the workers save the objects, with ``concurrency`` still the total of
+    requests in flight. The CPU-heavy work then leaves the caller's process entirely. It
+    is ignored (one process) for a dry run and with an injected ``source``, which cannot
+    cross processes. The default, 1, backs up in this process.
+
     Raises one :class:`~.errors.BackupError` (never an exception group) for what stops the
     backup: bad input (usage, token, project, destination), a lost server, a ``progress``
     callback that raised (:class:`~.errors.ProgressCallbackError`, the callback's exception
@@ -144,6 +156,8 @@ async def backup(
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
+    if not isinstance(processes, int) or processes < 1:
+        raise UsageError(f"--processes must be a whole number of at least 1; got {processes!r}.")
     if not lost_server_after > 0:
         raise UsageError(
             f"--lost-server-after must be a number of seconds above 0; got {lost_server_after!r}."
@@ -163,32 +177,58 @@ async def backup(
             selection=describe(selection),
             previous_backup=finished_time(dest / layout.report_name(label)),
         )
-        own_source = source is None
-        if source is None:
-            source = await connect(api_token, concurrency)
-        try:
-            pipeline = Pipeline(
-                source,
+        shares = [] if dry_run or source is not None else pool_shares(processes, concurrency)
+        pool: ProcessPool | None = None
+        if shares:
+            settings = Start(
                 dest,
-                concurrency=concurrency,
-                download_artifacts=download_artifacts,
-                full=full,
-                selection=selection,
-                dry_run=dry_run,
-                report=report,
-                on_progress=progress,
-                retry=RetryPolicy(lost_after=lost_server_after),
-                s3_endpoint_url=s3_endpoint_url,
+                concurrency,
+                download_artifacts,
+                full,
+                selection,
+                RetryPolicy(lost_after=lost_server_after),
+                s3_endpoint_url,
+                temp_tag.get(),
+                {
+                    name: logging.getLogger(name).getEffectiveLevel()
+                    for name in ("neptune_backup_async", "neptune")
+                },
             )
-            report.stage = CHECKING_PROJECTS
-            pipeline.changed()
-            infos = await _resolve_projects(pipeline.retrier, source, names)
-            try:
-                await pipeline.run(infos)
-            except BaseException:
-                report.interrupted = True
-                raise
-            finally:
+            pool = ProcessPool(settings, shares, resolve_token(api_token))
+        started = False
+        try:
+            # The workers connect while this process connects and lists.
+            async with pool.running() if pool else contextlib.nullcontext():
+                own_source = source is None
+                if source is None:
+                    source = await connect(api_token, PARENT_SHARE if pool else concurrency)
+                try:
+                    pipeline = Pipeline(
+                        source,
+                        dest,
+                        concurrency=PARENT_SHARE if pool else concurrency,
+                        download_artifacts=download_artifacts,
+                        full=full,
+                        selection=selection,
+                        dry_run=dry_run,
+                        report=report,
+                        on_progress=progress,
+                        retry=RetryPolicy(lost_after=lost_server_after),
+                        s3_endpoint_url=s3_endpoint_url,
+                    )
+                    report.stage = CHECKING_PROJECTS
+                    pipeline.changed()
+                    infos = await _resolve_projects(pipeline.retrier, source, names)
+                    started = True
+                    await pipeline.run(infos, pool)
+                finally:
+                    if own_source:
+                        source.close()
+        except BaseException:
+            report.interrupted = started
+            raise
+        finally:
+            if started:
                 report.finished_at = dt.datetime.now(dt.timezone.utc)
                 name = layout.report_name(label)
                 with anyio.CancelScope(shield=True):
@@ -198,9 +238,6 @@ async def backup(
                             await write_file(dest, PurePosixPath(name), document)
                     except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
                         log.error("could not write %s: %s", name, e)
-        finally:
-            if own_source:
-                source.close()
         return report
 
 

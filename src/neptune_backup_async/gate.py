@@ -62,6 +62,12 @@ class Gate:
                 raise
             self.completed(int(self.requests.borrowed_tokens))
 
+    def widen(self, concurrency: int) -> None:
+        """Let the bound grow up to ``concurrency`` from now on (a share of ``--concurrency``
+        another process handed over); it grows there as it always does, window by window."""
+        self.concurrency = concurrency
+        self._threads.total_tokens = concurrency
+
     def completed(self, in_flight: int) -> None:
         """A request succeeded: after a whole window of them, grow (or after PROBE windows,
         to the bound at which the server last pushed back).

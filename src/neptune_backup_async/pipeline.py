@@ -5,6 +5,8 @@ request for as long as it is in flight (a streamed download holds one token from
 byte to its last), fewer while the server pushes back. Parallelism is per field, so one run
 with many fields uses the whole bound, and many small runs do too. Every request is retried
 by the :class:`~.retry.Retrier`, in async code, so a cancel stops the whole backup at once.
+Where the listed objects go is a :class:`Workers`: tasks of this process, or worker
+processes (:mod:`.processes`), each of which runs a pipeline of its own fed by its parent.
 
 Backups are incremental: a run whose complete manifest carries the modification time the
 runs table shows is skipped without a request, and within a changed run :mod:`.resume`
@@ -17,9 +19,10 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -45,6 +48,23 @@ log = logging.getLogger("neptune_backup_async")
 class Job:
     project: ProjectInfo
     ref: ObjectRef
+    number: int = 0  # which job of the backup: how a worker process names it when it is done
+
+
+class Workers(Protocol):
+    """Where the producer's jobs go: tasks of this process (:class:`Tasks`), or worker
+    processes (:class:`~.processes.ProcessPool`). Returns once every job is finished."""
+
+    async def work(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None: ...
+
+
+class Tasks:
+    """The pipeline's own tasks, as many as its concurrency, each backing up one object at a time."""
+
+    async def work(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
+        async with jobs, anyio.create_task_group() as tg:
+            for _ in range(pipeline.concurrency):
+                tg.start_soon(pipeline.work_on, jobs.clone())
 
 
 def project_ref(project: ProjectInfo) -> ObjectRef:
@@ -67,6 +87,7 @@ class Pipeline:
         on_progress: Callable[[Progress], None] | None = None,
         retry: RetryPolicy | None = None,
         s3_endpoint_url: str | None = None,
+        on_finished: Callable[[Job, bool | None], None] | None = None,
     ) -> None:
         self.source = source
         self.dest = destination
@@ -82,6 +103,7 @@ class Pipeline:
         self.gate = Gate(concurrency)
         self.retrier = Retrier(self.gate, retry, on_retry=self._retried)
         self._on_progress = on_progress
+        self._on_finished = on_finished
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -114,16 +136,23 @@ class Pipeline:
 
     # -- producer and workers -----------------------------------------------------------------
 
-    async def run(self, projects: list[ProjectInfo]) -> None:
+    async def run(self, projects: list[ProjectInfo], workers: Workers | None = None) -> None:
+        """List ``projects`` and back up what the listings find, with ``workers`` (default: tasks here)."""
         for project in projects:
             self.report.projects.setdefault(project.qualified_name, ProjectSummary())
+        await self.flow(functools.partial(self._produce, projects), workers or Tasks())
+
+    async def flow(
+        self,
+        produce: Callable[[MemoryObjectSendStream[Job]], Coroutine[object, object, None]],
+        workers: Workers,
+    ) -> None:
+        """Run ``produce`` into a bounded stream that ``workers`` take jobs from."""
         send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=self.concurrency)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._produce, projects, send)
-                with receive:
-                    for _ in range(self.concurrency):
-                        tg.start_soon(self._work, receive.clone())
+                tg.start_soon(produce, send)
+                tg.start_soon(workers.work, self, receive)
         finally:
             self.artifact_files.close()
 
@@ -219,17 +248,24 @@ class Pipeline:
             reason = "no longer listed by Neptune (deleted or trashed); its copy is kept"
             self.notice(project.qualified_name, name, None, reason)
 
-    async def _work(self, receive: MemoryObjectReceiveStream[Job]) -> None:
+    async def work_on(self, receive: MemoryObjectReceiveStream[Job]) -> None:
+        """Back up the objects of ``receive`` one by one, until it ends."""
         async with receive:
             async for job in receive:
-                counts = self.report.projects[job.project.qualified_name].counts[job.ref.kind]
-                outcome = await self._backup_object(job.project, job.ref)
-                if outcome is None:
-                    counts.failed += 1
-                else:
-                    counts.done += 1
-                    counts.unchanged += outcome
-                self.changed()
+                self.finished(job, await self._backup_object(job.project, job.ref))
+
+    def finished(self, job: Job, outcome: bool | None) -> None:
+        """Count a job's ``outcome``: None failed, else whether it was unchanged."""
+        summary = self.report.projects.setdefault(job.project.qualified_name, ProjectSummary())
+        counts = summary.counts[job.ref.kind]
+        if outcome is None:
+            counts.failed += 1
+        else:
+            counts.done += 1
+            counts.unchanged += outcome
+        if self._on_finished is not None:
+            self._on_finished(job, outcome)
+        self.changed()
 
     # -- one run ------------------------------------------------------------------------------
 
