@@ -18,12 +18,12 @@ import contextlib
 import functools
 import ipaddress
 import os
+import threading
 import time
 import urllib.parse
 from typing import Any
 
 import anyio
-import requests
 from requests.adapters import HTTPAdapter
 
 from . import answers
@@ -43,6 +43,7 @@ from .source import (
 from .transport import READ_TIMEOUT, REVOKED, Transport, connection_error
 
 SERIES_PAGE = 10_000
+REFRESH_BEFORE = 30.0  # seconds before the access token expires, as the client's own NeptuneAuth
 
 
 def _is_loopback(url: str) -> bool:
@@ -86,6 +87,44 @@ async def connect(api_token: str, concurrency: int = 8) -> NeptuneSource:
     )
 
 
+class _Token:
+    """The client's access token (its ``NeptuneAuth``), refreshed by one thread at a time.
+
+    One attempt per refresh: the client's own ``refresh_token_if_needed`` retries a failed
+    one for a minute. Its errors come out typed as the transport's.
+    """
+
+    def __init__(self, auth: Any) -> None:
+        self._auth = auth
+        self._lock = threading.Lock()
+
+    def _current(self) -> str:
+        return str(self._auth.session.token["access_token"])
+
+    def bearer(self) -> str:
+        if self._auth.token_expires_at - time.time() < REFRESH_BEFORE:
+            with self._lock:
+                if self._auth.token_expires_at - time.time() < REFRESH_BEFORE:
+                    self._refresh()
+        return self._current()
+
+    def refresh(self, stale: str) -> None:
+        with self._lock:
+            if self._current() == stale:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        from bravado.exception import BravadoConnectionError, BravadoTimeoutError
+        from neptune.common.exceptions import NeptuneInvalidApiTokenException
+
+        try:
+            self._auth._refresh_token()
+        except NeptuneInvalidApiTokenException:
+            raise AuthenticationError(REVOKED) from None
+        except (BravadoConnectionError, BravadoTimeoutError) as e:
+            raise TransientError(f"connection failed ({type(e).__name__})", reason="connection") from None
+
+
 class NeptuneSource:
     """Reads a Neptune server through the ``neptune`` 1.x client. Thread-safe once connected."""
 
@@ -106,12 +145,14 @@ class NeptuneSource:
         except Exception as e:
             raise self._startup_error(e, address) from None
         http = backend._http_client
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 4))
+        pool_size = max(10, concurrency + 4)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         for scheme in ("http://", "https://"):
             http.session.mount(scheme, adapter)
         authenticator: Any = http.authenticator  # the client's NeptuneAuthenticator
-        self._auth = authenticator.auth
-        self._http = Transport(http.session, self._authenticate, self._secrets, read_timeout)
+        self._http = Transport(
+            http.session, _Token(authenticator.auth), self._secrets, read_timeout, pool_size
+        )
         self._clients = {
             "backend": backend.backend_client,
             "leaderboard": backend.leaderboard_client,
@@ -131,24 +172,6 @@ class NeptuneSource:
         if isinstance(e, failed) or connection_error(e) is not None:
             return ServerUnreachableError(UNREACHABLE.format(address=address))
         return ServerUnreachableError(f"Could not start the Neptune client ({type(e).__name__}).")
-
-    def _authenticate(self, request: requests.Request) -> requests.Request:
-        """Sign ``request``, refreshing the access token first if it is about to expire.
-
-        One attempt: the client's own ``apply`` retries a failed refresh for a minute.
-        """
-        from bravado.exception import BravadoConnectionError, BravadoTimeoutError
-        from neptune.common.exceptions import NeptuneInvalidApiTokenException
-
-        try:
-            if self._auth.token_expires_at - time.time() < 30:
-                self._auth._refresh_token()
-        except NeptuneInvalidApiTokenException:
-            raise AuthenticationError(REVOKED) from None
-        except (BravadoConnectionError, BravadoTimeoutError) as e:
-            raise TransientError(f"connection failed ({type(e).__name__})", reason="connection") from None
-        request.auth = self._auth
-        return request
 
     # -- one request ------------------------------------------------------------------------
 
