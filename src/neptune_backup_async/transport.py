@@ -137,7 +137,7 @@ class Transport:
         self._secrets = secrets
         self._timeout = (CONNECT_TIMEOUT, read_timeout)
         self._pool_timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
-        self._pools = urllib3.PoolManager(num_pools=4, maxsize=pool_size)
+        self._pool_size = pool_size
         self._routes: dict[tuple[str, str], _Route] = {}
         self._routes_lock = threading.Lock()
         self._decoding = threading.BoundedSemaphore(DECODING_SLOTS)
@@ -161,15 +161,20 @@ class Transport:
         )
         pool = None
         if requests.utils.select_proxy(url, proxies) is None and not session.cert:
-            # The certificates requests would trust for this host, as its HTTPAdapter reads them.
-            verify = session.merge_environment_settings(url, {}, False, session.verify, None)["verify"]
-            tls: dict[str, Any] = {"cert_reqs": "CERT_NONE" if verify is False else "CERT_REQUIRED"}
-            if verify is not False:
-                bundle = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
-                tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
-            pool = self._pools.connection_from_url(url, pool_kwargs=tls)
+            tls: dict[str, Any] = {}
+            if scheme == "https":
+                # The certificates requests would trust for this host, as its HTTPAdapter reads them.
+                verify = session.merge_environment_settings(url, {}, False, session.verify, None)["verify"]
+                tls["cert_reqs"] = "CERT_NONE" if verify is False else "CERT_REQUIRED"
+                if verify is not False:
+                    bundle = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
+                    tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+            pool = urllib3.connection_from_url(url, maxsize=self._pool_size, **tls)
         with self._routes_lock:
-            return self._routes.setdefault((scheme, host), _Route(proxies, pool))
+            route = self._routes.setdefault((scheme, host), _Route(proxies, pool))
+        if route.pool is not pool and pool is not None:
+            pool.close()  # another thread's came first
+        return route
 
     def _headers(self, bearer: str, headers: dict[str, str] | None, body: bytes | None) -> dict[str, str]:
         out = dict(self._base_headers)
@@ -313,5 +318,7 @@ class Transport:
         )
 
     def close(self) -> None:
-        self._pools.clear()
+        for route in self._routes.values():
+            if route.pool is not None:
+                route.pool.close()
         self._session.close()
