@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import ipaddress
+import ssl
 import threading
 import time
 import urllib.parse
@@ -13,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from expect import check_backup
 from neptune_backup_async import backup
+from neptune_backup_async.errors import TransientError
 from neptune_backup_async.neptune_source import NeptuneSource
 from neptune_backup_async.testing import MINIMAL, Faults, World, generate, serve
+from neptune_backup_async.transport import Transport
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding"}
 
@@ -136,3 +146,80 @@ async def test_a_proxy_in_the_environment_carries_every_request(
         == stats["by_operation"]["getFloatSeriesValues"]
     )
     assert sum(proxy.seen.values()) == stats["total"]
+
+
+def _self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a self-signed certificate for 127.0.0.1, and the certificate's file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake neptune")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+class _Token:
+    def bearer(self) -> str:
+        return "no-token"
+
+    def refresh(self, stale: str) -> None:
+        raise AssertionError("no 401 expected")
+
+
+@pytest.mark.parametrize("trust", ["bundle", "self-signed allowed"])
+@pytest.mark.anyio
+async def test_over_https_the_backup_trusts_what_the_client_trusts(
+    trust: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    context, cert_file = _self_signed(tmp_path)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NEPTUNE_ALLOW_SELF_SIGNED_CERTIFICATE"):
+        monkeypatch.delenv(name, raising=False)
+    if trust == "bundle":
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
+    else:
+        monkeypatch.setenv("NEPTUNE_ALLOW_SELF_SIGNED_CERTIFICATE", "1")
+    world = generate(MINIMAL)
+    with serve(world, tls=context) as server:
+        assert server.base_url.startswith("https://")
+        await backup("all", tmp_path / "out", api_token=server.api_token, concurrency=4)
+    assert check_backup(world, tmp_path / "out") > 0
+
+
+def test_the_pool_refuses_a_certificate_requests_would_refuse(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    context, cert_file = _self_signed(tmp_path)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with serve(generate(MINIMAL), tls=context) as server:
+        url = f"{server.base_url}/api/backend/v1/clients/config"
+        headers = {"X-Neptune-Api-Token": server.api_token}
+        refusing = Transport(requests.Session(), _Token(), [])
+        with pytest.raises(TransientError) as caught:
+            refusing.json("GET", url, "client config", headers=headers)
+        assert caught.value.reason == "connection"
+        trusting = requests.Session()
+        trusting.verify = str(cert_file)
+        answer = Transport(trusting, _Token(), []).json("GET", url, "client config", headers=headers)
+        assert answer["apiUrl"] == server.base_url
