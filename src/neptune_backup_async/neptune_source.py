@@ -88,7 +88,7 @@ async def connect(api_token: str, concurrency: int = 8) -> NeptuneSource:
     )
 
 
-def _start_client(credentials: Any) -> tuple[Any, dict[str, Any]]:
+def _start_client(credentials: Any, concurrency: int) -> tuple[Any, dict[str, Any]]:
     """The client's authenticated HTTP client and its API clients, as ``HostedNeptuneBackend``
     builds them, but with the round trips that do not wait on each other made at once.
 
@@ -96,7 +96,8 @@ def _start_client(credentials: Any) -> tuple[Any, dict[str, Any]]:
     exchange, a token refresh at once (its token starts "expired"), then the three API
     specs. Here the config and the exchange go together, the exchanged token is used until it
     nears its own expiry, and the three specs go together: 4 round trips after the first
-    spec instead of 7. The builders are the client's own, cached per token as it caches them.
+    spec instead of 7, with no more at once than ``concurrency`` (the one knob also bounds
+    these). The builders are the client's own, cached per token as it caches them.
     """
     import jwt
     from neptune.common.oauth import NeptuneAuthenticator, _decoding_options
@@ -113,7 +114,7 @@ def _start_client(credentials: Any) -> tuple[Any, dict[str, Any]]:
     verify = ssl_verify()  # type: ignore[no-untyped-call]
     address = credentials.api_url_opt or credentials.token_origin_address
     token_client = client._get_token_client(credentials=credentials, ssl_verify=verify, proxies=None)
-    with ThreadPoolExecutor(3, thread_name_prefix="neptune-start") as pool:
+    with ThreadPoolExecutor(min(3, concurrency), thread_name_prefix="neptune-start") as pool:
         asked = pool.submit(
             client.get_client_config, credentials=credentials, ssl_verify=verify, proxies=None
         )
@@ -194,7 +195,7 @@ class NeptuneSource:
         self._secrets = [api_token]
         credentials, address = _credentials(api_token)
         try:
-            http, self._clients = _start_client(credentials)
+            http, self._clients = _start_client(credentials, concurrency)
         except Exception as e:
             raise self._startup_error(e, address) from None
         pool_size = max(10, concurrency + 4)
