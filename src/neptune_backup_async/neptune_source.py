@@ -1,8 +1,8 @@
 """The one module that talks to ``neptune``: a :class:`~.source.Source` over its client.
 
 It uses the client's setup (client config, OAuth token exchange and refresh, the API
-specs), then sends each operation through the client's authenticated HTTP session
-(:mod:`.transport`) and reads the JSON itself (:mod:`.answers`). That sidesteps the
+specs), then sends each operation with the client's token (:mod:`.transport`) and reads
+the JSON itself (:mod:`.answers`). That sidesteps the
 client's pitfalls (see the notes on the client in ``docs/``): no ``Run`` objects (they are never freed), no
 lossy ``fetch_values`` frames, no descending runs table that loses runs past 10,000
 (:mod:`.paging`), no retries of its own (those of :mod:`.retry` honour ``Retry-After``
@@ -18,12 +18,13 @@ import contextlib
 import functools
 import ipaddress
 import os
+import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
-import requests
 from requests.adapters import HTTPAdapter
 
 from . import answers
@@ -43,6 +44,7 @@ from .source import (
 from .transport import READ_TIMEOUT, REVOKED, Transport, connection_error
 
 SERIES_PAGE = 10_000
+REFRESH_BEFORE = 30.0  # seconds before the access token expires, as the client's own NeptuneAuth
 
 
 def _is_loopback(url: str) -> bool:
@@ -86,6 +88,99 @@ async def connect(api_token: str, concurrency: int = 8) -> NeptuneSource:
     )
 
 
+def _start_client(credentials: Any, concurrency: int) -> tuple[Any, dict[str, Any]]:
+    """The client's authenticated HTTP client and its API clients, as ``HostedNeptuneBackend``
+    builds them, but with the round trips that do not wait on each other made at once.
+
+    The client makes them one after another: the backend spec, the client config, the token
+    exchange, a token refresh at once (its token starts "expired"), then the three API
+    specs. Here the config and the exchange go together, the exchanged token is used until it
+    nears its own expiry, and the three specs go together: 4 round trips after the first
+    spec instead of 7, with no more at once than ``concurrency`` (the one knob also bounds
+    these). The builders are the client's own, cached per token as it caches them.
+    """
+    import jwt
+    from neptune.common.oauth import NeptuneAuthenticator, _decoding_options
+    from neptune.internal.backends import hosted_client as client
+    from neptune.internal.backends.api_model import OptionalFeatures
+    from neptune.internal.backends.utils import (
+        MissingApiClient,
+        build_operation_url,
+        ssl_verify,
+        verify_client_version,
+    )
+    from neptune.version import version
+
+    verify = ssl_verify()  # type: ignore[no-untyped-call]
+    address = credentials.api_url_opt or credentials.token_origin_address
+    token_client = client._get_token_client(credentials=credentials, ssl_verify=verify, proxies=None)
+    with ThreadPoolExecutor(min(3, concurrency), thread_name_prefix="neptune-start") as pool:
+        asked = pool.submit(
+            client.get_client_config, credentials=credentials, ssl_verify=verify, proxies=None
+        )
+        exchanged = pool.submit(NeptuneAuthenticator, credentials.api_token, token_client, verify, None)
+        config = asked.result()
+        authenticator = exchanged.result()
+        verify_client_version(config, version)
+        if config.api_url != address:  # the token must be exchanged where the config points
+            endpoint = build_operation_url(config.api_url, client.BACKEND_SWAGGER_PATH)
+            token_client = client._get_token_client(
+                credentials=credentials, ssl_verify=verify, proxies=None, endpoint_url=endpoint
+            )
+            authenticator = NeptuneAuthenticator(credentials.api_token, token_client, verify, None)  # type: ignore[no-untyped-call]
+        auth = authenticator.auth
+        options: Any = _decoding_options  # the client's: no signature or claim checks
+        access = jwt.decode(auth.session.token["access_token"], options=options)
+        auth.token_expires_at = access.get("exp") or 0
+        http = client.create_http_client(ssl_verify=verify, proxies=None)  # type: ignore[arg-type]
+        http.authenticator = authenticator
+        builders = {"backend": client.create_backend_client, "leaderboard": client.create_leaderboard_client}
+        if config.has_feature(OptionalFeatures.ARTIFACTS):
+            builders["artifacts"] = client.create_artifacts_client
+        specs = {api: pool.submit(build, config, http) for api, build in builders.items()}
+        clients = {api: spec.result() for api, spec in specs.items()}
+    clients.setdefault("artifacts", MissingApiClient(OptionalFeatures.ARTIFACTS))
+    return http, clients
+
+
+class _Token:
+    """The client's access token (its ``NeptuneAuth``), refreshed by one thread at a time.
+
+    One attempt per refresh: the client's own ``refresh_token_if_needed`` retries a failed
+    one for a minute. Its errors come out typed as the transport's.
+    """
+
+    def __init__(self, auth: Any) -> None:
+        self._auth = auth
+        self._lock = threading.Lock()
+
+    def _current(self) -> str:
+        return str(self._auth.session.token["access_token"])
+
+    def bearer(self) -> str:
+        if self._auth.token_expires_at - time.time() < REFRESH_BEFORE:
+            with self._lock:
+                if self._auth.token_expires_at - time.time() < REFRESH_BEFORE:
+                    self._refresh()
+        return self._current()
+
+    def refresh(self, stale: str) -> None:
+        with self._lock:
+            if self._current() == stale:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        from bravado.exception import BravadoConnectionError, BravadoTimeoutError
+        from neptune.common.exceptions import NeptuneInvalidApiTokenException
+
+        try:
+            self._auth._refresh_token()
+        except NeptuneInvalidApiTokenException:
+            raise AuthenticationError(REVOKED) from None
+        except (BravadoConnectionError, BravadoTimeoutError) as e:
+            raise TransientError(f"connection failed ({type(e).__name__})", reason="connection") from None
+
+
 class NeptuneSource:
     """Reads a Neptune server through the ``neptune`` 1.x client. Thread-safe once connected."""
 
@@ -97,26 +192,20 @@ class NeptuneSource:
         This blocks and makes the client's start-up requests once, so that workers fanned
         out later find the client warm.
         """
-        from neptune.internal.backends.hosted_neptune_backend import HostedNeptuneBackend
-
         self._secrets = [api_token]
         credentials, address = _credentials(api_token)
         try:
-            backend = HostedNeptuneBackend(credentials)
+            http, self._clients = _start_client(credentials, concurrency)
         except Exception as e:
             raise self._startup_error(e, address) from None
-        http = backend._http_client
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 4))
+        pool_size = max(10, concurrency + 4)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         for scheme in ("http://", "https://"):
             http.session.mount(scheme, adapter)
         authenticator: Any = http.authenticator  # the client's NeptuneAuthenticator
-        self._auth = authenticator.auth
-        self._http = Transport(http.session, self._authenticate, self._secrets, read_timeout)
-        self._clients = {
-            "backend": backend.backend_client,
-            "leaderboard": backend.leaderboard_client,
-            "artifacts": backend.artifacts_client,
-        }
+        self._http = Transport(
+            http.session, _Token(authenticator.auth), self._secrets, read_timeout, pool_size
+        )
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -131,24 +220,6 @@ class NeptuneSource:
         if isinstance(e, failed) or connection_error(e) is not None:
             return ServerUnreachableError(UNREACHABLE.format(address=address))
         return ServerUnreachableError(f"Could not start the Neptune client ({type(e).__name__}).")
-
-    def _authenticate(self, request: requests.Request) -> requests.Request:
-        """Sign ``request``, refreshing the access token first if it is about to expire.
-
-        One attempt: the client's own ``apply`` retries a failed refresh for a minute.
-        """
-        from bravado.exception import BravadoConnectionError, BravadoTimeoutError
-        from neptune.common.exceptions import NeptuneInvalidApiTokenException
-
-        try:
-            if self._auth.token_expires_at - time.time() < 30:
-                self._auth._refresh_token()
-        except NeptuneInvalidApiTokenException:
-            raise AuthenticationError(REVOKED) from None
-        except (BravadoConnectionError, BravadoTimeoutError) as e:
-            raise TransientError(f"connection failed ({type(e).__name__})", reason="connection") from None
-        request.auth = self._auth
-        return request
 
     # -- one request ------------------------------------------------------------------------
 

@@ -84,7 +84,12 @@ async def _status(url: str, headers: dict[str, str], connect_timeout: float, rea
             if not tls:  # a plain request goes to the proxy in absolute form
                 target = url
         if tls:
-            stream = await TLSStream.wrap(stream, hostname=host, ssl_context=_tls_context())
+            # Not standard_compatible: closing then skips waiting for the server's close_notify,
+            # which fails on the rest of the answer still coming, unread ("application data
+            # after close notify"), and made every preflight over https fail.
+            stream = await TLSStream.wrap(
+                stream, hostname=host, ssl_context=_tls_context(), standard_compatible=False
+            )
     async with stream:
         head = f"GET {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         await stream.send((head + "\r\n").encode("latin-1"))

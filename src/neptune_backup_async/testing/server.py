@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -414,13 +415,23 @@ class FakeNeptuneServer:
     """Serves ``world`` at ``base_url``; use as a context manager or call start()/stop()."""
 
     def __init__(
-        self, world: World, *, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        world: World,
+        *,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.world = world
         self.faults = faults or Faults()
         self.stats = Stats()
         self._httpd = _HTTPServer((host, port), self)  # bound now, so that the token knows the port
-        self.base_url = f"http://{host}:{self._httpd.server_address[1]}"
+        if tls is not None:  # https; the handshake happens in each connection's own thread
+            self._httpd.socket = tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{self._httpd.server_address[1]}"
         self.auth = Auth(self.base_url)
         self.operations = Operations(world, self.base_url)
         self._swagger = {path: json.dumps(swagger(api)).encode() for path, api in SWAGGER_PATHS.items()}
@@ -529,7 +540,9 @@ class FakeNeptuneServer:
 
 
 @contextlib.contextmanager
-def serve(world: World, *, faults: Faults | None = None, port: int = 0) -> Iterator[FakeNeptuneServer]:
-    """Serve ``world`` on 127.0.0.1 for the duration of the block."""
-    with FakeNeptuneServer(world, faults=faults, port=port) as server:
+def serve(
+    world: World, *, faults: Faults | None = None, port: int = 0, tls: ssl.SSLContext | None = None
+) -> Iterator[FakeNeptuneServer]:
+    """Serve ``world`` on 127.0.0.1 for the duration of the block (over https with ``tls``)."""
+    with FakeNeptuneServer(world, faults=faults, port=port, tls=tls) as server:
         yield server

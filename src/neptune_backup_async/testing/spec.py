@@ -508,7 +508,7 @@ def swagger(api: str) -> Json:
         "swagger": "2.0",
         "info": {"title": f"Fake Neptune {api} API", "version": "1.0"},
         "basePath": "/",
-        "schemes": ["http"],
+        "schemes": ["http", "https"],  # the one the spec was fetched over
         "paths": paths,
         "definitions": _DEFINITIONS[api],
     }

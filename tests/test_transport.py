@@ -1,0 +1,225 @@
+"""The transport's token and routes, through the real neptune client against the fake server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import ipaddress
+import ssl
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from expect import check_backup
+from neptune_backup_async import backup
+from neptune_backup_async.errors import TransientError
+from neptune_backup_async.neptune_source import NeptuneSource
+from neptune_backup_async.testing import MINIMAL, Faults, World, generate, serve
+from neptune_backup_async.transport import Transport
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding"}
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """A forward proxy for plain http, as a corporate one would be: absolute-form requests in."""
+
+    server: _Proxy
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._forward()
+
+    def do_POST(self) -> None:
+        self._forward()
+
+    def _forward(self) -> None:
+        target = urllib.parse.urlsplit(self.path)
+        with self.server.lock:
+            self.server.seen[target.path] += 1
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=30)
+        try:
+            path = target.path + (f"?{target.query}" if target.query else "")
+            upstream.request(self.command, path, body=body or None, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            upstream.close()
+
+
+class _Proxy(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.seen: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def proxy() -> Iterator[_Proxy]:
+    server = _Proxy()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@pytest.mark.anyio
+async def test_a_token_that_expires_mid_backup_is_refreshed_and_the_backup_completes(
+    demo_world: World, tmp_path: Path
+) -> None:
+    with serve(demo_world, faults=Faults(latency=0.01)) as server:
+        server.auth.token_lifetime = 2  # every access token dies within 2 s, many times per backup
+        started = time.monotonic()
+        await backup("all", tmp_path, api_token=server.api_token, concurrency=4)
+        took = time.monotonic() - started
+        stats = server.stats.snapshot()
+    assert took > 2, "the backup must outlive its first access token"
+    assert stats["statuses"].get("401", 0) == 0
+    assert stats["by_operation"]["oauthRefresh"] > 1
+    assert check_backup(demo_world, tmp_path, artifacts_downloaded=False) > 0
+
+
+def test_a_401_for_an_access_token_the_client_thought_alive_gets_one_refresh_and_succeeds() -> None:
+    with serve(generate(MINIMAL)) as server:
+        source = NeptuneSource(server.api_token)
+        try:
+            assert source.list_projects() == ["workspace-0/project-0"]
+            auth = source._http._token._auth  # type: ignore[attr-defined]  # the client's NeptuneAuth
+            server.auth.token_lifetime = 1
+            auth._refresh_token()  # the client now holds a token the server lets expire within 1 s,
+            auth.token_expires_at = time.time() + 3600  # while its clock says it has an hour left
+            server.auth.token_lifetime = 3600
+            time.sleep(1.1)
+            refreshes = server.stats.snapshot()["by_operation"]["oauthRefresh"]
+            assert source.list_projects() == ["workspace-0/project-0"]
+            stats = server.stats.snapshot()
+        finally:
+            source.close()
+    assert stats["statuses"]["401"] == 1
+    assert stats["by_operation"]["oauthRefresh"] == refreshes + 1
+
+
+@pytest.mark.anyio
+async def test_a_proxy_in_the_environment_carries_every_request(
+    proxy: _Proxy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    address = f"http://127.0.0.1:{proxy.server_address[1]}"
+    monkeypatch.setenv("HTTP_PROXY", address)
+    monkeypatch.setenv("http_proxy", address)
+    world = generate(MINIMAL)
+    with serve(world) as server:
+        await backup("all", tmp_path, api_token=server.api_token, concurrency=4)
+        stats = server.stats.snapshot()
+    assert check_backup(world, tmp_path) > 0
+    assert (
+        proxy.seen["/api/leaderboard/v1/attributes/series/float"]
+        == stats["by_operation"]["getFloatSeriesValues"]
+    )
+    assert sum(proxy.seen.values()) == stats["total"]
+
+
+def _self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a self-signed certificate for 127.0.0.1, and the certificate's file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake neptune")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+class _Token:
+    def bearer(self) -> str:
+        return "no-token"
+
+    def refresh(self, stale: str) -> None:
+        raise AssertionError("no 401 expected")
+
+
+@pytest.mark.parametrize("trust", ["bundle", "self-signed allowed"])
+@pytest.mark.anyio
+async def test_over_https_the_backup_trusts_what_the_client_trusts(
+    trust: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    context, cert_file = _self_signed(tmp_path)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NEPTUNE_ALLOW_SELF_SIGNED_CERTIFICATE"):
+        monkeypatch.delenv(name, raising=False)
+    if trust == "bundle":
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
+    else:
+        monkeypatch.setenv("NEPTUNE_ALLOW_SELF_SIGNED_CERTIFICATE", "1")
+    world = generate(MINIMAL)
+    with serve(world, tls=context) as server:
+        assert server.base_url.startswith("https://")
+        await backup("all", tmp_path / "out", api_token=server.api_token, concurrency=4)
+    assert check_backup(world, tmp_path / "out") > 0
+
+
+def test_the_pool_refuses_a_certificate_requests_would_refuse(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    context, cert_file = _self_signed(tmp_path)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with serve(generate(MINIMAL), tls=context) as server:
+        url = f"{server.base_url}/api/backend/v1/clients/config"
+        headers = {"X-Neptune-Api-Token": server.api_token}
+        refusing = Transport(requests.Session(), _Token(), [])
+        with pytest.raises(TransientError) as caught:
+            refusing.json("GET", url, "client config", headers=headers)
+        assert caught.value.reason == "connection"
+        trusting = requests.Session()
+        trusting.verify = str(cert_file)
+        answer = Transport(trusting, _Token(), []).json("GET", url, "client config", headers=headers)
+        assert answer["apiUrl"] == server.base_url
