@@ -4,6 +4,10 @@ Every request goes through the pipeline's :class:`~.retry.Retrier` (one attempt 
 thread, the waits between attempts in async code); every file through :mod:`.store`
 (temporary name, renamed into place once complete); every saved field into the
 :class:`~.run_folder.RunFolder`'s manifest and journal.
+
+A series page costs one thread call: the request's worker thread fetches it, formats its
+rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
+after the last page). Downloads stream through aiofiles in :class:`~.store.AtomicFile`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-import aiofiles
 import anyio
 from anyio.abc import TaskGroup
 
@@ -28,7 +31,7 @@ from .manifest import FieldRecord
 from .resume import Action, decide, facts
 from .run_folder import RunFolder
 from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
-from .store import AtomicFile, WrittenFile, write_file
+from .store import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -115,44 +118,50 @@ class FieldSavers:
     async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
         formatter = values.SeriesFormatter(info.type)
-        rel = self.paths.field_file(info.path, info.type)
         limit = source.series_page_limit
-        async with AtomicFile(self.root, rel, self.pipe.count_bytes) as out:
-            rows = await self._copy_previous(out, prev) if prev is not None else 0
-            if rows == 0:
-                await out.write(values.SERIES_HEADER.encode())
+        async with thread_file(self.root, self.paths.field_file(info.path, info.type)) as out:
+            rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev) if prev is not None else 0
 
-            def fetch(offset: int) -> tuple[int, int, bytes]:
-                # In the worker thread: the page is parsed, formatted and freed there, and the
-                # event loop stays free.
+            def page(offset: int) -> tuple[int, int, int]:
+                """One attempt, in the request's worker thread: fetch the page at ``offset``,
+                append its rows (under the header, for the first) and, after the last page,
+                commit the file. Returns the total, the points it held and the bytes written.
+                One thread call per page; the page's text is freed before it returns, and the
+                event loop stays free."""
                 page = source.series_page(self.run, info, offset, limit)
-                return page.total, len(page.points), formatter.rows(page.points).encode("utf-8")
+                count = len(page.points)
+                if count == 0 and offset < page.total:
+                    return page.total, 0, 0  # a lie: raised below, and the file is aborted
+                text = formatter.rows(page.points).encode("utf-8")
+                head = b"" if out.size else _SERIES_HEADER
+                out.write(head, text)
+                if count == 0 or offset + count >= page.total:
+                    out.commit()
+                return page.total, count, len(head) + len(text)
 
             while True:
-                total, count, text = await retrier.call(fetch, rows, what="series page")
+                total, count, written = await retrier.call(page, rows, what="series page")
                 if count == 0 and rows < total:
                     raise FetchError(f"the server promised {total} points but sent {rows}")
-                await out.write(text)
-                # Dropped now, not when the next page replaces it: a run's series wait for
-                # their next request together, and each would otherwise keep a page of CSV.
-                del text
+                self.pipe.count_bytes(written)
                 rows += count
                 if count == 0 or rows >= total:
                     break
         assert out.result is not None
         return [out.result], {"rows": rows}
 
-    async def _copy_previous(self, out: AtomicFile, prev: FieldRecord) -> int:
-        """Copy the old CSV into ``out`` if it still hashes to its recorded sha256; return its rows (0 if not)."""
+    def _copy_previous(self, out: ThreadFile, prev: FieldRecord) -> int:
+        """Blocking: copy the old CSV into ``out`` if it still hashes to its recorded sha256;
+        return its rows (0 if not)."""
         previous = self.folder.previous
         assert previous is not None
         recorded = previous.manifest.files[prev.files[0]]
-        async with aiofiles.open(self.root / recorded.path, "rb") as f:
-            while chunk := await f.read(1024 * 1024):
-                await out.write(chunk, count=False)
+        with (self.root / recorded.path).open("rb") as f:
+            while chunk := f.read(1024 * 1024):
+                out.write(chunk)
         if out.size == recorded.size and out.sha256 == recorded.sha256:
             return int(prev.extra["rows"])
-        await out.reset()  # damaged since: fetch the whole series
+        out.reset()  # damaged since: fetch the whole series
         return 0
 
     # -- files --------------------------------------------------------------------------------
@@ -346,6 +355,7 @@ def _zip_member_sizes(path: Path) -> list[int] | None:
 
 
 _IMAGE = checks.Expected(checks.Kind.IMAGE)
+_SERIES_HEADER = values.SERIES_HEADER.encode()
 
 
 def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:
