@@ -13,13 +13,14 @@ after the last page). Downloads stream through aiofiles in :class:`~.store.Atomi
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import sys
 import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
 from anyio.abc import TaskGroup
@@ -169,28 +170,40 @@ class FieldSavers:
     async def _download(
         self,
         opener: Callable[[], Download],
-        into: Callable[[Download], AtomicFile | PartialFile],
+        into: Callable[[Download], PurePosixPath | PartialFile],
         what: str,
         expected: checks.Expected | None,
     ) -> WrittenFile:
-        """Stream one body to disk, holding one request token throughout, and retry it if cut or
-        if it cannot be what the listing says (see :mod:`.checks`): it never takes its final
-        name then. ``into`` is where a body goes: an :class:`AtomicFile`, or an artifact file's
-        :class:`PartialFile`, which keeps what came and checks the whole itself
-        (``expected`` None)."""
+        """Save one body, holding one request token throughout, and retry it if cut or if it
+        cannot be what the listing says (see :mod:`.checks`): it never takes its final name
+        then. ``into(download)`` is where a body goes: the file it is named (relative to the
+        run's folder), or an artifact file's :class:`PartialFile`, which keeps what came and
+        checks the whole itself (``expected`` None).
+
+        A body whose ``Content-Length`` says it is small is read whole by the thread call that
+        opens it, and written by one more; a larger one streams to disk in chunks."""
         gate, retrier = self.pipe.gate, self.pipe.retrier
 
         async def attempt() -> WrittenFile:
             async with gate.slot():
-                download = await gate.thread(opener)
+                download, whole = await gate.thread(_open, opener, expected is not None)
                 try:
                     # A 200 proves nothing: the answer is judged before it may take the name.
                     if expected is not None:
                         why = checks.check_type(expected, download.content_type, download.size)
                         if why is not None:
                             raise TransientError(why, reason="wrong answer")
+                    target = into(download)
+                    if whole is not None:
+                        assert expected is not None and isinstance(target, PurePosixPath)
+                        retrier.alive()
+                        return await self._save_whole(target, whole, download, expected)
                     body = checks.Sample()
-                    async with into(download) as out:
+                    if isinstance(target, PurePosixPath):
+                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.pipe.count_bytes)
+                    else:
+                        out = target
+                    async with out:
                         while chunk := await gate.thread(next, download.chunks, b""):
                             retrier.alive()
                             body.feed(chunk)
@@ -214,17 +227,24 @@ class FieldSavers:
 
         return await retrier.run(attempt, what)
 
-    def _at(self, rel_for: Callable[[Download], PurePosixPath]) -> Callable[[Download], AtomicFile]:
-        """Each try's body into a new temporary file, renamed to ``rel_for(download)`` once whole."""
-        return lambda download: AtomicFile(self.root, rel_for(download), self.pipe.count_bytes)
+    async def _save_whole(
+        self, rel: PurePosixPath, data: bytes, download: Download, expected: checks.Expected
+    ) -> WrittenFile:
+        """Judge a body read whole, as a streamed one is judged, and write it in one thread call."""
+        body = checks.Sample()
+        body.feed(data)
+        why = checks.check_body(expected, body, download.content_type, download.size)
+        if why is None and expected.kind is checks.Kind.ZIP:
+            why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
+        if why is not None:
+            raise TransientError(why, reason="wrong answer")
+        return await write_file(self.root, rel, data, self.pipe.count_bytes)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
         opener = functools.partial(self.pipe.source.open_file, self.run, info)
         expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
-        return [
-            await self._download(opener, self._at(functools.partial(_fixed, rel)), info.path, expected)
-        ], {}
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -244,9 +264,7 @@ class FieldSavers:
         rel = self.paths.field_file(info.path, info.type)
         opener = functools.partial(source.open_file_set, url)
         expected = checks.Expected(checks.Kind.ZIP, size=info.size)
-        return [
-            await self._download(opener, self._at(functools.partial(_fixed, rel)), info.path, expected)
-        ], {}
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -276,7 +294,7 @@ class FieldSavers:
             opener = functools.partial(source.open_image, self.run, info, index)
             try:
                 written[index] = await self._download(
-                    opener, self._at(functools.partial(rel_for, index)), f"{info.path}[{index}]", _IMAGE
+                    opener, functools.partial(rel_for, index), f"{info.path}[{index}]", _IMAGE
                 )
             except FetchError as e:  # the others go on, so that each is named
                 failed[index] = str(e)
@@ -345,10 +363,33 @@ class FieldSavers:
         return written, {"changed_since_tracking": changed} if changed else {}
 
 
-def _zip_member_sizes(path: Path) -> list[int] | None:
+SMALL_BODY = 1024 * 1024  # read whole when opened: one read of the stream (transport.CHUNK)
+
+
+def _open(opener: Callable[[], Download], small: bool) -> tuple[Download, bytes | None]:
+    """Blocking: open a download and, if ``small`` and its ``Content-Length`` is at most
+    :data:`SMALL_BODY`, read it whole (stopping past that, for a body longer than it said)."""
+    download = opener()
+    if not small or download.size is None or download.size > SMALL_BODY:
+        return download, None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for chunk in download.chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > SMALL_BODY:
+                break  # longer than it said: judged wrong by its size, the rest unread
+    except BaseException:
+        download.release()
+        raise
+    return download, b"".join(parts)
+
+
+def _zip_member_sizes(zipped: Path | BinaryIO) -> list[int] | None:
     """The sizes of the files a zip holds, from its directory; None when it is no zip."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(zipped) as archive:
             return [member.file_size for member in archive.infolist()]
     except (zipfile.BadZipFile, OSError, ValueError):  # a cut directory can also give a bad offset
         return None
