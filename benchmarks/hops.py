@@ -6,7 +6,8 @@ another process.
 Counts every call that hands work to a thread: ``anyio.to_thread.run_sync`` (the backup's
 own thread calls and ``anyio.Path``) and the event loop's ``run_in_executor`` (aiofiles),
 and the process's CPU time (all threads) from the first runs-table request's set-up to the
-end, without the client's start-up (importing and starting ``neptune``). Per request means
+end, without the client's start-up (importing and starting ``neptune``). The backup gets
+the progress callback the command line passes with ``--quiet`` unless ``--no-progress``. Per request means
 per request the server answered after start-up. The counting wraps the calls from outside,
 in this script only; the product is unchanged. Put another source first on ``PYTHONPATH``
 to measure it (e.g. a checkout of an older commit).
@@ -53,14 +54,33 @@ def count_hops() -> None:
     loop.run_in_executor = counted_run_in_executor  # type: ignore[method-assign]
 
 
-async def one_backup(server: ServerProcess, concurrency: int, dest: Path) -> tuple[float, dict[str, int]]:
+def cli_progress() -> Any:
+    """The progress callback the command line passes with ``--quiet``: no bars, a line in the log now and then."""
+    from neptune_backup_async.display import Bars
+    from neptune_backup_async.logfile import LogProgress
+    from neptune_backup_async.report import CONNECTING
+
+    bars, in_log = Bars(False, CONNECTING), LogProgress()
+
+    def progress(p: Any) -> None:
+        bars(p)
+        in_log(p)
+
+    return progress
+
+
+async def one_backup(
+    server: ServerProcess, concurrency: int, dest: Path, progress: bool
+) -> tuple[float, dict[str, int]]:
     source = await api.connect(server.api_token, concurrency)
     try:
         server.reset()
         count_hops()
         hops.clear()
         cpu = time.process_time()
-        report = await api.backup("all", dest, concurrency=concurrency, source=source)
+        report = await api.backup(
+            "all", dest, concurrency=concurrency, source=source, progress=cli_progress() if progress else None
+        )
         cpu = time.process_time() - cpu
     finally:
         source.close()
@@ -74,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress callback (the CLI always passes one)"
+    )
     p.add_argument("--set", type=spec_field, action="append", default=[], metavar="FIELD=VALUE")
     args = p.parse_args(argv)
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
@@ -81,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     with ServerProcess(args.workload, args.latency, dict(args.set)) as server:
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
-                cpu, counted = anyio.run(one_backup, server, args.concurrency, Path(tmp))
+                cpu, counted = anyio.run(
+                    one_backup, server, args.concurrency, Path(tmp), not args.no_progress
+                )
             requests = server.stats()["total"]
             cpus.append(cpu / requests * 1000)
             per = {k: round(v / requests, 2) for k, v in sorted(counted.items())}
