@@ -22,7 +22,7 @@ from .manifest import STALE, FieldRecord, Manifest
 from .report import BackupReport
 from .resume import Previous, journal_line
 from .source import FieldInfo
-from .store import WrittenFile, destination_error, file_sha256, write_file
+from .store import WrittenFile, destination_error, file_sha256, write_file, write_whole
 
 # What a kept earlier copy is marked with: left out by the field filter, gone from Neptune, or
 # failed in this backup (the mark then says why; see FieldRecord.failure).
@@ -145,9 +145,8 @@ class RunFolder:
         # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
-            await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+            await anyio.to_thread.run_sync(self._finish, manifest.encode())
             self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
-            await anyio.to_thread.run_sync(self._tidy)
 
     async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
         """Fields gone from Neptune, left out by the field filter, or failed in this backup keep
@@ -209,8 +208,17 @@ class RunFolder:
 
         return [p for p in paths if not all(whole(rel) for rel in old.fields[p].files)]
 
+    def _finish(self, manifest: bytes) -> None:
+        """Blocking: write the manifest, then tidy up; one thread call."""
+        write_whole(self.root, PurePosixPath(layout.MANIFEST), manifest)
+        self._tidy()
+
     def _tidy(self) -> None:
         """Drop the journal, and files of the old backup that no field refers to any more."""
+        if self._journal_fd is not None:  # every field is in: nothing writes to it any more
+            fd, self._journal_fd = self._journal_fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.root / layout.JOURNAL)
         if self.previous is not None:

@@ -299,6 +299,16 @@ def _write_whole(temp: Path, final: Path, data: bytes) -> None:
         raise
 
 
+def write_whole(root: Path, rel: PurePosixPath, data: bytes) -> WrittenFile:
+    """Blocking: write a whole small document atomically (see :func:`write_file`)."""
+    final = root / rel
+    try:
+        _write_whole(root / temp_name(rel, _temp_token()), final, data)
+    except OSError as e:
+        raise destination_error(e, final) or e from None
+    return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
+
+
 async def write_file(
     root: Path, rel: PurePosixPath, data: bytes, on_bytes: Callable[[int], None] | None = None
 ) -> WrittenFile:
@@ -307,15 +317,10 @@ async def write_file(
     Streamed data goes through :class:`AtomicFile` and aiofiles; a document already in
     memory is written by one blocking call, which costs one thread hop instead of six.
     """
-    final = root / rel
-    temp = root / temp_name(rel, _temp_token())
-    try:
-        await anyio.to_thread.run_sync(_write_whole, temp, final, data)
-    except OSError as e:
-        raise destination_error(e, final) or e from None
+    written = await anyio.to_thread.run_sync(write_whole, root, rel, data)
     if on_bytes is not None:
         on_bytes(len(data))
-    return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
+    return written
 
 
 def remove_temporaries(folder: Path, tag: str = "") -> int:
