@@ -7,7 +7,9 @@ thread, the waits between attempts in async code); every file through :mod:`.sto
 
 A series page costs one thread call: the request's worker thread fetches it, formats its
 rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
-after the last page). Downloads stream through aiofiles in :class:`~.store.AtomicFile`.
+after the last page). A download whose ``Content-Length`` is at most :data:`SMALL_BODY` is
+read whole by the thread call that opens it and written by one more; larger ones stream
+through aiofiles in :class:`~.store.AtomicFile`.
 """
 
 from __future__ import annotations
