@@ -105,7 +105,11 @@ class Gate:
             self.requests.total_tokens = limit
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn`` in a worker thread; the caller must hold a request token."""
+        """Run blocking ``fn`` in a worker thread; the caller must hold a request token.
+
+        A cancel returns at once and abandons the thread, which runs ``fn`` to its end: what
+        ``fn`` writes must go through a :class:`~.store.ThreadFile`, which refuses every
+        write once its owner has given it up."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._threads, abandon_on_cancel=True)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:

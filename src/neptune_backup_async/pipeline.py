@@ -29,10 +29,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from . import layout
 from .artifact_files import ArtifactFiles
-from .errors import FetchError, ProgressCallbackError
+from .errors import FetchError
 from .gate import Gate
 from .manifest import Manifest
 from .paging import KeysetPager
+from .progress_feed import ProgressFeed
 from .report import BACKING_UP, BackupReport, Note, Progress, ProjectSummary, listing
 from .resume import Action, Previous, decide, layout_for, load_previous
 from .retry import THROTTLED, Retrier, RetryPolicy
@@ -102,20 +103,14 @@ class Pipeline:
         )
         self.gate = Gate(concurrency)
         self.retrier = Retrier(self.gate, retry, on_retry=self._retried)
-        self._on_progress = on_progress
+        self._progress = ProgressFeed(report, on_progress)
         self._on_finished = on_finished
 
     # -- progress -----------------------------------------------------------------------------
 
-    def changed(self) -> None:
-        if self._on_progress is not None:
-            try:
-                self._on_progress(self.report.progress())
-            except Exception as e:
-                raise ProgressCallbackError(
-                    f"The progress callback raised {type(e).__name__}: {e}. The backup stopped; finished"
-                    " runs are kept, and the same call resumes."
-                ) from e
+    def changed(self, *, final: bool = False) -> None:
+        """Counts changed: the progress callback hears of it, rate-limited (see :mod:`.progress_feed`)."""
+        self._progress.changed(final=final)
 
     def count_bytes(self, n: int) -> None:
         self.report.bytes_written += n
@@ -153,6 +148,7 @@ class Pipeline:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(produce, send)
                 tg.start_soon(workers.work, self, receive)
+            self.changed(final=True)
         finally:
             self.artifact_files.close()
 

@@ -22,7 +22,7 @@ from .manifest import STALE, FieldRecord, Manifest
 from .report import BackupReport
 from .resume import Previous, journal_line
 from .source import FieldInfo
-from .store import WrittenFile, destination_error, file_sha256, write_file
+from .store import WrittenFile, destination_error, file_sha256, write_whole
 
 # What a kept earlier copy is marked with: left out by the field filter, gone from Neptune, or
 # failed in this backup (the mark then says why; see FieldRecord.failure).
@@ -133,21 +133,14 @@ class RunFolder:
             for path, record in self.manifest.fields.items()
             if record.files == [layout.SIMPLE_METADATA] and path in kept
         ]
-        if self.simple:
-            data = values.dumps(self.simple).encode("utf-8")
-            written = await write_file(
-                self.root, PurePosixPath(layout.SIMPLE_METADATA), data, self._count_bytes
-            )
-            self.manifest.add_file(written)
         self.manifest.complete = not self.manifest.failed_fields
-        # Compact, unlike the documents users read: json's C encoder only serves indent=None.
-        manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
         # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
-            await write_file(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+            simple_bytes = await anyio.to_thread.run_sync(self._finish)
             self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
-            await anyio.to_thread.run_sync(self._tidy)
+        if simple_bytes:
+            self._count_bytes(simple_bytes)
 
     async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
         """Fields gone from Neptune, left out by the field filter, or failed in this backup keep
@@ -209,8 +202,26 @@ class RunFolder:
 
         return [p for p in paths if not all(whole(rel) for rel in old.fields[p].files)]
 
+    def _finish(self) -> int:
+        """Blocking: write simple_metadata.json, then the manifest, then tidy up, in one thread
+        call; returns the bytes of simple_metadata.json (0 when the run has no simple value)."""
+        size = 0
+        if self.simple:
+            data = values.dumps(self.simple).encode("utf-8")
+            self.manifest.add_file(write_whole(self.root, PurePosixPath(layout.SIMPLE_METADATA), data))
+            size = len(data)
+        # Compact, unlike the documents users read: json's C encoder only serves indent=None.
+        manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        write_whole(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+        self._tidy()
+        return size
+
     def _tidy(self) -> None:
         """Drop the journal, and files of the old backup that no field refers to any more."""
+        if self._journal_fd is not None:  # every field is in: nothing writes to it any more
+            fd, self._journal_fd = self._journal_fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.root / layout.JOURNAL)
         if self.previous is not None:

@@ -4,20 +4,26 @@ Every request goes through the pipeline's :class:`~.retry.Retrier` (one attempt 
 thread, the waits between attempts in async code); every file through :mod:`.store`
 (temporary name, renamed into place once complete); every saved field into the
 :class:`~.run_folder.RunFolder`'s manifest and journal.
+
+A series page costs one thread call: the request's worker thread fetches it, formats its
+rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
+after the last page). A download whose ``Content-Length`` is at most :data:`SMALL_BODY` is
+read whole by the thread call that opens it and written by one more; larger ones stream
+through aiofiles in :class:`~.store.AtomicFile`.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import sys
 import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import aiofiles
 import anyio
 from anyio.abc import TaskGroup
 
@@ -28,7 +34,7 @@ from .manifest import FieldRecord
 from .resume import Action, decide, facts
 from .run_folder import RunFolder
 from .source import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
-from .store import AtomicFile, WrittenFile, write_file
+from .store import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -115,44 +121,50 @@ class FieldSavers:
     async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
         formatter = values.SeriesFormatter(info.type)
-        rel = self.paths.field_file(info.path, info.type)
         limit = source.series_page_limit
-        async with AtomicFile(self.root, rel, self.pipe.count_bytes) as out:
-            rows = await self._copy_previous(out, prev) if prev is not None else 0
-            if rows == 0:
-                await out.write(values.SERIES_HEADER.encode())
+        async with thread_file(self.root, self.paths.field_file(info.path, info.type)) as out:
+            rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev) if prev is not None else 0
 
-            def fetch(offset: int) -> tuple[int, int, bytes]:
-                # In the worker thread: the page is parsed, formatted and freed there, and the
-                # event loop stays free.
+            def page(offset: int) -> tuple[int, int, int]:
+                """One attempt, in the request's worker thread: fetch the page at ``offset``,
+                append its rows (under the header, for the first) and, after the last page,
+                commit the file. Returns the total, the points it held and the bytes written.
+                One thread call per page; the page's text is freed before it returns, and the
+                event loop stays free."""
                 page = source.series_page(self.run, info, offset, limit)
-                return page.total, len(page.points), formatter.rows(page.points).encode("utf-8")
+                count = len(page.points)
+                if count == 0 and offset < page.total:
+                    return page.total, 0, 0  # a lie: raised below, and the file is aborted
+                text = formatter.rows(page.points).encode("utf-8")
+                head = b"" if out.size else _SERIES_HEADER
+                out.write(head, text)
+                if count == 0 or offset + count >= page.total:
+                    out.commit()
+                return page.total, count, len(head) + len(text)
 
             while True:
-                total, count, text = await retrier.call(fetch, rows, what="series page")
+                total, count, written = await retrier.call(page, rows, what="series page")
                 if count == 0 and rows < total:
                     raise FetchError(f"the server promised {total} points but sent {rows}")
-                await out.write(text)
-                # Dropped now, not when the next page replaces it: a run's series wait for
-                # their next request together, and each would otherwise keep a page of CSV.
-                del text
+                self.pipe.count_bytes(written)
                 rows += count
                 if count == 0 or rows >= total:
                     break
         assert out.result is not None
         return [out.result], {"rows": rows}
 
-    async def _copy_previous(self, out: AtomicFile, prev: FieldRecord) -> int:
-        """Copy the old CSV into ``out`` if it still hashes to its recorded sha256; return its rows (0 if not)."""
+    def _copy_previous(self, out: ThreadFile, prev: FieldRecord) -> int:
+        """Blocking: copy the old CSV into ``out`` if it still hashes to its recorded sha256;
+        return its rows (0 if not)."""
         previous = self.folder.previous
         assert previous is not None
         recorded = previous.manifest.files[prev.files[0]]
-        async with aiofiles.open(self.root / recorded.path, "rb") as f:
-            while chunk := await f.read(1024 * 1024):
-                await out.write(chunk, count=False)
+        with (self.root / recorded.path).open("rb") as f:
+            while chunk := f.read(1024 * 1024):
+                out.write(chunk)
         if out.size == recorded.size and out.sha256 == recorded.sha256:
             return int(prev.extra["rows"])
-        await out.reset()  # damaged since: fetch the whole series
+        out.reset()  # damaged since: fetch the whole series
         return 0
 
     # -- files --------------------------------------------------------------------------------
@@ -160,28 +172,40 @@ class FieldSavers:
     async def _download(
         self,
         opener: Callable[[], Download],
-        into: Callable[[Download], AtomicFile | PartialFile],
+        into: Callable[[Download], PurePosixPath | PartialFile],
         what: str,
         expected: checks.Expected | None,
     ) -> WrittenFile:
-        """Stream one body to disk, holding one request token throughout, and retry it if cut or
-        if it cannot be what the listing says (see :mod:`.checks`): it never takes its final
-        name then. ``into`` is where a body goes: an :class:`AtomicFile`, or an artifact file's
-        :class:`PartialFile`, which keeps what came and checks the whole itself
-        (``expected`` None)."""
+        """Save one body, holding one request token throughout, and retry it if cut or if it
+        cannot be what the listing says (see :mod:`.checks`): it never takes its final name
+        then. ``into(download)`` is where a body goes: the file it is named (relative to the
+        run's folder), or an artifact file's :class:`PartialFile`, which keeps what came and
+        checks the whole itself (``expected`` None).
+
+        A body whose ``Content-Length`` says it is small is read whole by the thread call that
+        opens it, and written by one more; a larger one streams to disk in chunks."""
         gate, retrier = self.pipe.gate, self.pipe.retrier
 
         async def attempt() -> WrittenFile:
             async with gate.slot():
-                download = await gate.thread(opener)
+                download, whole = await gate.thread(_open, opener, expected is not None)
                 try:
                     # A 200 proves nothing: the answer is judged before it may take the name.
                     if expected is not None:
                         why = checks.check_type(expected, download.content_type, download.size)
                         if why is not None:
                             raise TransientError(why, reason="wrong answer")
+                    target = into(download)
+                    if whole is not None:
+                        assert expected is not None and isinstance(target, PurePosixPath)
+                        retrier.alive()
+                        return await self._save_whole(target, whole, download, expected)
                     body = checks.Sample()
-                    async with into(download) as out:
+                    if isinstance(target, PurePosixPath):
+                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.pipe.count_bytes)
+                    else:
+                        out = target
+                    async with out:
                         while chunk := await gate.thread(next, download.chunks, b""):
                             retrier.alive()
                             body.feed(chunk)
@@ -205,17 +229,24 @@ class FieldSavers:
 
         return await retrier.run(attempt, what)
 
-    def _at(self, rel_for: Callable[[Download], PurePosixPath]) -> Callable[[Download], AtomicFile]:
-        """Each try's body into a new temporary file, renamed to ``rel_for(download)`` once whole."""
-        return lambda download: AtomicFile(self.root, rel_for(download), self.pipe.count_bytes)
+    async def _save_whole(
+        self, rel: PurePosixPath, data: bytes, download: Download, expected: checks.Expected
+    ) -> WrittenFile:
+        """Judge a body read whole, as a streamed one is judged, and write it in one thread call."""
+        body = checks.Sample()
+        body.feed(data)
+        why = checks.check_body(expected, body, download.content_type, download.size)
+        if why is None and expected.kind is checks.Kind.ZIP:
+            why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
+        if why is not None:
+            raise TransientError(why, reason="wrong answer")
+        return await write_file(self.root, rel, data, self.pipe.count_bytes)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
         opener = functools.partial(self.pipe.source.open_file, self.run, info)
         expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
-        return [
-            await self._download(opener, self._at(functools.partial(_fixed, rel)), info.path, expected)
-        ], {}
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -235,9 +266,7 @@ class FieldSavers:
         rel = self.paths.field_file(info.path, info.type)
         opener = functools.partial(source.open_file_set, url)
         expected = checks.Expected(checks.Kind.ZIP, size=info.size)
-        return [
-            await self._download(opener, self._at(functools.partial(_fixed, rel)), info.path, expected)
-        ], {}
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.pipe.source, self.pipe.retrier
@@ -267,7 +296,7 @@ class FieldSavers:
             opener = functools.partial(source.open_image, self.run, info, index)
             try:
                 written[index] = await self._download(
-                    opener, self._at(functools.partial(rel_for, index)), f"{info.path}[{index}]", _IMAGE
+                    opener, functools.partial(rel_for, index), f"{info.path}[{index}]", _IMAGE
                 )
             except FetchError as e:  # the others go on, so that each is named
                 failed[index] = str(e)
@@ -336,16 +365,40 @@ class FieldSavers:
         return written, {"changed_since_tracking": changed} if changed else {}
 
 
-def _zip_member_sizes(path: Path) -> list[int] | None:
+SMALL_BODY = 1024 * 1024  # read whole when opened: one read of the stream (transport.CHUNK)
+
+
+def _open(opener: Callable[[], Download], small: bool) -> tuple[Download, bytes | None]:
+    """Blocking: open a download and, if ``small`` and its ``Content-Length`` is at most
+    :data:`SMALL_BODY`, read it whole (stopping past that, for a body longer than it said)."""
+    download = opener()
+    if not small or download.size is None or download.size > SMALL_BODY:
+        return download, None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for chunk in download.chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > SMALL_BODY:
+                break  # longer than it said: judged wrong by its size, the rest unread
+    except BaseException:
+        download.release()
+        raise
+    return download, b"".join(parts)
+
+
+def _zip_member_sizes(zipped: Path | BinaryIO) -> list[int] | None:
     """The sizes of the files a zip holds, from its directory; None when it is no zip."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(zipped) as archive:
             return [member.file_size for member in archive.infolist()]
     except (zipfile.BadZipFile, OSError, ValueError):  # a cut directory can also give a bad offset
         return None
 
 
 _IMAGE = checks.Expected(checks.Kind.IMAGE)
+_SERIES_HEADER = values.SERIES_HEADER.encode()
 
 
 def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:

@@ -2,6 +2,12 @@
 
 A file under its final name is therefore always complete. Bytes are hashed as they pass,
 so the manifest gets each file's size and sha256 without reading it again.
+
+Three writers, by how the bytes come: :class:`AtomicFile` streams a download through
+aiofiles, chunk by chunk; :class:`ThreadFile` is written by blocking calls made in the
+worker thread that fetched the bytes (a series page is fetched, formatted, written and, the
+last one, committed in one thread call); :func:`write_file` writes a document already in
+memory in one thread call.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import errno
 import hashlib
 import itertools
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -165,6 +172,114 @@ class AtomicFile:
                     os.unlink(self.temp)
 
 
+class ThreadFile:
+    """A file written under a temporary name by blocking calls from worker threads, and
+    renamed into place by :meth:`commit`; the async side that owns it calls :meth:`abort`
+    (in :func:`thread_file`) if it gives up.
+
+    A cancelled request abandons its worker thread (:meth:`.gate.Gate.thread`), which may run
+    on and call :meth:`write` or :meth:`commit` after the abort. So every call checks, under
+    one lock, that the file is still wanted: once :meth:`abort` has returned, nothing creates,
+    writes or renames anything, and the temporary file is gone. The file is created by the
+    first write, so a request that never got its answer leaves nothing to remove.
+    """
+
+    def __init__(self, root: Path, rel: PurePosixPath) -> None:
+        self.rel = rel
+        self.final = root / rel
+        self.temp = root / temp_name(rel, _temp_token())
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._aborted = False
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.result: WrittenFile | None = None
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, *chunks: bytes) -> None:
+        """Blocking: append ``chunks``."""
+        with self._lock:
+            fd = self._open()
+            try:
+                for data in chunks:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    self._hash.update(data)
+                    self.size += len(data)
+            except OSError as e:
+                raise destination_error(e, self.final) or e from None
+
+    def reset(self) -> None:
+        """Blocking: start the file over, as if nothing had been written."""
+        with self._lock:
+            fd = self._open()
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            self._hash = hashlib.sha256()
+            self.size = 0
+
+    def commit(self) -> WrittenFile:
+        """Blocking: make the file durable and rename it into place."""
+        with self._lock:
+            fd = self._open()
+            try:
+                _commit(fd, self.temp, self.final)
+            except OSError as e:
+                raise destination_error(e, self.final) or e from None
+            self._fd = None
+            os.close(fd)
+            self.result = WrittenFile(self.rel.as_posix(), self.size, self._hash.hexdigest())
+            return self.result
+
+    def abort(self) -> None:
+        """Blocking: give the file up; no call after this one touches the disk."""
+        with self._lock:
+            self._aborted = True
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(self.temp)
+
+    def _open(self) -> int:
+        """The file's descriptor, creating the file on first use; the lock must be held."""
+        if self._aborted or self.result is not None:
+            raise Abandoned(f"{self.rel} was given up or committed already")
+        if self._fd is None:
+            try:
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+                self._fd = os.open(self.temp, flags, 0o666)
+            except OSError as e:
+                raise destination_error(e, self.final) or e from None
+        return self._fd
+
+
+class Abandoned(Exception):
+    """A write to a :class:`ThreadFile` after it was given up (by a thread a cancel abandoned)."""
+
+
+@contextlib.asynccontextmanager
+async def thread_file(root: Path, rel: PurePosixPath) -> AsyncIterator[ThreadFile]:
+    """A :class:`ThreadFile` for ``rel`` below ``root``, aborted on the way out unless committed.
+
+    The abort waits for a write in progress in another thread (shielded), so once this
+    returns or raises, the file is either in place or gone for good.
+    """
+    out = ThreadFile(root, rel)
+    try:
+        yield out
+    finally:
+        if out.result is None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(out.abort)
+
+
 def _commit(fd: int, temp: Path, final: Path) -> None:
     """Blocking: make the temporary file durable and rename it over the final name."""
     os.fsync(fd)
@@ -184,6 +299,16 @@ def _write_whole(temp: Path, final: Path, data: bytes) -> None:
         raise
 
 
+def write_whole(root: Path, rel: PurePosixPath, data: bytes) -> WrittenFile:
+    """Blocking: write a whole small document atomically (see :func:`write_file`)."""
+    final = root / rel
+    try:
+        _write_whole(root / temp_name(rel, _temp_token()), final, data)
+    except OSError as e:
+        raise destination_error(e, final) or e from None
+    return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
+
+
 async def write_file(
     root: Path, rel: PurePosixPath, data: bytes, on_bytes: Callable[[int], None] | None = None
 ) -> WrittenFile:
@@ -192,15 +317,10 @@ async def write_file(
     Streamed data goes through :class:`AtomicFile` and aiofiles; a document already in
     memory is written by one blocking call, which costs one thread hop instead of six.
     """
-    final = root / rel
-    temp = root / temp_name(rel, _temp_token())
-    try:
-        await anyio.to_thread.run_sync(_write_whole, temp, final, data)
-    except OSError as e:
-        raise destination_error(e, final) or e from None
+    written = await anyio.to_thread.run_sync(write_whole, root, rel, data)
     if on_bytes is not None:
         on_bytes(len(data))
-    return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
+    return written
 
 
 def remove_temporaries(folder: Path, tag: str = "") -> int:
