@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -81,13 +82,20 @@ def wait_for(condition: Any, proc: subprocess.Popen[Any] | None = None, timeout:
 
 
 def test_concurrency_is_shared_out_with_one_kept_for_listing() -> None:
-    assert shares(2, 8) == [4, 3]  # and the parent's 1: 8 in all
-    assert shares(3, 16) == [5, 5, 5]
-    assert shares(4, 3) == [1, 1]  # too little concurrency for 4 workers
-    assert shares(2, 2) == [1]
-    assert shares(2, 1) == []  # none: the backup runs in one process
-    assert shares(1, 64) == []
+    assert shares(2, 8) == (1, [4, 3])  # 8 in all
+    assert shares(3, 16) == (1, [5, 5, 5])
+    assert shares(4, 3) == (1, [1, 1])  # too little concurrency for 4 workers
+    assert shares(2, 2) == (1, [1])
+    assert shares(2, 1) == (1, [])  # none: the backup runs in one process
+    assert shares(1, 64) == (64, [])
     assert capacity(1) == 3
+
+
+def test_a_parent_that_backs_up_too_takes_a_share_like_a_workers() -> None:
+    assert shares(2, 16, work_here=True) == (8, [8])
+    assert shares(3, 8, work_here=True) == (3, [3, 2])
+    assert shares(4, 2, work_here=True) == (1, [1])  # too little concurrency for 4 processes
+    assert shares(2, 1, work_here=True) == (1, [])
 
 
 def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp_path: Path) -> None:
@@ -106,7 +114,9 @@ def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp
             assert report["projects"] == expected["projects"]
             assert (report["failures"], report["notices"], report["exit_code"]) == ([], [], 0)
             log = next((dest / ".neptune-backup").glob("*.log")).read_text()
-            for worker in range(1, int(n) + 1):  # every worker process was started and connected
+            for worker in range(
+                1, int(n)
+            ):  # the parent backs up too, and every worker was started and connected
                 assert f"worker process w{worker} connected" in log
     assert check_backup(world, tmp_path / "in-3") == 22
 
@@ -129,17 +139,30 @@ def test_a_failing_field_in_a_worker_is_in_the_one_report_and_the_log(world: Wor
         assert f"/{run}/metrics/train/acc: " in log
 
 
+@pytest.mark.parametrize("where", ["command line", "embedded"])
 def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_flight(
-    world: World, tmp_path: Path
+    where: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("DEBUG", logger="neptune_backup_async")
     with serve(world, faults=Faults(latency=0.03)) as server:
-        result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
-        assert result.returncode == 0, result.stderr
+        if where == "command line":  # this process backs up too: 4 here, 4 in the worker
+            result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
+            assert result.returncode == 0, result.stderr
+            log = next((tmp_path / "out" / ".neptune-backup").glob("*.log")).read_text()
+            assert "worker process w1 started (pid " in log and "w2" not in log
+            assert "listing done" not in log  # it keeps its share to back up with
+        else:  # this process only lists, with 1; the workers have 4 and 3, then 4 and 4
+            report = anyio.run(
+                lambda: backup(
+                    "all", tmp_path / "out", api_token=server.api_token, processes=2, concurrency=8
+                )
+            )
+            assert report.exit_code == 0
+            said = [r.getMessage() for r in caplog.records]
+            assert "listing done: worker process w2 may have 4 requests in flight" in said
         peak = server.stats.max_in_flight
-    # More than one worker's share (4) at once, and never more than the one bound.
+    # More than one process's share (4) at once, and never more than the one bound.
     assert 4 < peak <= 8
-    log = next((tmp_path / "out" / ".neptune-backup").glob("*.log")).read_text()
-    assert "listing done: worker process w2 may have 4 requests in flight" in log  # 4 + 4: 8 in all
 
 
 def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path: Path) -> None:
@@ -166,7 +189,7 @@ def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_
         assert single.returncode == 0, single.stderr
         total = server.stats.total
         server.stats.reset()
-        args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "2"]
+        args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "3"]
         args.append("--download-artifacts")
         with subprocess.Popen(
             [*CLI, *args], env=cli_env(server.api_token), stderr=subprocess.PIPE, text=True
@@ -195,7 +218,7 @@ def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_
 
 def test_ctrl_c_stops_every_worker_and_leaves_no_temporary_file(world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
-    args = ["--projects", "all", "--output", str(dest), "--processes", "2", "--download-artifacts"]
+    args = ["--projects", "all", "--output", str(dest), "--processes", "3", "--download-artifacts"]
     with (
         serve(world, faults=Faults(latency=0.05)) as server,
         subprocess.Popen(
@@ -259,7 +282,7 @@ def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
     world: World, tmp_path: Path
 ) -> None:
     dest = tmp_path / "out"
-    args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "2"]
+    args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "3"]
     with serve(world, faults=Faults(latency=0.05)) as server:
         with subprocess.Popen(
             [*CLI, *args], env=cli_env(server.api_token), stderr=subprocess.PIPE, text=True
@@ -320,7 +343,7 @@ def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
 
 def test_workers_of_a_parent_killed_with_sigkill_stop_and_clean_up(world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
-    args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "2", "--download-artifacts"]
+    args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "3", "--download-artifacts"]
     with serve(world, faults=Faults(latency=0.05)) as server:
         with subprocess.Popen([*CLI, *args], env=cli_env(server.api_token), stderr=subprocess.PIPE) as proc:
             wait_for(lambda: len(children(proc.pid)) == 2, proc)
@@ -330,7 +353,10 @@ def test_workers_of_a_parent_killed_with_sigkill_stop_and_clean_up(world: World,
         wait_for(
             lambda: not any(running(pid) for pid in workers), timeout=30
         )  # their stdin closed: they stop
-        assert not list(dest.rglob("*.partial"))  # each removed its own temporary files
+        # Each worker removed its own temporary files; the killed parent, which backs up too,
+        # could not, and leaves its own to the next backup.
+        assert not [p for p in dest.rglob("*.partial") if re.search(r"\.w\d+-\d+-\d+\.partial$", p.name)]
         rerun = backup_cli(server, dest, "--processes", "2", "--download-artifacts")
     assert rerun.returncode == 0, rerun.stderr
+    assert not list(dest.rglob("*.partial"))
     assert check_backup(world, dest) == 22

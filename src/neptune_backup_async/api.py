@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import importlib
 import logging
 import os
 import tempfile
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .frames import Start
 from .gate import Gate
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Tasks, Together
 from .processes import PARENT_SHARE, ProcessPool
 from .processes import shares as pool_shares
 from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
@@ -84,9 +85,12 @@ def prepare_destination(output: Path) -> Path:
 
 async def connect(api_token: str | None, concurrency: int) -> Source:
     """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out."""
-    from . import neptune_source
-
-    return await neptune_source.connect(resolve_token(api_token), concurrency)
+    token = resolve_token(api_token)
+    # Imported in a thread: the client's import takes most of a second, which would stall an
+    # embedding service's event loop the first time.
+    neptune_source = await anyio.to_thread.run_sync(importlib.import_module, f"{__package__}.neptune_source")
+    source: Source = await neptune_source.connect(token, concurrency)
+    return source
 
 
 P = ParamSpec("P")
@@ -125,6 +129,7 @@ async def backup(
     lost_server_after: float = LOST_AFTER,
     s3_endpoint_url: str | None = None,
     processes: int = 1,
+    work_here: bool = False,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -146,7 +151,9 @@ async def backup(
     lists, and the workers save the objects, with ``concurrency`` still the total of
     requests in flight. The CPU-heavy work then leaves the caller's process entirely. It
     is ignored (one process) for a dry run and with an injected ``source``, which cannot
-    cross processes. The default, 1, backs up in this process.
+    cross processes. The default, 1, backs up in this process. With ``work_here=True`` this
+    process backs up too, as one of the ``processes`` (the command line does this): one
+    Neptune client fewer to start, at the cost of CPU-heavy work in the caller's process.
 
     Raises one :class:`~.errors.BackupError` (never an exception group) for what stops the
     backup: bad input (usage, token, project, destination), a lost server, a ``progress``
@@ -177,7 +184,11 @@ async def backup(
             selection=describe(selection),
             previous_backup=finished_time(dest / layout.report_name(label)),
         )
-        shares = [] if dry_run or source is not None else pool_shares(processes, concurrency)
+        here, shares = (
+            (concurrency, [])
+            if dry_run or source is not None
+            else pool_shares(processes, concurrency, work_here=work_here)
+        )
         pool: ProcessPool | None = None
         if shares:
             settings = Start(
@@ -194,19 +205,20 @@ async def backup(
                     for name in ("neptune_backup_async", "neptune")
                 },
             )
-            pool = ProcessPool(settings, shares, resolve_token(api_token))
+            hand_over = 0 if work_here else PARENT_SHARE
+            pool = ProcessPool(settings, shares, resolve_token(api_token), hand_over=hand_over)
         started = False
         try:
             # The workers connect while this process connects and lists.
             async with pool.running() if pool else contextlib.nullcontext():
                 own_source = source is None
                 if source is None:
-                    source = await connect(api_token, PARENT_SHARE if pool else concurrency)
+                    source = await connect(api_token, here)
                 try:
                     pipeline = Pipeline(
                         source,
                         dest,
-                        concurrency=PARENT_SHARE if pool else concurrency,
+                        concurrency=here,
                         download_artifacts=download_artifacts,
                         full=full,
                         selection=selection,
@@ -220,7 +232,8 @@ async def backup(
                     pipeline.changed()
                     infos = await _resolve_projects(pipeline.retrier, source, names)
                     started = True
-                    await pipeline.run(infos, pool)
+                    crew = None if pool is None else Together(Tasks(), pool) if work_here else pool
+                    await pipeline.run(infos, crew)
                 finally:
                     if own_source:
                         source.close()

@@ -238,6 +238,7 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
                 lost_server_after=args.lost_server_after,
                 s3_endpoint_url=args.s3_endpoint_url,
                 processes=usable_cores() if args.processes is None else args.processes,
+                work_here=True,  # no event loop of a caller's to keep free here
             )
         )
     finally:

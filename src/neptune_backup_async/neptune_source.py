@@ -81,7 +81,7 @@ async def connect(api_token: str, concurrency: int = 8) -> NeptuneSource:
 
     The client's start-up (a few requests, once the server has answered) runs in a thread.
     """
-    _, address = _credentials(api_token)
+    _, address = await anyio.to_thread.run_sync(_credentials, api_token)  # imports the client: off the loop
     await preflight(address, api_token)
     return await anyio.to_thread.run_sync(
         functools.partial(NeptuneSource, api_token, concurrency=concurrency), abandon_on_cancel=True

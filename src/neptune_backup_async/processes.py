@@ -1,12 +1,14 @@
 """Worker processes of a backup (``--processes N``): the parent lists, the workers back up.
 
-The parent is the one producer, exactly as in one process; instead of tasks of its own, its
-jobs go to N worker processes (:mod:`.worker`), each to the one with the fewest jobs
-unfinished, at most :func:`capacity` each, so memory stays flat. Each worker says when each
-job is finished and how (:mod:`.frames`), so the parent always knows which jobs a worker
-holds. ``--concurrency`` stays the total of requests in flight: the parent keeps one for
-listing and the workers share the rest; once the listing is over, the parent hands its one
-to a worker.
+The parent is the one producer, exactly as in one process; its jobs go to worker processes
+(:mod:`.worker`), each to the one with the fewest jobs unfinished, at most :func:`capacity`
+each, so memory stays flat. Each worker says when each job is finished and how
+(:mod:`.frames`), so the parent always knows which jobs a worker holds. ``--concurrency``
+stays the total of requests in flight (:func:`shares`). Embedded, the parent only lists,
+keeping one request for it, which it hands to a worker once the listing is over, so the
+caller's event loop stays free. The command line's parent backs up too, with tasks of its
+own beside the pool (:class:`~.pipeline.Together`): on a small machine every process that
+starts a Neptune client costs most of a second of CPU.
 
 A worker that dies (killed, crashed, out of memory) is named in a notice for each job it
 held, its temporary files are swept, a replacement is started (up to N times in all) and its
@@ -50,20 +52,31 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def shares(processes: int, concurrency: int) -> list[int]:
-    """Each worker process's share of ``concurrency``, the parent keeping :data:`PARENT_SHARE`;
-    empty when the backup should run in this process (one process asked for, or too little
-    concurrency to give a worker one request)."""
+def shares(processes: int, concurrency: int, *, work_here: bool = False) -> tuple[int, list[int]]:
+    """This process's share of ``concurrency`` and each worker process's; no workers when the
+    backup should run in this process (one process asked for, or too little concurrency to
+    give a worker one request).
+
+    This process keeps :data:`PARENT_SHARE` for listing; with ``work_here`` it backs up too,
+    as one of the ``processes``, and takes a share like a worker's.
+    """
     if processes <= 1:
-        return []
-    workers = min(processes, concurrency - PARENT_SHARE)
+        return concurrency, []
+    if work_here:
+        count = min(processes, concurrency)
+        split = [concurrency // count + (i < concurrency % count) for i in range(count)]
+        return split[0], split[1:]
     spread = concurrency - PARENT_SHARE
-    return [spread // workers + (i < spread % workers) for i in range(workers)]
+    workers = min(processes, spread)
+    if workers < 1:
+        return concurrency, []
+    return PARENT_SHARE, [spread // workers + (i < spread % workers) for i in range(workers)]
 
 
 def capacity(share: int) -> int:
-    """The most jobs a worker holds at once: enough to keep its share busy, never more."""
-    return 2 * share + 1
+    """The most jobs a worker holds at once: enough to keep its share busy, and no more, so
+    that the jobs left at the end are not queued behind a busy worker while another idles."""
+    return share + 2
 
 
 def exit_status(code: int | None) -> str:
@@ -100,9 +113,11 @@ class _Worker:
 class ProcessPool:
     """The worker processes; a :class:`~.pipeline.Workers` for :meth:`.Pipeline.run`."""
 
-    def __init__(self, start: frames.Start, shares: list[int], token: str) -> None:
+    def __init__(self, start: frames.Start, shares: list[int], token: str, *, hand_over: int = 0) -> None:
+        """``hand_over``: requests in flight this process gives a worker once its listing is over."""
         self._start = start
         self._shares = shares
+        self._hand_over = hand_over
         self._env = _worker_env(token)
         self._numbers = itertools.count(1)
         self._names = itertools.count(1)
@@ -201,10 +216,18 @@ class ProcessPool:
         """Hand every job to a worker; return once all are finished."""
         self._pipeline = pipeline
         async with jobs:
-            async for job in jobs:
+            while True:
+                # Take a job only once a worker has room: this process's own tasks may take it meanwhile.
+                while not any(len(w.held) < capacity(w.share) for w in self._live):
+                    await self._wait_for_change()
+                try:
+                    job = await jobs.receive()
+                except anyio.EndOfStream:
+                    break
                 self._unfinished += 1
                 await self._give(_Held(replace(job, number=next(self._numbers))))
-        await self._hand_over_listing_share()
+        if self._hand_over:
+            await self._hand_over_listing_share()
         while self._unfinished:
             await self._wait_for_change()
 
@@ -225,7 +248,7 @@ class ProcessPool:
         if not self._live:
             return
         worker = min(self._live, key=lambda w: w.share)
-        worker.share += PARENT_SHARE
+        worker.share += self._hand_over
         log.debug("listing done: worker process %s may have %d requests in flight", worker.name, worker.share)
         assert worker.process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
