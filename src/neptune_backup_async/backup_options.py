@@ -25,7 +25,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         metavar="N",
-        help="back up in N worker processes, this one listing (default: the usable cores; 1 for a dry"
+        help="back up in N processes, this one and N-1 workers (default: the usable cores; 1 for a dry"
         " run); --concurrency stays the total of requests in flight",
     )
     b.add_argument(
