@@ -159,10 +159,44 @@ def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_fligh
             )
             assert report.exit_code == 0
             said = [r.getMessage() for r in caplog.records]
-            assert "listing done: worker process w2 may have 4 requests in flight" in said
+            # Its one, once the listing is over, goes to a worker that still has jobs: 4 + 4 or 5 + 3.
+            assert [
+                m
+                for m in said
+                if re.fullmatch(
+                    r"listing done: worker process w(1 may have 5|2 may have 4) requests in flight", m
+                )
+            ], said
         peak = server.stats.max_in_flight
     # More than one process's share (4) at once, and never more than the one bound.
     assert 4 < peak <= 8
+
+
+@pytest.mark.parametrize("where", ["command line", "embedded"])
+def test_one_huge_run_still_gets_the_whole_concurrency(
+    where: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever has nothing left to do once the listing is over hands its share to the one
+    process that still holds a job: the run, which ends up with all 8."""
+    caplog.set_level("DEBUG", logger="neptune_backup_async")
+    world = generate(replace(MINIMAL, runs_per_project=1, float_series=60))
+    with serve(world, faults=Faults(latency=0.03)) as server:
+        if where == "command line":
+            result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
+            assert result.returncode == 0, result.stderr
+            said = next((tmp_path / "out" / ".neptune-backup").glob("*.log")).read_text().splitlines()
+        else:
+            report = anyio.run(
+                lambda: backup(
+                    "all", tmp_path / "out", api_token=server.api_token, processes=2, concurrency=8
+                )
+            )
+            assert report.exit_code == 0
+            said = [r.getMessage() for r in caplog.records]
+        peak = server.stats.max_in_flight
+    assert check_backup(world, tmp_path / "out") == 2  # the run, and the project's own (few) fields
+    assert [m for m in said if m.endswith("may have 8 requests in flight")], said
+    assert 4 < peak <= 8  # more than any one process's first share, never more than the bound
 
 
 def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path: Path) -> None:

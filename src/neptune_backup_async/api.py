@@ -35,8 +35,8 @@ from .errors import (
 )
 from .frames import Start
 from .gate import Gate
-from .pipeline import Pipeline, Tasks, Together
-from .processes import PARENT_SHARE, ProcessPool
+from .pipeline import Pipeline
+from .processes import ProcessPool
 from .processes import shares as pool_shares
 from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
 from .retry import LOST_AFTER, Retrier, RetryPolicy
@@ -205,8 +205,7 @@ async def backup(
                     for name in ("neptune_backup_async", "neptune")
                 },
             )
-            hand_over = 0 if work_here else PARENT_SHARE
-            pool = ProcessPool(settings, shares, resolve_token(api_token), hand_over=hand_over)
+            pool = ProcessPool(settings, shares, resolve_token(api_token), work_here=work_here)
         started = False
         try:
             # The workers connect while this process connects and lists.
@@ -232,8 +231,7 @@ async def backup(
                     pipeline.changed()
                     infos = await _resolve_projects(pipeline.retrier, source, names)
                     started = True
-                    crew = None if pool is None else Together(Tasks(), pool) if work_here else pool
-                    await pipeline.run(infos, crew)
+                    await pipeline.run(infos, pool)
                 finally:
                     if own_source:
                         source.close()

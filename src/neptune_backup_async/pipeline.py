@@ -68,18 +68,6 @@ class Tasks:
                 tg.start_soon(pipeline.work_on, jobs.clone())
 
 
-class Together:
-    """Several :class:`Workers` taking jobs from the one stream, each whenever it has room."""
-
-    def __init__(self, *crews: Workers) -> None:
-        self.crews = crews
-
-    async def work(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
-        async with jobs, anyio.create_task_group() as tg:
-            for crew in self.crews:
-                tg.start_soon(crew.work, pipeline, jobs.clone())
-
-
 def project_ref(project: ProjectInfo) -> ObjectRef:
     """The project's own fields, read like a run's: the project's id is their container id."""
     return ObjectRef(sys_id=project.key, id=project.id, kind="project")

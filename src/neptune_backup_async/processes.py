@@ -5,10 +5,11 @@ The parent is the one producer, exactly as in one process; its jobs go to worker
 each, so memory stays flat. Each worker says when each job is finished and how
 (:mod:`.frames`), so the parent always knows which jobs a worker holds. ``--concurrency``
 stays the total of requests in flight (:func:`shares`). Embedded, the parent only lists,
-keeping one request for it, which it hands to a worker once the listing is over, so the
-caller's event loop stays free. The command line's parent backs up too, with tasks of its
-own beside the pool (:class:`~.pipeline.Together`): on a small machine every process that
-starts a Neptune client costs most of a second of CPU.
+keeping one request for it, so the caller's event loop stays free. The command line's
+parent backs up too, with tasks of its own that take jobs from the same stream: on a small
+machine every process that starts a Neptune client costs most of a second of CPU. Once the
+listing is over, shares follow the work: whoever has nothing left to do gives its share
+to a worker that still has jobs (:meth:`ProcessPool.work`).
 
 A worker that dies (killed, crashed, out of memory) is named in a notice for each job it
 held, its temporary files are swept, a replacement is started (up to N times in all) and its
@@ -37,7 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import frames
 from .errors import BackupError
-from .pipeline import Job, Pipeline
+from .pipeline import Job, Pipeline, Tasks
 from .store import remove_temporaries
 
 log = logging.getLogger("neptune_backup_async")
@@ -103,6 +104,7 @@ class _Worker:
     tally: frames.Tally = field(default_factory=frames.Tally)
     read: anyio.Event = field(default_factory=anyio.Event)  # everything it said has been read
     ended: bool = False  # its end has been dealt with: it takes no more jobs
+    retired: bool = False  # it had nothing left to do, and its share went to another
 
     @property
     def sweep_tag(self) -> str:
@@ -113,11 +115,15 @@ class _Worker:
 class ProcessPool:
     """The worker processes; a :class:`~.pipeline.Workers` for :meth:`.Pipeline.run`."""
 
-    def __init__(self, start: frames.Start, shares: list[int], token: str, *, hand_over: int = 0) -> None:
-        """``hand_over``: requests in flight this process gives a worker once its listing is over."""
+    def __init__(
+        self, start: frames.Start, shares: list[int], token: str, *, work_here: bool = False
+    ) -> None:
+        """``work_here``: this process backs up too, with tasks of its own; else it only lists."""
         self._start = start
         self._shares = shares
-        self._hand_over = hand_over
+        self._work_here = work_here
+        self._listed = False  # every job has been received
+        self._here_done = False  # this process has no more use for its share
         self._env = _worker_env(token)
         self._numbers = itertools.count(1)
         self._names = itertools.count(1)
@@ -213,23 +219,39 @@ class ProcessPool:
     # -- jobs ---------------------------------------------------------------------------------
 
     async def work(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
-        """Hand every job to a worker; return once all are finished."""
+        """Hand every job to a worker, or to this process's own tasks; return once all are finished.
+
+        Shares follow the work at the end: once the listing is over, whoever has nothing left
+        to do (this process, or a worker) gives its share to a worker that still has jobs, so
+        that one huge run still gets the whole of ``--concurrency``.
+        """
         self._pipeline = pipeline
-        async with jobs:
-            while True:
-                # Take a job only once a worker has room: this process's own tasks may take it meanwhile.
-                while not any(len(w.held) < capacity(w.share) for w in self._live):
-                    await self._wait_for_change()
-                try:
-                    job = await jobs.receive()
-                except anyio.EndOfStream:
-                    break
-                self._unfinished += 1
-                await self._give(_Held(replace(job, number=next(self._numbers))))
-        if self._hand_over:
-            await self._hand_over_listing_share()
+        async with anyio.create_task_group() as tg:
+            if self._work_here:
+                tg.start_soon(self._work_here_too, pipeline, jobs.clone())
+            async with jobs:
+                while True:
+                    # Take a job only once a worker has room: this process's own tasks may take it meanwhile.
+                    while not any(len(w.held) < capacity(w.share) for w in self._live):
+                        await self._wait_for_change()
+                    try:
+                        job = await jobs.receive()
+                    except anyio.EndOfStream:
+                        break
+                    self._unfinished += 1
+                    await self._give(_Held(replace(job, number=next(self._numbers))))
+            self._listed = True
+            if not self._work_here:
+                self._here_done = True
+                await self._share_out(pipeline.gate.concurrency, "listing done")
+            self._retire_idle()
         while self._unfinished:
             await self._wait_for_change()
+
+    async def _work_here_too(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
+        await Tasks().work(pipeline, jobs)
+        self._here_done = True
+        await self._share_out(pipeline.gate.concurrency, "this process's jobs are done")
 
     async def _give(self, held: _Held) -> None:
         """Send a job to the worker with the fewest unfinished, once one has room."""
@@ -244,15 +266,43 @@ class ProcessPool:
                     return
             await self._wait_for_change()
 
-    async def _hand_over_listing_share(self) -> None:
-        if not self._live:
+    async def _share_out(self, share: int, why: str) -> None:
+        """Give ``share`` requests in flight, no longer used where they were, to the worker with
+        the most jobs left; to none if none has any (the backup is finishing)."""
+        busy = [w for w in self._live if w.held]
+        if not busy:
             return
-        worker = min(self._live, key=lambda w: w.share)
-        worker.share += self._hand_over
-        log.debug("listing done: worker process %s may have %d requests in flight", worker.name, worker.share)
+        worker = max(busy, key=lambda w: (len(w.held), -w.share))
+        worker.share += share
+        log.debug("%s: worker process %s may have %d requests in flight", why, worker.name, worker.share)
         assert worker.process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await worker.process.stdin.send(frames.encode(frames.Bound(worker.share)))
+
+    def _retire_idle(self) -> None:
+        """Once the listing is over, stop each worker that has nothing left to do while others
+        have, and give its share to them (it sends no request any more)."""
+        if not self._listed:
+            return
+        for worker in [w for w in self._live if not w.held]:
+            if not self._here_done or any(w.held for w in self._live if w is not worker):
+                self._live.remove(worker)
+                worker.retired = True
+                assert self._tg is not None
+                self._tg.start_soon(self._retire, worker)
+
+    async def _retire(self, worker: _Worker) -> None:
+        why = f"worker process {worker.name} had nothing left to do"
+        if self._here_done:
+            await self._share_out(worker.share, why)
+        else:
+            assert self._pipeline is not None
+            gate = self._pipeline.gate
+            gate.widen(gate.concurrency + worker.share)
+            log.debug("%s: this process may have %d requests in flight", why, gate.concurrency)
+        assert worker.process.stdin is not None
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await worker.process.stdin.aclose()  # it stops
 
     async def _wait_for_change(self) -> None:
         await self._changed.wait()
@@ -296,6 +346,7 @@ class ProcessPool:
             self._unfinished -= 1
             assert self._pipeline is not None
             self._pipeline.finished(held.job, message.outcome)
+            self._retire_idle()
             self._notify()
         elif isinstance(message, frames.Stopped):
             self._fail(message.error)
@@ -325,7 +376,7 @@ class ProcessPool:
             self._live.remove(worker)
         orphans = list(worker.held.values())
         worker.held.clear()
-        if self._closing or self._error is not None:
+        if self._closing or self._error is not None or worker.retired:
             if code and self._error is None:
                 log.warning("worker process %s ended with %s", worker.name, exit_status(code))
             return
