@@ -36,13 +36,18 @@ hops: Counter[str] = Counter()
 
 
 def count_hops() -> None:
-    """Wrap anyio's thread calls and the running loop's executor calls with counters."""
+    """Wrap anyio's thread calls and the running loop's executor calls with counters (anyio's
+    once per process: each backup's loop is new, anyio's function is not)."""
     run_sync = anyio.to_thread.run_sync
+    if getattr(run_sync, "counted", False):
+        run_sync = run_sync.__wrapped__  # type: ignore[attr-defined]
 
     async def counted_run_sync(*args: Any, **kwargs: Any) -> Any:
         hops["anyio"] += 1
         return await run_sync(*args, **kwargs)
 
+    counted_run_sync.counted = True  # type: ignore[attr-defined]
+    counted_run_sync.__wrapped__ = run_sync  # type: ignore[attr-defined]
     anyio.to_thread.run_sync = counted_run_sync  # type: ignore[assignment]
     loop = asyncio.get_running_loop()
     run_in_executor = loop.run_in_executor
