@@ -6,8 +6,7 @@ It refuses some of what the stdlib accepts and Neptune may send (bare ``NaN``, `
 ``-Infinity``, numbers past the float range, lone surrogates, a byte-order mark, UTF-16):
 every body it refuses goes to the stdlib, which accepts it or raises its own error.
 ``orjson``, though about as fast, turns integers past 64 bits into floats silently, so it is
-not used. Without ``msgspec`` installed, every
-body goes to the stdlib.
+not used. Without ``msgspec`` installed, every body goes to the stdlib.
 """
 
 from __future__ import annotations

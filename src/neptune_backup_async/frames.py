@@ -42,7 +42,8 @@ class Start:
 
 @dataclass(frozen=True)
 class Bound:
-    """The worker's share of ``--concurrency`` is now this (the parent's listing is over)."""
+    """The worker's share of ``--concurrency`` is now this: a process that has nothing left to
+    do gave it its own."""
 
     concurrency: int
 
