@@ -83,16 +83,8 @@ def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_
             server.faults.always(
                 "getImageSeriesValue", "empty_json", match={"experimentId": two.uuid, "index": index}
             )
-        first = cli(
-            "--projects",
-            "all",
-            "--output",
-            str(dest),
-            "--concurrency",
-            "4",
-            "--quiet",
-            token=server.api_token,
-        )
+        backup = ("--projects", "all", "--output", str(dest), "--concurrency", "4", "--quiet")
+        first = cli(*backup, token=server.api_token)
         server.faults.clear()
         assert first.returncode == 1, first.stderr
 
@@ -154,16 +146,7 @@ def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_
         assert named == {f"workspace-0/project-0/{run}/{field}" for run, field in wrong}
 
         # Once the server answers right, the same command fetches what failed, exactly.
-        again = cli(
-            "--projects",
-            "all",
-            "--output",
-            str(dest),
-            "--concurrency",
-            "4",
-            "--quiet",
-            token=server.api_token,
-        )
+        again = cli(*backup, token=server.api_token)
         assert again.returncode == 0, again.stderr
     check_backup(world, dest, artifacts_downloaded=False)
     assert cli("verify", str(dest), token="").returncode == 0
