@@ -61,9 +61,9 @@ def count_hops() -> None:
 
 def cli_progress() -> Any:
     """The progress callback the command line passes with ``--quiet``: no bars, a line in the log now and then."""
-    from neptune_backup_async.display import Bars
-    from neptune_backup_async.logfile import LogProgress
-    from neptune_backup_async.report import CONNECTING
+    from neptune_backup_async.cli.display import Bars
+    from neptune_backup_async.cli.logfile import LogProgress
+    from neptune_backup_async.format.report import CONNECTING
 
     bars, in_log = Bars(False, CONNECTING), LogProgress()
 

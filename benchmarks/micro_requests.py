@@ -6,9 +6,9 @@ Captures four real answers (a float series page of 10,000 and of 2,000 points, a
 listing, a runs-table page), then times, in this process, CPU time per call:
 
 - decoding each answer with the stdlib ``json``, ``orjson`` and ``msgspec`` (whichever are
-  installed), and with :func:`neptune_backup_async.decoding.loads`, the one the backup uses;
+  installed), and with :func:`neptune_backup_async.remote.neptune.decoding.loads`, the one the backup uses;
 - one whole JSON request of each kind (sign, send, read, decode) by the backup's
-  :class:`~neptune_backup_async.transport.Transport`, through ``requests``' session (as
+  :class:`~neptune_backup_async.remote.neptune.transport.Transport`, through ``requests``' session (as
   behind a proxy) and through its urllib3 pool.
 
 The server runs in a process of its own, with no latency; the figures are this process's
@@ -27,9 +27,9 @@ from dataclasses import replace
 from typing import Any
 
 from fakeserver import ServerProcess
-from neptune_backup_async import decoding
-from neptune_backup_async.neptune_source import NeptuneSource
-from neptune_backup_async.source import PageRequest
+from neptune_backup_async.domain import PageRequest
+from neptune_backup_async.remote.neptune import decoding
+from neptune_backup_async.remote.neptune.client import NeptuneSource
 
 
 def per_call_ms(call: Callable[[], Any], repeat: int, budget: float = 0.3) -> float:

@@ -12,14 +12,7 @@ import pytest
 
 from expect import check_backup, check_container, check_fields, objects_of
 from neptune_backup_async import BackupReport, Progress, backup
-from neptune_backup_async.testing import (
-    MINIMAL,
-    FakeNeptuneServer,
-    Faults,
-    World,
-    generate,
-    serve,
-)
+from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 
 pytestmark = pytest.mark.anyio
 

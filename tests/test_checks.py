@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neptune_backup_async.checks import (
+from neptune_backup_async.remote.checks import (
     EDGE,
     Expected,
     Kind,

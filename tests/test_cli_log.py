@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import CLI, Terminal, cli_env, no_traceback, run_cli
-from neptune_backup_async.display import bar_state
-from neptune_backup_async.logfile import LogProgress
-from neptune_backup_async.report import BACKING_UP, CHECKING_PROJECTS, CONNECTING, Progress, listing
+from neptune_backup_async.cli.display import bar_state
+from neptune_backup_async.cli.logfile import LogProgress
+from neptune_backup_async.format.report import BACKING_UP, CHECKING_PROJECTS, CONNECTING, Progress, listing
 from neptune_backup_async.testing import FakeNeptuneServer, World
 
 

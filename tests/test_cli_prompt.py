@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import CLI, Terminal, cli_env, no_traceback
-from neptune_backup_async.prompt import check_destination, choose_projects, yes_or_no
+from neptune_backup_async.cli.prompt import check_destination, choose_projects, yes_or_no
 from neptune_backup_async.testing import FakeNeptuneServer, World
 
 PROJECTS = ["ws/a", "ws/b", "ws/c"]

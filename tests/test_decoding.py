@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neptune_backup_async import decoding
 from neptune_backup_async.errors import TransientError
-from neptune_backup_async.neptune_source import NeptuneSource
+from neptune_backup_async.remote.neptune import decoding
+from neptune_backup_async.remote.neptune.client import NeptuneSource
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
 pytest.importorskip("msgspec")  # a dependency; without it decoding.loads is json.loads itself

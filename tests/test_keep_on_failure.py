@@ -17,7 +17,7 @@ import anyio
 from cli_helpers import run_cli
 from expect import check_backup
 from neptune_backup_async import backup
-from neptune_backup_async.report import BackupReport
+from neptune_backup_async.format.report import BackupReport
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, World, generate, serve
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.to_mlflow import plan

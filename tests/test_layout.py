@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neptune_backup_async import layout
+from neptune_backup_async.disk import files
+from neptune_backup_async.domain import FieldType
 from neptune_backup_async.errors import LayoutError
-from neptune_backup_async.source import FieldType
+from neptune_backup_async.format import layout
 
 names = st.text(min_size=0, max_size=300)
 field_paths = st.lists(names, min_size=1, max_size=4).map("/".join)
@@ -281,8 +282,8 @@ def test_long_names_sharing_a_250_character_prefix_stay_apart_and_fit() -> None:
     run = layout.RunLayout(paths)
     for p in paths:
         rel = run.field_file(p, FieldType.FILE, "e" * 100)
-        temp = layout.temp_name(rel, "shard-16-of-16-4194304-123456789")
-        assert len(temp.name.encode()) <= 255 and temp.name.endswith(layout.TEMP_SUFFIX)
+        temp = files.temp_name(rel, "shard-16-of-16-4194304-123456789")
+        assert len(temp.name.encode()) <= 255 and temp.name.endswith(files.TEMP_SUFFIX)
 
 
 def test_the_layout_refuses_to_give_one_path_to_two_fields() -> None:

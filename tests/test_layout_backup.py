@@ -16,12 +16,13 @@ import anyio
 import pytest
 
 from expect import check_series, check_simple
-from neptune_backup_async import DestinationError, backup, layout
-from neptune_backup_async.resume import load_previous
+from neptune_backup_async import DestinationError, backup
+from neptune_backup_async.format import layout
+from neptune_backup_async.format.reader import load_previous
+from neptune_backup_async.format.verify import verify
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.testing.generator import tiny_png
-from neptune_backup_async.verify import verify
 
 PROJECT = "workspace-0/project-0"
 T0 = 1_704_067_200_000

@@ -492,7 +492,7 @@ def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
 def test_cli_without_mlflow_says_how_to_install_it(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['mlflow'] = None\n"  # `import mlflow` fails, as when it is not installed
-        "from neptune_backup_async.cli import main\n"
+        "from neptune_backup_async.cli.main import main\n"
         f"sys.exit(main(['load-mlflow', {str(tmp_path)!r}]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
-from neptune_backup_async.manifest import FieldRecord, Manifest
+from neptune_backup_async.format.manifest import FieldRecord, Manifest
 from neptune_backup_async.testing import World
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.to_mlflow import convert, naming, plan

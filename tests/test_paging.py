@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from neptune_backup_async.domain import ObjectRef, PageRequest
+from neptune_backup_async.engine.paging import KeysetPager
 from neptune_backup_async.errors import FetchError
-from neptune_backup_async.paging import KeysetPager
-from neptune_backup_async.source import ObjectRef, PageRequest
 
 
 def table(times: list[str]) -> list[tuple[ObjectRef, str]]:

@@ -18,8 +18,8 @@ import pytest
 from cli_helpers import CLI, cli_env, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import backup
-from neptune_backup_async.processes import capacity, shares
-from neptune_backup_async.report import LABELS
+from neptune_backup_async.format.report import LABELS
+from neptune_backup_async.processes.pool import capacity, shares
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from test_resume import tree
 
@@ -352,7 +352,7 @@ def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
 def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
     case: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from neptune_backup_async.neptune_source import NeptuneSource
+    from neptune_backup_async.remote.neptune.client import NeptuneSource
 
     caplog.set_level("DEBUG", logger="neptune_backup_async")
     with serve(world) as server:

@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from neptune_backup_async import Progress, ProgressCallbackError, backup
-from neptune_backup_async.pipeline import Pipeline
-from neptune_backup_async.progress_feed import EVERY, ProgressFeed
-from neptune_backup_async.report import BACKING_UP, CHECKING_PROJECTS, listing
+from neptune_backup_async.engine.pipeline import Pipeline
+from neptune_backup_async.engine.progress import EVERY, ProgressFeed
+from neptune_backup_async.format.report import BACKING_UP, CHECKING_PROJECTS, listing
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
 

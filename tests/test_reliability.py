@@ -18,14 +18,7 @@ import pytest
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
 from neptune_backup_async.selection import Selection
-from neptune_backup_async.testing import (
-    MINIMAL,
-    FakeNeptuneServer,
-    Faults,
-    World,
-    generate,
-    serve,
-)
+from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
@@ -230,7 +223,7 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
 
 
 def test_a_response_slower_than_the_timeout_is_retried(demo_world: World, tmp_path: Path) -> None:
-    from neptune_backup_async.neptune_source import NeptuneSource
+    from neptune_backup_async.remote.neptune.client import NeptuneSource
 
     with serve(demo_world, faults=Faults(slow_seconds=3.0)) as server:
         server.faults.script("getFloatSeriesValues", "slow")

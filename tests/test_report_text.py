@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from neptune_backup_async.report import (
+from neptune_backup_async.format.report import (
     BackupReport,
     Note,
     ProjectSummary,

@@ -9,9 +9,10 @@ import time
 import anyio
 import pytest
 
+from neptune_backup_async.engine.limiter import Gate
+from neptune_backup_async.engine.retry import Retrier
 from neptune_backup_async.errors import FetchError, ServerLostError, TransientError
-from neptune_backup_async.gate import Gate
-from neptune_backup_async.retry import Retrier, RetryPolicy, parse_retry_after
+from neptune_backup_async.remote.http import RetryPolicy, parse_retry_after
 
 pytestmark = pytest.mark.anyio
 

@@ -26,8 +26,8 @@ from boto3.s3.transfer import TransferConfig
 
 from expect import check_container
 from neptune_backup_async import BackupReport, backup
-from neptune_backup_async.artifact_files import Found, differences
-from neptune_backup_async.source import ArtifactFileInfo
+from neptune_backup_async.domain import ArtifactFileInfo
+from neptune_backup_async.remote.artifacts.files import Found, differences
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, World, generate, serve
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.testing.generator import S3Object, s3_artifact

@@ -21,7 +21,7 @@ import pytest
 from expect import check_backup, check_container, folder_of, objects_of
 from neptune_backup_async import backup
 from neptune_backup_async.errors import UsageError
-from neptune_backup_async.report import BackupReport
+from neptune_backup_async.format.report import BackupReport
 from neptune_backup_async.selection import FieldFilter, RunFilter, Selection, Shard
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, FakeNeptuneServer, World, generate, serve
 from neptune_backup_async.testing import model as m
@@ -508,7 +508,7 @@ def test_field_filters_are_recorded_and_reruns_stay_correct(tmp_path: Path) -> N
 
 
 def test_every_selection_flag_reaches_the_selection() -> None:
-    from neptune_backup_async.cli import _parser, selection_from
+    from neptune_backup_async.cli.main import _parser, selection_from
 
     args = _parser().parse_args(
         ["backup", "--objects", "runs,project", "--runs", "P-1,P-2", "--tags", "a,b", "--state", "idle",

@@ -12,10 +12,10 @@ import anyio
 import pytest
 
 from neptune_backup_async import backup
-from neptune_backup_async.layout import TEMP_SUFFIX
-from neptune_backup_async.neptune_source import NeptuneSource
-from neptune_backup_async.source import FieldInfo, ObjectRef, SeriesPage
-from neptune_backup_async.store import Abandoned, ThreadFile, thread_file
+from neptune_backup_async.disk.files import Abandoned, ThreadFile, thread_file
+from neptune_backup_async.domain import FieldInfo, ObjectRef, SeriesPage
+from neptune_backup_async.disk.files import TEMP_SUFFIX
+from neptune_backup_async.remote.neptune.client import NeptuneSource
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
 

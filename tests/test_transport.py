@@ -25,9 +25,9 @@ from cryptography.x509.oid import NameOID
 from expect import check_backup
 from neptune_backup_async import backup
 from neptune_backup_async.errors import TransientError
-from neptune_backup_async.neptune_source import NeptuneSource
+from neptune_backup_async.remote.neptune.client import NeptuneSource
+from neptune_backup_async.remote.neptune.transport import Transport
 from neptune_backup_async.testing import MINIMAL, Faults, World, generate, serve
-from neptune_backup_async.transport import Transport
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding"}
 

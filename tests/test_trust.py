@@ -260,10 +260,10 @@ def test_a_journal_write_cut_short_leaves_no_half_line(tmp_path: Path) -> None:
         import datetime as dt, json, resource, signal
         from pathlib import Path
         import anyio
-        from neptune_backup_async.manifest import Manifest
-        from neptune_backup_async.report import BackupReport
-        from neptune_backup_async.run_folder import RunFolder
-        from neptune_backup_async.source import FieldInfo, FieldType
+        from neptune_backup_async.format.manifest import Manifest
+        from neptune_backup_async.format.report import BackupReport
+        from neptune_backup_async.format.object_folder import RunFolder
+        from neptune_backup_async.domain import FieldInfo, FieldType
 
         root = Path({str(tmp_path)!r})
         journal = root / ".journal.jsonl"

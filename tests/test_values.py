@@ -11,8 +11,9 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neptune_backup_async import values
-from neptune_backup_async.source import FieldType
+from neptune_backup_async import domain
+from neptune_backup_async.domain import FieldType
+from neptune_backup_async.format import values
 
 UTC = dt.timezone.utc
 
@@ -38,11 +39,11 @@ def test_non_finite_floats_have_documented_names() -> None:
 def test_datetimes_are_utc_with_offset() -> None:
     berlin = dt.timezone(dt.timedelta(hours=1))
     assert (
-        values.iso(dt.datetime(2024, 1, 1, 13, 0, 0, 123000, tzinfo=berlin))
+        domain.iso(dt.datetime(2024, 1, 1, 13, 0, 0, 123000, tzinfo=berlin))
         == "2024-01-01T12:00:00.123+00:00"
     )
-    assert values.iso(dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC)) == "2024-01-01T00:00:00.000001+00:00"
-    assert values.parse_iso("2024-01-01T12:00:00.123Z") == dt.datetime(
+    assert domain.iso(dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC)) == "2024-01-01T00:00:00.000001+00:00"
+    assert domain.parse_iso("2024-01-01T12:00:00.123Z") == dt.datetime(
         2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC
     )
 
@@ -68,7 +69,7 @@ def test_float_series_rows_parse_back(points: list[tuple[float, float, int]]) ->
     assert len(rows) == len(points)
     for row, (step, value, ts) in zip(rows, points, strict=True):
         assert float(row["step"]) == step and float(row["value"]) == value
-        assert values.parse_iso(row["timestamp"]) == dt.datetime.fromtimestamp(ts / 1000, UTC)
+        assert domain.parse_iso(row["timestamp"]) == dt.datetime.fromtimestamp(ts / 1000, UTC)
 
 
 @given(st.lists(st.text()))

@@ -253,7 +253,7 @@ def test_integrity_from_verify(dest: Path, tmp_path: Path) -> None:
 
 
 def test_site_inside_backup_keeps_verify_clean(dest: Path) -> None:
-    from neptune_backup_async.verify import verify
+    from neptune_backup_async.format.verify import verify
 
     index = build_site(dest)
     assert index == dest / "_site" / "index.html"

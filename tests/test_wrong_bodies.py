@@ -17,7 +17,8 @@ import anyio
 import pytest
 
 from expect import check_backup, check_fields
-from neptune_backup_async import backup, savers
+from neptune_backup_async import backup
+from neptune_backup_async.engine import savers
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing.server import HTML_PAGE
 

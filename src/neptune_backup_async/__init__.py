@@ -18,7 +18,7 @@ from .errors import (
     UnexpectedError,
     UsageError,
 )
-from .report import BackupReport, Note, Progress, load_reports, summarize
+from .format.report import BackupReport, Note, Progress, load_reports, summarize
 from .selection import FieldFilter, RunFilter, Selection, Shard
 from .to_mlflow import LoadReport, load_mlflow
 

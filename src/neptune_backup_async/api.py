@@ -22,7 +22,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import anyio
 
-from . import layout, values
+from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
+from .domain import ProjectInfo
+from .engine.limiter import Gate
+from .engine.pipeline import Pipeline
+from .engine.retry import Retrier
 from .errors import (
     AuthenticationError,
     BackupError,
@@ -33,18 +37,16 @@ from .errors import (
     UsageError,
     leading_error,
 )
-from .frames import Start
-from .gate import Gate
-from .pipeline import Pipeline
-from .processes import ProcessPool
-from .processes import shares as pool_shares
-from .report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
-from .retry import LOST_AFTER, Retrier, RetryPolicy
+from .format import layout, values
+from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
+from .processes.messages import Start
+from .processes.pool import ProcessPool
+from .processes.pool import shares as pool_shares
+from .remote.http import LOST_AFTER, RetryPolicy
+from .remote.source import Source
 from .selection import Selection
-from .source import ProjectInfo, Source
-from .store import remove_temporaries, tagged_temporaries, temp_tag, write_file
+from .settings import TOKEN_ENV
 
-TOKEN_ENV = "NEPTUNE_API_TOKEN"
 log = logging.getLogger("neptune_backup_async")
 
 
@@ -88,7 +90,9 @@ async def connect(api_token: str | None, concurrency: int) -> Source:
     token = resolve_token(api_token)
     # Imported in a thread: the client's import takes most of a second, which would stall an
     # embedding service's event loop the first time.
-    neptune_source = await anyio.to_thread.run_sync(importlib.import_module, f"{__package__}.neptune_source")
+    neptune_source = await anyio.to_thread.run_sync(
+        importlib.import_module, f"{__package__}.remote.neptune.client"
+    )
     source: Source = await neptune_source.connect(token, concurrency)
     return source
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import values
+from . import domain
 from .errors import UsageError
 
 OBJECTS = ("runs", "models", "project")
@@ -32,7 +32,7 @@ def parse_list(text: str | Iterable[str] | None) -> tuple[str, ...]:
 def parse_time(text: str, flag: str) -> dt.datetime:
     """An ISO 8601 date or date-time; without an offset it is UTC."""
     try:
-        moment = values.parse_iso(text.strip())
+        moment = domain.parse_iso(text.strip())
     except ValueError:
         raise UsageError(
             f"{flag} takes an ISO 8601 date or time, such as 2024-05-01 or 2024-05-01T12:00:00+02:00;"
@@ -106,7 +106,7 @@ class RunFilter:
             ("sys/modification_time", ">=", self.modified_since),
         ):
             if moment is not None:
-                parts.append(f"(`{column}`:datetime {op} {_quote(values.iso(moment))})")
+                parts.append(f"(`{column}`:datetime {op} {_quote(domain.iso(moment))})")
         if self.query and self.query.strip():
             parts.append(f"({self.query.strip()})")
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")" if parts else ""

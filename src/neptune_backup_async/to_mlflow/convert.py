@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..source import FieldType
+from ..domain import FieldType
 
 MAX_PARAM_VALUE = 6000  # MAX_PARAM_VAL_LENGTH of MLflow
 MAX_TAG_VALUE = 8000  # MAX_TAG_VAL_LENGTH

@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import values
-from ..report import Note
+from .. import domain
+from ..format.report import Note
 
 REPORT = "load-mlflow-report.json"  # in DEST, beside backup-report.json
 
@@ -55,8 +55,8 @@ class LoadReport:
             "format": 1,
             "destination": self.destination,
             "tracking_uri": self.tracking_uri,
-            "started_at": values.iso(self.started_at),
-            "finished_at": values.iso(self.finished_at) if self.finished_at else None,
+            "started_at": domain.iso(self.started_at),
+            "finished_at": domain.iso(self.finished_at) if self.finished_at else None,
             "interrupted": self.interrupted,
             "dry_run": self.dry_run,
             "exit_code": self.exit_code,

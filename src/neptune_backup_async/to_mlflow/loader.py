@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .. import values
 from ..errors import NotABackupError, UsageError
-from ..report import Note
+from ..format import values
+from ..format.report import Note
 from . import convert, plan, reader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 from .state import Loaded, SeriesState, file_hashes

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import layout
-from ..manifest import FieldRecord, Manifest
-from ..source import SIMPLE_TYPES, FieldType
+from ..domain import SIMPLE_TYPES, FieldType
+from ..format import layout
+from ..format.manifest import FieldRecord, Manifest
 from . import convert, naming
 
 FORMAT = 1  # of neptune/fields.json and neptune/loaded.json

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import layout
-from ..manifest import Manifest
-from ..resume import merge_journal
-from ..verify import container_folders
+from ..format import layout
+from ..format.manifest import Manifest
+from ..format.reader import merge_journal
+from ..format.verify import container_folders
 from . import convert, naming
 from .plan import ZIP_FALLBACK, Upload
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..manifest import Manifest
+from ..format.manifest import Manifest
 from .plan import FORMAT
 
 

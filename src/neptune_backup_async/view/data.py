@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import layout
-from ..manifest import Manifest
+from ..format import layout
+from ..format.manifest import Manifest
 
 MONITORING = "monitoring/"
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .. import layout
 from ..errors import NotABackupError
-from ..report import load_reports
-from ..verify import container_folders, verify
+from ..format import layout
+from ..format.report import load_reports
+from ..format.verify import container_folders, verify
 from . import assets, pages
 from .data import load_run, natural_key
 from .escape import h, url

@@ -1,0 +1,1 @@
+"""The command line: parsing, prompts, the terminal display, Ctrl-C and the log file."""

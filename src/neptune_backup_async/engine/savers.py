@@ -1,0 +1,408 @@
+"""Saving the fields of one run: one saver per field type, each in a task of its own.
+
+Every request goes through the pipeline's :class:`~.retry.Retrier` (one attempt per worker
+thread, the waits between attempts in async code); every file through :mod:`.store`
+(temporary name, renamed into place once complete); every saved field into the
+:class:`~.run_folder.RunFolder`'s manifest and journal.
+
+A series page costs one thread call: the request's worker thread fetches it, formats its
+rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
+after the last page). A download whose ``Content-Length`` is at most :data:`SMALL_BODY` is
+read whole by the thread call that opens it and written by one more; larger ones stream
+through aiofiles in :class:`~.store.AtomicFile`.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import sys
+import traceback
+import zipfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .. import domain
+from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
+from ..domain import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
+from ..errors import BackupError, FetchError, LayoutError, TransientError, leading_error
+from ..format import layout, values
+from ..format.manifest import FieldRecord
+from ..format.object_folder import RunFolder
+from ..format.reader import Action, decide, facts
+from ..remote import checks
+from ..remote.artifacts.files import PartialFile
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+log = logging.getLogger("neptune_backup_async")
+IMAGE_PAGE = 1_000
+ZIP_PATIENCE = 600.0  # seconds the server may take to build a file set's zip
+Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved to, and facts for its record
+
+
+class FieldSavers:
+    """Saves the fields of one run into its :class:`RunFolder`."""
+
+    def __init__(
+        self, pipe: Pipeline, project: ProjectInfo, run: ObjectRef, folder: RunFolder, paths: layout.RunLayout
+    ) -> None:
+        self.pipe = pipe
+        self.project = project
+        self.run = run
+        self.folder = folder
+        self.root = folder.root
+        self.paths = paths
+
+    async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
+        """Save ``info``: at once if it needs no request, else in a task of ``tg``."""
+        folder = self.folder
+        if info.type.is_simple:
+            folder.keep_simple(info, values.simple_value(info.type, info.value))
+            return
+        if info.type is FieldType.ARTIFACT:
+            folder.simple[info.path] = info.value  # the hash, as the seed script kept it
+        action, prev = decide(
+            info,
+            folder.previous,
+            full=self.pipe.full,
+            download_artifacts=self.pipe.download_artifacts,
+            paths=self.paths,
+        )
+        if action is Action.REUSE:
+            assert prev is not None
+            folder.reuse(info.path, prev)
+            return
+        savers: dict[FieldType, Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]] = {
+            FieldType.FLOAT_SERIES: self._series,
+            FieldType.STRING_SERIES: self._series,
+            FieldType.FILE: self._file,
+            FieldType.FILE_SET: self._file_set,
+            FieldType.IMAGE_SERIES: self._images,
+            FieldType.ARTIFACT: self._artifact,
+        }
+        tg.start_soon(self._guarded, savers[info.type], info, prev if action is Action.EXTEND else None)
+
+    async def _guarded(
+        self,
+        saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]],
+        info: FieldInfo,
+        prev: FieldRecord | None,
+    ) -> None:
+        """Save one field; a failure is recorded against it and the run goes on."""
+        try:
+            written, extra = await saver(info, prev)
+        except (FetchError, LayoutError) as e:  # this field only
+            self.folder.failed(info, str(e))
+            return
+        except BackupError:
+            raise  # nothing else can succeed either: the token, the destination, the server
+        except OSError as e:
+            self.folder.failed(info, str(e))
+            return
+        except (KeyError, TypeError, ValueError) as e:  # the answer lacks what the API promises
+            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
+            self.folder.failed(info, f"malformed answer from Neptune ({type(e).__name__}: {e})")
+            return
+        except Exception as e:  # a bug must not take the run down
+            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
+            self.folder.failed(info, f"unexpected {type(e).__name__}: {e}")
+            return
+        await self.folder.saved(info, written, {**facts(info, self.pipe.download_artifacts), **extra})
+
+    # -- series -------------------------------------------------------------------------------
+
+    async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        formatter = values.SeriesFormatter(info.type)
+        limit = source.series_page_limit
+        async with thread_file(self.root, self.paths.field_file(info.path, info.type)) as out:
+            rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev) if prev is not None else 0
+
+            def page(offset: int) -> tuple[int, int, int]:
+                """One attempt, in the request's worker thread: fetch the page at ``offset``,
+                append its rows (under the header, for the first) and, after the last page,
+                commit the file. Returns the total, the points it held and the bytes written.
+                One thread call per page; the page's text is freed before it returns, and the
+                event loop stays free."""
+                page = source.series_page(self.run, info, offset, limit)
+                count = len(page.points)
+                if count == 0 and offset < page.total:
+                    return page.total, 0, 0  # a lie: raised below, and the file is aborted
+                text = formatter.rows(page.points).encode("utf-8")
+                head = b"" if out.size else _SERIES_HEADER
+                out.write(head, text)
+                if count == 0 or offset + count >= page.total:
+                    out.commit()
+                return page.total, count, len(head) + len(text)
+
+            while True:
+                total, count, written = await retrier.call(page, rows, what="series page")
+                if count == 0 and rows < total:
+                    raise FetchError(f"the server promised {total} points but sent {rows}")
+                self.pipe.count_bytes(written)
+                rows += count
+                if count == 0 or rows >= total:
+                    break
+        assert out.result is not None
+        return [out.result], {"rows": rows}
+
+    def _copy_previous(self, out: ThreadFile, prev: FieldRecord) -> int:
+        """Blocking: copy the old CSV into ``out`` if it still hashes to its recorded sha256;
+        return its rows (0 if not)."""
+        previous = self.folder.previous
+        assert previous is not None
+        recorded = previous.manifest.files[prev.files[0]]
+        with (self.root / recorded.path).open("rb") as f:
+            while chunk := f.read(1024 * 1024):
+                out.write(chunk)
+        if out.size == recorded.size and out.sha256 == recorded.sha256:
+            return int(prev.extra["rows"])
+        out.reset()  # damaged since: fetch the whole series
+        return 0
+
+    # -- files --------------------------------------------------------------------------------
+
+    async def _download(
+        self,
+        opener: Callable[[], Download],
+        into: Callable[[Download], PurePosixPath | PartialFile],
+        what: str,
+        expected: checks.Expected | None,
+    ) -> WrittenFile:
+        """Save one body, holding one request token throughout, and retry it if cut or if it
+        cannot be what the listing says (see :mod:`.checks`): it never takes its final name
+        then. ``into(download)`` is where a body goes: the file it is named (relative to the
+        run's folder), or an artifact file's :class:`PartialFile`, which keeps what came and
+        checks the whole itself (``expected`` None).
+
+        A body whose ``Content-Length`` says it is small is read whole by the thread call that
+        opens it, and written by one more; a larger one streams to disk in chunks."""
+        gate, retrier = self.pipe.gate, self.pipe.retrier
+
+        async def attempt() -> WrittenFile:
+            async with gate.slot():
+                download, whole = await gate.thread(_open, opener, expected is not None)
+                try:
+                    # A 200 proves nothing: the answer is judged before it may take the name.
+                    if expected is not None:
+                        why = checks.check_type(expected, download.content_type, download.size)
+                        if why is not None:
+                            raise TransientError(why, reason="wrong answer")
+                    target = into(download)
+                    if whole is not None:
+                        assert expected is not None and isinstance(target, PurePosixPath)
+                        retrier.alive()
+                        return await self._save_whole(target, whole, download, expected)
+                    body = checks.Sample()
+                    if isinstance(target, PurePosixPath):
+                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.pipe.count_bytes)
+                    else:
+                        out = target
+                    async with out:
+                        while chunk := await gate.thread(next, download.chunks, b""):
+                            retrier.alive()
+                            body.feed(chunk)
+                            await out.write(chunk)
+                        if expected is None:
+                            if download.size is not None and out.size != download.size:
+                                raise TransientError(
+                                    f"got {out.size} of {download.size} bytes", reason="cut off"
+                                )
+                        else:
+                            why = checks.check_body(expected, body, download.content_type, download.size)
+                            if why is None and expected.kind is checks.Kind.ZIP:
+                                assert isinstance(out, AtomicFile)
+                                why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
+                            if why is not None:
+                                raise TransientError(why, reason="wrong answer")
+                finally:
+                    download.release()
+            assert out.result is not None
+            return out.result
+
+        return await retrier.run(attempt, what)
+
+    async def _save_whole(
+        self, rel: PurePosixPath, data: bytes, download: Download, expected: checks.Expected
+    ) -> WrittenFile:
+        """Judge a body read whole, as a streamed one is judged, and write it in one thread call."""
+        body = checks.Sample()
+        body.feed(data)
+        why = checks.check_body(expected, body, download.content_type, download.size)
+        if why is None and expected.kind is checks.Kind.ZIP:
+            why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
+        if why is not None:
+            raise TransientError(why, reason="wrong answer")
+        return await write_file(self.root, rel, data, self.pipe.count_bytes)
+
+    async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        rel = self.paths.field_file(info.path, info.type, info.ext)
+        opener = functools.partial(self.pipe.source.open_file, self.run, info)
+        expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
+
+    async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        what = "file set download"
+        request_id = await retrier.call(source.prepare_file_set, self.run, info, what=what)
+        url: str | None = None
+        delay = 0.1
+        with anyio.move_on_after(ZIP_PATIENCE):
+            while (url := await retrier.call(source.file_set_url, request_id, what=what)) is None:
+                await anyio.sleep(delay)  # the server is still building the zip
+                delay = min(delay * 2, 5.0)
+        if url is None:
+            raise FetchError(
+                f"{what}: Neptune did not prepare the zip in {ZIP_PATIENCE:.0f} s; run the same command"
+                " again later"
+            )
+        rel = self.paths.field_file(info.path, info.type)
+        opener = functools.partial(source.open_file_set, url)
+        expected = checks.Expected(checks.Kind.ZIP, size=info.size)
+        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
+
+    async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        what = "image listing"
+        total, items = await retrier.call(source.image_page, self.run, info, 0, IMAGE_PAGE, what=what)
+        while len(items) < total:
+            _, more = await retrier.call(source.image_page, self.run, info, len(items), IMAGE_PAGE, what=what)
+            if not more:
+                break  # the server lists no metadata; the images themselves still come by index
+            items.extend(more)
+        by_index = {item.index: item for item in items}
+        written: dict[int, WrittenFile] = {}
+        previous = self.folder.previous
+        if prev is not None and previous is not None:  # images are append-only: keep the old ones
+            for rel in prev.files:
+                stem = PurePosixPath(rel).stem
+                if stem.isdigit() and rel in previous.intact and int(stem) < total:
+                    written[int(stem)] = previous.manifest.files[rel]
+
+        def rel_for(index: int, download: Download) -> PurePosixPath:
+            subtype = (download.content_type or "application/octet-stream").split(";")[0].split("/")[-1]
+            return self.paths.image_file(info.path, index, subtype.strip() or "bin")
+
+        failed: dict[int, str] = {}
+
+        async def one(index: int) -> None:
+            opener = functools.partial(source.open_image, self.run, info, index)
+            try:
+                written[index] = await self._download(
+                    opener, functools.partial(rel_for, index), f"{info.path}[{index}]", _IMAGE
+                )
+            except FetchError as e:  # the others go on, so that each is named
+                failed[index] = str(e)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for index in range(total):
+                    if index not in written:
+                        tg.start_soon(one, index)
+        except BaseExceptionGroup as group:  # one error, as for any other field
+            error = leading_error(group)
+            raise error from error.__cause__
+        if failed:
+            raise FetchError(
+                f"images {', '.join(map(str, sorted(failed)))} of {total} were not saved: "
+                + "; ".join(failed[i] for i in sorted(failed))
+            )
+        index_doc = []
+        for i in range(total):
+            item = by_index.get(i)
+            stamp = item.timestamp_ms if item else None
+            index_doc.append(
+                {
+                    "index": i,
+                    "file": PurePosixPath(written[i].path).name,
+                    "step": item.step if item else None,
+                    "timestamp": domain.iso_from_ms(stamp) if stamp is not None else None,
+                    "name": item.name if item else None,
+                    "description": item.description if item else None,
+                }
+            )
+        index_file = await write_file(
+            self.root,
+            self.paths.image_index(info.path),
+            values.dumps(index_doc).encode(),
+            self.pipe.count_bytes,
+        )
+        return [*(written[i] for i in range(total)), index_file], {"count": total}
+
+    async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source, retrier = self.pipe.source, self.pipe.retrier
+        what = f"artifact {info.value}"
+        files = await retrier.call(source.list_artifact_files, self.project, info.value, what=what)
+        listing = {
+            "hash": info.value,
+            "files": [
+                {"path": f.path, "hash": f.hash, "type": f.type, "size": f.size, "metadata": f.metadata}
+                for f in files
+            ],
+        }
+        rel = self.paths.field_file(info.path, info.type)
+        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        changed: dict[str, str] = {}
+        if self.pipe.download_artifacts:
+            targets = self.paths.artifact_files(info.path, [f.path for f in files])
+            for f, rel in zip(files, targets, strict=True):
+                fetch = self.pipe.artifact_files.fetch(f, self.root, rel, self.pipe.count_bytes)
+                written.append(await self._download(fetch.open, fetch.sink, f"{info.path}:{f.path}", None))
+                if fetch.changes:
+                    changed[f.path] = "; ".join(fetch.changes)
+                    reason = (
+                        f"artifact file {f.path} changed since it was tracked ({changed[f.path]});"
+                        " saved as it is now"
+                    )
+                    self.folder.notice(info.path, reason)
+        return written, {"changed_since_tracking": changed} if changed else {}
+
+
+SMALL_BODY = 1024 * 1024  # read whole when opened: one read of the stream (transport.CHUNK)
+
+
+def _open(opener: Callable[[], Download], small: bool) -> tuple[Download, bytes | None]:
+    """Blocking: open a download and, if ``small`` and its ``Content-Length`` is at most
+    :data:`SMALL_BODY`, read it whole (stopping past that, for a body longer than it said)."""
+    download = opener()
+    if not small or download.size is None or download.size > SMALL_BODY:
+        return download, None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for chunk in download.chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > SMALL_BODY:
+                break  # longer than it said: judged wrong by its size, the rest unread
+    except BaseException:
+        download.release()
+        raise
+    return download, b"".join(parts)
+
+
+def _zip_member_sizes(zipped: Path | BinaryIO) -> list[int] | None:
+    """The sizes of the files a zip holds, from its directory; None when it is no zip."""
+    try:
+        with zipfile.ZipFile(zipped) as archive:
+            return [member.file_size for member in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError):  # a cut directory can also give a bad offset
+        return None
+
+
+_IMAGE = checks.Expected(checks.Kind.IMAGE)
+_SERIES_HEADER = values.SERIES_HEADER.encode()
+
+
+def _fixed(rel: PurePosixPath, _: Download) -> PurePosixPath:
+    """A file name that does not depend on the answer."""
+    return rel

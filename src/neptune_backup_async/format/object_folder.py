@@ -1,0 +1,235 @@
+"""One run's folder as a backup fills it: the manifest, the journal, and the commit.
+
+Fields are recorded as they are saved: each saved field gets a line in the journal, so an
+interrupted backup resumes without fetching it again. The run is committed by writing
+``simple_metadata.json`` and then the manifest; files the new manifest no longer names are
+removed after that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import anyio
+
+from ..disk.files import WrittenFile, destination_error, file_sha256, write_whole
+from ..domain import FieldInfo
+from . import layout, values
+from .manifest import STALE, FieldRecord, Manifest
+from .reader import Previous, journal_line
+from .report import BackupReport
+
+# What a kept earlier copy is marked with: left out by the field filter, gone from Neptune, or
+# failed in this backup (the mark then says why; see FieldRecord.failure).
+KEPT_MARKS = ("excluded", "removed_upstream", STALE)
+
+
+class RunFolder:
+    """The folder of one run (or model, version, project) and its manifest, while it is backed up."""
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        previous: Previous | None,
+        report: BackupReport,
+        count_bytes: Callable[[int], None],
+        notice: Callable[[str, str], None],
+    ) -> None:
+        """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune, changed since tracked)."""
+        self.root = root
+        self.manifest = manifest
+        self.previous = previous
+        self.simple: dict[str, Any] = {}  # simple values, for simple_metadata.json
+        self._report = report
+        self._count_bytes = count_bytes
+        self.notice = notice
+        self._journal_lock = anyio.Lock()
+        self._journal_fd: int | None = None
+
+    # -- recording fields ---------------------------------------------------------------------
+
+    def keep_simple(self, info: FieldInfo, value: Any) -> None:
+        """A simple value: saved with the others in simple_metadata.json when the run commits."""
+        self.simple[info.path] = value
+        self.manifest.fields[info.path] = FieldRecord(info.type.value, "ok", [layout.SIMPLE_METADATA])
+
+    def reuse(self, path: str, prev: FieldRecord) -> None:
+        """A field unchanged since the last backup: its files are in place already."""
+        assert self.previous is not None
+        extra = {k: v for k, v in prev.extra.items() if k not in KEPT_MARKS}  # it is current again
+        self.manifest.fields[path] = FieldRecord(prev.type, prev.status, prev.files, prev.error, extra)
+        for rel in prev.files:
+            self.manifest.add_file(self.previous.manifest.files[rel])
+        self._report.fields_done += 1
+
+    async def saved(self, info: FieldInfo, written: list[WrittenFile], extra: dict[str, Any]) -> None:
+        """A field whose files are in place: recorded, journalled, and only then counted."""
+        record = FieldRecord(info.type.value, "ok", [w.path for w in written], extra=extra)
+        for w in written:
+            self.manifest.add_file(w)
+        self.manifest.fields[info.path] = record
+        await self._journal(journal_line(info.path, record, written))
+        self._report.fields_done += 1  # no checkpoint since the line landed, so no cancel comes between
+
+    def failed(self, info: FieldInfo, reason: str) -> None:
+        self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
+        self._report.fields_failed += 1
+
+    async def _journal(self, line: str) -> None:
+        """Note a saved field, so an interrupted backup resumes without fetching it again.
+
+        Returns once the whole line is in the journal; raises with none of it there. So the
+        journal holds exactly the fields counted: the line is written by one worker-thread
+        call that a cancel waits for (a cancel before it writes nothing), with no buffer left
+        to be flushed later by a close, and a write cut short (a full disk) is taken back.
+        Not fsynced: after a power cut a lost line only means fetching that field again,
+        while the files it names were fsynced before they were renamed into place.
+        """
+        async with self._journal_lock:
+            try:
+                await anyio.to_thread.run_sync(self._append, line.encode("utf-8"))
+            except OSError as e:
+                raise destination_error(e, self.root) or e from None
+
+    def _append(self, data: bytes) -> None:
+        """Blocking: append ``data`` to the journal whole, or leave the journal as it was."""
+        if self._journal_fd is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+            self._journal_fd = os.open(self.root / layout.JOURNAL, flags, 0o666)
+        fd = self._journal_fd
+        end = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # shrinking needs no space, even on a full disk
+                os.ftruncate(fd, end)
+            raise
+
+    async def close(self) -> None:
+        if self._journal_fd is not None:
+            fd, self._journal_fd = self._journal_fd, None
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(os.close, fd)
+
+    # -- the commit ---------------------------------------------------------------------------
+
+    async def commit(self, listed: set[str], kept: set[str]) -> None:
+        """Write simple_metadata.json and then the manifest; the run is complete once both are in place.
+
+        ``listed``: every field Neptune has; ``kept``: those the field filter let through.
+        """
+        if self.previous is not None:
+            await self._keep_old(listed, kept)
+        simple_fields = [
+            path
+            for path, record in self.manifest.fields.items()
+            if record.files == [layout.SIMPLE_METADATA] and path in kept
+        ]
+        self.manifest.complete = not self.manifest.failed_fields
+        # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
+        # no journal then makes a committed run look unfinished, no old file is left unnamed.
+        with anyio.CancelScope(shield=True):
+            simple_bytes = await anyio.to_thread.run_sync(self._finish)
+            self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
+        if simple_bytes:
+            self._count_bytes(simple_bytes)
+
+    async def _keep_old(self, listed: set[str], kept: set[str]) -> None:
+        """Fields gone from Neptune, left out by the field filter, or failed in this backup keep
+        their earlier copy and its record, marked as such: neither a narrower filter nor a
+        failure ever deletes what was saved."""
+        assert self.previous is not None
+        old = self.previous.manifest
+        marks: dict[str, tuple[str, str | bool]] = {}
+        for path, record in old.fields.items():
+            if record.status != "ok":
+                continue
+            now = self.manifest.fields.get(path)
+            if path not in kept:
+                marks[path] = ("excluded", True) if path in listed else ("removed_upstream", True)
+            elif now is not None and now.status == "failed" and now.type == record.type:
+                marks[path] = (STALE, now.error or "failed")
+        failed = [p for p, (mark, _) in marks.items() if mark == STALE]
+        for path in await anyio.to_thread.run_sync(self._not_whole, failed):
+            del marks[path]
+        old_simple: dict[str, Any] = {}
+        if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in marks):
+            with contextlib.suppress(OSError, ValueError):
+                text = await anyio.Path(self.root / layout.SIMPLE_METADATA).read_text(encoding="utf-8")
+                old_simple = json.loads(text)
+        for path, (mark, value) in sorted(marks.items()):
+            record = old.fields[path]
+            if record.files == [layout.SIMPLE_METADATA]:
+                if path not in old_simple:
+                    continue
+                self.simple[path] = old_simple[path]
+            else:
+                for rel in record.files:
+                    self.manifest.add_file(old.files[rel])
+            extra = {k: v for k, v in record.extra.items() if k not in KEPT_MARKS}
+            self.manifest.fields[path] = FieldRecord(
+                record.type, "ok", record.files, extra={**extra, mark: value}
+            )
+            if mark == "removed_upstream" and not record.extra.get(mark):
+                self.notice(path, "no longer in Neptune; its copy is kept")
+
+    def _not_whole(self, paths: list[str]) -> list[str]:
+        """Blocking: the fields among ``paths`` whose earlier copy is no longer on disk as
+        recorded, or whose files a field of this backup took. A field that failed may have
+        replaced some of its files before it did (an image series, each image renamed into place)."""
+        assert self.previous is not None
+        old = self.previous.manifest
+        recorded = old.files
+        taken = {layout.fold(rel) for rel in self.manifest.files}
+
+        def whole(rel: str) -> bool:
+            if rel == layout.SIMPLE_METADATA:
+                return True  # rewritten at the commit; its kept values are read from the old one
+            if layout.fold(rel) in taken or rel not in recorded:
+                return False
+            try:
+                return file_sha256(self.root / rel) == recorded[rel].sha256
+            except OSError:
+                return False
+
+        return [p for p in paths if not all(whole(rel) for rel in old.fields[p].files)]
+
+    def _finish(self) -> int:
+        """Blocking: write simple_metadata.json, then the manifest, then tidy up, in one thread
+        call; returns the bytes of simple_metadata.json (0 when the run has no simple value)."""
+        size = 0
+        if self.simple:
+            data = values.dumps(self.simple).encode("utf-8")
+            self.manifest.add_file(write_whole(self.root, PurePosixPath(layout.SIMPLE_METADATA), data))
+            size = len(data)
+        # Compact, unlike the documents users read: json's C encoder only serves indent=None.
+        manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        write_whole(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+        self._tidy()
+        return size
+
+    def _tidy(self) -> None:
+        """Drop the journal, and files of the old backup that no field refers to any more."""
+        if self._journal_fd is not None:  # every field is in: nothing writes to it any more
+            fd, self._journal_fd = self._journal_fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / layout.JOURNAL)
+        if self.previous is not None:
+            current = {layout.fold(rel): rel for rel in self.manifest.files}
+            for rel in set(self.previous.manifest.files) - set(self.manifest.files):
+                twin = current.get(layout.fold(rel))  # on a case-insensitive disk, maybe the same file
+                with contextlib.suppress(OSError):
+                    if twin is None or not os.path.samefile(self.root / rel, self.root / twin):
+                        os.unlink(self.root / rel)
+                        for folder in PurePosixPath(rel).parents[:-1]:  # and the folders it leaves empty
+                            os.rmdir(self.root / folder)

@@ -1,0 +1,112 @@
+"""Pure mapping from Neptune values to JSON and CSV, lossless and time-zone explicit.
+
+- Floats keep every bit: finite ones are written with ``repr`` (which round-trips), and
+  NaN and the infinities, which JSON cannot hold, become the strings ``"NaN"``,
+  ``"Infinity"`` and ``"-Infinity"``.
+- Datetimes are ISO 8601 in UTC with the offset (``+00:00``).
+- String sets are sorted lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..domain import UTC, FieldType, iso
+
+SERIES_HEADER = "step,value,timestamp\n"
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def float_text(value: float) -> str:
+    text = repr(float(value))
+    return _NON_FINITE.get(text, text)
+
+
+def json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else float_text(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def simple_value(field_type: FieldType, value: Any) -> Any:
+    """The JSON form of one simple field's value."""
+    if field_type is FieldType.STRING_SET:
+        return sorted(value)
+    if field_type is FieldType.FLOAT:
+        return json_float(float(value))
+    return _plain(value)
+
+
+def dumps(document: Any) -> str:
+    """The one JSON style of a backup: indented, keys sorted, UTF-8, standard JSON only."""
+    return json.dumps(document, indent=4, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+_SECONDS = tuple(f"{i:02d}." for i in range(60))
+_MILLIS = tuple(f"{i:03d}+00:00\n" for i in range(1000))
+
+
+class SeriesFormatter:
+    """Turns pages of series points into CSV text, one page at a time.
+
+    This is the hot loop of a backup (every point of every series passes here), so it
+    formats the date and hour of a timestamp once per minute, and the seconds and
+    milliseconds from tables.
+    """
+
+    def __init__(self, field_type: FieldType) -> None:
+        self._strings = field_type is FieldType.STRING_SERIES
+        self._minute = -1
+        self._prefix = ""
+
+    def _stamp_prefix(self, minute: int) -> str:
+        self._minute = minute
+        self._prefix = dt.datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+        return self._prefix
+
+    def rows(self, points: Iterable[tuple[float, Any, int]]) -> str:
+        out: list[str] = []
+        append = out.append
+        seconds, millis = _SECONDS, _MILLIS
+        minute_now, prefix = self._minute, self._prefix
+        if self._strings:
+            for step, value, ts in points:
+                minute, rest = divmod(ts, 60_000)
+                if minute != minute_now:
+                    minute_now, prefix = minute, self._stamp_prefix(minute)
+                second, milli = divmod(rest, 1000)
+                append(f"{float_text(step)},{_csv_text(value)},{prefix}{seconds[second]}{millis[milli]}")
+            return "".join(out)
+        for step, value, ts in points:
+            minute, rest = divmod(ts, 60_000)
+            if minute != minute_now:
+                minute_now, prefix = minute, self._stamp_prefix(minute)
+            second, milli = divmod(rest, 1000)
+            append(f"{step!r},{value!r},{prefix}{seconds[second]}{millis[milli]}")
+        text = "".join(out)
+        # Only nan and inf put an "n" into this text (timestamps have none, floats are digits,
+        # ".", "e" and signs), so the names of the format can be set once for the whole page.
+        if "n" in text:
+            text = text.replace("nan", "NaN").replace("inf", "Infinity")
+        return text
+
+
+def _csv_text(value: str) -> str:
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value

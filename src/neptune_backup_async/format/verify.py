@@ -1,0 +1,190 @@
+"""``verify``: check a backup against its manifests, offline.
+
+Every file a manifest lists must exist, have its size and hash to its sha256; no other
+file may sit in a run folder; every run must be complete. ``deep`` also parses each file
+we wrote in a format of ours (series CSVs, JSON documents, file set zips), by the role the
+manifest gives it, never by its name: a user's ``train.csv`` is checked by its hash only.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .. import domain
+from ..disk.files import file_sha256
+from ..domain import FieldType
+from ..errors import NotABackupError
+from . import layout
+from .manifest import Manifest
+from .reader import merge_journal
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing, corrupt, unexpected, incomplete, failed, unreadable
+    path: str  # relative to the backup root
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.path}: {self.detail}"
+
+
+@dataclass
+class Verification:
+    objects: int = 0  # runs, models, model versions and project folders
+    files: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+def _folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir())
+
+
+def container_folders(dest: Path) -> Iterator[Path]:
+    """Every object folder (docs/FORMAT.md): runs and ``_project`` beside them, models in
+    ``_models``, and their versions in each model's ``_versions``. Folders starting with a dot
+    are our own."""
+    for depth_1 in (p for p in _folders(dest) if not p.name.startswith(".")):
+        for project in _folders(depth_1):
+            for folder in _folders(project):
+                if folder.name != layout.MODELS_FOLDER:
+                    yield folder
+                    continue
+                for model in _folders(folder):
+                    yield model
+                    versions = model / layout.VERSIONS_FOLDER
+                    if versions.is_dir():
+                        yield from _folders(versions)
+
+
+class Role(enum.Enum):
+    """How ``--deep`` reads a file: as what we wrote it, or only by its hash."""
+
+    SERIES = "series"  # our CSV: step,value,timestamp
+    JSON = "json"  # simple_metadata.json, an image series' index.json, an artifact's listing
+    ZIP = "zip"  # a file set, as the server built it
+    BYTES = "bytes"  # a user's file, an image, an artifact's file: any bytes at all
+
+
+def roles(manifest: Manifest) -> dict[str, Role]:
+    """The role of each file the manifest lists, from the field that saved it."""
+    out = {layout.SIMPLE_METADATA: Role.JSON}
+    for record in manifest.fields.values():
+        files = record.files
+        if record.status != "ok" or not files or files == [layout.SIMPLE_METADATA]:
+            continue
+        if record.type in (FieldType.FLOAT_SERIES.value, FieldType.STRING_SERIES.value):
+            out[files[0]] = Role.SERIES
+        elif record.type == FieldType.FILE_SET.value:
+            out[files[0]] = Role.ZIP
+        elif record.type == FieldType.ARTIFACT.value:
+            out[files[0]] = Role.JSON
+            out.update((f, Role.BYTES) for f in files[1:])
+        elif record.type == FieldType.IMAGE_SERIES.value:
+            out.update(
+                (f, Role.JSON if PurePosixPath(f).name == layout.IMAGE_INDEX else Role.BYTES) for f in files
+            )
+        else:
+            out.update((f, Role.BYTES) for f in files)
+    return out
+
+
+def _parse(path: Path, role: Role) -> str | None:
+    """Why a file does not parse as what its role says; None when it does."""
+    try:
+        if role is Role.SERIES:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                if next(reader, None) != ["step", "value", "timestamp"]:
+                    return "the header is not step,value,timestamp"
+                for number, row in enumerate(reader, start=2):
+                    if len(row) != 3:
+                        return f"line {number} has {len(row)} columns"
+                    float(row[0])
+                    domain.parse_iso(row[2])
+        elif role is Role.JSON:
+            json.loads(path.read_text(encoding="utf-8"))
+        elif role is Role.ZIP:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+                if bad is not None:
+                    return f"the zip member {bad} is damaged"
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, csv.Error) as e:
+        return f"does not parse: {e}"
+    return None
+
+
+def _check_container(dest: Path, folder: Path, deep: bool, result: Verification) -> None:
+    name = folder.relative_to(dest).as_posix()
+    problems = result.problems
+    if (folder / layout.MIGRATION).exists():
+        problems.append(
+            Problem(
+                "incomplete", name, "its move to the current format was interrupted; run the backup again"
+            )
+        )
+        return
+    try:
+        manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(
+            Problem("incomplete", name, "no manifest: its backup did not finish; run the backup again")
+        )
+        return
+    except (ValueError, KeyError, TypeError) as e:
+        problems.append(Problem("corrupt", f"{name}/{layout.MANIFEST}", f"unreadable manifest ({e})"))
+        return
+    result.objects += 1
+    if merge_journal(manifest, folder):  # files a later, unfinished backup saved are checked too
+        problems.append(
+            Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again")
+        )
+    for field_path, reason in manifest.failures.items():
+        problems.append(Problem("failed", f"{name}/{field_path}", reason))
+    if not manifest.complete and not manifest.failed_fields and not (folder / layout.JOURNAL).exists():
+        problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
+    role = roles(manifest)
+    for rel, recorded in sorted(manifest.files.items()):
+        path = folder / rel
+        where = f"{name}/{rel}"
+        result.files += 1
+        if not path.is_file():
+            problems.append(Problem("missing", where, f"expected {recorded.size} bytes"))
+            continue
+        size = path.stat().st_size
+        if size != recorded.size:
+            problems.append(Problem("corrupt", where, f"{size} bytes, expected {recorded.size}"))
+        elif file_sha256(path) != recorded.sha256:
+            problems.append(Problem("corrupt", where, "sha256 differs from the manifest"))
+        elif deep and (why := _parse(path, role.get(rel, Role.BYTES))) is not None:
+            problems.append(Problem("corrupt", where, why))
+    ours = {layout.MANIFEST, layout.JOURNAL}
+    versions = folder / layout.VERSIONS_FOLDER if manifest.kind == "model" else None
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if versions is not None and path.is_relative_to(versions):
+            continue  # the model's versions, each checked as an object of its own
+        rel = path.relative_to(folder).as_posix()
+        if rel not in manifest.files and rel not in ours:
+            problems.append(Problem("unexpected", f"{name}/{rel}", "not in the manifest"))
+
+
+def verify(dest: Path, *, deep: bool = False) -> Verification:
+    """Check every run folder below ``dest``. Raises NotABackupError when there is no backup there."""
+    if not dest.is_dir() or not (
+        any(dest.glob("backup-report*.json")) or any(dest.glob(f"*/*/*/{layout.MANIFEST}"))
+    ):
+        raise NotABackupError(f"{dest} is not a backup: it has no {layout.REPORT} and no run manifests.")
+    result = Verification()
+    for folder in container_folders(dest):
+        _check_container(dest, folder, deep, result)
+    return result

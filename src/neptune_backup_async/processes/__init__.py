@@ -1,0 +1,1 @@
+"""Worker processes of one backup (``--processes``): the pool, the worker and their messages."""

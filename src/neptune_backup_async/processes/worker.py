@@ -1,0 +1,217 @@
+"""A worker process of a backup with ``--processes``: it backs up the jobs its parent sends.
+
+Started by :mod:`.processes` as ``python -m neptune_backup_async.processes.worker``, with the API
+token in its environment. It runs the same :class:`~.pipeline.Pipeline` as a backup in one
+process, with a producer that reads jobs from stdin instead of listing, and answers on
+stdout (see :mod:`.frames`): each job's outcome, its counters, failures and notices, and
+its log records. It ignores Ctrl-C (the parent decides), and when its stdin closes (the
+parent is done, stopped, or was killed) it cancels what it is doing, which removes its
+temporary files, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import IO, NoReturn
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ..disk.files import tagged_temporaries
+from ..engine.limiter import Gate
+from ..engine.pipeline import Job, Pipeline, Tasks
+from ..errors import BackupError, UnexpectedError
+from ..format.report import BackupReport, Progress
+from . import messages as frames
+
+log = logging.getLogger("neptune_backup_async")
+TALLY_EVERY = 0.1  # seconds between counters sent for progress alone
+
+
+class _Parent:
+    """The pipe to the parent. Messages are small and the parent always reads, so each is
+    written at once, from whichever thread (a log record may come from a request's thread)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def send(self, message: object) -> None:
+        data = frames.encode(message)
+        with self._lock, contextlib.suppress(OSError):  # the parent is gone: its stdin EOF stops us
+            self._out.write(data)
+            self._out.flush()
+
+
+class _Forward(logging.Handler):
+    """Send log records to the parent, which logs them where it logs its own."""
+
+    def __init__(self, parent: _Parent) -> None:
+        super().__init__()
+        self.parent = parent
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        self.parent.send(frames.LogLine(record.name, record.levelno, message, record.created))
+
+
+class _Tallies:
+    """The worker's counters, sent at most every TALLY_EVERY seconds, and at once with a failure,
+    a notice or a finished job."""
+
+    def __init__(self, report: BackupReport, parent: _Parent) -> None:
+        self.report = report
+        self.parent = parent
+        self._sent_at = -math.inf
+        self._failures = self._notices = 0
+
+    def __call__(self, _: Progress | None = None) -> None:
+        r = self.report
+        noted = len(r.failures) > self._failures or len(r.notices) > self._notices
+        if not noted and time.monotonic() - self._sent_at < TALLY_EVERY:
+            return
+        self.send()
+
+    def send(self) -> None:
+        r = self.report
+        tally = frames.Tally(
+            r.fields_done,
+            r.fields_failed,
+            r.bytes_written,
+            dict(r.retries),
+            r.throttled_seconds,
+            r.failures[self._failures :],
+            r.notices[self._notices :],
+        )
+        self._failures, self._notices = len(r.failures), len(r.notices)
+        self._sent_at = time.monotonic()
+        self.parent.send(tally)
+
+
+class _Share:
+    """The worker's share of ``--concurrency``: its gate's ceiling once it has one."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._gate: Gate | None = None
+
+    def widen(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        if self._gate is not None:
+            self._gate.widen(concurrency)
+
+    def attach(self, gate: Gate) -> None:
+        """The gate of the pipeline, made once connected; it may have been widened meanwhile."""
+        self._gate = gate
+        if gate.concurrency != self.concurrency:
+            gate.widen(self.concurrency)
+
+
+async def _read_jobs(
+    stdin: IO[bytes], jobs: MemoryObjectSendStream[Job], share: _Share, stop: anyio.CancelScope
+) -> None:
+    """Pass the parent's jobs on; when stdin closes, stop everything."""
+    async with jobs:
+        while (
+            message := await anyio.to_thread.run_sync(frames.read, stdin, abandon_on_cancel=True)
+        ) is not None:
+            if isinstance(message, Job):
+                jobs.send_nowait(message)  # the parent bounds how many it sends
+            elif isinstance(message, frames.Bound):
+                share.widen(message.concurrency)
+    stop.cancel()
+
+
+async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> int:
+    from .. import api
+
+    report = BackupReport(destination=str(start.destination), started_at=dt.datetime.now(dt.timezone.utc))
+    tallies = _Tallies(report, parent)
+    send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=math.inf)
+    share = _Share(start.concurrency)
+
+    def finished(job: Job, outcome: bool | None) -> None:
+        tallies.send()  # first, so that the parent has the job's counts when it hears of it
+        parent.send(frames.Finished(job.number, outcome))
+
+    async def produce(into: MemoryObjectSendStream[Job]) -> None:
+        async with into, receive:
+            async for job in receive:
+                await into.send(job)
+
+    try:
+        with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_read_jobs, stdin, send, share, stop)
+                source = await api.connect(None, start.concurrency)
+                try:
+                    parent.send(frames.Ready())
+                    pipeline = Pipeline(
+                        source,
+                        start.destination,
+                        concurrency=start.concurrency,
+                        download_artifacts=start.download_artifacts,
+                        full=start.full,
+                        selection=start.selection,
+                        report=report,
+                        on_progress=tallies,
+                        retry=start.retry,
+                        s3_endpoint_url=start.s3_endpoint_url,
+                        on_finished=finished,
+                    )
+                    share.attach(pipeline.gate)
+                    await pipeline.flow(produce, Tasks())
+                finally:
+                    source.close()
+    except Exception as e:
+        error = api.one_error(e)
+        if not isinstance(error, BackupError):
+            raise
+        if isinstance(error, UnexpectedError):
+            log.error("unexpected error in a worker process", exc_info=e)
+        parent.send(frames.stopped(error))
+        return 1
+    finally:
+        tallies.send()
+    return 0
+
+
+async def _main(stdin: IO[bytes], out: IO[bytes]) -> int:
+    start = frames.read(stdin)
+    if not isinstance(start, frames.Start):
+        return 2
+    parent = _Parent(out)
+    forward = _Forward(parent)
+    for name, level in start.log_levels.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(forward)
+        logger.propagate = False
+    return await _back_up(start, stdin, parent)
+
+
+def main() -> NoReturn:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent is the one that handles Ctrl-C
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see cli._leave_out_unused_imports
+    # Messages go to the real stdout; anything else printed there (the neptune client prints
+    # its warnings on stdout) goes to stderr instead.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    code = anyio.run(_main, sys.stdin.buffer, out)
+    logging.shutdown()
+    os._exit(code)  # abandoned request threads (a cancel leaves them) are not waited for
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The files an artifact points to, read from local paths or S3."""

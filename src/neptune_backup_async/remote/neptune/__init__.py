@@ -1,0 +1,1 @@
+"""The adapter over the ``neptune`` client: the only package that imports ``neptune``."""
