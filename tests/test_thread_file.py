@@ -12,9 +12,8 @@ import anyio
 import pytest
 
 from neptune_backup_async import backup
-from neptune_backup_async.disk.files import Abandoned, ThreadFile, thread_file
+from neptune_backup_async.disk.files import TEMP_SUFFIX, Abandoned, ThreadFile, thread_file
 from neptune_backup_async.domain import FieldInfo, ObjectRef, SeriesPage
-from neptune_backup_async.disk.files import TEMP_SUFFIX
 from neptune_backup_async.remote.neptune.client import NeptuneSource
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
