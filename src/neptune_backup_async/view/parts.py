@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain import UTC, parse_iso
 from .charts import num
 from .data import Run
 from .escape import h, url
@@ -65,6 +66,17 @@ def fmt_value(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+def when(value: Any) -> str:
+    """A moment as the site writes it, to the second in UTC ("2026-05-01 02:00:03 UTC");
+    anything that is not an ISO 8601 time as it is."""
+    if isinstance(value, str):
+        try:
+            return parse_iso(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except ValueError:
+            pass
+    return fmt_value(value)
 
 
 def size_text(size: int | None) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from .data import natural_key
 from .escape import h, json_text, url
-from .parts import page
+from .parts import page, when
 
 BASE_COLUMNS = [
     ("id", "id"),
@@ -61,6 +61,8 @@ def project_page(
         row = {
             k: r[k] for k in ("id", "name", "state", "owner", "tags", "created", "status", "problems", "key")
         }
+        if r["created"] is not None:  # to the second in UTC, as the rest of the site
+            row["created"] = when(r["created"])
         row["href"] = f"../runs/{url(r['key'])}.html"
         row["data"] = f"../data/{url(r['key'])}.js"
         row["p"] = {p: v for p, v in r["p"].items() if p in shown_params}
@@ -101,7 +103,7 @@ def project_page(
     if models:
         model_rows = "".join(
             f'<tr><td><a href="../runs/{url(m["key"])}.html">{h(m["id"])}</a></td><td>{h(m["kind"])}</td>'
-            f'<td>{h(m["name"] or "")}</td><td>{h(m["created"] or "")}</td><td class="status-{h(m["status"])}">{h(m["status"])}</td></tr>'
+            f'<td>{h(m["name"] or "")}</td><td>{h(when(m["created"]))}</td><td class="status-{h(m["status"])}">{h(m["status"])}</td></tr>'
             for m in sorted(models, key=lambda m: (m["kind"], natural_key(m["id"])))
         )
         body.append(

@@ -10,7 +10,7 @@ from .charts import chart, num
 from .data import MONITORING, Run, cached_series, read_artifact, read_image_index
 from .escape import h, url
 from .logs import logs
-from .parts import SCALAR_TYPES, Links, facts, fmt_value, page, page_key, size_text, status_of
+from .parts import SCALAR_TYPES, Links, facts, fmt_value, page, page_key, size_text, status_of, when
 
 
 def _tree(items: Iterable[tuple[str, Any]], strip: str = "") -> str:
@@ -191,8 +191,8 @@ def run_page(run: Run, links: Links, project_href: str, project_name: str) -> st
                 ("state", meta.get("sys/state")),
                 ("owner", meta.get("sys/owner")),
                 ("tags", meta.get("sys/tags")),
-                ("created", meta.get("sys/creation_time")),
-                ("modified", meta.get("sys/modification_time")),
+                ("created", when(meta.get("sys/creation_time"))),
+                ("modified", when(meta.get("sys/modification_time"))),
                 ("description", meta.get("sys/description")),
             ]
         )

@@ -186,7 +186,8 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
                 "project": name.split("/", 1)[-1],
                 "key": key,
                 "runs": sum(1 for r in rows if r["kind"] == "run") + len(missing),
-                "models": len(models),
+                "models": sum(1 for r in models if r["kind"] == "model"),
+                "versions": sum(1 for r in models if r["kind"] == "modelVersion"),
                 "status": status,
                 "report": (report or {}).get("projects", {}).get(name),
             }
@@ -197,17 +198,20 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
         if name not in listed:
             project_entries.append(
                 {"workspace": name.split("/")[0], "name": name, "project": name.split("/", 1)[-1], "key": "",
-                 "runs": 0, "models": 0, "status": "ok", "report": rep}
+                 "runs": 0, "models": 0, "versions": 0, "status": "ok", "report": rep}
             )  # fmt: skip
     old_projects = (
         {p.name for p in (site / "projects").glob("*.html")} if (site / "projects").is_dir() else set()
     )
     for stale in old_projects - {f"{p['key']}.html" for p in project_entries if p["key"]}:
         (site / "projects" / stale).unlink()
+    verified: dict[str, int] = {}  # the object folders verify read a manifest of, by kind
+    for row in (r for rows in by_project.values() for r in rows):
+        verified[row["kind"]] = verified.get(row["kind"], 0) + 1
     index = site / "index.html"
     _write(
         index,
-        index_page(project_entries, report, len(verification.problems), verification.objects, generated),
+        index_page(project_entries, report, len(verification.problems), verified, generated),
     )
     _write(
         state_path,
