@@ -277,6 +277,21 @@ def test_times_are_shown_to_the_second_in_utc(dest: Path, tmp_path: Path) -> Non
     assert _cells(project, "P0-MOD")[3] == _utc(model["sys/creation_time"])
 
 
+def test_pages_leave_out_facts_without_a_value(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+
+    def head_facts(run_id: str) -> str:
+        page = _run_page(site, run_id).read_text(encoding="utf-8")
+        return re.search(r'<dl class="facts">(.*?)</dl>', page).group(1)  # type: ignore[union-attr]
+
+    model, own = head_facts("P0-MOD"), head_facts("_project")
+    assert "<dd></dd>" not in model and "<dd></dd>" not in own
+    assert "<dt>state</dt>" not in model and "<dt>owner</dt><dd>" in model  # a model has an owner
+    assert "<dt>owner</dt>" not in own and "<dt>kind</dt><dd>project</dd>" in own
+    run_facts = head_facts("P0-1")
+    assert "<dt>state</dt><dd>" in run_facts and "<dt>tags</dt><dd>" in run_facts
+
+
 def test_run_page_shows_every_kind_of_field(dest: Path, tmp_path: Path) -> None:
     site = build_site(dest, tmp_path / "site").parent
     page = _run_page(site, "P0-1").read_text(encoding="utf-8")

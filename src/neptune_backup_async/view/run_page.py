@@ -183,20 +183,17 @@ def run_page(run: Run, links: Links, project_href: str, project_name: str) -> st
     name = meta.get("sys/name")
     title = f"{run.sys_id} {name}" if name else run.sys_id
     body = [f"<h1>{h(run.sys_id)}{(' — ' + h(name)) if name else ''}</h1>"]
-    body.append(
-        facts(
-            [
-                ("kind", run.manifest.kind),
-                ("project", run.manifest.project),
-                ("state", meta.get("sys/state")),
-                ("owner", meta.get("sys/owner")),
-                ("tags", meta.get("sys/tags")),
-                ("created", when(meta.get("sys/creation_time"))),
-                ("modified", when(meta.get("sys/modification_time"))),
-                ("description", meta.get("sys/description")),
-            ]
-        )
-    )
+    about = [
+        ("kind", run.manifest.kind),
+        ("project", run.manifest.project),
+        ("state", meta.get("sys/state")),
+        ("owner", meta.get("sys/owner")),
+        ("tags", meta.get("sys/tags")),
+        ("created", when(meta.get("sys/creation_time"))),
+        ("modified", when(meta.get("sys/modification_time"))),
+        ("description", meta.get("sys/description")),
+    ]
+    body.append(facts((k, v) for k, v in about if v not in (None, "", [])))  # a model has no state
     # integrity
     failed = run.manifest.failures
     problems = "".join(f"<li>{h(line)}</li>" for line in run.problems)
