@@ -292,6 +292,15 @@ def test_pages_leave_out_facts_without_a_value(dest: Path, tmp_path: Path) -> No
     assert "<dt>state</dt><dd>" in run_facts and "<dt>tags</dt><dd>" in run_facts
 
 
+def test_log_steps_are_padded_to_one_width(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+    page = _run_page(site, "P0-1").read_text(encoding="utf-8")
+    log = re.search(r'<pre class="log"[^>]*aria-label="logs/train">(.*?)</pre>', page, re.S).group(1)  # type: ignore[union-attr]
+    steps = re.findall(r'<span class="step">([^<]*)</span>', log)
+    assert steps[0] == " 0" and steps[9] == " 9" and steps[10] == "10" and len(steps) == 20
+    assert {len(s) for s in steps} == {2}
+
+
 def test_run_page_shows_every_kind_of_field(dest: Path, tmp_path: Path) -> None:
     site = build_site(dest, tmp_path / "site").parent
     page = _run_page(site, "P0-1").read_text(encoding="utf-8")

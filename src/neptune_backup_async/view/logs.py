@@ -18,7 +18,12 @@ def logs(run: Run, paths: list[str], links: Links) -> str:
             continue
         rows, total = read_string_series(run.folder / rel, LOG_LINES)
         note = f" (the last {len(rows)} of {total} lines)" if total > len(rows) else f" ({total} lines)"
-        lines = "\n".join(f'<span class="step">{h(_step(step))}</span> {h(text)}' for step, text in rows)
+        steps = [_step(step) for step, _ in rows]
+        width = max(map(len, steps), default=0)  # right-aligned, so that the lines' text aligns
+        lines = "\n".join(
+            f'<span class="step">{h(step.rjust(width))}</span> {h(text)}'
+            for step, (_, text) in zip(steps, rows, strict=True)
+        )
         out.append(
             f'<h3>{h(path)}</h3><p class="muted">{note.strip()} · <a href="{links.backup_file(run, rel)}">CSV</a></p>'
             f'<pre class="log" tabindex="0" aria-label="{h(path)}">{lines}</pre>'
