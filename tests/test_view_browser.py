@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -270,6 +271,15 @@ def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
     assert x_range() == [low, high]
     assert "Log scale." in desc.inner_text()
     assert pixels() not in (before, zoomed)
+    # the y axis fits the line shown, with a little room, and has ticks to read it by
+    lo, hi, y_min, y_max, labels = loss.evaluate(
+        """b => { const u = b.nbvChart.plot, xs = u.data[0], s = u.scales;
+            const ys = u.data[1].filter((y, i) => xs[i] >= s.x.min && xs[i] <= s.x.max);
+            return [Math.min(...ys), Math.max(...ys), s.y.min, s.y.max, u.axes[1]._values.filter(v => v).length]; }"""
+    )
+    assert y_min < lo < hi < y_max
+    assert math.log(y_max / y_min) < 1.2 * math.log(hi / lo)  # uPlot made it 0.4 to 1 for 0.43 to 0.51
+    assert labels >= 3
     page.locator("#log-scale").uncheck()
     assert "Log scale" not in desc.inner_text()
     page.locator(".plot .u-over").first.dblclick()  # zoom out (the first chart is not the loss)

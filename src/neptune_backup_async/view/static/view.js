@@ -80,8 +80,35 @@
     return table;
   }
 
-  // A log axis over the data, not stretched to whole powers of ten.
-  function tightLog(u, min, max) { return uPlot.rangeLog(min, max, 10, false); }
+  // A log axis over the data with a little room (a twentieth of its span each side). uPlot's
+  // own rounds out to whole multiples of a power of ten: 0.39 to 0.52 became 0.3 to 0.6,
+  // and a line of a narrow range was squashed into the middle of its chart.
+  function tightLog(u, min, max) {
+    if (!(min > 0 && max > 0)) return uPlot.rangeLog(min, max, 10, false);  // nothing to draw
+    var lo = Math.log10(min), hi = Math.log10(max), pad = Math.max((hi - lo) / 20, 0.005);
+    return [Math.pow(10, lo - pad), Math.pow(10, hi + pad)];
+  }
+
+  function round12(v) { return Number(v.toPrecision(12)); }  // 0.30000000000000004 is 0.3
+
+  // Ticks of a log axis: 1 to 9 times each power of ten in range, as uPlot's own; on a range
+  // too narrow to hold three of those, round values evenly spaced (1, 2, 2.5 or 5 times a
+  // power of ten apart), as many as fit, for a log axis is nearly linear there.
+  function logTicks(u, axis, min, max) {
+    var out = [];
+    for (var e = Math.floor(Math.log10(min)); Math.pow(10, e) <= max; e++) {
+      for (var m = 1; m < 10; m++) {
+        var v = round12(m * Math.pow(10, e));
+        if (v >= min && v <= max) out.push(v);
+      }
+    }
+    if (out.length >= 3) return out;
+    var raw = (max - min) / Math.max(3, Math.round(u.height / 60)), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 2.5, 5, 10].map(function (f) { return f * mag; }).find(function (s) { return s >= raw; });
+    out = [];
+    for (var k = Math.ceil(min / step); k * step <= max; k++) out.push(round12(k * step));
+    return out;
+  }
 
   function Chart(box, lines, height) {  // lines: [{label, color, pts}]
     this.box = box; this.lines = lines; this.height = height;
@@ -111,11 +138,13 @@
     var xAxis = {label: X_LABEL[settings.x], font: FONT, labelFont: FONT, labelSize: 22};
     if (settings.x === "step" && data[0].every(Number.isInteger)) xAxis.incrs = INT_INCRS;
     if (settings.x === "time") xAxis.values = TIME_TICKS;
+    var yAxis = {font: FONT, size: 72, values: function (u, ticks) { return ticks.map(fmt); }};
+    if (settings.log) yAxis.splits = logTicks;
     this.box.classList.add("drawn");
     this.plot = new uPlot({
       width: Math.max(this.box.clientWidth, 200), height: this.height,
       scales: {x: {time: settings.x === "time"}, y: settings.log ? {distr: 3, range: tightLog} : {}},
-      axes: [xAxis, {font: FONT, size: 72, values: function (u, ticks) { return ticks.map(fmt); }}],
+      axes: [xAxis, yAxis],
       series: series,
       cursor: {drag: {x: true, y: false}},
       legend: {live: true},
