@@ -226,6 +226,11 @@ def test_runs_table_data(dest: Path, tmp_path: Path) -> None:
         assert row["m"]["metrics/train/loss"] == float(last.split(",")[1])
         assert (site / "runs" / f"{row['key']}.html").is_file()
     assert "metrics/train/loss" in doc["metrics"]  # type: ignore[operator]
+    # every parameter, for the scatter of any parameter against any metric
+    metas = [json.loads((_run_folder(dest, i) / "simple_metadata.json").read_text()) for i in rows]
+    params = sorted({k for meta in metas for k in meta if k.startswith("parameters/")})
+    assert doc["params"] == params and len(params) > 1
+    assert all(rows[m["sys/id"]]["p"] == {k: v for k, v in m.items() if k in params} for m in metas)
 
 
 def _utc(text: str) -> str:

@@ -106,6 +106,8 @@ def test_site_in_a_browser(chromium: Path, site: tuple[Path, Path], tmp_path: Pa
             page.screenshot(path=str(shots / "project.png"), full_page=True)
             _compare(page, expect)
             page.locator("#compare").screenshot(path=str(shots / "compare.png"))
+            _scatter(page, expect, dest)
+            page.locator("#scatter").screenshot(path=str(shots / "scatter.png"))
             _run_page(page, expect, dest, shots)
             _model_version(page, index)
 
@@ -213,6 +215,62 @@ def _compare(page: Any, expect: Any) -> None:
     page.click("#compare-btn")
     expect(page.locator("#compare-chart .u-legend .u-series th").nth(2)).to_have_text("P0-2 (run-2)")
     assert page.locator("#compare-chart canvas").count() == 1
+
+
+def _scatter(page: Any, expect: Any, dest: Path) -> None:
+    """A parameter against a metric's last value: a point per run of the table, from the backup."""
+    page.select_option("#scatter-x", "parameters/optimizer/p0")
+    page.select_option("#scatter-y", "metrics/train/loss")
+    chart = page.locator("#scatter-chart .plot")
+    expect(chart.locator("canvas")).to_have_count(1)
+    want: dict[str, tuple[float, float]] = {}
+    for folder in dest.glob("*/*/P0-*"):
+        meta = json.loads((folder / "simple_metadata.json").read_text())
+        last = (folder / "metrics" / "train" / "loss.csv").read_text().strip().split("\n")[-1]
+        want[folder.name] = (meta["parameters/optimizer/p0"], float(last.split(",")[1]))
+    assert len(want) == RUNS
+    xs, ys = chart.evaluate("b => b.nbvChart.plot.data")
+    assert sorted(zip(xs, ys, strict=True)) == sorted(want.values())
+    assert (
+        page.locator("#scatter-desc")
+        .inner_text()
+        .startswith(
+            f"Scatter of metrics/train/loss (last value) against parameters/optimizer/p0 for {RUNS} runs: "
+        )
+    )
+
+    # hovering a point names its run
+    chart.scroll_into_view_if_needed()
+    x, y = chart.evaluate(
+        "b => { const u = b.nbvChart.plot; return [u.valToPos(u.data[0][0], 'x'), u.valToPos(u.data[1][0], 'y')]; }"
+    )
+    box = chart.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    run_id = next(k for k, v in want.items() if v == (xs[0], ys[0]))
+    assert chart.locator(".u-legend .u-value").nth(1).inner_text().endswith(f"({run_id})")
+
+    # the table's filter applies
+    page.fill("#filter", "nightly")
+    shown = page.locator("#runs tbody tr").count()
+    assert 0 < shown < RUNS
+    assert len(chart.evaluate("b => b.nbvChart.plot.data[0]")) == shown
+    page.fill("#filter", "")
+    expect(page.locator("#runs tbody tr")).to_have_count(RUNS)
+
+    # a parameter of strings: one column of points per value, the values along x
+    page.select_option("#scatter-x", "parameters/optimizer/p3")
+    names = sorted(
+        {
+            str(
+                json.loads((dest.glob(f"*/*/{r}").__next__() / "simple_metadata.json").read_text())[
+                    "parameters/optimizer/p3"
+                ]
+            )
+            for r in want
+        }
+    )
+    assert chart.evaluate("b => b.nbvChart.plot.axes[0]._values") == names
+    assert len(chart.evaluate("b => b.nbvChart.plot.data[0]")) == RUNS
 
 
 def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:

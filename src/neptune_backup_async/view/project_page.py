@@ -22,8 +22,8 @@ MAX_METRIC_COLUMNS = 12
 NOSCRIPT_ROWS = 1_000  # runs listed for a browser without JavaScript
 
 
-def choose_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
-    """The parameter and metric columns shown (the most common ones) and every metric."""
+def choose_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The parameter and metric columns shown (the most common ones), every parameter and every metric."""
 
     def common(key: str) -> list[str]:
         counts: dict[str, int] = {}
@@ -33,7 +33,7 @@ def choose_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], li
         return sorted(counts, key=lambda p: (-counts[p], p))
 
     params, metrics = common("p"), common("m")
-    return params[:MAX_PARAM_COLUMNS], metrics[:MAX_METRIC_COLUMNS], sorted(metrics)
+    return params[:MAX_PARAM_COLUMNS], metrics[:MAX_METRIC_COLUMNS], sorted(params), sorted(metrics)
 
 
 def project_page(
@@ -46,7 +46,7 @@ def project_page(
 ) -> str:
     """``own``: the row of the project's own fields, if they were backed up."""
     runs = [r for r in rows if r["kind"] == "run"]
-    params, metrics, all_metrics = choose_columns(runs)
+    params, metrics, all_params, all_metrics = choose_columns(runs)
     # id and name, then what runs are compared by (the last metric values, the parameters), then the rest
     base = [{"key": k, "label": label, "kind": "base"} for k, label in BASE_COLUMNS]
     columns = base[:2]
@@ -55,7 +55,6 @@ def project_page(
         {"key": p, "label": p.removeprefix("parameters/"), "title": p, "kind": "param"} for p in params
     ]
     columns += base[2:]
-    shown_params, shown_metrics = set(params), set(all_metrics)
     table_rows = []
     for r in runs:
         row = {
@@ -65,10 +64,9 @@ def project_page(
             row["created"] = when(r["created"])
         row["href"] = f"../runs/{url(r['key'])}.html"
         row["data"] = f"../data/{url(r['key'])}.js"
-        row["p"] = {p: v for p, v in r["p"].items() if p in shown_params}
-        row["m"] = {m: v for m, v in r["m"].items() if m in shown_metrics and m in metrics}
+        row["p"], row["m"] = r["p"], r["m"]  # all of them: the scatter plots any against any
         table_rows.append(row)
-    spec = {"columns": columns, "rows": table_rows, "metrics": all_metrics}
+    spec = {"columns": columns, "rows": table_rows, "params": all_params, "metrics": all_metrics}
     counts: dict[str, int] = {}
     for r in runs:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -91,7 +89,15 @@ def project_page(
         '<button id="next" type="button">Next</button></div>',
         '<section id="compare"><h2>Compare</h2><div class="toolbar"><label for="metric">Metric</label>'
         '<select id="metric"></select><button id="compare-btn" type="button">Compare selected runs</button></div>'
-        '<div id="compare-chart"></div></section></div>',
+        '<div id="compare-chart"></div></section>',
+        '<section id="scatter"><h2>Parameter against metric</h2><div class="toolbar">'
+        '<label for="scatter-x">Parameter</label><select id="scatter-x"></select>'
+        '<label for="scatter-y">Metric (last value)</label><select id="scatter-y"></select></div>'
+        '<p class="muted">One point per run of the table (its filter applies).</p>'
+        '<div id="scatter-chart"></div></section>'
+        if all_params and all_metrics
+        else "",
+        "</div>",
         "<noscript><p>The runs table needs JavaScript; every run page works without it.</p><ul>"
         + "".join(
             f'<li><a href="{h(r["href"])}">{h(r["id"])}</a> {h(r["name"] or "")}</li>'

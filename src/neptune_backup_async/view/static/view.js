@@ -293,6 +293,8 @@
     root.querySelector("#compare-btn").addEventListener("click", function () { self.compare(); });
     var chart = root.querySelector("#compare-chart");
     chart.parentNode.insertBefore(controls(), chart);
+    var scatter = root.querySelector("#scatter-chart");
+    if (scatter) this.scatter = new Scatter(scatter, spec.params, spec.metrics, function () { return self.view; });
     this.renderChooser();
     this.applyFilter();
   }
@@ -371,6 +373,7 @@
     this.applySort();
     this.page = 0;
     this.render();
+    if (this.scatter) this.scatter.draw();
   };
 
   RunsTable.prototype.sortBy = function (col) {
@@ -480,6 +483,80 @@
     chart.draw();
     return chart;
   }
+
+  // -- scatter: a parameter against the last value of a metric, a point per run -------
+  // Runs without both values are left out; a parameter with a value that is not a number
+  // (a string, a bool, a list) is drawn by category, its values in natural order along x.
+  function Scatter(out, params, metrics, runs) {
+    var self = this;
+    this.out = out; this.runs = runs; this.plot = null;
+    this.x = document.getElementById("scatter-x"); this.y = document.getElementById("scatter-y");
+    params.forEach(function (p) { self.x.appendChild(el("option", {value: p}, p)); });
+    metrics.forEach(function (m) { self.y.appendChild(el("option", {value: m}, m)); });
+    this.x.addEventListener("change", function () { self.draw(); });
+    this.y.addEventListener("change", function () { self.draw(); });
+    charts.push(this);  // resized (and redrawn) with the charts; their settings do not apply to it
+  }
+
+  Scatter.prototype.points = function (param, metric) {
+    var pts = [], left = 0;
+    this.runs().forEach(function (r) {
+      var x = r.p[param], y = r.m[metric];
+      if (x === undefined || x === null || typeof y !== "number") left++;
+      else pts.push({row: r, x: x, y: y});
+    });
+    var cats = null;
+    if (pts.some(function (p) { return typeof p.x !== "number"; })) {
+      var names = {};
+      pts.forEach(function (p) { p.name = fmt(p.x) || "(empty)"; names[p.name] = true; });
+      cats = Object.keys(names).sort(NATURAL.compare);
+      pts.forEach(function (p) { p.x = cats.indexOf(p.name); });
+    }
+    pts.sort(function (a, b) { return a.x - b.x || NATURAL.compare(a.row.id, b.row.id); });  // uPlot reads x in order
+    return {pts: pts, left: left, cats: cats};
+  };
+
+  function padded(u, min, max) {  // room for the points at either end: a twentieth of the range
+    var pad = (max - min) / 20 || Math.abs(min) / 10 || 1;
+    return [min - pad, max + pad];
+  }
+
+  Scatter.prototype.draw = function () {
+    var param = this.x.value, metric = this.y.value, got = this.points(param, metric);
+    var pts = got.pts, cats = got.cats;
+    if (this.plot) { this.plot.destroy(); this.plot = null; }
+    this.out.textContent = "";
+    var missing = got.left ? "; " + got.left + " runs without both left out" : "";
+    if (!pts.length) { this.out.textContent = "No run of the table has both " + param + " and " + metric + missing + "."; return; }
+    var xText = function (v) { return cats ? cats[v] : fmt(v); };
+    var ys = pts.map(function (p) { return p.y; });
+    var desc = "Scatter of " + metric + " (last value) against " + param + " for " + pts.length + " runs" + missing + ": " +
+      pts.slice(0, 50).map(function (p) { return p.row.id + " (" + xText(p.x) + ", " + fmt(p.y) + ")"; }).join("; ") +
+      (pts.length > 50 ? "; and " + (pts.length - 50) + " more." : ".");
+    var box = el("div", {"class": "plot drawn", role: "img", "aria-labelledby": "scatter-desc"});
+    box.appendChild(el("span", {"class": "desc", id: "scatter-desc"}, desc));
+    this.out.appendChild(box);
+    var xAxis = {label: param, font: FONT, labelFont: FONT, labelSize: 22, values: function (u, ticks) { return ticks.map(xText); }};
+    if (cats) xAxis.splits = function () { return cats.map(function (c, i) { return i; }); };
+    this.plot = new uPlot({
+      width: Math.max(this.out.clientWidth, 200), height: 380,
+      scales: {x: {time: false, range: cats ? [-0.5, cats.length - 0.5] : padded}},
+      axes: [xAxis, {font: FONT, size: 72, label: metric, labelFont: FONT, labelSize: 22, values: function (u, ticks) { return ticks.map(fmt); }}],
+      series: [
+        {label: param, value: function (u, v) { return v === null ? "" : xText(v); }},
+        {label: metric + " (last value)", stroke: PALETTE[0], paths: function () { return null; },
+         points: {show: true, space: 0, size: 8, fill: PALETTE[0] + "b0"},
+         value: function (u, v, s, i) { return i === null || i === undefined ? "" : fmt(v) + " (" + pts[i].row.id + ")"; }}
+      ],
+      cursor: {drag: {x: true, y: false}},
+      legend: {live: true}
+    }, [pts.map(function (p) { return p.x; }), ys], box);
+    box.nbvChart = this;  // for the browser test
+  };
+
+  Scatter.prototype.resize = function () {
+    if (this.plot && Math.abs(this.plot.width - this.out.clientWidth) > 1) this.plot.setSize({width: Math.max(this.out.clientWidth, 200), height: 380});
+  };
 
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   document.addEventListener("DOMContentLoaded", function () {
