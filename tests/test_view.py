@@ -304,6 +304,9 @@ def test_log_steps_are_padded_to_one_width(dest: Path, tmp_path: Path) -> None:
     steps = re.findall(r'<span class="step">([^<]*)</span>', log)
     assert steps[0] == " 0" and steps[9] == " 9" and steps[10] == "10" and len(steps) == 20
     assert {len(s) for s in steps} == {2}
+    # each line an element of its own, newline included, for the page's search to hide
+    assert log.startswith('<span class="line"><span class="step"> 0</span> train line 0: ')
+    assert log.count('<span class="line">') == 20 and log.endswith("\n</span>")
 
 
 def test_run_page_shows_every_kind_of_field(dest: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ one, except where NEPTUNE_BACKUP_REQUIRE_OPTIONAL=1 (set by CI): there it fails.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -289,6 +290,7 @@ def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
         page.wait_for_function("img => img.complete", arg=images.nth(i).element_handle())
         assert images.nth(i).evaluate("img => img.naturalWidth") > 0
     assert page.locator("#integrity").inner_text().startswith("ok")
+    _log_search(page, expect, dest)
 
     loss = page.locator(".plot", has=page.locator(".sr", has_text="metrics/train/loss")).first
     loss.scroll_into_view_if_needed()
@@ -367,6 +369,22 @@ def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
     loss.locator(".u-over").hover()
     page.screenshot(path=str(shots / "run.png"))
     page.screenshot(path=str(shots / "run-full.png"), full_page=True)
+
+
+def _log_search(page: Any, expect: Any, dest: Path) -> None:
+    """The search box above a log keeps the lines that hold what is typed, in any case."""
+    rows = list(csv.reader((next(dest.glob("*/*/P0-1")) / "logs" / "train.csv").open(newline="")))[1:]
+    want = [text for _, text, _ in rows if "line 1" in text.lower()]
+    assert 0 < len(want) < len(rows)
+    log = page.locator("pre.log[aria-label='logs/train']")
+    search = page.get_by_role("searchbox", name="search logs/train")
+    search.scroll_into_view_if_needed()
+    search.fill("LINE 1")
+    shown = [t.strip().split(" ", 1)[1] for t in log.locator(".line:visible").all_inner_texts()]
+    assert shown == want
+    expect(search.locator("xpath=..")).to_contain_text(f"{len(want)} of {len(rows)} lines hold")
+    search.fill("")
+    expect(log.locator(".line:visible")).to_have_count(len(rows))
 
 
 def _fmt(v: float) -> str:

@@ -20,8 +20,9 @@ def logs(run: Run, paths: list[str], links: Links) -> str:
         note = f" (the last {len(rows)} of {total} lines)" if total > len(rows) else f" ({total} lines)"
         steps = [_step(step) for step, _ in rows]
         width = max(map(len, steps), default=0)  # right-aligned, so that the lines' text aligns
-        lines = "\n".join(
-            f'<span class="step">{h(step.rjust(width))}</span> {h(text)}'
+        # a line is an element, newline included, so that the page's search can hide it
+        lines = "".join(
+            f'<span class="line"><span class="step">{h(step.rjust(width))}</span> {h(text)}\n</span>'
             for step, (_, text) in zip(steps, rows, strict=True)
         )
         out.append(

@@ -558,9 +558,31 @@
     if (this.plot && Math.abs(this.plot.width - this.out.clientWidth) > 1) this.plot.setSize({width: Math.max(this.out.clientWidth, 200), height: 380});
   };
 
+  // -- logs: a search box above each, keeping the lines that hold what is typed --------
+  function logSearch(pre) {
+    var lines = pre.querySelectorAll(".line"), texts = [];
+    for (var i = 0; i < lines.length; i++) texts.push(lines[i].textContent.toLowerCase());
+    var box = el("input", {type: "search", "class": "log-search", placeholder: "Search these " + lines.length + " lines",
+                           "aria-label": "search " + pre.getAttribute("aria-label"), autocomplete: "off"});
+    var count = el("span", {"class": "muted", "aria-live": "polite"});
+    var bar = el("div", {"class": "toolbar"});
+    bar.appendChild(box); bar.appendChild(count);
+    pre.parentNode.insertBefore(bar, pre);
+    box.addEventListener("input", function () {
+      var q = box.value.trim().toLowerCase(), n = 0;
+      for (var i = 0; i < lines.length; i++) {
+        var keep = texts[i].indexOf(q) >= 0;  // its step included
+        lines[i].hidden = !keep;
+        if (keep) n++;
+      }
+      count.textContent = q ? n + " of " + lines.length + " lines hold \u201c" + box.value.trim() + "\u201d" : "";
+    });
+  }
+
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   document.addEventListener("DOMContentLoaded", function () {
     runPageCharts();
+    Array.prototype.forEach.call(document.querySelectorAll("pre.log"), logSearch);
     var spec = document.getElementById("nbv-table");
     var root = document.getElementById("runs-app");
     if (spec && root) window.nbvTable = new RunsTable(root, JSON.parse(spec.textContent));
