@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import math
@@ -212,8 +213,6 @@ def test_runs_table_data(dest: Path, tmp_path: Path) -> None:
     site = index.parent
     html = index.read_text(encoding="utf-8")
     assert "workspace-0" in html and "project-0" in html and "project-1" in html
-    report = json.loads((dest / "backup-report.json").read_text(encoding="utf-8"))
-    assert report["finished_at"] in html
     doc = _script_json(_project_page(site))
     rows = {r["id"]: r for r in doc["rows"]}  # type: ignore[attr-defined]
     assert sorted(rows) == ["P0-1", "P0-2", "P0-3", "P0-4"]
@@ -227,6 +226,87 @@ def test_runs_table_data(dest: Path, tmp_path: Path) -> None:
         assert row["m"]["metrics/train/loss"] == float(last.split(",")[1])
         assert (site / "runs" / f"{row['key']}.html").is_file()
     assert "metrics/train/loss" in doc["metrics"]  # type: ignore[operator]
+    # every parameter, for the scatter of any parameter against any metric
+    metas = [json.loads((_run_folder(dest, i) / "simple_metadata.json").read_text()) for i in rows]
+    params = sorted({k for meta in metas for k in meta if k.startswith("parameters/")})
+    assert doc["params"] == params and len(params) > 1
+    assert all(rows[m["sys/id"]]["p"] == {k: v for k, v in m.items() if k in params} for m in metas)
+
+
+def _utc(text: str) -> str:
+    moment = dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cells(html: str, first: str) -> list[str]:
+    """The cells of the table row whose first cell holds ``first``, as text."""
+    row = re.search(rf"<tr><td>(?:<a [^>]*>)?{re.escape(first)}(?:</a>)?</td>.*?</tr>", html)
+    assert row, first
+    return [re.sub("<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(0))]
+
+
+def test_index_says_when_and_what_in_words(dest: Path, tmp_path: Path) -> None:
+    """Times to the second in UTC, "interrupted" only when the backup was, models apart from
+    their versions, and what was verified counted by kind."""
+    report_path = dest / "backup-report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    html = build_site(dest, tmp_path / "site").read_text(encoding="utf-8")
+    assert f"<dt>last backup finished</dt><dd>{_utc(report['finished_at'])}</dd>" in html
+    assert f"<dt>started</dt><dd>{_utc(report['started_at'])}</dd>" in html
+    assert report["finished_at"] not in html and "interrupted" not in html
+    header = re.search(r"<thead><tr>(.*?)</tr></thead>", html).group(1)  # type: ignore[union-attr]
+    assert re.sub("<[^>]+>", "|", header).replace("||", "|").strip("|").split("|")[:4] == [
+        "project", "runs", "models", "model versions"
+    ]  # fmt: skip
+    assert _cells(html, "project-0")[:4] == ["project-0", "4", "1", "2"]
+    assert "8 runs, 2 models, 4 model versions and 2 projects&#x27; own fields verified:" in html
+
+    report["interrupted"] = True
+    report_path.write_text(json.dumps(report), encoding="utf-8")
+    html = build_site(dest, tmp_path / "site").read_text(encoding="utf-8")
+    assert "<dt>interrupted</dt><dd>yes: run the backup again to finish it</dd>" in html
+
+
+def test_times_are_shown_to_the_second_in_utc(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+    meta = json.loads((_run_folder(dest, "P0-1") / "simple_metadata.json").read_text(encoding="utf-8"))
+    page = _run_page(site, "P0-1").read_text(encoding="utf-8")
+    assert f"<dt>created</dt><dd>{_utc(meta['sys/creation_time'])}</dd>" in page
+    assert f"<dt>modified</dt><dd>{_utc(meta['sys/modification_time'])}</dd>" in page
+    project = _project_page(site)
+    rows = {r["id"]: r for r in _script_json(project)["rows"]}  # type: ignore[attr-defined]
+    assert rows["P0-1"]["created"] == _utc(meta["sys/creation_time"])
+    model = json.loads(
+        (_run_folder(dest, "_models/P0-MOD") / "simple_metadata.json").read_text(encoding="utf-8")
+    )
+    assert _cells(project, "P0-MOD")[3] == _utc(model["sys/creation_time"])
+
+
+def test_pages_leave_out_facts_without_a_value(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+
+    def head_facts(run_id: str) -> str:
+        page = _run_page(site, run_id).read_text(encoding="utf-8")
+        return re.search(r'<dl class="facts">(.*?)</dl>', page).group(1)  # type: ignore[union-attr]
+
+    model, own = head_facts("P0-MOD"), head_facts("_project")
+    assert "<dd></dd>" not in model and "<dd></dd>" not in own
+    assert "<dt>state</dt>" not in model and "<dt>owner</dt><dd>" in model  # a model has an owner
+    assert "<dt>owner</dt>" not in own and "<dt>kind</dt><dd>project</dd>" in own
+    run_facts = head_facts("P0-1")
+    assert "<dt>state</dt><dd>" in run_facts and "<dt>tags</dt><dd>" in run_facts
+
+
+def test_log_steps_are_padded_to_one_width(dest: Path, tmp_path: Path) -> None:
+    site = build_site(dest, tmp_path / "site").parent
+    page = _run_page(site, "P0-1").read_text(encoding="utf-8")
+    log = re.search(r'<pre class="log"[^>]*aria-label="logs/train">(.*?)</pre>', page, re.S).group(1)  # type: ignore[union-attr]
+    steps = re.findall(r'<span class="step">([^<]*)</span>', log)
+    assert steps[0] == " 0" and steps[9] == " 9" and steps[10] == "10" and len(steps) == 20
+    assert {len(s) for s in steps} == {2}
+    # each line an element of its own, newline included, for the page's search to hide
+    assert log.startswith('<span class="line"><span class="step"> 0</span> train line 0: ')
+    assert log.count('<span class="line">') == 20 and log.endswith("\n</span>")
 
 
 def test_run_page_shows_every_kind_of_field(dest: Path, tmp_path: Path) -> None:

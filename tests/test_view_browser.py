@@ -12,8 +12,10 @@ one, except where NEPTUNE_BACKUP_REQUIRE_OPTIONAL=1 (set by CI): there it fails.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -105,6 +107,8 @@ def test_site_in_a_browser(chromium: Path, site: tuple[Path, Path], tmp_path: Pa
             page.screenshot(path=str(shots / "project.png"), full_page=True)
             _compare(page, expect)
             page.locator("#compare").screenshot(path=str(shots / "compare.png"))
+            _scatter(page, expect, dest)
+            page.locator("#scatter").screenshot(path=str(shots / "scatter.png"))
             _run_page(page, expect, dest, shots)
             _model_version(page, index)
 
@@ -214,6 +218,62 @@ def _compare(page: Any, expect: Any) -> None:
     assert page.locator("#compare-chart canvas").count() == 1
 
 
+def _scatter(page: Any, expect: Any, dest: Path) -> None:
+    """A parameter against a metric's last value: a point per run of the table, from the backup."""
+    page.select_option("#scatter-x", "parameters/optimizer/p0")
+    page.select_option("#scatter-y", "metrics/train/loss")
+    chart = page.locator("#scatter-chart .plot")
+    expect(chart.locator("canvas")).to_have_count(1)
+    want: dict[str, tuple[float, float]] = {}
+    for folder in dest.glob("*/*/P0-*"):
+        meta = json.loads((folder / "simple_metadata.json").read_text())
+        last = (folder / "metrics" / "train" / "loss.csv").read_text().strip().split("\n")[-1]
+        want[folder.name] = (meta["parameters/optimizer/p0"], float(last.split(",")[1]))
+    assert len(want) == RUNS
+    xs, ys = chart.evaluate("b => b.nbvChart.plot.data")
+    assert sorted(zip(xs, ys, strict=True)) == sorted(want.values())
+    assert (
+        page.locator("#scatter-desc")
+        .inner_text()
+        .startswith(
+            f"Scatter of metrics/train/loss (last value) against parameters/optimizer/p0 for {RUNS} runs: "
+        )
+    )
+
+    # hovering a point names its run
+    chart.scroll_into_view_if_needed()
+    x, y = chart.evaluate(
+        "b => { const u = b.nbvChart.plot; return [u.valToPos(u.data[0][0], 'x'), u.valToPos(u.data[1][0], 'y')]; }"
+    )
+    box = chart.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    run_id = next(k for k, v in want.items() if v == (xs[0], ys[0]))
+    assert chart.locator(".u-legend .u-value").nth(1).inner_text().endswith(f"({run_id})")
+
+    # the table's filter applies
+    page.fill("#filter", "nightly")
+    shown = page.locator("#runs tbody tr").count()
+    assert 0 < shown < RUNS
+    assert len(chart.evaluate("b => b.nbvChart.plot.data[0]")) == shown
+    page.fill("#filter", "")
+    expect(page.locator("#runs tbody tr")).to_have_count(RUNS)
+
+    # a parameter of strings: one column of points per value, the values along x
+    page.select_option("#scatter-x", "parameters/optimizer/p3")
+    names = sorted(
+        {
+            str(
+                json.loads((dest.glob(f"*/*/{r}").__next__() / "simple_metadata.json").read_text())[
+                    "parameters/optimizer/p3"
+                ]
+            )
+            for r in want
+        }
+    )
+    assert chart.evaluate("b => b.nbvChart.plot.axes[0]._values") == names
+    assert len(chart.evaluate("b => b.nbvChart.plot.data[0]")) == RUNS
+
+
 def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
     page.locator("#runs a", has_text="P0-1").first.click()
     assert page.locator("h1").inner_text().startswith("P0-1")
@@ -230,6 +290,7 @@ def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
         page.wait_for_function("img => img.complete", arg=images.nth(i).element_handle())
         assert images.nth(i).evaluate("img => img.naturalWidth") > 0
     assert page.locator("#integrity").inner_text().startswith("ok")
+    _log_search(page, expect, dest)
 
     loss = page.locator(".plot", has=page.locator(".sr", has_text="metrics/train/loss")).first
     loss.scroll_into_view_if_needed()
@@ -270,6 +331,15 @@ def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
     assert x_range() == [low, high]
     assert "Log scale." in desc.inner_text()
     assert pixels() not in (before, zoomed)
+    # the y axis fits the line shown, with a little room, and has ticks to read it by
+    lo, hi, y_min, y_max, labels = loss.evaluate(
+        """b => { const u = b.nbvChart.plot, xs = u.data[0], s = u.scales;
+            const ys = u.data[1].filter((y, i) => xs[i] >= s.x.min && xs[i] <= s.x.max);
+            return [Math.min(...ys), Math.max(...ys), s.y.min, s.y.max, u.axes[1]._values.filter(v => v).length]; }"""
+    )
+    assert y_min < lo < hi < y_max
+    assert math.log(y_max / y_min) < 1.2 * math.log(hi / lo)  # uPlot made it 0.4 to 1 for 0.43 to 0.51
+    assert labels >= 3
     page.locator("#log-scale").uncheck()
     assert "Log scale" not in desc.inner_text()
     page.locator(".plot .u-over").first.dblclick()  # zoom out (the first chart is not the loss)
@@ -299,6 +369,22 @@ def _run_page(page: Any, expect: Any, dest: Path, shots: Path) -> None:
     loss.locator(".u-over").hover()
     page.screenshot(path=str(shots / "run.png"))
     page.screenshot(path=str(shots / "run-full.png"), full_page=True)
+
+
+def _log_search(page: Any, expect: Any, dest: Path) -> None:
+    """The search box above a log keeps the lines that hold what is typed, in any case."""
+    rows = list(csv.reader((next(dest.glob("*/*/P0-1")) / "logs" / "train.csv").open(newline="")))[1:]
+    want = [text for _, text, _ in rows if "line 1" in text.lower()]
+    assert 0 < len(want) < len(rows)
+    log = page.locator("pre.log[aria-label='logs/train']")
+    search = page.get_by_role("searchbox", name="search logs/train")
+    search.scroll_into_view_if_needed()
+    search.fill("LINE 1")
+    shown = [t.strip().split(" ", 1)[1] for t in log.locator(".line:visible").all_inner_texts()]
+    assert shown == want
+    expect(search.locator("xpath=..")).to_contain_text(f"{len(want)} of {len(rows)} lines hold")
+    search.fill("")
+    expect(log.locator(".line:visible")).to_have_count(len(rows))
 
 
 def _fmt(v: float) -> str:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,40 @@ def read_artifact(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def metric_files(run: Run) -> Iterator[tuple[str, str]]:
+    """(field path, CSV file) of every float series that is a metric, not monitoring."""
+    for path in run.fields_of("floatSeries"):
+        if not path.startswith(MONITORING) and (rel := run.field_file(path, ".csv")) is not None:
+            yield path, rel
+
+
+def last_value(run: Run, rel: str) -> float | None:
+    """The value of the last row of a float series CSV, read from the end of the file."""
+    path = run.folder / rel
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.strip("\n").split("\n")):
+        parts = line.split(",")
+        if len(parts) >= 2 and parts[0] != "step":
+            try:
+                return float(parts[1])
+            except ValueError:
+                return None
+    return None
+
+
+def cached_series(run: Run, rel: str) -> FloatSeries:
+    """A float series of the run, read once for its chart and its compare data."""
+    cache = run.cache.setdefault("series", {})
+    if rel not in cache:
+        cache[rel] = read_float_series(run.folder / rel)
+    series: FloatSeries = cache[rel]
+    return series

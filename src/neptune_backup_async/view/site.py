@@ -15,10 +15,14 @@ from ..errors import NotABackupError
 from ..format import layout
 from ..format.report import load_reports
 from ..format.verify import container_folders, verify
-from . import assets, pages
+from . import assets
 from .data import load_run, natural_key
 from .escape import h, url
-from .pages import page_key
+from .index_page import index_page
+from .parts import Links, page_key
+from .project_page import project_page
+from .rows import compare_data, table_row
+from .run_page import run_page
 
 SITE_DIR = "_site"
 STATE = ".view-state.json"
@@ -59,11 +63,11 @@ def _build_run(task: tuple[str, str, str, list[str], str, str]) -> tuple[str, di
         return rel, None  # verify names the damage; the project page lists the folder
     project = run.manifest.project
     project_key = page_key(*rel.split("/")[:2])
-    links = pages.Links(root="../", dest=to_dest)
-    html = pages.run_page(run, links, f"../projects/{url(project_key)}.html", project)
+    links = Links(root="../", dest=to_dest)
+    html = run_page(run, links, f"../projects/{url(project_key)}.html", project)
     _write(site / "runs" / f"{key}.html", html)
-    _write(site / "data" / f"{key}.js", pages.compare_data(run, key))
-    return rel, pages.table_row(run, key)
+    _write(site / "data" / f"{key}.js", compare_data(run, key))
+    return rel, table_row(run, key)
 
 
 def _rel_posix(target: Path, start: Path) -> str:
@@ -172,9 +176,7 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
             )
         models = [r for r in rows if r["kind"] in ("model", "modelVersion")]
         own = next((r for r in rows if r["kind"] == "project"), None)
-        _write(
-            site / "projects" / f"{key}.html", pages.project_page(name, rows, models, own, extra, generated)
-        )
+        _write(site / "projects" / f"{key}.html", project_page(name, rows, models, own, extra, generated))
         statuses = {r["status"] for r in rows} | ({"incomplete"} if missing else set())
         status = next((s for s in ("damaged", "failed", "incomplete") if s in statuses), "ok")
         project_entries.append(
@@ -184,7 +186,8 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
                 "project": name.split("/", 1)[-1],
                 "key": key,
                 "runs": sum(1 for r in rows if r["kind"] == "run") + len(missing),
-                "models": len(models),
+                "models": sum(1 for r in models if r["kind"] == "model"),
+                "versions": sum(1 for r in models if r["kind"] == "modelVersion"),
                 "status": status,
                 "report": (report or {}).get("projects", {}).get(name),
             }
@@ -195,19 +198,20 @@ def build_site(dest: Path, output: Path | None = None, *, workers: int | None = 
         if name not in listed:
             project_entries.append(
                 {"workspace": name.split("/")[0], "name": name, "project": name.split("/", 1)[-1], "key": "",
-                 "runs": 0, "models": 0, "status": "ok", "report": rep}
+                 "runs": 0, "models": 0, "versions": 0, "status": "ok", "report": rep}
             )  # fmt: skip
     old_projects = (
         {p.name for p in (site / "projects").glob("*.html")} if (site / "projects").is_dir() else set()
     )
     for stale in old_projects - {f"{p['key']}.html" for p in project_entries if p["key"]}:
         (site / "projects" / stale).unlink()
+    verified: dict[str, int] = {}  # the object folders verify read a manifest of, by kind
+    for row in (r for rows in by_project.values() for r in rows):
+        verified[row["kind"]] = verified.get(row["kind"], 0) + 1
     index = site / "index.html"
     _write(
         index,
-        pages.index_page(
-            project_entries, report, len(verification.problems), verification.objects, generated
-        ),
+        index_page(project_entries, report, len(verification.problems), verified, generated),
     )
     _write(
         state_path,

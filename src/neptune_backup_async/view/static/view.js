@@ -80,8 +80,35 @@
     return table;
   }
 
-  // A log axis over the data, not stretched to whole powers of ten.
-  function tightLog(u, min, max) { return uPlot.rangeLog(min, max, 10, false); }
+  // A log axis over the data with a little room (a twentieth of its span each side). uPlot's
+  // own rounds out to whole multiples of a power of ten: 0.39 to 0.52 became 0.3 to 0.6,
+  // and a line of a narrow range was squashed into the middle of its chart.
+  function tightLog(u, min, max) {
+    if (!(min > 0 && max > 0)) return uPlot.rangeLog(min, max, 10, false);  // nothing to draw
+    var lo = Math.log10(min), hi = Math.log10(max), pad = Math.max((hi - lo) / 20, 0.005);
+    return [Math.pow(10, lo - pad), Math.pow(10, hi + pad)];
+  }
+
+  function round12(v) { return Number(v.toPrecision(12)); }  // 0.30000000000000004 is 0.3
+
+  // Ticks of a log axis: 1 to 9 times each power of ten in range, as uPlot's own; on a range
+  // too narrow to hold three of those, round values evenly spaced (1, 2, 2.5 or 5 times a
+  // power of ten apart), as many as fit, for a log axis is nearly linear there.
+  function logTicks(u, axis, min, max) {
+    var out = [];
+    for (var e = Math.floor(Math.log10(min)); Math.pow(10, e) <= max; e++) {
+      for (var m = 1; m < 10; m++) {
+        var v = round12(m * Math.pow(10, e));
+        if (v >= min && v <= max) out.push(v);
+      }
+    }
+    if (out.length >= 3) return out;
+    var raw = (max - min) / Math.max(3, Math.round(u.height / 60)), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 2.5, 5, 10].map(function (f) { return f * mag; }).find(function (s) { return s >= raw; });
+    out = [];
+    for (var k = Math.ceil(min / step); k * step <= max; k++) out.push(round12(k * step));
+    return out;
+  }
 
   function Chart(box, lines, height) {  // lines: [{label, color, pts}]
     this.box = box; this.lines = lines; this.height = height;
@@ -111,11 +138,13 @@
     var xAxis = {label: X_LABEL[settings.x], font: FONT, labelFont: FONT, labelSize: 22};
     if (settings.x === "step" && data[0].every(Number.isInteger)) xAxis.incrs = INT_INCRS;
     if (settings.x === "time") xAxis.values = TIME_TICKS;
+    var yAxis = {font: FONT, size: 72, values: function (u, ticks) { return ticks.map(fmt); }};
+    if (settings.log) yAxis.splits = logTicks;
     this.box.classList.add("drawn");
     this.plot = new uPlot({
       width: Math.max(this.box.clientWidth, 200), height: this.height,
       scales: {x: {time: settings.x === "time"}, y: settings.log ? {distr: 3, range: tightLog} : {}},
-      axes: [xAxis, {font: FONT, size: 72, values: function (u, ticks) { return ticks.map(fmt); }}],
+      axes: [xAxis, yAxis],
       series: series,
       cursor: {drag: {x: true, y: false}},
       legend: {live: true},
@@ -264,6 +293,8 @@
     root.querySelector("#compare-btn").addEventListener("click", function () { self.compare(); });
     var chart = root.querySelector("#compare-chart");
     chart.parentNode.insertBefore(controls(), chart);
+    var scatter = root.querySelector("#scatter-chart");
+    if (scatter) this.scatter = new Scatter(scatter, spec.params, spec.metrics, function () { return self.view; });
     this.renderChooser();
     this.applyFilter();
   }
@@ -342,6 +373,7 @@
     this.applySort();
     this.page = 0;
     this.render();
+    if (this.scatter) this.scatter.draw();
   };
 
   RunsTable.prototype.sortBy = function (col) {
@@ -452,9 +484,105 @@
     return chart;
   }
 
+  // -- scatter: a parameter against the last value of a metric, a point per run -------
+  // Runs without both values are left out; a parameter with a value that is not a number
+  // (a string, a bool, a list) is drawn by category, its values in natural order along x.
+  function Scatter(out, params, metrics, runs) {
+    var self = this;
+    this.out = out; this.runs = runs; this.plot = null;
+    this.x = document.getElementById("scatter-x"); this.y = document.getElementById("scatter-y");
+    params.forEach(function (p) { self.x.appendChild(el("option", {value: p}, p)); });
+    metrics.forEach(function (m) { self.y.appendChild(el("option", {value: m}, m)); });
+    this.x.addEventListener("change", function () { self.draw(); });
+    this.y.addEventListener("change", function () { self.draw(); });
+    charts.push(this);  // resized (and redrawn) with the charts; their settings do not apply to it
+  }
+
+  Scatter.prototype.points = function (param, metric) {
+    var pts = [], left = 0;
+    this.runs().forEach(function (r) {
+      var x = r.p[param], y = r.m[metric];
+      if (x === undefined || x === null || typeof y !== "number") left++;
+      else pts.push({row: r, x: x, y: y});
+    });
+    var cats = null;
+    if (pts.some(function (p) { return typeof p.x !== "number"; })) {
+      var names = {};
+      pts.forEach(function (p) { p.name = fmt(p.x) || "(empty)"; names[p.name] = true; });
+      cats = Object.keys(names).sort(NATURAL.compare);
+      pts.forEach(function (p) { p.x = cats.indexOf(p.name); });
+    }
+    pts.sort(function (a, b) { return a.x - b.x || NATURAL.compare(a.row.id, b.row.id); });  // uPlot reads x in order
+    return {pts: pts, left: left, cats: cats};
+  };
+
+  function padded(u, min, max) {  // room for the points at either end: a twentieth of the range
+    var pad = (max - min) / 20 || Math.abs(min) / 10 || 1;
+    return [min - pad, max + pad];
+  }
+
+  Scatter.prototype.draw = function () {
+    var param = this.x.value, metric = this.y.value, got = this.points(param, metric);
+    var pts = got.pts, cats = got.cats;
+    if (this.plot) { this.plot.destroy(); this.plot = null; }
+    this.out.textContent = "";
+    var missing = got.left ? "; " + got.left + " runs without both left out" : "";
+    if (!pts.length) { this.out.textContent = "No run of the table has both " + param + " and " + metric + missing + "."; return; }
+    var xText = function (v) { return cats ? cats[v] : fmt(v); };
+    var ys = pts.map(function (p) { return p.y; });
+    var desc = "Scatter of " + metric + " (last value) against " + param + " for " + pts.length + " runs" + missing + ": " +
+      pts.slice(0, 50).map(function (p) { return p.row.id + " (" + xText(p.x) + ", " + fmt(p.y) + ")"; }).join("; ") +
+      (pts.length > 50 ? "; and " + (pts.length - 50) + " more." : ".");
+    var box = el("div", {"class": "plot drawn", role: "img", "aria-labelledby": "scatter-desc"});
+    box.appendChild(el("span", {"class": "desc", id: "scatter-desc"}, desc));
+    this.out.appendChild(box);
+    var xAxis = {label: param, font: FONT, labelFont: FONT, labelSize: 22, values: function (u, ticks) { return ticks.map(xText); }};
+    if (cats) xAxis.splits = function () { return cats.map(function (c, i) { return i; }); };
+    this.plot = new uPlot({
+      width: Math.max(this.out.clientWidth, 200), height: 380,
+      scales: {x: {time: false, range: cats ? [-0.5, cats.length - 0.5] : padded}},
+      axes: [xAxis, {font: FONT, size: 72, label: metric, labelFont: FONT, labelSize: 22, values: function (u, ticks) { return ticks.map(fmt); }}],
+      series: [
+        {label: param, value: function (u, v) { return v === null ? "" : xText(v); }},
+        {label: metric + " (last value)", stroke: PALETTE[0], paths: function () { return null; },
+         points: {show: true, space: 0, size: 8, fill: PALETTE[0] + "b0"},
+         value: function (u, v, s, i) { return i === null || i === undefined ? "" : fmt(v) + " (" + pts[i].row.id + ")"; }}
+      ],
+      cursor: {drag: {x: true, y: false}},
+      legend: {live: true}
+    }, [pts.map(function (p) { return p.x; }), ys], box);
+    box.nbvChart = this;  // for the browser test
+  };
+
+  Scatter.prototype.resize = function () {
+    if (this.plot && Math.abs(this.plot.width - this.out.clientWidth) > 1) this.plot.setSize({width: Math.max(this.out.clientWidth, 200), height: 380});
+  };
+
+  // -- logs: a search box above each, keeping the lines that hold what is typed --------
+  function logSearch(pre) {
+    var lines = pre.querySelectorAll(".line"), texts = [];
+    for (var i = 0; i < lines.length; i++) texts.push(lines[i].textContent.toLowerCase());
+    var box = el("input", {type: "search", "class": "log-search", placeholder: "Search these " + lines.length + " lines",
+                           "aria-label": "search " + pre.getAttribute("aria-label"), autocomplete: "off"});
+    var count = el("span", {"class": "muted", "aria-live": "polite"});
+    var bar = el("div", {"class": "toolbar"});
+    bar.appendChild(box); bar.appendChild(count);
+    pre.parentNode.insertBefore(bar, pre);
+    box.addEventListener("input", function () {
+      var q = box.value.trim().toLowerCase(), n = 0;
+      for (var i = 0; i < lines.length; i++) {
+        var keep = texts[i].indexOf(q) >= 0;  // its step included
+        lines[i].hidden = !keep;
+        if (keep) n++;
+      }
+      count.textContent = q ? n + " of " + lines.length + " lines hold \u201c" + box.value.trim() + "\u201d" : "";
+    });
+  }
+
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   document.addEventListener("DOMContentLoaded", function () {
     runPageCharts();
+    Array.prototype.forEach.call(document.querySelectorAll("pre.log"), logSearch);
     var spec = document.getElementById("nbv-table");
     var root = document.getElementById("runs-app");
     if (spec && root) window.nbvTable = new RunsTable(root, JSON.parse(spec.textContent));
