@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from neptune_backup_async import backup
-from neptune_backup_async.disk.files import Abandoned, ThreadFile, thread_file
+from neptune_backup_async.disk.files import TEMP_SUFFIX, Abandoned, ThreadFile, thread_file
+from neptune_backup_async.disk.place import Place
 from neptune_backup_async.domain import FieldInfo, ObjectRef, SeriesPage
-from neptune_backup_async.disk.files import TEMP_SUFFIX
 from neptune_backup_async.remote.neptune.client import NeptuneSource
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
@@ -24,7 +24,7 @@ def temporaries(root: Path) -> list[Path]:
 
 
 def test_a_thread_file_takes_its_name_only_when_committed(tmp_path: Path) -> None:
-    out = ThreadFile(tmp_path, PurePosixPath("a/b.csv"))
+    out = ThreadFile(Place(tmp_path), PurePosixPath("a/b.csv"))
     assert not (tmp_path / "a").exists()  # created by the first write, not before
     out.write(b"step,", b"value\n")
     out.write(b"1,2\n")
@@ -37,7 +37,7 @@ def test_a_thread_file_takes_its_name_only_when_committed(tmp_path: Path) -> Non
 
 
 def test_a_thread_file_given_up_refuses_every_later_call(tmp_path: Path) -> None:
-    out = ThreadFile(tmp_path, PurePosixPath("a.csv"))
+    out = ThreadFile(Place(tmp_path), PurePosixPath("a.csv"))
     out.write(b"half")
     out.abort()
     assert temporaries(tmp_path) == []
@@ -50,7 +50,7 @@ def test_a_thread_file_given_up_refuses_every_later_call(tmp_path: Path) -> None
 
 def test_an_abort_waits_for_a_write_in_progress(tmp_path: Path) -> None:
     """A call that holds the file when the abort comes finishes first; the abort then removes it all."""
-    out = ThreadFile(tmp_path, PurePosixPath("a.csv"))
+    out = ThreadFile(Place(tmp_path), PurePosixPath("a.csv"))
     out.write(b"x" * 10)
     aborter = threading.Thread(target=out.abort)
     with out._lock:  # as a write in another thread holds it
@@ -64,11 +64,11 @@ def test_an_abort_waits_for_a_write_in_progress(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_thread_file_aborts_unless_committed(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
-        async with thread_file(tmp_path, PurePosixPath("x.csv")) as out:
+        async with thread_file(Place(tmp_path), PurePosixPath("x.csv")) as out:
             await anyio.to_thread.run_sync(out.write, b"data")
             raise RuntimeError("the server lied")
     assert list(tmp_path.iterdir()) == []
-    async with thread_file(tmp_path, PurePosixPath("x.csv")) as out:
+    async with thread_file(Place(tmp_path), PurePosixPath("x.csv")) as out:
         await anyio.to_thread.run_sync(out.write, b"data")
         await anyio.to_thread.run_sync(out.commit)
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]
