@@ -288,7 +288,7 @@ def test_a_migration_plan_that_names_a_path_outside_is_refused(sandbox: tuple[Pa
 # -- the same, end to end: the command line against the fake server ----------------------------
 
 
-@pytest.mark.parametrize("planted", ["journal", "run folder", "partial folder"])
+@pytest.mark.parametrize("planted", ["journal", "run folder", "partial folder", "log folder"])
 def test_a_backup_refuses_a_planted_link_with_exit_2_and_changes_nothing_outside(
     tmp_path: Path, planted: str
 ) -> None:
@@ -302,9 +302,12 @@ def test_a_backup_refuses_a_planted_link_with_exit_2_and_changes_nothing_outside
     elif planted == "run folder":
         link, target = dest / RUN, outside / "run"
         link.parent.mkdir(parents=True)
-    else:
+    elif planted == "partial folder":
         link, target = dest / PARTIAL_DIR, outside / "run"
         link.parent.mkdir(parents=True)
+    else:  # where the log and the partial downloads go
+        link, target = dest / PARTIAL_DIR.parent, outside / "run"
+        dest.mkdir()
     link.symlink_to(target)
     before = listing(outside)
     with serve(world) as server:

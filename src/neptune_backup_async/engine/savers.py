@@ -60,6 +60,7 @@ class FieldSavers:
         self.folder = folder
         self.root = folder.root  # to read the earlier backup's files
         self.place = folder.place  # to write
+        self.limiter = folder.limiter  # the disk's threads
         self.paths = paths
 
     async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
@@ -124,8 +125,12 @@ class FieldSavers:
         source, retrier = self.pipe.source, self.pipe.retrier
         formatter = values.SeriesFormatter(info.type)
         limit = source.series_page_limit
-        async with thread_file(self.place, self.paths.field_file(info.path, info.type)) as out:
-            rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev) if prev is not None else 0
+        async with thread_file(
+            self.place, self.paths.field_file(info.path, info.type), limiter=self.limiter
+        ) as out:
+            rows = 0
+            if prev is not None:
+                rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev, limiter=self.limiter)
 
             def page(offset: int) -> tuple[int, int, int]:
                 """One attempt, in the request's worker thread: fetch the page at ``offset``,
@@ -204,7 +209,9 @@ class FieldSavers:
                         return await self._save_whole(target, whole, download, expected)
                     body = checks.Sample()
                     if isinstance(target, PurePosixPath):
-                        out = AtomicFile(self.place, target, on_bytes=self.pipe.count_bytes)
+                        out = AtomicFile(
+                            self.place, target, on_bytes=self.pipe.count_bytes, limiter=self.limiter
+                        )
                     else:
                         out = target
                     async with out:
@@ -241,7 +248,7 @@ class FieldSavers:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
             raise TransientError(why, reason="wrong answer")
-        return await write_file(self.place, rel, data, self.pipe.count_bytes)
+        return await write_file(self.place, rel, data, self.pipe.count_bytes, limiter=self.limiter)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
@@ -334,6 +341,7 @@ class FieldSavers:
             self.paths.image_index(info.path),
             values.dumps(index_doc).encode(),
             self.pipe.count_bytes,
+            limiter=self.limiter,
         )
         return [*(written[i] for i in range(total)), index_file], {"count": total}
 
@@ -349,7 +357,8 @@ class FieldSavers:
             ],
         }
         rel = self.paths.field_file(info.path, info.type)
-        written = [await write_file(self.place, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        document = values.dumps(listing).encode()
+        written = [await write_file(self.place, rel, document, self.pipe.count_bytes, limiter=self.limiter)]
         changed: dict[str, str] = {}
         if self.pipe.download_artifacts:
             targets = self.paths.artifact_files(info.path, [f.path for f in files])

@@ -45,7 +45,8 @@ class RunFolder:
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune,
-        changed since tracked); ``limiter`` bounds the threads that write (see :mod:`.disk.files`)."""
+        changed since tracked); ``limiter`` bounds the threads that write the run's files (see
+        :mod:`..disk.files`), this folder's and its savers'."""
         self.place = place
         self.root = place.path
         self.manifest = manifest
@@ -56,7 +57,7 @@ class RunFolder:
         self.notice = notice
         self._journal_lock = anyio.Lock()
         self._journal_file = Journal(place, PurePosixPath(layout.JOURNAL))
-        self._limiter = limiter
+        self.limiter = limiter
 
     # -- recording fields ---------------------------------------------------------------------
 
@@ -99,12 +100,12 @@ class RunFolder:
         """
         async with self._journal_lock:
             await anyio.to_thread.run_sync(
-                self._journal_file.append, line.encode("utf-8"), limiter=self._limiter
+                self._journal_file.append, line.encode("utf-8"), limiter=self.limiter
             )
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._journal_file.close, limiter=self._limiter)
+            await anyio.to_thread.run_sync(self._journal_file.close, limiter=self.limiter)
 
     # -- the commit ---------------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class RunFolder:
         # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
-            simple_bytes = await anyio.to_thread.run_sync(self._finish, limiter=self._limiter)
+            simple_bytes = await anyio.to_thread.run_sync(self._finish, limiter=self.limiter)
             self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
         if simple_bytes:
             self._count_bytes(simple_bytes)
