@@ -311,6 +311,10 @@ class Journal:
                     os.ftruncate(self._fd, end)
                 raise
 
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
     def close(self) -> None:
         """Blocking: close the file; an append after this opens it again."""
         if self._fd is not None:

@@ -104,6 +104,8 @@ class RunFolder:
             )
 
     async def close(self) -> None:
+        if not self._journal_file.is_open:
+            return  # no thread call for nothing
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._journal_file.close, limiter=self.limiter)
 
