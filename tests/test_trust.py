@@ -263,6 +263,7 @@ def test_a_journal_write_cut_short_leaves_no_half_line(tmp_path: Path) -> None:
         from neptune_backup_async.format.manifest import Manifest
         from neptune_backup_async.format.report import BackupReport
         from neptune_backup_async.format.object_folder import RunFolder
+        from neptune_backup_async.disk.place import Place
         from neptune_backup_async.domain import FieldInfo, FieldType
 
         root = Path({str(tmp_path)!r})
@@ -271,7 +272,7 @@ def test_a_journal_write_cut_short_leaves_no_half_line(tmp_path: Path) -> None:
         async def main():
             report = BackupReport(str(root), dt.datetime.now(dt.timezone.utc))
             manifest = Manifest("run", "w/p", "P-1", "P-1", None)
-            folder = RunFolder(root, manifest, None, report, lambda n: None, lambda p, r: None)
+            folder = RunFolder(Place(root), manifest, None, report, lambda n: None, lambda p, r: None)
             await folder.saved(FieldInfo("a", FieldType.FILE), [], {{}})
             first = journal.read_bytes()
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead

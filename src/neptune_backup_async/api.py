@@ -23,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
+from .disk.place import Place
 from .domain import ProjectInfo
 from .engine.limiter import Gate
 from .engine.pipeline import Pipeline
@@ -250,7 +251,7 @@ async def backup(
                     document = values.dumps(report.to_json()).encode("utf-8")
                     try:
                         if not dry_run:
-                            await write_file(dest, PurePosixPath(name), document)
+                            await write_file(Place(dest), PurePosixPath(name), document)
                     except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
                         log.error("could not write %s: %s", name, e)
         return report

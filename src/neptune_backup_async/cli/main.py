@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from .. import api
+from ..disk.place import Place
 from ..errors import BackupError, DestinationError, NotABackupError, UsageError, redact
 from ..format import layout, values
 from ..format.report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
@@ -187,7 +188,9 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
     log_file: Path | None = args.log_file
     if log_file is None and not args.dry_run:  # a dry run writes nothing it was not asked to
-        api.prepare_destination(output)  # before the log goes inside it; if this fails, there is no log
+        dest = Place(api.prepare_destination(output))  # before the log goes inside it; if this fails, no log
+        with contextlib.suppress(OSError):  # anything else in the way, opening the log says
+            dest.folder(".neptune-backup", create=True)  # a link there is refused, never followed
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
     with logfile.log_to(log_file, _secrets(token)) if log_file else contextlib.nullcontext():
         logfile.log_start(args)

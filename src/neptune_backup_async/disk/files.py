@@ -1,19 +1,29 @@
 """Writing a backup to disk: every file goes to a temporary name and is renamed into place.
 
 A file under its final name is therefore always complete. Bytes are hashed as they pass,
-so the manifest gets each file's size and sha256 without reading it again.
+so the manifest gets each file's size and sha256 without reading it again. Every file is
+named by a :class:`~.place.Place` and a path below it, so no write follows a link or
+leaves DEST.
 
-Three writers, by how the bytes come: :class:`AtomicFile` streams a download through
-aiofiles, chunk by chunk; :class:`ThreadFile` is written by blocking calls made in the
-worker thread that fetched the bytes (a series page is fetched, formatted, written and, the
-last one, committed in one thread call); :func:`write_file` writes a document already in
-memory in one thread call.
+:class:`ThreadFile` is the one writer: blocking calls, made by whichever worker thread has
+the bytes (a series page is fetched, formatted, written and, the last one, committed in one
+thread call). :class:`AtomicFile` drives one from async code, each call one thread call (a
+download streamed chunk by chunk); :func:`write_whole` and :func:`write_file` write a
+document already in memory in one call. In its resume mode (:class:`Resume`) the writer
+appends to the bytes an earlier try kept under a fixed name, and keeps them on failure (a
+partial artifact download). :class:`Journal` appends whole lines to a file in place.
+
+Thread calls run under the ``limiter`` their caller passes (the engine's, from
+--concurrency); None means anyio's default limiter, which is per event loop (a module-level
+CapacityLimiter would be bound to the first loop that used it). aiofiles is not used: its
+calls go to the asyncio loop's executor, which no CapacityLimiter counts, and it would be a
+second writer beside the blocking one that series pages need, without its guarantees (the
+lock that shuts out an abandoned thread, files opened ``O_EXCL`` and ``O_NOFOLLOW``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import itertools
 import os
@@ -23,13 +33,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import aiofiles
-import aiofiles.os
 import anyio
 
 from ..errors import DestinationError
+from .place import Place, destination_errors, inside
 
 T = TypeVar("T")
 TEMP_SUFFIX = ".partial"
@@ -53,10 +62,6 @@ def _temp_token() -> str:
     return f"{temp_tag.get()}{os.getpid()}-{next(_temp_ids)}"
 
 
-# Errors that mean the destination as a whole is unusable, not just one file.
-_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
 @dataclass(frozen=True)
 class WrittenFile:
     path: str  # relative to the container's folder, POSIX style
@@ -73,166 +78,93 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def destination_error(e: OSError, path: Path) -> DestinationError | None:
-    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
-        return DestinationError(
-            f"The disk holding {path} is full. Free some space and run the same command again."
-        )
-    if e.errno in _FATAL_ERRNOS:
-        return DestinationError(
-            f"Cannot write to {path} ({e.strerror}). Check its permissions, or choose another --output."
-        )
-    return None
+@dataclass(frozen=True)
+class Resume:
+    """The writer's resume mode: the bytes go after those an earlier try kept in the file
+    ``rel`` of ``place``, which stays there on failure, for the next try to go on from."""
 
-
-class AtomicFile:
-    """An async file written under a temporary name and renamed into place on success."""
-
-    def __init__(
-        self,
-        root: Path,
-        rel: PurePosixPath,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
-        self.root = root
-        self.rel = rel
-        self.final = root / rel
-        self.temp = root / temp_name(rel, _temp_token())
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._on_bytes = on_bytes
-        self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
-        self.result: WrittenFile | None = None
-
-    async def __aenter__(self) -> AtomicFile:
-        try:
-            await aiofiles.os.makedirs(self.final.parent, exist_ok=True)
-            # Shielded: a task cancelled during the open would never see the file that the
-            # executor thread still creates, and could not remove it.
-            with anyio.CancelScope(shield=True):
-                self._file = await aiofiles.open(self.temp, "wb")
-        except OSError as e:
-            raise destination_error(e, self.final) or e from None
-        return self
-
-    async def write(self, data: bytes, *, count: bool = True) -> None:
-        """Append ``data``; ``count=False`` keeps bytes copied from the old backup out of progress."""
-        assert self._file is not None
-        self._hash.update(data)
-        self._size += len(data)
-        try:
-            await self._file.write(data)
-        except OSError as e:
-            raise destination_error(e, self.final) or e from None
-        if count and self._on_bytes is not None:
-            self._on_bytes(len(data))
-
-    async def reset(self) -> None:
-        """Start the file over, as if nothing had been written."""
-        assert self._file is not None
-        await self._file.seek(0)
-        await self._file.truncate()
-        self._hash = hashlib.sha256()
-        self._size = 0
-
-    async def inspect(self, look: Callable[[Path], T]) -> T:
-        """``look`` at the file as written so far, by its temporary name, in a worker thread
-        (it must only read): to judge it before it may take its final name."""
-        assert self._file is not None
-        await self._file.flush()
-        return await anyio.to_thread.run_sync(look, self.temp)
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._file is not None
-        try:
-            if exc_type is None:
-                await self._file.flush()
-                fd = self._file.fileno()
-                await anyio.to_thread.run_sync(_commit, fd, self.temp, self.final)
-                self.result = WrittenFile(self.rel.as_posix(), self._size, self._hash.hexdigest())
-        except OSError as e:
-            raise destination_error(e, self.final) or e from None
-        finally:
-            # After a commit nothing is left to flush; after a failure, closing would try to
-            # flush the rest (into a full disk, say) and must not hide the real error.
-            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await self._file.close()
-            if self.result is None:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.temp)
+    place: Place
+    rel: PurePosixPath
+    held: int  # bytes already there
+    hashes: dict[str, Any]  # hashlib objects fed those bytes, by name; sha256 among them
 
 
 class ThreadFile:
-    """A file written under a temporary name by blocking calls from worker threads, and
-    renamed into place by :meth:`commit`; the async side that owns it calls :meth:`abort`
-    (in :func:`thread_file`) if it gives up.
+    """A file written by blocking calls, under a temporary name in its own folder, and renamed
+    into place by :meth:`commit`; the async side that owns it calls :meth:`abort` (in
+    :class:`AtomicFile`) if it gives up.
 
     A cancelled request abandons its worker thread (:meth:`.gate.Gate.thread`), which may run
     on and call :meth:`write` or :meth:`commit` after the abort. So every call checks, under
     one lock, that the file is still wanted: once :meth:`abort` has returned, nothing creates,
-    writes or renames anything, and the temporary file is gone. The file is created by the
-    first write, so a request that never got its answer leaves nothing to remove.
+    writes or renames anything, and the temporary file is gone (a resumed one is kept). The
+    file is created by the first write, so a request that never got its answer leaves nothing
+    to remove. ``vet(file)``, if given, judges the whole before it takes its name (by
+    :attr:`hashes` and :attr:`size`), and raises to refuse it.
     """
 
-    def __init__(self, root: Path, rel: PurePosixPath) -> None:
-        self.rel = rel
-        self.final = root / rel
-        self.temp = root / temp_name(rel, _temp_token())
+    def __init__(
+        self,
+        place: Place,
+        rel: PurePosixPath,
+        *,
+        resume: Resume | None = None,
+        vet: Callable[[ThreadFile], None] | None = None,
+    ) -> None:
+        self.place = place
+        self.rel = inside(rel)
+        self.final = place.path / self.rel
+        self._resumed = resume is not None
+        if resume is None:
+            self._at = (place, temp_name(self.rel, _temp_token()))
+            self.hashes: dict[str, Any] = {"sha256": hashlib.sha256()}
+            self.size = 0
+        else:
+            self._at = (resume.place, inside(resume.rel))
+            self.hashes = resume.hashes
+            self.size = resume.held
+        self.temp = self._at[0].path / self._at[1]
+        self._vet = vet
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._aborted = False
-        self._hash = hashlib.sha256()
-        self.size = 0
         self.result: WrittenFile | None = None
 
     @property
     def sha256(self) -> str:
-        return self._hash.hexdigest()
+        return str(self.hashes["sha256"].hexdigest())
 
     def write(self, *chunks: bytes) -> None:
         """Blocking: append ``chunks``."""
-        with self._lock:
+        with self._lock, destination_errors(self.final):
             fd = self._open()
-            try:
-                for data in chunks:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    self._hash.update(data)
-                    self.size += len(data)
-            except OSError as e:
-                raise destination_error(e, self.final) or e from None
+            for data in chunks:
+                _write_all(fd, data)
+                for digest in self.hashes.values():
+                    digest.update(data)
+                self.size += len(data)
 
     def reset(self) -> None:
         """Blocking: start the file over, as if nothing had been written."""
-        with self._lock:
+        with self._lock, destination_errors(self.final):
             fd = self._open()
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
-            self._hash = hashlib.sha256()
+            self.hashes = {name: hashlib.new(name) for name in self.hashes}
             self.size = 0
 
     def commit(self) -> WrittenFile:
-        """Blocking: make the file durable and rename it into place."""
-        with self._lock:
+        """Blocking: make the file durable, let ``vet`` judge it, and rename it into place."""
+        with self._lock, destination_errors(self.final):
             fd = self._open()
-            try:
-                _commit(fd, self.temp, self.final)
-            except OSError as e:
-                raise destination_error(e, self.final) or e from None
+            os.fsync(fd)
+            if self._vet is not None:
+                self._vet(self)
+            place, temp = self._at
+            place.replace(temp, self.place, self.rel)
             self._fd = None
             os.close(fd)
-            self.result = WrittenFile(self.rel.as_posix(), self.size, self._hash.hexdigest())
+            self.result = WrittenFile(self.rel.as_posix(), self.size, self.sha256)
             return self.result
 
     def abort(self) -> None:
@@ -243,20 +175,20 @@ class ThreadFile:
                 fd, self._fd = self._fd, None
                 with contextlib.suppress(OSError):
                     os.close(fd)
-                with contextlib.suppress(OSError):
-                    os.unlink(self.temp)
+                if not self._resumed:
+                    place, temp = self._at
+                    with contextlib.suppress(OSError, DestinationError):
+                        place.unlink(temp)
 
     def _open(self) -> int:
         """The file's descriptor, creating the file on first use; the lock must be held."""
         if self._aborted or self.result is not None:
             raise Abandoned(f"{self.rel} was given up or committed already")
         if self._fd is None:
-            try:
-                self.final.parent.mkdir(parents=True, exist_ok=True)
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-                self._fd = os.open(self.temp, flags, 0o666)
-            except OSError as e:
-                raise destination_error(e, self.final) or e from None
+            place, temp = self._at
+            # A temporary file is new, never one met there; a resumed one goes on from its end.
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self._resumed else os.O_EXCL)
+            self._fd = place.open(temp, flags)
         return self._fd
 
 
@@ -264,63 +196,142 @@ class Abandoned(Exception):
     """A write to a :class:`ThreadFile` after it was given up (by a thread a cancel abandoned)."""
 
 
-@contextlib.asynccontextmanager
-async def thread_file(root: Path, rel: PurePosixPath) -> AsyncIterator[ThreadFile]:
-    """A :class:`ThreadFile` for ``rel`` below ``root``, aborted on the way out unless committed.
-
-    The abort waits for a write in progress in another thread (shielded), so once this
-    returns or raises, the file is either in place or gone for good.
+class AtomicFile:
+    """A :class:`ThreadFile` (:attr:`file`) written from async code, each call one thread call
+    under ``limiter``. A clean way out commits it (unless a thread did already), any other
+    gives it up; that abort is shielded and waits for a write in progress in another thread,
+    so once out, the file is in place or gone for good (or, resumed, kept as it is).
     """
-    out = ThreadFile(root, rel)
+
+    def __init__(
+        self,
+        place: Place,
+        rel: PurePosixPath,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        resume: Resume | None = None,
+        vet: Callable[[ThreadFile], None] | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        self.file = ThreadFile(place, rel, resume=resume, vet=vet)
+        self._on_bytes = on_bytes
+        self._limiter = limiter
+
+    @property
+    def size(self) -> int:
+        return self.file.size
+
+    @property
+    def result(self) -> WrittenFile | None:
+        return self.file.result
+
+    async def __aenter__(self) -> AtomicFile:
+        return self
+
+    async def write(self, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self.file.write, data, limiter=self._limiter)
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+
+    async def inspect(self, look: Callable[[Path], T]) -> T:
+        """``look`` at the file as written so far, by its temporary name, in a worker thread
+        (it must only read): to judge it before it may take its final name."""
+        return await anyio.to_thread.run_sync(look, self.file.temp, limiter=self._limiter)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is None and self.file.result is None:
+                await anyio.to_thread.run_sync(self.file.commit, limiter=self._limiter)
+        finally:
+            if self.file.result is None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self.file.abort, limiter=self._limiter)
+
+
+@contextlib.asynccontextmanager
+async def thread_file(
+    place: Place, rel: PurePosixPath, *, limiter: anyio.CapacityLimiter | None = None
+) -> AsyncIterator[ThreadFile]:
+    """A :class:`ThreadFile` for ``rel`` in ``place``, for worker threads to write, held as
+    :class:`AtomicFile` holds it: given up on the way out unless committed."""
+    async with AtomicFile(place, rel, limiter=limiter) as out:
+        yield out.file
+
+
+def write_whole(place: Place, rel: PurePosixPath, data: bytes) -> WrittenFile:
+    """Blocking: write a whole small document atomically (see :func:`write_file`)."""
+    out = ThreadFile(place, rel)
     try:
-        yield out
+        out.write(data)
+        return out.commit()
     finally:
         if out.result is None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(out.abort)
-
-
-def _commit(fd: int, temp: Path, final: Path) -> None:
-    """Blocking: make the temporary file durable and rename it over the final name."""
-    os.fsync(fd)
-    os.replace(temp, final)
-
-
-def _write_whole(temp: Path, final: Path, data: bytes) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with temp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            _commit(f.fileno(), temp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def write_whole(root: Path, rel: PurePosixPath, data: bytes) -> WrittenFile:
-    """Blocking: write a whole small document atomically (see :func:`write_file`)."""
-    final = root / rel
-    try:
-        _write_whole(root / temp_name(rel, _temp_token()), final, data)
-    except OSError as e:
-        raise destination_error(e, final) or e from None
-    return WrittenFile(rel.as_posix(), len(data), hashlib.sha256(data).hexdigest())
+            out.abort()
 
 
 async def write_file(
-    root: Path, rel: PurePosixPath, data: bytes, on_bytes: Callable[[int], None] | None = None
+    place: Place,
+    rel: PurePosixPath,
+    data: bytes,
+    on_bytes: Callable[[int], None] | None = None,
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> WrittenFile:
-    """Write a whole small document atomically, in one worker-thread call.
-
-    Streamed data goes through :class:`AtomicFile` and aiofiles; a document already in
-    memory is written by one blocking call, which costs one thread hop instead of six.
-    """
-    written = await anyio.to_thread.run_sync(write_whole, root, rel, data)
+    """Write a whole small document atomically, in one worker-thread call (streamed data goes
+    through :class:`AtomicFile`, a thread call a chunk)."""
+    written = await anyio.to_thread.run_sync(write_whole, place, rel, data, limiter=limiter)
     if on_bytes is not None:
         on_bytes(len(data))
     return written
+
+
+class Journal:
+    """A file that lines are appended to in place (``O_APPEND``), each line whole or not at
+    all. Not thread-safe: its owner appends one line at a time."""
+
+    def __init__(self, place: Place, rel: PurePosixPath) -> None:
+        self.place = place
+        self.rel = inside(rel)
+        self.path = place.path / self.rel
+        self._fd: int | None = None
+
+    def append(self, data: bytes) -> None:
+        """Blocking: append ``data`` whole, or leave the file as it was: a write cut short (a
+        full disk) is taken back."""
+        with destination_errors(self.path):
+            if self._fd is None:
+                self._fd = self.place.open(self.rel, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            end = os.fstat(self._fd).st_size
+            try:
+                _write_all(self._fd, data)
+            except OSError:
+                with contextlib.suppress(OSError):  # shrinking needs no space, even on a full disk
+                    os.ftruncate(self._fd, end)
+                raise
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def close(self) -> None:
+        """Blocking: close the file; an append after this opens it again."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def remove(self) -> None:
+        """Blocking: close and delete the file (a link in its place goes, never what it points to)."""
+        self.close()
+        self.place.unlink(self.rel, missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def remove_temporaries(folder: Path, tag: str = "") -> int:

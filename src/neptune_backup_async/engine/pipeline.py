@@ -27,6 +27,7 @@ from typing import Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ..disk.place import Place
 from ..domain import FieldInfo, ObjectRef, ProjectInfo
 from ..errors import FetchError
 from ..format import layout
@@ -271,8 +272,9 @@ class Pipeline:
         """Save every field of one run (or model, version, project). None if any failed, else
         whether it was unchanged."""
         where = project.qualified_name
-        root = self.dest / layout.container_dir(
-            project.workspace, project.name, run.sys_id, run.kind, run.model_id
+        root = Place(
+            self.dest,
+            layout.container_dir(project.workspace, project.name, run.sys_id, run.kind, run.model_id),
         )
         field_filter = self.selection.fields
         previous = await anyio.to_thread.run_sync(

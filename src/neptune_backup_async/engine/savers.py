@@ -9,7 +9,7 @@ A series page costs one thread call: the request's worker thread fetches it, for
 rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
 after the last page). A download whose ``Content-Length`` is at most :data:`SMALL_BODY` is
 read whole by the thread call that opens it and written by one more; larger ones stream
-through aiofiles in :class:`~.store.AtomicFile`.
+through :class:`~.store.AtomicFile`, a thread call a chunk.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
 from ..format.reader import Action, decide, facts
 from ..remote import checks
-from ..remote.artifacts.files import PartialFile
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -59,7 +58,9 @@ class FieldSavers:
         self.project = project
         self.run = run
         self.folder = folder
-        self.root = folder.root
+        self.root = folder.root  # to read the earlier backup's files
+        self.place = folder.place  # to write
+        self.limiter = folder.limiter  # the disk's threads
         self.paths = paths
 
     async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
@@ -124,8 +125,12 @@ class FieldSavers:
         source, retrier = self.pipe.source, self.pipe.retrier
         formatter = values.SeriesFormatter(info.type)
         limit = source.series_page_limit
-        async with thread_file(self.root, self.paths.field_file(info.path, info.type)) as out:
-            rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev) if prev is not None else 0
+        async with thread_file(
+            self.place, self.paths.field_file(info.path, info.type), limiter=self.limiter
+        ) as out:
+            rows = 0
+            if prev is not None:
+                rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev, limiter=self.limiter)
 
             def page(offset: int) -> tuple[int, int, int]:
                 """One attempt, in the request's worker thread: fetch the page at ``offset``,
@@ -174,15 +179,15 @@ class FieldSavers:
     async def _download(
         self,
         opener: Callable[[], Download],
-        into: Callable[[Download], PurePosixPath | PartialFile],
+        into: Callable[[Download], PurePosixPath | AtomicFile],
         what: str,
         expected: checks.Expected | None,
     ) -> WrittenFile:
         """Save one body, holding one request token throughout, and retry it if cut or if it
         cannot be what the listing says (see :mod:`.checks`): it never takes its final name
         then. ``into(download)`` is where a body goes: the file it is named (relative to the
-        run's folder), or an artifact file's :class:`PartialFile`, which keeps what came and
-        checks the whole itself (``expected`` None).
+        run's folder), or an artifact file's :class:`AtomicFile` in resume mode, which keeps
+        what came and checks the whole itself (``expected`` None).
 
         A body whose ``Content-Length`` says it is small is read whole by the thread call that
         opens it, and written by one more; a larger one streams to disk in chunks."""
@@ -204,7 +209,9 @@ class FieldSavers:
                         return await self._save_whole(target, whole, download, expected)
                     body = checks.Sample()
                     if isinstance(target, PurePosixPath):
-                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.pipe.count_bytes)
+                        out = AtomicFile(
+                            self.place, target, on_bytes=self.pipe.count_bytes, limiter=self.limiter
+                        )
                     else:
                         out = target
                     async with out:
@@ -220,7 +227,6 @@ class FieldSavers:
                         else:
                             why = checks.check_body(expected, body, download.content_type, download.size)
                             if why is None and expected.kind is checks.Kind.ZIP:
-                                assert isinstance(out, AtomicFile)
                                 why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
                             if why is not None:
                                 raise TransientError(why, reason="wrong answer")
@@ -242,7 +248,7 @@ class FieldSavers:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
             raise TransientError(why, reason="wrong answer")
-        return await write_file(self.root, rel, data, self.pipe.count_bytes)
+        return await write_file(self.place, rel, data, self.pipe.count_bytes, limiter=self.limiter)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
@@ -331,10 +337,11 @@ class FieldSavers:
                 }
             )
         index_file = await write_file(
-            self.root,
+            self.place,
             self.paths.image_index(info.path),
             values.dumps(index_doc).encode(),
             self.pipe.count_bytes,
+            limiter=self.limiter,
         )
         return [*(written[i] for i in range(total)), index_file], {"count": total}
 
@@ -350,12 +357,13 @@ class FieldSavers:
             ],
         }
         rel = self.paths.field_file(info.path, info.type)
-        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        document = values.dumps(listing).encode()
+        written = [await write_file(self.place, rel, document, self.pipe.count_bytes, limiter=self.limiter)]
         changed: dict[str, str] = {}
         if self.pipe.download_artifacts:
             targets = self.paths.artifact_files(info.path, [f.path for f in files])
             for f, rel in zip(files, targets, strict=True):
-                fetch = self.pipe.artifact_files.fetch(f, self.root, rel, self.pipe.count_bytes)
+                fetch = self.pipe.artifact_files.fetch(f, self.place, rel, self.pipe.count_bytes)
                 written.append(await self._download(fetch.open, fetch.sink, f"{info.path}:{f.path}", None))
                 if fetch.changes:
                     changed[f.path] = "; ".join(fetch.changes)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
-from ..disk.files import WrittenFile, _write_whole, temp_name
+from ..disk.files import WrittenFile, write_whole
+from ..disk.place import Place
 from ..domain import FieldType
 from ..errors import DestinationError, LayoutError
 from . import layout
@@ -74,11 +74,12 @@ def _manifest_text(manifest: Manifest) -> str:
     return json.dumps(manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
-def migrate(root: Path, manifest: Manifest | None, entries: list[dict[str, Any]] | None) -> None:
-    """Move the folder ``root``, whose manifest and journal entries are given, to format 2 (blocking).
+def migrate(place: Place, manifest: Manifest | None, entries: list[dict[str, Any]] | None) -> None:
+    """Move the folder ``place``, whose manifest and journal entries are given, to format 2 (blocking).
 
     Raises DestinationError, saying what to do, when it cannot be done.
     """
+    root = place.path
     saved = dict(manifest.fields) if manifest is not None else {}
     journal = [
         e for e in entries or () if isinstance(e.get("record"), dict) and isinstance(e.get("files"), dict)
@@ -151,45 +152,45 @@ def migrate(root: Path, manifest: Manifest | None, entries: list[dict[str, Any]]
         plan["journal"] = "".join(
             json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n" for line in lines
         )
-    _write_plan(root, plan)
-    finish(root)
+    _write_plan(place, plan)
+    finish(place)
 
 
-def _write(root: Path, name: str, text: str) -> None:
-    temp = temp_name(PurePosixPath(name), f"{os.getpid()}-migration")
-    _write_whole(root / temp, root / name, text.encode("utf-8"))
+def _write(place: Place, name: str, text: str) -> None:
+    write_whole(place, PurePosixPath(name), text.encode("utf-8"))
 
 
-def _write_plan(root: Path, plan: dict[str, Any]) -> None:
-    _write(root, layout.MIGRATION, json.dumps(plan, ensure_ascii=False, sort_keys=True))
+def _write_plan(place: Place, plan: dict[str, Any]) -> None:
+    _write(place, layout.MIGRATION, json.dumps(plan, ensure_ascii=False, sort_keys=True))
 
 
-def finish(root: Path) -> None:
-    """Carry out the plan in ``root`` (blocking); safe to call again after a crash at any point."""
-    plan = json.loads((root / layout.MIGRATION).read_text(encoding="utf-8"))
+def finish(place: Place) -> None:
+    """Carry out the plan in ``place`` (blocking); safe to call again after a crash at any point.
+
+    Every name in the plan stays inside ``place`` and no link is followed (see :class:`Place`)."""
+    plan = json.loads(place.read(layout.MIGRATION))
     moves = plan["moves"]
     if not plan["staged"]:
         # Every old file to a temporary name first, so that a new name that is another
         # file's old one (a swap) never overwrites it.
         for number, (old, _) in enumerate(moves):
             with contextlib.suppress(FileNotFoundError):  # moved before a crash, or lost before
-                os.replace(root / old, root / f"{_STAGED}{number}")
+                place.replace(old, place, f"{_STAGED}{number}")
         plan["staged"] = True
-        _write_plan(root, plan)
+        _write_plan(place, plan)
     for number, (_, new) in enumerate(moves):
         with contextlib.suppress(FileNotFoundError):
             if new is None:  # dropped
-                os.unlink(root / f"{_STAGED}{number}")
+                place.unlink(f"{_STAGED}{number}")
             else:
-                (root / new).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(root / f"{_STAGED}{number}", root / new)
+                place.replace(f"{_STAGED}{number}", place, new)
     if "manifest" in plan:
-        _write(root, layout.MANIFEST, plan["manifest"])
+        _write(place, layout.MANIFEST, plan["manifest"])
     if "journal" in plan:
-        _write(root, layout.JOURNAL, plan["journal"])
+        _write(place, layout.JOURNAL, plan["journal"])
     for old, _ in moves:  # folders the old names left empty
         for folder in PurePosixPath(old).parents:
             if folder != PurePosixPath("."):
                 with contextlib.suppress(OSError):
-                    (root / folder).rmdir()
-    os.unlink(root / layout.MIGRATION)
+                    place.rmdir(folder)
+    place.unlink(layout.MIGRATION)

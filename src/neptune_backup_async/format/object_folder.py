@@ -12,12 +12,13 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import anyio
 
-from ..disk.files import WrittenFile, destination_error, file_sha256, write_whole
+from ..disk.files import Journal, WrittenFile, file_sha256, write_whole
+from ..disk.place import Place
 from ..domain import FieldInfo
 from . import layout, values
 from .manifest import STALE, FieldRecord, Manifest
@@ -34,15 +35,20 @@ class RunFolder:
 
     def __init__(
         self,
-        root: Path,
+        place: Place,
         manifest: Manifest,
         previous: Previous | None,
         report: BackupReport,
         count_bytes: Callable[[int], None],
         notice: Callable[[str, str], None],
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
-        """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune, changed since tracked)."""
-        self.root = root
+        """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune,
+        changed since tracked); ``limiter`` bounds the threads that write the run's files (see
+        :mod:`..disk.files`), this folder's and its savers'."""
+        self.place = place
+        self.root = place.path
         self.manifest = manifest
         self.previous = previous
         self.simple: dict[str, Any] = {}  # simple values, for simple_metadata.json
@@ -50,7 +56,8 @@ class RunFolder:
         self._count_bytes = count_bytes
         self.notice = notice
         self._journal_lock = anyio.Lock()
-        self._journal_fd: int | None = None
+        self._journal_file = Journal(place, PurePosixPath(layout.JOURNAL))
+        self.limiter = limiter
 
     # -- recording fields ---------------------------------------------------------------------
 
@@ -92,32 +99,15 @@ class RunFolder:
         while the files it names were fsynced before they were renamed into place.
         """
         async with self._journal_lock:
-            try:
-                await anyio.to_thread.run_sync(self._append, line.encode("utf-8"))
-            except OSError as e:
-                raise destination_error(e, self.root) or e from None
-
-    def _append(self, data: bytes) -> None:
-        """Blocking: append ``data`` to the journal whole, or leave the journal as it was."""
-        if self._journal_fd is None:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-            self._journal_fd = os.open(self.root / layout.JOURNAL, flags, 0o666)
-        fd = self._journal_fd
-        end = os.fstat(fd).st_size
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError:
-            with contextlib.suppress(OSError):  # shrinking needs no space, even on a full disk
-                os.ftruncate(fd, end)
-            raise
+            await anyio.to_thread.run_sync(
+                self._journal_file.append, line.encode("utf-8"), limiter=self.limiter
+            )
 
     async def close(self) -> None:
-        if self._journal_fd is not None:
-            fd, self._journal_fd = self._journal_fd, None
-            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(os.close, fd)
+        if not self._journal_file.is_open:
+            return  # no thread call for nothing
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._journal_file.close, limiter=self.limiter)
 
     # -- the commit ---------------------------------------------------------------------------
 
@@ -137,7 +127,7 @@ class RunFolder:
         # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
-            simple_bytes = await anyio.to_thread.run_sync(self._finish)
+            simple_bytes = await anyio.to_thread.run_sync(self._finish, limiter=self.limiter)
             self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
         if simple_bytes:
             self._count_bytes(simple_bytes)
@@ -208,28 +198,26 @@ class RunFolder:
         size = 0
         if self.simple:
             data = values.dumps(self.simple).encode("utf-8")
-            self.manifest.add_file(write_whole(self.root, PurePosixPath(layout.SIMPLE_METADATA), data))
+            self.manifest.add_file(write_whole(self.place, PurePosixPath(layout.SIMPLE_METADATA), data))
             size = len(data)
         # Compact, unlike the documents users read: json's C encoder only serves indent=None.
         manifest = json.dumps(self.manifest.to_json(), sort_keys=True, ensure_ascii=False, allow_nan=False)
-        write_whole(self.root, PurePosixPath(layout.MANIFEST), manifest.encode())
+        write_whole(self.place, PurePosixPath(layout.MANIFEST), manifest.encode())
         self._tidy()
         return size
 
     def _tidy(self) -> None:
-        """Drop the journal, and files of the old backup that no field refers to any more."""
-        if self._journal_fd is not None:  # every field is in: nothing writes to it any more
-            fd, self._journal_fd = self._journal_fd, None
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.root / layout.JOURNAL)
+        """Drop the journal, and files of the old backup that no field refers to any more.
+
+        A link met on the way is refused (a DestinationError), never followed: nothing
+        outside the run's folder is deleted."""
+        self._journal_file.remove()  # every field is in: nothing writes to it any more
         if self.previous is not None:
             current = {layout.fold(rel): rel for rel in self.manifest.files}
             for rel in set(self.previous.manifest.files) - set(self.manifest.files):
                 twin = current.get(layout.fold(rel))  # on a case-insensitive disk, maybe the same file
                 with contextlib.suppress(OSError):
                     if twin is None or not os.path.samefile(self.root / rel, self.root / twin):
-                        os.unlink(self.root / rel)
+                        self.place.unlink(rel)
                         for folder in PurePosixPath(rel).parents[:-1]:  # and the folders it leaves empty
-                            os.rmdir(self.root / folder)
+                            self.place.rmdir(folder)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..disk.files import WrittenFile, destination_error
+from ..disk.files import WrittenFile
+from ..disk.place import Place, destination_error
 from ..domain import FieldInfo, FieldType
 from ..errors import DestinationError, LayoutError
 from . import layout, migration
@@ -174,31 +175,33 @@ def _read_manifest(root: Path) -> Manifest | None:
     return None
 
 
-def _up_to_date(root: Path) -> Manifest | None:
+def _up_to_date(place: Place) -> Manifest | None:
     """Bring a folder of an older format to this one (see :mod:`.migration`), or finish such a
     move that a crash cut short (blocking); its manifest."""
+    root = place.path
     if (root / layout.MIGRATION).exists():
-        migration.finish(root)
+        migration.finish(place)
     manifest = _read_manifest(root)
     entries = _journal_entries(root)
     old_journal = entries is not None and bool(entries) and entries[0].get("format") != FORMAT_VERSION
     if (manifest is not None and manifest.format != FORMAT_VERSION) or old_journal:
-        migration.migrate(root, manifest, entries)
+        migration.migrate(place, manifest, entries)
         manifest = _read_manifest(root)
     return manifest
 
 
-def load_previous(root: Path, *, dry_run: bool = False) -> Previous | None:
+def load_previous(place: Place, *, dry_run: bool = False) -> Previous | None:
     """Read the manifest and journal of a run folder (blocking); None when there is neither.
 
     A folder of an older format is first brought to this one, except in a dry run, which
     changes nothing.
     """
+    root = place.path
     if dry_run:
         manifest = _read_manifest(root)
     else:
         try:
-            manifest = _up_to_date(root)
+            manifest = _up_to_date(place)
         except OSError as e:
             raise destination_error(e, root) or DestinationError(
                 f"Could not move {root} to backup format {FORMAT_VERSION} ({e}). "

@@ -20,8 +20,8 @@ Reading these is not a Neptune call, so it does not go through the Neptune sourc
 pipeline holds one request token per download all the same, so S3 reads count against
 ``--concurrency`` and go through the same retries as Neptune downloads.
 
-A download lands in ``DEST/.neptune-backup/partial/`` first and is renamed into place once
-whole and checked. A cut S3 download, or a backup killed during one, leaves its bytes
+A download lands in ``DEST/.neptune-backup/partial/`` first (the writer's resume mode, see
+:mod:`...disk.files`) and is renamed into place once whole and checked. A cut S3 download, or a backup killed during one, leaves its bytes
 there; the next try, in this backup or the next, asks S3 only for the rest (a ranged read
 guarded by ``If-Match`` on the ETag, so a changed object is never stitched to an old part).
 """
@@ -38,13 +38,12 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 from typing import Any
 
-import aiofiles
 import anyio
 
-from ...disk.files import WrittenFile, destination_error
+from ...disk.files import AtomicFile, Resume, ThreadFile, write_whole
+from ...disk.place import Place, destination_errors
 from ...domain import ArtifactFileInfo, Download
 from ...errors import FetchError, TransientError
 from .s3 import Gone, S3Reader, Stale, stream_errors
@@ -133,16 +132,27 @@ def _chunks(
 
 
 class ArtifactFiles:
-    """Opens artifact files for one backup into ``dest``; holds its one S3 client."""
+    """Opens artifact files for one backup into ``dest``; holds its one S3 client.
 
-    def __init__(self, dest: Path, *, s3_endpoint_url: str | None = None, connections: int = 10) -> None:
+    ``limiter`` bounds the threads that write the downloads (see :mod:`...disk.files`)."""
+
+    def __init__(
+        self,
+        dest: Path,
+        *,
+        s3_endpoint_url: str | None = None,
+        connections: int = 10,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
         self.dest = dest
+        self.partials = Place(dest, PARTIAL_DIR)
+        self.limiter = limiter
         self.s3 = S3Reader(s3_endpoint_url, connections)
 
     def fetch(
         self,
         file: ArtifactFileInfo,
-        root: Path,
+        root: Place,
         rel: PurePosixPath,
         on_bytes: Callable[[int], None] | None = None,
     ) -> ArtifactFetch:
@@ -164,18 +174,18 @@ class ArtifactFetch:
         self,
         files: ArtifactFiles,
         file: ArtifactFileInfo,
-        root: Path,
+        root: Place,
         rel: PurePosixPath,
         on_bytes: Callable[[int], None] | None,
     ) -> None:
         self.files = files
         self.file = file
+        self.root = root
         self.rel = rel
-        self.final = root / rel
         self.location = location(file)
         # Named by where the file goes, so that each backup of it (and no other file) finds it.
-        key = hashlib.sha256(self.final.relative_to(files.dest).as_posix().encode()).hexdigest()[:32]
-        self.partial = files.dest / PARTIAL_DIR / f"{key}.part"
+        key = hashlib.sha256((root.rel / rel).as_posix().encode()).hexdigest()[:32]
+        self.partial = PurePosixPath(f"{key}.part")  # in files.partials
         self.state = self.partial.with_suffix(".json")  # what the partial bytes are of
         self.changes: list[str] = []
         self._on_bytes = on_bytes
@@ -243,9 +253,10 @@ class ArtifactFetch:
 
     def _resumable(self) -> tuple[int, str | None]:
         """The bytes already held of this object, and its ETag; (0, None) when there are none to trust."""
+        partials = self.files.partials
         try:
-            state = json.loads(self.state.read_text(encoding="utf-8"))
-            held = self.partial.stat().st_size
+            state = json.loads(partials.read(self.state))
+            held = os.lstat(partials.path / self.partial).st_size
         except (OSError, ValueError):
             return 0, None
         if state.get("location") != self.location or not state.get("etag") or not 0 < held < state["size"]:
@@ -258,44 +269,42 @@ class ArtifactFetch:
         self._checks = checks
         self._hashes = {name: hashlib.new(name) for name in {"sha256", *(c.algorithm for c in checks)}}
         self._offset = held
-        try:
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
+        partials = self.files.partials
+        with destination_errors(partials.path / self.partial):
             if held:
-                with self.partial.open("rb") as f:
+                with os.fdopen(partials.open(self.partial, os.O_RDONLY), "rb") as f:
                     while data := f.read(CHUNK):
                         for h in self._hashes.values():
                             h.update(data)
             else:
-                self.partial.unlink(missing_ok=True)
+                partials.unlink(self.partial, missing_ok=True)
                 if found is not None and found.etag:
                     state = {"location": self.location, "etag": found.etag, "size": found.size}
-                    self.state.write_text(json.dumps(state), encoding="utf-8")
-        except OSError as e:
-            raise destination_error(e, self.partial) or e from None
+                    write_whole(partials, self.state, json.dumps(state).encode("utf-8"))
 
     # -- writing --------------------------------------------------------------------------------
 
-    def sink(self, download: Download) -> PartialFile:
-        """Where the body that :meth:`open` returned goes: after the bytes already held."""
-        return PartialFile(self.partial, self.final, self._offset, self.absorb, self.commit)
-
-    def absorb(self, data: bytes) -> None:
-        """Count bytes on their way to disk: into the hashes, and the progress."""
-        for h in self._hashes.values():
-            h.update(data)
-        if self._on_bytes is not None:
-            self._on_bytes(len(data))
+    def sink(self, download: Download) -> AtomicFile:
+        """Where the body that :meth:`open` returned goes: after the bytes already held, kept
+        if it fails, and checked by :meth:`vet` before it takes its name."""
+        held = Resume(self.files.partials, self.partial, self._offset, self._hashes)
+        return AtomicFile(
+            self.root,
+            self.rel,
+            on_bytes=self._on_bytes,
+            resume=held,
+            vet=self.vet,
+            limiter=self.files.limiter,
+        )
 
     def discard(self) -> None:
-        for path in (self.partial, self.state):
-            path.unlink(missing_ok=True)
+        for rel in (self.partial, self.state):
+            self.files.partials.unlink(rel, missing_ok=True)
 
-    def commit(self, fd: int) -> WrittenFile:
-        """Blocking: make the bytes durable, check them and rename them into place."""
-        os.fsync(fd)
-        size = os.fstat(fd).st_size
+    def vet(self, out: ThreadFile) -> None:
+        """Blocking, once the bytes are whole and durable: check them before they take their name."""
         for check in self._checks:
-            if self._hashes[check.algorithm].hexdigest() == check.expected:
+            if out.hashes[check.algorithm].hexdigest() == check.expected:
                 continue
             if check.tracked:
                 self.changes.append(f"content {check.algorithm} differs from the tracked one")
@@ -305,57 +314,4 @@ class ArtifactFetch:
                     f"artifact file {self.file.path}: the bytes do not match the ETag S3 gave",
                     reason="wrong answer",
                 )
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.partial, self.final)
-        self.state.unlink(missing_ok=True)
-        return WrittenFile(self.rel.as_posix(), size, self._hashes["sha256"].hexdigest())
-
-
-class PartialFile:
-    """Appends a body to a partial file that is renamed into place by ``commit`` on success and
-    kept on failure, for the next try to go on from."""
-
-    def __init__(
-        self,
-        partial: Path,
-        final: Path,
-        held: int,
-        absorb: Callable[[bytes], None],
-        commit: Callable[[int], WrittenFile],
-    ) -> None:
-        self.partial = partial
-        self.final = final
-        self.size = held
-        self.result: WrittenFile | None = None
-        self._absorb = absorb
-        self._commit = commit
-        self._file: Any = None
-
-    async def __aenter__(self) -> PartialFile:
-        try:
-            with anyio.CancelScope(shield=True):
-                self._file = await aiofiles.open(self.partial, "ab")
-        except OSError as e:
-            raise destination_error(e, self.final) or e from None
-        return self
-
-    async def write(self, data: bytes) -> None:
-        self._absorb(data)
-        self.size += len(data)
-        try:
-            await self._file.write(data)
-        except OSError as e:
-            raise destination_error(e, self.final) or e from None
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if exc_type is None:
-                await self._file.flush()
-                self.result = await anyio.to_thread.run_sync(self._commit, self._file.fileno())
-        except OSError as e:
-            raise destination_error(e, self.final) or e from None
-        finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await self._file.close()
+        self.files.partials.unlink(self.state, missing_ok=True)  # whole: nothing left to resume
