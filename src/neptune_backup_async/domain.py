@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 UTC = dt.timezone.utc
 
@@ -89,6 +89,17 @@ class PageRequest:
     after: str | None
     offset: int
     limit: int
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ListingPage(Generic[T]):
+    """One page of a listing, and how many entries the server says the whole listing holds."""
+
+    entries: list[T]
+    matching: int
 
 
 @dataclass(frozen=True)

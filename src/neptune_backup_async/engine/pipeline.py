@@ -198,17 +198,18 @@ class Pipeline:
         """
         counts = self.report.projects[project.qualified_name].counts[kind]
         what = f"listing {kind}s of {project.qualified_name}"
-        pager = KeysetPager(what)
+        noun = "model versions" if kind == "modelVersion" else f"{kind}s"
+        pager = KeysetPager[ObjectRef](what, noun, key=lambda ref: ref.sys_id)
         listed: set[str] = set()
         try:
             while (request := pager.next_request()) is not None:
-                entries = await self.retrier.call(
+                page = await self.retrier.call(
                     self.source.objects_page, project, kind, query, request, what=what
                 )
                 # A version goes with its model (to its shard); the whole page counts at once, for progress.
                 owned = [
                     ref
-                    for ref in pager.feed(entries)
+                    for ref in pager.feed(page.entries, page.matching)
                     if self.selection.owns(ref.model_id or ref.sys_id)
                     and (of_model is None or of_model(ref.model_id or ""))
                 ]

@@ -17,6 +17,7 @@ from ..domain import (
     Download,
     FieldInfo,
     ImageInfo,
+    ListingPage,
     ObjectRef,
     PageRequest,
     ProjectInfo,
@@ -30,15 +31,18 @@ class Source(Protocol):
     #: The largest series page the server accepts.
     series_page_limit: int
 
-    def list_projects(self) -> list[str]: ...
+    def projects_page(self, offset: int, limit: int) -> ListingPage[str]:
+        """One page of the names of the projects the token may read, with their count."""
+        ...
 
     def get_project(self, qualified_name: str) -> ProjectInfo: ...
 
     def objects_page(
         self, project: ProjectInfo, kind: str, query: str, page: PageRequest
-    ) -> list[tuple[ObjectRef, str | None]]:
+    ) -> ListingPage[tuple[ObjectRef, str | None]]:
         """One page of the runs, models or model versions matching the NQL ``query``, by
-        creation time ascending, each with its creation time (see :mod:`.paging`)."""
+        creation time ascending, each with its creation time, and their count (see
+        :mod:`..engine.paging`)."""
         ...
 
     def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]: ...

@@ -27,6 +27,7 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from .auth import REFRESH_PATH, Auth
+from .habits import Habits
 from .messages import ApiError, Request, Response, json_response
 from .model import World
 from .operations import ZIP_PATH, Operations
@@ -115,6 +116,14 @@ class Faults:
     The body faults apply to a 2xx real answer of an operation they fit; otherwise the real
     answer is sent and no fault counted. With ``max_in_flight`` set, a request beyond that
     many served at once (start-up operations aside) gets a 429 with ``retry_after``.
+
+    The last switches are no faults but what a real server may do, every answer still right
+    by the API (see :mod:`.habits`): pages of the runs table (``table_page``) or of the
+    projects list (``projects_page``) no longer than that, whatever was asked for; downloads
+    gzip-encoded for a client that accepts it (``gzip``); series pages after the first
+    starting with the last point of the page before (``repeat_series_point``); a series
+    cleared and logged again, one point longer, once its first page is served
+    (``rewrite_series``).
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -126,6 +135,11 @@ class Faults:
     rate_slow: float = 0.0  # the answer waits slow_seconds before anything is sent
     slow_seconds: float = 5.0
     max_in_flight: int | None = None  # more requests at once than this get 429 ("over_limit")
+    table_page: int | None = None  # entries a runs-table page holds at most
+    projects_page: int | None = None  # entries a projects-list page holds at most
+    gzip: bool = False
+    repeat_series_point: bool = False
+    rewrite_series: bool = False
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
@@ -434,6 +448,7 @@ class FakeNeptuneServer:
         self.base_url = f"{'https' if tls else 'http'}://{host}:{self._httpd.server_address[1]}"
         self.auth = Auth(self.base_url)
         self.operations = Operations(world, self.base_url)
+        self._habits = Habits(world, lambda: self.faults)
         self._swagger = {path: json.dumps(swagger(api)).encode() for path, api in SWAGGER_PATHS.items()}
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # cuts latency and slow answers short on stop()
@@ -508,7 +523,7 @@ class FakeNeptuneServer:
             handler = self.operations.handlers.get(operation)
             if handler is None:
                 raise ApiError(404, "NOT_FOUND", f"no route for {request.path}")
-            return handler(request)
+            return self._habits.answer(operation, request, handler)
         except ApiError as e:
             return e.response()
         except Exception as e:  # a bug here must show, not hang the client in its 5xx retries

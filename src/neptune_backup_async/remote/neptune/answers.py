@@ -7,7 +7,16 @@ import operator
 from typing import Any
 
 from ... import domain
-from ...domain import ArtifactFileInfo, FieldInfo, FieldType, ImageInfo, ObjectRef, ProjectInfo, SeriesPage
+from ...domain import (
+    ArtifactFileInfo,
+    FieldInfo,
+    FieldType,
+    ImageInfo,
+    ListingPage,
+    ObjectRef,
+    ProjectInfo,
+    SeriesPage,
+)
 from ...errors import FetchError
 
 log = logging.getLogger("neptune_backup_async")
@@ -78,8 +87,9 @@ def project(answer: dict[str, Any]) -> ProjectInfo:
     )
 
 
-def project_names(answer: dict[str, Any]) -> list[str]:
-    return sorted(f"{p['organizationName']}/{p['name']}" for p in answer["entries"])
+def project_names(answer: dict[str, Any]) -> ListingPage[str]:
+    names = [f"{p['organizationName']}/{p['name']}" for p in answer["entries"]]
+    return ListingPage(names, int(answer["matchingItemCount"]))
 
 
 def object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]:
@@ -103,9 +113,11 @@ def object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]
     return ref, value("sys/creation_time")
 
 
-def object_refs(answer: dict[str, Any], kind: str, what: str) -> list[tuple[ObjectRef, str | None]]:
+def object_refs(answer: dict[str, Any], kind: str, what: str) -> ListingPage[tuple[ObjectRef, str | None]]:
     try:
-        return [object_ref(entry, kind) for entry in answer["entries"]]
+        return ListingPage(
+            [object_ref(entry, kind) for entry in answer["entries"]], int(answer["matchingItemCount"])
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise FetchError(f"{what}: malformed entry ({type(e).__name__}: {e})") from None
 

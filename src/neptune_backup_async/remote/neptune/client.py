@@ -33,6 +33,7 @@ from ...domain import (
     FieldInfo,
     FieldType,
     ImageInfo,
+    ListingPage,
     ObjectRef,
     PageRequest,
     ProjectInfo,
@@ -236,14 +237,19 @@ class NeptuneSource:
 
     # -- projects and runs ------------------------------------------------------------------
 
-    def list_projects(self) -> list[str]:
-        params = {"userRelation": "viewerOrHigher", "sortBy": ["lastViewed"]}
+    def projects_page(self, offset: int, limit: int) -> ListingPage[str]:
+        params = {
+            "userRelation": "viewerOrHigher",
+            "sortBy": ["lastViewed"],
+            "offset": offset,
+            "limit": limit,
+        }
         return self._json(  # type: ignore[no-any-return]
             "backend",
             "listProjects",
             "listing projects",
             params=params,
-            required=("entries",),
+            required=("entries", "matchingItemCount"),
             convert=answers.project_names,
         )
 
@@ -259,7 +265,7 @@ class NeptuneSource:
 
     def objects_page(
         self, project: ProjectInfo, kind: str, query: str, page: PageRequest
-    ) -> list[tuple[ObjectRef, str | None]]:
+    ) -> ListingPage[tuple[ObjectRef, str | None]]:
         if page.after is not None:
             keyset = f'(`sys/creation_time`:datetime >= "{page.after}")'
             query = f"({query} AND {keyset})" if query else keyset
@@ -283,7 +289,7 @@ class NeptuneSource:
             what,
             params={"projectIdentifier": project.id, "type": [kind]},
             body=body,
-            required=("entries",),
+            required=("entries", "matchingItemCount"),
             convert=lambda answer: answers.object_refs(answer, kind, what),
         )
 
