@@ -376,16 +376,38 @@ def test_file_series_download(run: neptune.Run, tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes() == image.data
 
 
-def test_image_series_values_carry_names(server: FakeNeptuneServer) -> None:
+def test_image_series_values_give_the_count_only(server: FakeNeptuneServer) -> None:
     query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "images/preds", "offset": 1, "limit": 5}
     body = raw(server, "GET", "/api/leaderboard/v1/attributes/series/image", params=query).json()
-    assert body["totalItemCount"] == 3
-    assert [v["value"]["name"] for v in body["values"]] == ["second", "third"]
-    assert body["values"][0] == {
-        "step": 1.0,
-        "timestampMillis": 1_709_294_401_000,
-        "value": {"name": "second", "description": "epoch 1"},
-    }
+    assert body == {"totalItemCount": 3}
+
+
+def test_an_image_series_read_as_a_channel_gives_steps_times_names(server: FakeNeptuneServer) -> None:
+    attributes = raw(
+        server, "GET", "/api/leaderboard/v1/attributes", params={"experimentId": f"{PROJECT}/VIS-1"}
+    )
+    [images] = [a for a in attributes.json()["attributes"] if a["name"] == "images/preds"]
+    channel = images["imageSeriesProperties"]["channelId"]
+    assert route("GET", f"/api/leaderboard/v1/channels/{channel}/values") == "getChannelValues"
+    body = raw(
+        server, "GET", f"/api/leaderboard/v1/channels/{channel}/values", params={"offset": 1, "limit": 5}
+    )
+    assert (body.status_code, body.json()["channelId"], body.json()["totalItemCount"]) == (200, channel, 3)
+    assert body.json()["values"] == [
+        {
+            "timestampMillis": 1_709_294_401_000,
+            "x": 1.0,
+            "y": {"imageValue": {"name": "second", "description": "epoch 1"}},
+        },
+        {
+            "timestampMillis": 1_709_294_402_000,
+            "x": 2.0,
+            "y": {"imageValue": {"name": "third", "description": "epoch 2"}},
+        },
+    ]
+    # Each container's series is a channel of its own.
+    other = raw(server, "GET", "/api/leaderboard/v1/channels/00000000-0000-0000-0000-000000000000/values")
+    assert other.status_code == 404
 
 
 def test_file_set(run: neptune.Run, server: FakeNeptuneServer, tmp_path: Path) -> None:

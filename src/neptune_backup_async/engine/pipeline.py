@@ -107,6 +107,7 @@ class Pipeline:
         self.retrier = Retrier(self.gate, retry, on_retry=self._retried)
         self._progress = ProgressFeed(report, on_progress)
         self._on_finished = on_finished
+        self._noticed: set[str] = set()  # the reasons of notice_once so far
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -130,6 +131,12 @@ class Pipeline:
     def notice(self, project: str, run: str | None, field: str | None, reason: str) -> None:
         self.report.notices.append(Note(project, run, field, reason))
         log.warning("%s/%s/%s: %s", project, run or "-", field or "-", reason)
+
+    def notice_once(self, project: str, run: str | None, field: str | None, reason: str) -> None:
+        """A notice that holds for the whole backup: given where ``reason`` first comes up only."""
+        if reason not in self._noticed:
+            self._noticed.add(reason)
+            self.notice(project, run, field, reason)
 
     # -- producer and workers -----------------------------------------------------------------
 

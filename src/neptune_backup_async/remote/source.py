@@ -49,9 +49,15 @@ class Source(Protocol):
 
     def series_page(self, run: ObjectRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage: ...
 
-    def image_page(
-        self, run: ObjectRef, field: FieldInfo, offset: int, limit: int
-    ) -> tuple[int, list[ImageInfo]]: ...
+    def image_count(self, run: ObjectRef, field: FieldInfo) -> int:
+        """How many images an image series holds: all that its own listing gives."""
+        ...
+
+    def image_page(self, field: FieldInfo, offset: int, limit: int) -> ListingPage[ImageInfo]:
+        """The step, time, name and description of some images of a series, from the series
+        read as a channel (its id is the field's value), with the channel's count. A server
+        may not offer this: it answers with an error status."""
+        ...
 
     def open_image(self, run: ObjectRef, field: FieldInfo, index: int) -> Download: ...
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import socket
 import ssl
 import sys
@@ -44,7 +45,13 @@ FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
 # Startup calls never get random faults: the client's setup has no retries worth testing.
 STARTUP_OPERATIONS = frozenset({"getClientConfig", "swagger", "exchangeApiToken", "oauthRefresh"})
-_ROUTES = {(op.method.upper(), op.path): op.operation_id for op in OPERATIONS}
+_ROUTES = {(op.method.upper(), op.path): op.operation_id for op in OPERATIONS if "{" not in op.path}
+# Paths with parameters in them, such as /channels/{channelId}/values.
+_TEMPLATES = {
+    (op.method.upper(), re.compile(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(op.path)))): op.operation_id
+    for op in OPERATIONS
+    if "{" in op.path
+}
 _ERRORS_5XX = (500, 502, 503, 504)
 SERIES_PAGE_OPERATIONS = frozenset({"getFloatSeriesValues", "getStringSeriesValues"})
 DOWNLOAD_OPERATIONS = frozenset({"downloadFileSetZip", "downloadAttribute"})
@@ -61,6 +68,9 @@ def route(method: str, path: str) -> str:
     """The operation name of a request: its swagger operationId, or a fixed name."""
     if (method, path) in _ROUTES:
         return _ROUTES[(method, path)]
+    for (verb, pattern), operation in _TEMPLATES.items():
+        if verb == method and pattern.fullmatch(path):
+            return operation
     if method == "GET" and path in SWAGGER_PATHS:
         return "swagger"
     if method == "POST" and path == REFRESH_PATH:
@@ -502,9 +512,7 @@ class FakeNeptuneServer:
                 "minCompatibleVersion": "1.0.0",
                 "maxCompatibleVersion": "1.99.99",
             },
-            "artifacts": {"enabled": True, "apiVersion": 2},
-            "multiPartUpload": {"enabled": False},
-            "sysNameSetByBackend": False,
+            "artifacts": {"enabled": True},
         }
 
     def answer(self, operation: str, request: Request) -> Response:

@@ -318,15 +318,25 @@ class NeptuneSource:
             convert=answers.series_page,
         )
 
-    def image_page(
-        self, run: ObjectRef, field: FieldInfo, offset: int, limit: int
-    ) -> tuple[int, list[ImageInfo]]:
+    def image_count(self, run: ObjectRef, field: FieldInfo) -> int:
         return self._json(  # type: ignore[no-any-return]
             "leaderboard",
             "getImageSeriesValues",
             "getImageSeriesValues",
-            params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
+            params={"experimentId": run.id, "attribute": field.path, "offset": 0, "limit": 1},
             required=("totalItemCount",),
+            convert=lambda answer: int(answer["totalItemCount"]),
+        )
+
+    def image_page(self, field: FieldInfo, offset: int, limit: int) -> ListingPage[ImageInfo]:
+        method, url = self._url("leaderboard", "getChannelValues")
+        channel = urllib.parse.quote(str(field.value), safe="")
+        return self._http.json(  # type: ignore[no-any-return]
+            method,
+            url.replace("{channelId}", channel),
+            "getChannelValues",
+            params={"offset": offset, "limit": limit},
+            required=("totalItemCount", "values"),
             convert=lambda answer: answers.image_page(answer, offset),
         )
 
