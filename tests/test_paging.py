@@ -69,11 +69,11 @@ def test_an_empty_table_takes_one_request() -> None:
 
 def test_the_count_ends_the_listing_without_asking_for_an_empty_page() -> None:
     rows = table([f"t{i}" for i in range(4)])
-    pages, requests = pager(cap=None, page=4), 0
+    pages, requests, listed = pager(cap=None, page=4), 0, []
     while (request := pages.next_request()) is not None:
         requests += 1
-        pages.feed(*answer(rows, request))
-    assert requests == 1 and pages.given == 4
+        listed += pages.feed(*answer(rows, request))
+    assert requests == 1 and len(listed) == 4
 
 
 def test_more_objects_of_one_time_than_a_window_holds_is_an_error_not_a_loop() -> None:

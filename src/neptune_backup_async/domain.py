@@ -148,7 +148,7 @@ class Download:
     """An open streamed body. Iterate ``chunks`` and then ``close()``, in the same thread."""
 
     chunks: Iterator[bytes]
-    size: int | None = None
+    size: int | None = None  # the decoded bytes the answer promised; None when it did not say
     filename: str | None = None
     content_type: str | None = None
     close: Any = None  # Callable[[], None] | None

@@ -81,11 +81,6 @@ class KeysetPager(Generic[T]):
         self._last_time: str | None = None
         self._tail: set[str] = set()  # keys created at `_last_time`
 
-    @property
-    def given(self) -> int:
-        """How many distinct entries :meth:`feed` has returned."""
-        return self._given
-
     def next_request(self) -> PageRequest | None:
         if self._failure is not None:
             raise self._failure
