@@ -52,9 +52,9 @@ def per_call_ms(call: Callable[[], Any], repeat: int, budget: float = 0.3) -> fl
 
 def capture(source: NeptuneSource) -> dict[str, tuple[tuple[str, str], dict[str, Any]]]:
     """Each kind of answer: the operation's (method, url) and the request's keyword arguments."""
-    project = source.get_project(source.list_projects()[0])
+    project = source.get_project(source.projects_page(0, 100).entries[0])
     refs = source.objects_page(project, "run", "", PageRequest(limit=1000, offset=0, after=None))
-    run = refs[0][0]
+    run = refs.entries[0][0]
     fields = {f.path: f for f in source.get_fields(project, run)}
     series = [f for f in fields.values() if f.type.value == "floatSeries"]
     long_one = max(series, key=lambda f: f.last_step or 0)

@@ -115,8 +115,8 @@ def test_a_garbled_or_cut_answer_is_a_transient_invalid_answer() -> None:
             for fault in ("garbage", "truncated_json"):
                 server.faults.script("listProjects", fault)
                 with pytest.raises(TransientError) as caught:
-                    source.list_projects()
+                    source.projects_page(0, 100)
                 assert caught.value.reason == "invalid answer"
-            assert source.list_projects() == ["workspace-0/project-0"]
+            assert source.projects_page(0, 100).entries == ["workspace-0/project-0"]
         finally:
             source.close()

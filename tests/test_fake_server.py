@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import io
 import json
 import threading
@@ -375,16 +376,38 @@ def test_file_series_download(run: neptune.Run, tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes() == image.data
 
 
-def test_image_series_values_carry_names(server: FakeNeptuneServer) -> None:
+def test_image_series_values_give_the_count_only(server: FakeNeptuneServer) -> None:
     query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "images/preds", "offset": 1, "limit": 5}
     body = raw(server, "GET", "/api/leaderboard/v1/attributes/series/image", params=query).json()
-    assert body["totalItemCount"] == 3
-    assert [v["value"]["name"] for v in body["values"]] == ["second", "third"]
-    assert body["values"][0] == {
-        "step": 1.0,
-        "timestampMillis": 1_709_294_401_000,
-        "value": {"name": "second", "description": "epoch 1"},
-    }
+    assert body == {"totalItemCount": 3}
+
+
+def test_an_image_series_read_as_a_channel_gives_steps_times_names(server: FakeNeptuneServer) -> None:
+    attributes = raw(
+        server, "GET", "/api/leaderboard/v1/attributes", params={"experimentId": f"{PROJECT}/VIS-1"}
+    )
+    [images] = [a for a in attributes.json()["attributes"] if a["name"] == "images/preds"]
+    channel = images["imageSeriesProperties"]["channelId"]
+    assert route("GET", f"/api/leaderboard/v1/channels/{channel}/values") == "getChannelValues"
+    body = raw(
+        server, "GET", f"/api/leaderboard/v1/channels/{channel}/values", params={"offset": 1, "limit": 5}
+    )
+    assert (body.status_code, body.json()["channelId"], body.json()["totalItemCount"]) == (200, channel, 3)
+    assert body.json()["values"] == [
+        {
+            "timestampMillis": 1_709_294_401_000,
+            "x": 1.0,
+            "y": {"imageValue": {"name": "second", "description": "epoch 1"}},
+        },
+        {
+            "timestampMillis": 1_709_294_402_000,
+            "x": 2.0,
+            "y": {"imageValue": {"name": "third", "description": "epoch 2"}},
+        },
+    ]
+    # Each container's series is a channel of its own.
+    other = raw(server, "GET", "/api/leaderboard/v1/channels/00000000-0000-0000-0000-000000000000/values")
+    assert other.status_code == 404
 
 
 def test_file_set(run: neptune.Run, server: FakeNeptuneServer, tmp_path: Path) -> None:
@@ -877,3 +900,106 @@ def test_zip_is_deterministic() -> None:
     assert zip_bytes(files) == zip_bytes(FileSet(tuple(reversed(files.files))))
     with zipfile.ZipFile(io.BytesIO(zip_bytes(files))) as archive:
         assert archive.namelist() == ["a/c.txt", "b.txt"]
+
+
+# -- what a real server may do: no faults, every answer right by the API ------------------------
+
+ENTRIES = "/api/leaderboard/v1/leaderboard/entries/search"
+PROJECTS = "/api/backend/v1/projects"
+
+
+def test_runs_table_pages_no_longer_than_the_server_allows_keep_their_count(fresh: FakeNeptuneServer) -> None:
+    params = {"projectIdentifier": fresh.world.project(PROJECT).uuid, "type": "run"}
+    body = {"query": {"query": ""}, "pagination": {"limit": 100, "offset": 1}}
+    whole = raw(fresh, "POST", ENTRIES, params=params, json=body).json()
+    fresh.faults.table_page = 2
+    capped = raw(fresh, "POST", ENTRIES, params=params, json=body).json()
+    assert len(whole["entries"]) == whole["matchingItemCount"] - 1 > 2
+    assert capped == {**whole, "entries": whole["entries"][:2]}
+
+
+def test_projects_pages_no_longer_than_the_server_allows_keep_their_count(fresh: FakeNeptuneServer) -> None:
+    params = {"offset": 0, "limit": 10}
+    whole = raw(fresh, "GET", PROJECTS, params=params).json()
+    fresh.faults.projects_page = 1
+    capped = raw(fresh, "GET", PROJECTS, params=params).json()
+    assert len(whole["entries"]) == whole["matchingItemCount"] == 2
+    assert capped == {**whole, "entries": whole["entries"][:1]}
+    assert len(management.get_project_list(api_token=fresh.api_token)) == 1  # the client reads one page
+
+
+def undecoded(server: FakeNeptuneServer, path: str, accept: str, **params: Any) -> requests.Response:
+    """A download as sent, its body not decoded: ``.raw_body`` holds the bytes on the wire."""
+    headers = {"X-Neptune-Api-Token": server.api_token, "Accept-Encoding": accept}
+    answer = requests.get(server.base_url + path, headers=headers, params=params, stream=True, timeout=10)
+    answer.raw_body = answer.raw.read(decode_content=False)  # type: ignore[attr-defined]
+    return answer
+
+
+def test_downloads_are_gzip_encoded_for_a_client_that_accepts_it(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.gzip = True
+    vis1 = f"{PROJECT}/VIS-1"
+    prepared = raw(
+        fresh,
+        "POST",
+        "/api/leaderboard/v1/attributes/downloadFileSetZipRequest",
+        params={"experimentId": vis1, "attribute": "source_code/files"},
+    )
+    ready = raw(fresh, "GET", "/api/leaderboard/v1/download/downloadRequest", params=prepared.json())
+    fields = full_run_fields()
+    images, sample, files = fields["images/preds"], fields["data/sample"], fields["source_code/files"]
+    assert isinstance(images, ImageSeries) and isinstance(sample, File) and isinstance(files, FileSet)
+    cases = [
+        ((DOWNLOAD, {"experimentId": vis1, "attribute": "data/sample"}), sample.data),
+        ((IMAGE, {"experimentId": vis1, "attribute": "images/preds", "index": 2}), images.images[2].data),
+        ((str(ready.json()["downloadUrl"])[len(fresh.base_url) :], {}), zip_bytes(files)),
+    ]
+    for (path, params), data in cases:
+        encoded = undecoded(fresh, path, "gzip, deflate", **params)
+        assert encoded.headers["Content-Encoding"] == "gzip"
+        assert int(encoded.headers["Content-Length"]) == len(encoded.raw_body)  # type: ignore[attr-defined]
+        assert gzip.decompress(encoded.raw_body) == data  # type: ignore[attr-defined]
+        plain = undecoded(fresh, path, "identity", **params)
+        assert "Content-Encoding" not in plain.headers and plain.raw_body == data  # type: ignore[attr-defined]
+    # JSON answers are left alone.
+    assert "Content-Encoding" not in undecoded(fresh, PROJECT_GET, "gzip", projectIdentifier=PROJECT).headers
+
+
+def series_page(server: FakeNeptuneServer, offset: int, limit: int) -> dict[str, Any]:
+    query = {
+        "experimentId": f"{PROJECT}/VIS-1",
+        "attribute": "metrics/loss",
+        "offset": offset,
+        "limit": limit,
+    }
+    answer: dict[str, Any] = raw(server, "GET", FLOAT_SERIES, params=query).json()
+    return answer
+
+
+def test_a_series_page_after_the_first_may_repeat_the_last_point_of_the_page_before(
+    fresh: FakeNeptuneServer,
+) -> None:
+    first, second = series_page(fresh, 0, 5), series_page(fresh, 5, 5)
+    fresh.faults.repeat_series_point = True
+    assert series_page(fresh, 0, 5) == first
+    repeated = series_page(fresh, 5, 5)
+    assert repeated["totalItemCount"] == second["totalItemCount"] == 2_500
+    assert repeated["values"] == [first["values"][-1], *second["values"][:4]]
+
+
+def test_a_series_may_be_rewritten_once_its_first_page_is_read(fresh: FakeNeptuneServer) -> None:
+    def last_step() -> float:
+        answer = raw(
+            fresh, "GET", "/api/leaderboard/v1/attributes", params={"experimentId": f"{PROJECT}/VIS-1"}
+        )
+        [loss] = [a for a in answer.json()["attributes"] if a["name"] == "metrics/loss"]
+        return float(loss["floatSeriesProperties"]["lastStep"])
+
+    fresh.faults.rewrite_series = True
+    step = last_step()
+    before = series_page(fresh, 0, 3)
+    after = series_page(fresh, 0, 3)
+    assert (before["totalItemCount"], after["totalItemCount"], last_step()) == (2_500, 2_501, step + 1)
+    assert [v["step"] for v in after["values"]] == [v["step"] for v in before["values"]]
+    assert [v["value"] for v in after["values"]] == [v["value"] + 1000 for v in before["values"]]
+    assert series_page(fresh, 0, 3) == after  # once only

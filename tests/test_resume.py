@@ -27,6 +27,7 @@ FIELD_OPERATIONS = {
     "getFloatSeriesValues",
     "getStringSeriesValues",
     "getImageSeriesValues",
+    "getChannelValues",
     "getImageSeriesValue",
     "downloadAttribute",
     "prepareForDownloadFileSetAttributeZip",

@@ -111,7 +111,7 @@ def test_a_401_for_an_access_token_the_client_thought_alive_gets_one_refresh_and
     with serve(generate(MINIMAL)) as server:
         source = NeptuneSource(server.api_token)
         try:
-            assert source.list_projects() == ["workspace-0/project-0"]
+            assert source.projects_page(0, 100).entries == ["workspace-0/project-0"]
             auth = source._http._token._auth  # type: ignore[attr-defined]  # the client's NeptuneAuth
             server.auth.token_lifetime = 1
             auth._refresh_token()  # the client now holds a token the server lets expire within 1 s,
@@ -119,7 +119,7 @@ def test_a_401_for_an_access_token_the_client_thought_alive_gets_one_refresh_and
             server.auth.token_lifetime = 3600
             time.sleep(1.1)
             refreshes = server.stats.snapshot()["by_operation"]["oauthRefresh"]
-            assert source.list_projects() == ["workspace-0/project-0"]
+            assert source.projects_page(0, 100).entries == ["workspace-0/project-0"]
             stats = server.stats.snapshot()
         finally:
             source.close()

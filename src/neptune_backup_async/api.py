@@ -26,6 +26,7 @@ from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_
 from .disk.place import Place
 from .domain import ProjectInfo
 from .engine.limiter import Gate
+from .engine.paging import IncompleteListing, KeysetPager
 from .engine.pipeline import Pipeline
 from .engine.retry import Retrier
 from .errors import (
@@ -49,6 +50,7 @@ from .selection import Selection
 from .settings import TOKEN_ENV
 
 log = logging.getLogger("neptune_backup_async")
+PROJECTS_PAGE = 100  # projects asked for at once; a server may hand back fewer
 
 
 def resolve_token(api_token: str | None) -> str:
@@ -234,7 +236,7 @@ async def backup(
                     )
                     report.stage = CHECKING_PROJECTS
                     pipeline.changed()
-                    infos = await _resolve_projects(pipeline.retrier, source, names)
+                    infos = await _resolve_projects(pipeline, source, names)
                     started = True
                     await pipeline.run(infos, pool)
                 finally:
@@ -285,9 +287,27 @@ def one_error(e: BaseException) -> BaseException:
     return unexpected
 
 
-async def _resolve_projects(retrier: Retrier, source: Source, names: list[str] | None) -> list[ProjectInfo]:
+async def _project_names(retrier: Retrier, source: Source) -> tuple[list[str], IncompleteListing | None]:
+    """Every project the token may read, by name; with why the list is incomplete, if it is."""
+    pager = KeysetPager[str]("listing projects", "projects", key=str, cap=None, page=PROJECTS_PAGE)
+    names: list[str] = []
+    try:
+        while (request := pager.next_request()) is not None:
+            page = await retrier.call(
+                source.projects_page, request.offset, request.limit, what="listing projects"
+            )
+            names += pager.feed([(name, None) for name in page.entries], page.matching)
+    except IncompleteListing as e:
+        return sorted(names), e
+    return sorted(names), None
+
+
+async def _resolve_projects(pipeline: Pipeline, source: Source, names: list[str] | None) -> list[ProjectInfo]:
+    retrier = pipeline.retrier
     if names is None:
-        names = await retrier.call(source.list_projects, what="listing projects")
+        names, incomplete = await _project_names(retrier, source)
+        if incomplete is not None:  # back up those listed, and fail the backup
+            pipeline.fail("all", None, None, f"listing projects failed: {incomplete}")
     infos = []
     for name in names:  # every name is checked before anything is fetched
         try:
@@ -307,6 +327,9 @@ async def list_projects(api_token: str | None = None, *, lost_server_after: floa
     source = await connect(api_token, 1)
     try:
         retrier = Retrier(Gate(1), RetryPolicy(lost_after=lost_server_after))
-        return await retrier.call(source.list_projects, what="listing projects")
+        names, incomplete = await _project_names(retrier, source)
+        if incomplete is not None:
+            raise incomplete
+        return names
     finally:
         source.close()

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 UTC = dt.timezone.utc
 
@@ -91,6 +91,17 @@ class PageRequest:
     limit: int
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ListingPage(Generic[T]):
+    """One page of a listing, and how many entries the server says the whole listing holds."""
+
+    entries: list[T]
+    matching: int
+
+
 @dataclass(frozen=True)
 class FieldInfo:
     """One field of a run, as the attribute listing gives it.
@@ -137,7 +148,7 @@ class Download:
     """An open streamed body. Iterate ``chunks`` and then ``close()``, in the same thread."""
 
     chunks: Iterator[bytes]
-    size: int | None = None
+    size: int | None = None  # the decoded bytes the answer promised; None when it did not say
     filename: str | None = None
     content_type: str | None = None
     close: Any = None  # Callable[[], None] | None

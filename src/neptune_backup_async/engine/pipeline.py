@@ -108,6 +108,7 @@ class Pipeline:
         self.retrier = Retrier(self.gate, retry, on_retry=self._retried)
         self._progress = ProgressFeed(report, on_progress)
         self._on_finished = on_finished
+        self._noticed: set[str] = set()  # the reasons of notice_once so far
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -131,6 +132,12 @@ class Pipeline:
     def notice(self, project: str, run: str | None, field: str | None, reason: str) -> None:
         self.report.notices.append(Note(project, run, field, reason))
         log.warning("%s/%s/%s: %s", project, run or "-", field or "-", reason)
+
+    def notice_once(self, project: str, run: str | None, field: str | None, reason: str) -> None:
+        """A notice that holds for the whole backup: given where ``reason`` first comes up only."""
+        if reason not in self._noticed:
+            self._noticed.add(reason)
+            self.notice(project, run, field, reason)
 
     # -- producer and workers -----------------------------------------------------------------
 
@@ -199,17 +206,18 @@ class Pipeline:
         """
         counts = self.report.projects[project.qualified_name].counts[kind]
         what = f"listing {kind}s of {project.qualified_name}"
-        pager = KeysetPager(what)
+        noun = "model versions" if kind == "modelVersion" else f"{kind}s"
+        pager = KeysetPager[ObjectRef](what, noun, key=lambda ref: ref.sys_id)
         listed: set[str] = set()
         try:
             while (request := pager.next_request()) is not None:
-                entries = await self.retrier.call(
+                page = await self.retrier.call(
                     self.source.objects_page, project, kind, query, request, what=what
                 )
                 # A version goes with its model (to its shard); the whole page counts at once, for progress.
                 owned = [
                     ref
-                    for ref in pager.feed(entries)
+                    for ref in pager.feed(page.entries, page.matching)
                     if self.selection.owns(ref.model_id or ref.sys_id)
                     and (of_model is None or of_model(ref.model_id or ""))
                 ]

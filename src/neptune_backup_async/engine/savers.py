@@ -29,8 +29,8 @@ from anyio.abc import TaskGroup
 
 from .. import domain
 from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
-from ..domain import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
-from ..errors import BackupError, FetchError, LayoutError, TransientError, leading_error
+from ..domain import Download, FieldInfo, FieldType, ImageInfo, ObjectRef, ProjectInfo
+from ..errors import BackupError, FetchError, HttpStatusError, LayoutError, TransientError, leading_error
 from ..format import layout, values
 from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
@@ -276,16 +276,36 @@ class FieldSavers:
         expected = checks.Expected(checks.Kind.ZIP, size=info.size)
         return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
-    async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+    async def _image_metadata(self, info: FieldInfo, total: int) -> list[ImageInfo]:
+        """The step, time, name and description of a series' images, as far as the server
+        gives them: none where it does not offer the series as a channel (said once a backup)."""
         source, retrier = self.pipe.source, self.pipe.retrier
-        what = "image listing"
-        total, items = await retrier.call(source.image_page, self.run, info, 0, IMAGE_PAGE, what=what)
-        while len(items) < total:
-            _, more = await retrier.call(source.image_page, self.run, info, len(items), IMAGE_PAGE, what=what)
-            if not more:
-                break  # the server lists no metadata; the images themselves still come by index
-            items.extend(more)
-        by_index = {item.index: item for item in items}
+        items: list[ImageInfo] = []
+        why = "the field listing gives no channel id" if info.value is None else None
+        try:
+            while why is None and len(items) < total:
+                page = await retrier.call(
+                    source.image_page, info, len(items), IMAGE_PAGE, what="getChannelValues"
+                )
+                if not page.entries:
+                    break  # the channel holds fewer than the series: the rest stay without
+                items += page.entries
+        except HttpStatusError as e:
+            items, why = [], f"getChannelValues answered HTTP {e.status}"
+        if why is not None:
+            self.pipe.notice_once(
+                self.project.qualified_name,
+                self.run.sys_id,
+                info.path,
+                f"Neptune gave no step, time, name or description of the images ({why}): the"
+                " index.json of image series holds each image's index and file only",
+            )
+        return items
+
+    async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
+        source = self.pipe.source
+        total = await self.pipe.retrier.call(source.image_count, self.run, info, what="image listing")
+        by_index = {item.index: item for item in await self._image_metadata(info, total)}
         written: dict[int, WrittenFile] = {}
         previous = self.folder.previous
         if prev is not None and previous is not None:  # images are append-only: keep the old ones

@@ -17,6 +17,7 @@ from ..domain import (
     Download,
     FieldInfo,
     ImageInfo,
+    ListingPage,
     ObjectRef,
     PageRequest,
     ProjectInfo,
@@ -30,24 +31,33 @@ class Source(Protocol):
     #: The largest series page the server accepts.
     series_page_limit: int
 
-    def list_projects(self) -> list[str]: ...
+    def projects_page(self, offset: int, limit: int) -> ListingPage[str]:
+        """One page of the names of the projects the token may read, with their count."""
+        ...
 
     def get_project(self, qualified_name: str) -> ProjectInfo: ...
 
     def objects_page(
         self, project: ProjectInfo, kind: str, query: str, page: PageRequest
-    ) -> list[tuple[ObjectRef, str | None]]:
+    ) -> ListingPage[tuple[ObjectRef, str | None]]:
         """One page of the runs, models or model versions matching the NQL ``query``, by
-        creation time ascending, each with its creation time (see :mod:`.paging`)."""
+        creation time ascending, each with its creation time, and their count (see
+        :mod:`..engine.paging`)."""
         ...
 
     def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]: ...
 
     def series_page(self, run: ObjectRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage: ...
 
-    def image_page(
-        self, run: ObjectRef, field: FieldInfo, offset: int, limit: int
-    ) -> tuple[int, list[ImageInfo]]: ...
+    def image_count(self, run: ObjectRef, field: FieldInfo) -> int:
+        """How many images an image series holds: all that its own listing gives."""
+        ...
+
+    def image_page(self, field: FieldInfo, offset: int, limit: int) -> ListingPage[ImageInfo]:
+        """The step, time, name and description of some images of a series, from the series
+        read as a channel (its id is the field's value), with the channel's count. A server
+        may not offer this: it answers with an error status."""
+        ...
 
     def open_image(self, run: ObjectRef, field: FieldInfo, index: int) -> Download: ...
 

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import random
 import struct
+import uuid
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -159,7 +160,7 @@ class _Generator:
         rng = self.rng
         kinds = (
             lambda i: Float(round(rng.uniform(-10, 10), rng.randrange(1, 17))),
-            lambda i: Int(rng.randrange(-(2**40), 2**40)),
+            lambda i: Int(rng.randrange(-(2**31), 2**31)),  # Neptune's ints are int32
             lambda i: Bool(rng.random() < 0.5),
             lambda i: String(rng.choice(("adam", "sgd", "ünïcødé ✓", 'quote " and, comma', "line\nbreak"))),
             lambda i: Datetime(EPOCH + dt.timedelta(seconds=rng.randrange(0, 10**8), microseconds=i * 1000)),
@@ -247,7 +248,8 @@ class _Generator:
         out["source_code/entrypoint"] = String("train.py")
         if spec.notebook_every and index % spec.notebook_every == 0:
             out["source_code/notebook"] = NotebookRef(
-                notebook_id=f"nb-{index}", notebook_name="explore.ipynb", checkpoint_id=f"ck-{index}",
+                notebook_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"notebook-{index}")), notebook_name="explore.ipynb",
+                checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"checkpoint-{index}")),
                 checkpoint_name="checkpoint 1",
             )  # fmt: skip
         if spec.file_size:

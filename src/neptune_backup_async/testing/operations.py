@@ -68,6 +68,7 @@ class Operations:
         self._lock = threading.Lock()
         self._downloads: dict[str, tuple[str, str]] = {}  # zip request id -> (container uuid, attribute)
         self._artifacts: dict[tuple[str, str], Artifact] = {}  # (project uuid, hash) -> artifact
+        self._channels: dict[str, tuple[str, str]] = {}  # channel id -> (container uuid, path)
         self.handlers: dict[str, Callable[[Request], Response]] = {
             "listProjects": self.list_projects,
             "listOrganizations": self.list_organizations,
@@ -78,6 +79,7 @@ class Operations:
             "getStringSeriesValues": self.get_series_values,
             "getImageSeriesValues": self.get_image_series_values,
             "getImageSeriesValue": self.get_image,
+            "getChannelValues": self.get_channel_values,
             "downloadAttribute": self.download_attribute,
             "prepareForDownloadFileSetAttributeZip": self.prepare_zip,
             "getDownloadPrepareRequest": self.get_download_request,
@@ -157,12 +159,7 @@ class Operations:
         workspaces: dict[str, Project] = {}
         for project in self._projects():
             workspaces.setdefault(project.workspace, project)
-        return json_response(
-            [
-                {"id": p.workspace_uuid, "name": name, "organizationType": "team", "userRole": "owner"}
-                for name, p in workspaces.items()
-            ]
-        )
+        return json_response([wire.organization(p, wire.iso(FILE_TIME)) for p in workspaces.values()])
 
     def get_project(self, request: Request) -> Response:
         return json_response(wire.project_dto(self.project(request.arg("projectIdentifier"))))
@@ -185,8 +182,8 @@ class Operations:
 
     def _getter(self, value_type: type) -> Callable[[Request], Response]:
         def get(request: Request) -> Response:
-            _, path, value = self.attribute(request, value_type)
-            return json_response(wire.properties(path, value))
+            container, path, value = self.attribute(request, value_type)
+            return json_response(wire.properties(path, value, container.uuid))
 
         return get
 
@@ -206,16 +203,48 @@ class Operations:
         return json_response({"totalItemCount": len(series.points), "values": values})
 
     def get_image_series_values(self, request: Request) -> Response:
+        """The count of an image series, and nothing else: so says Neptune's API."""
         _, _, series = self.attribute(request, ImageSeries)
+        return json_response({"totalItemCount": len(series.images)})
+
+    def get_channel_values(self, request: Request) -> Response:
+        """An image series read as a channel (``/channels/{channelId}/values``): each image's
+        step (``x``), time, name and description, by offset and limit."""
+        channel = request.path.split("/")[-2]
+        target = self._channel(channel)
+        if target is None:
+            raise ApiError(404, "CHANNEL_NOT_FOUND", f"channel {channel!r} not found")
+        found = self.world.find(target[0])
+        if found is None:
+            raise not_found(f"object {target[0]!r}")
+        series = self.value(found[1], target[1], ImageSeries)
         values = [
             {
-                "step": image.step,
                 "timestampMillis": image.timestamp_ms,
-                "value": {"name": image.name, "description": image.description},
+                "x": image.step,
+                "y": {"imageValue": {"name": image.name, "description": image.description}},
             }
             for image in self._page(request, series.images)
         ]
-        return json_response({"totalItemCount": len(series.images), "values": values})
+        return json_response({"channelId": channel, "totalItemCount": len(series.images), "values": values})
+
+    def _channel(self, channel: str) -> tuple[str, str] | None:
+        """The container uuid and path of the image series with this channel id."""
+        with self._lock:
+            if channel in self._channels:
+                return self._channels[channel]
+        with self.world.lock:
+            found = {
+                wire.channel_id(container.uuid, path): (container.uuid, path)
+                for project in self.world.projects.values()
+                for container in (project.container, *project.containers.values())
+                if container is not None
+                for path, value in container.fields.items()
+                if isinstance(value, ImageSeries)
+            }
+        with self._lock:
+            self._channels.update(found)
+        return found.get(channel)
 
     def get_image(self, request: Request) -> Response:
         _, path, series = self.attribute(request, ImageSeries)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import socket
 import ssl
 import sys
@@ -27,6 +28,7 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from .auth import REFRESH_PATH, Auth
+from .habits import Habits
 from .messages import ApiError, Request, Response, json_response
 from .model import World
 from .operations import ZIP_PATH, Operations
@@ -43,7 +45,13 @@ FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
 # Startup calls never get random faults: the client's setup has no retries worth testing.
 STARTUP_OPERATIONS = frozenset({"getClientConfig", "swagger", "exchangeApiToken", "oauthRefresh"})
-_ROUTES = {(op.method.upper(), op.path): op.operation_id for op in OPERATIONS}
+_ROUTES = {(op.method.upper(), op.path): op.operation_id for op in OPERATIONS if "{" not in op.path}
+# Paths with parameters in them, such as /channels/{channelId}/values.
+_TEMPLATES = {
+    (op.method.upper(), re.compile(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(op.path)))): op.operation_id
+    for op in OPERATIONS
+    if "{" in op.path
+}
 _ERRORS_5XX = (500, 502, 503, 504)
 SERIES_PAGE_OPERATIONS = frozenset({"getFloatSeriesValues", "getStringSeriesValues"})
 DOWNLOAD_OPERATIONS = frozenset({"downloadFileSetZip", "downloadAttribute"})
@@ -60,6 +68,9 @@ def route(method: str, path: str) -> str:
     """The operation name of a request: its swagger operationId, or a fixed name."""
     if (method, path) in _ROUTES:
         return _ROUTES[(method, path)]
+    for (verb, pattern), operation in _TEMPLATES.items():
+        if verb == method and pattern.fullmatch(path):
+            return operation
     if method == "GET" and path in SWAGGER_PATHS:
         return "swagger"
     if method == "POST" and path == REFRESH_PATH:
@@ -115,6 +126,14 @@ class Faults:
     The body faults apply to a 2xx real answer of an operation they fit; otherwise the real
     answer is sent and no fault counted. With ``max_in_flight`` set, a request beyond that
     many served at once (start-up operations aside) gets a 429 with ``retry_after``.
+
+    The last switches are no faults but what a real server may do, every answer still right
+    by the API (see :mod:`.habits`): pages of the runs table (``table_page``) or of the
+    projects list (``projects_page``) no longer than that, whatever was asked for; downloads
+    gzip-encoded for a client that accepts it (``gzip``); series pages after the first
+    starting with the last point of the page before (``repeat_series_point``); a series
+    cleared and logged again, one point longer, once its first page is served
+    (``rewrite_series``).
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -126,6 +145,11 @@ class Faults:
     rate_slow: float = 0.0  # the answer waits slow_seconds before anything is sent
     slow_seconds: float = 5.0
     max_in_flight: int | None = None  # more requests at once than this get 429 ("over_limit")
+    table_page: int | None = None  # entries a runs-table page holds at most
+    projects_page: int | None = None  # entries a projects-list page holds at most
+    gzip: bool = False
+    repeat_series_point: bool = False
+    rewrite_series: bool = False
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
@@ -434,6 +458,7 @@ class FakeNeptuneServer:
         self.base_url = f"{'https' if tls else 'http'}://{host}:{self._httpd.server_address[1]}"
         self.auth = Auth(self.base_url)
         self.operations = Operations(world, self.base_url)
+        self._habits = Habits(world, lambda: self.faults)
         self._swagger = {path: json.dumps(swagger(api)).encode() for path, api in SWAGGER_PATHS.items()}
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # cuts latency and slow answers short on stop()
@@ -487,9 +512,7 @@ class FakeNeptuneServer:
                 "minCompatibleVersion": "1.0.0",
                 "maxCompatibleVersion": "1.99.99",
             },
-            "artifacts": {"enabled": True, "apiVersion": 2},
-            "multiPartUpload": {"enabled": False},
-            "sysNameSetByBackend": False,
+            "artifacts": {"enabled": True},
         }
 
     def answer(self, operation: str, request: Request) -> Response:
@@ -508,7 +531,7 @@ class FakeNeptuneServer:
             handler = self.operations.handlers.get(operation)
             if handler is None:
                 raise ApiError(404, "NOT_FOUND", f"no route for {request.path}")
-            return handler(request)
+            return self._habits.answer(operation, request, handler)
         except ApiError as e:
             return e.response()
         except Exception as e:  # a bug here must show, not hang the client in its 5xx retries

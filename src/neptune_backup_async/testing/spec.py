@@ -79,23 +79,13 @@ BACKEND_DEFINITIONS: dict[str, Json] = {
     "ClientVersionsConfigDTO": model(
         minRecommendedVersion=STRING, minCompatibleVersion=STRING, maxCompatibleVersion=STRING
     ),
-    "ArtifactsConfigDTO": model(("enabled",), enabled=BOOL, apiVersion=INT),
-    "MultiPartUploadConfigDTO": model(
-        ("enabled",),
-        enabled=BOOL,
-        minChunkSize=INT,
-        maxChunkSize=INT,
-        maxChunkCount=INT,
-        maxSinglePartSize=INT,
-    ),
+    "ArtifactsConfigDTO": model(("enabled",), enabled=BOOL),
     "ClientConfig": model(
         ("apiUrl", "applicationUrl", "pyLibVersions"),
         apiUrl=STRING,
         applicationUrl=STRING,
         pyLibVersions=ref("ClientVersionsConfigDTO"),
         artifacts=ref("ArtifactsConfigDTO"),
-        multiPartUpload=ref("MultiPartUploadConfigDTO"),
-        sysNameSetByBackend=BOOL,
     ),
     "NeptuneOauthToken": model(
         ("accessToken", "refreshToken", "username"), accessToken=STRING, refreshToken=STRING, username=STRING
@@ -137,7 +127,18 @@ BACKEND_DEFINITIONS: dict[str, Json] = {
         totalItemCount=INT,
     ),
     "OrganizationWithRoleDTO": model(
-        ("id", "name"), id=STRING, name=STRING, organizationType=STRING, userRole=STRING, created=DATETIME
+        ("id", "name", "created", "organizationType", "userRole"),
+        id=STRING,
+        name=STRING,
+        organizationType=STRING,
+        userRole=STRING,
+        created=DATETIME,
+        paymentStatus=STRING,
+        avatarUrl=STRING,
+        avatarSource=STRING,
+        limitsEnforced=BOOL,
+        pricingPlan=STRING,
+        organization={"type": "object"},
     ),
 }
 
@@ -213,7 +214,10 @@ LEADERBOARD_DEFINITIONS: dict[str, Json] = {
     "DatetimeAttributeDTO": _attribute_dto(value=DATETIME),
     "ExperimentStateAttributeDTO": _attribute_dto(value=STRING),
     "StringSetAttributeDTO": _attribute_dto(values=array(STRING)),
-    "FloatSeriesAttributeDTO": _attribute_dto(last=DOUBLE, lastStep=DOUBLE),
+    "FloatSeriesAttributeConfigDTO": model(min=DOUBLE, max=DOUBLE, unit=STRING),
+    "FloatSeriesAttributeDTO": _attribute_dto(
+        config=ref("FloatSeriesAttributeConfigDTO"), last=DOUBLE, lastStep=DOUBLE
+    ),
     "StringSeriesAttributeDTO": _attribute_dto(last=STRING, lastStep=DOUBLE),
     "ImageSeriesAttributeDTO": _attribute_dto(channelId=STRING, lastStep=DOUBLE),
     "FileAttributeDTO": _attribute_dto(name=STRING, ext=STRING, size=INT),
@@ -258,11 +262,26 @@ LEADERBOARD_DEFINITIONS: dict[str, Json] = {
         gitRefProperties=ref("GitInfoDTO"),
         notebookRefProperties=ref("NotebookRefAttributeDTO"),
     ),
+    "SystemAttributesDTO": model(
+        creationTime=ref("DatetimeAttributeDTO"),
+        description=ref("StringAttributeDTO"),
+        failed=ref("BoolAttributeDTO"),
+        modificationTime=ref("DatetimeAttributeDTO"),
+        monitoringTime=ref("IntAttributeDTO"),
+        name=ref("StringAttributeDTO"),
+        pingTime=ref("DatetimeAttributeDTO"),
+        runningTime=ref("FloatAttributeDTO"),
+        shortId=ref("StringAttributeDTO"),
+        size=ref("FloatAttributeDTO"),
+        state=ref("ExperimentStateAttributeDTO"),
+        tags=ref("StringSetAttributeDTO"),
+        trashed=ref("BoolAttributeDTO"),
+    ),
     "ExperimentAttributesDTO": model(
-        ("id", "attributes"),
+        ("id", "attributes", "systemAttributes"),
         id=STRING,
-        type=STRING,
         trashed=BOOL,
+        systemAttributes=ref("SystemAttributesDTO"),
         organizationId=STRING,
         organizationName=STRING,
         projectId=STRING,
@@ -312,14 +331,17 @@ LEADERBOARD_DEFINITIONS: dict[str, Json] = {
     "StringSeriesValuesDTO": model(
         ("totalItemCount", "values"), totalItemCount=INT, values=array(ref("StringPointValueDTO"))
     ),
-    # Neptune's spec gives only the count; the images' own step, time, name and description
-    # are served too (optional), so that a backup can keep them.
-    "ImageValueDTO": model(name=STRING, description=STRING),
-    "ImagePointValueDTO": model(
-        ("step", "timestampMillis"), step=DOUBLE, timestampMillis=INT, value=ref("ImageValueDTO")
-    ),
-    "ImageSeriesValuesDTO": model(
-        ("totalItemCount",), totalItemCount=INT, values=array(ref("ImagePointValueDTO"))
+    # The count only: the images' step, time, name and description come from the series read
+    # as a channel (getChannelValues).
+    "ImageSeriesValuesDTO": model(("totalItemCount",), totalItemCount=INT),
+    "OutputImageDTO": model(name=STRING, description=STRING, imageUrl=STRING, thumbnailUrl=STRING),
+    "YOutput": model(imageValue=ref("OutputImageDTO"), numericValue=DOUBLE, textValue=STRING),
+    "PointValueDTO": model(("timestampMillis", "y"), timestampMillis=INT, x=DOUBLE, y=ref("YOutput")),
+    "LimitedChannelValuesDTO": model(
+        ("channelId", "totalItemCount", "values"),
+        channelId=STRING,
+        totalItemCount=INT,
+        values=array(ref("PointValueDTO")),
     ),
     "DownloadPrepareRequest": model(("id",), id=STRING, downloadUrl=STRING),
     "FileEntry": model(("name", "fileType", "mtime"), name=STRING, fileType=STRING, mtime=DATETIME, size=INT),
@@ -382,6 +404,18 @@ LEADERBOARD_OPERATIONS = (
         "/api/leaderboard/v1/attributes/series/image",
         PAGED,
         ref("ImageSeriesValuesDTO"),
+    ),
+    Operation(
+        "leaderboard",
+        "getChannelValues",
+        "get",
+        "/api/leaderboard/v1/channels/{channelId}/values",
+        (
+            {"in": "path", "name": "channelId", "required": True, **STRING},
+            query("offset", INT),
+            query("limit", INT),
+        ),
+        ref("LimitedChannelValuesDTO"),
     ),
     Operation(
         "leaderboard",

@@ -47,8 +47,14 @@ def iso(moment: dt.datetime) -> str:
     return whole.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def properties(path: str, value: Value) -> Json:
-    """The ``<type>Properties`` object of one attribute (also the single getters' answer)."""
+def channel_id(container: str, path: str) -> str:
+    """The id of a container's image series as a channel: the same on every call."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{container}/{path}"))
+
+
+def properties(path: str, value: Value, owner: str) -> Json:
+    """The ``<type>Properties`` object of one attribute (also the single getters' answer) of
+    the container whose uuid is ``owner``."""
     out: Json = {"attributeName": path, "attributeType": value.TYPE}
     if isinstance(value, Float | Int | Bool | String):
         out["value"] = value.value
@@ -59,11 +65,13 @@ def properties(path: str, value: Value) -> Json:
     elif isinstance(value, StringSet):
         out["values"] = sorted(value.values)
     elif isinstance(value, FloatSeries | StringSeries):
+        if isinstance(value, FloatSeries):
+            out["config"] = {}  # the chart's unit and range, never set here
         if value.points:
             out["last"] = value.points[-1].value
             out["lastStep"] = value.points[-1].step
     elif isinstance(value, ImageSeries):
-        out["channelId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, path))
+        out["channelId"] = channel_id(owner, path)
         if value.images:
             out["lastStep"] = value.images[-1].step
     elif isinstance(value, File):
@@ -103,12 +111,43 @@ def _git_ref(value: GitRef) -> Json:
     return out
 
 
-def attribute(path: str, value: Value) -> Json:
-    return {"name": path, "type": value.TYPE, f"{value.TYPE}Properties": properties(path, value)}
+def attribute(path: str, value: Value, owner: str) -> Json:
+    return {"name": path, "type": value.TYPE, f"{value.TYPE}Properties": properties(path, value, owner)}
 
 
-def attributes(fields: dict[str, Value]) -> list[Json]:
-    return [attribute(path, value) for path, value in sorted(fields.items())]
+def attributes(fields: dict[str, Value], owner: str) -> list[Json]:
+    return [attribute(path, value, owner) for path, value in sorted(fields.items())]
+
+
+# The system attributes every container has, by their place in ``systemAttributes``, with
+# what a container without one of them answers.
+_SYSTEM: dict[str, tuple[str, Value]] = {
+    "creationTime": ("sys/creation_time", Datetime(dt.datetime(2024, 1, 1, tzinfo=UTC))),
+    "description": ("sys/description", String("")),
+    "failed": ("sys/failed", Bool(False)),
+    "modificationTime": ("sys/modification_time", Datetime(dt.datetime(2024, 1, 1, tzinfo=UTC))),
+    "monitoringTime": ("sys/monitoring_time", Int(0)),
+    "name": ("sys/name", String("")),
+    "pingTime": ("sys/ping_time", Datetime(dt.datetime(2024, 1, 1, tzinfo=UTC))),
+    "runningTime": ("sys/running_time", Float(0.0)),
+    "shortId": ("sys/id", String("")),
+    "size": ("sys/size", Float(0.0)),
+    "state": ("sys/state", State("idle")),
+    "tags": ("sys/tags", StringSet(frozenset())),
+    "trashed": ("sys/trashed", Bool(False)),
+}
+
+
+def system_attributes(container: Container, fields: dict[str, Value]) -> Json:
+    out = {}
+    for name, (path, default) in _SYSTEM.items():
+        value = fields.get(path, default)
+        if name == "shortId":
+            value = String(container.sys_id)
+        elif name == "trashed":
+            value = Bool(container.trashed)
+        out[name] = properties(path, value, container.uuid)
+    return out
 
 
 def _owner(project: Project) -> Json:
@@ -134,9 +173,9 @@ def experiment(project: Project, container: Container, parent_id: str) -> Json:
 def experiment_attributes(project: Project, container: Container, fields: dict[str, Value]) -> Json:
     return {
         "id": container.uuid,
-        "type": container.kind,
         "trashed": container.trashed,
-        "attributes": attributes(fields),
+        "attributes": attributes(fields, container.uuid),
+        "systemAttributes": system_attributes(container, fields),
         **_owner(project),
     }
 
@@ -145,7 +184,7 @@ def leaderboard_entry(project: Project, container: Container, fields: dict[str, 
     return {
         "experimentId": container.uuid,
         "type": container.kind,
-        "attributes": attributes(fields),
+        "attributes": attributes(fields, container.uuid),
         **_owner(project),
     }
 
@@ -171,8 +210,31 @@ def project_with_role(project: Project, created: str) -> Json:
         "organizationType": "team",
         "featured": False,
         "codeAccess": "default",
-        "userRoleInProject": "owner",
+        "userRoleInProject": "manager",
         "avatarUrl": "",
         "avatarSource": "default",
         "archived": False,
     }
+
+
+def organization(project: Project, created: str) -> Json:
+    """A workspace, as ``listOrganizations`` lists it (``OrganizationWithRoleDTO``)."""
+    plan = "v3_team"
+    own = {
+        "id": project.workspace_uuid,
+        "name": project.workspace,
+        "created": created,
+        "paymentStatus": "paid",
+        "avatarUrl": "",
+        "avatarSource": "default",
+        "organizationType": "team",
+        "limitsEnforced": False,
+        "pricingPlan": plan,
+    }
+    details = {
+        "pricingPlanDefinition": {"plan": plan, "displayName": "Team"},
+        "supportsMonitoringHoursLimits": False,
+        "traits": {},
+        "userflowIdentityHash": "",
+    }
+    return {**own, "organization": {**own, **details}, "userRole": "owner"}

@@ -7,7 +7,16 @@ import operator
 from typing import Any
 
 from ... import domain
-from ...domain import ArtifactFileInfo, FieldInfo, FieldType, ImageInfo, ObjectRef, ProjectInfo, SeriesPage
+from ...domain import (
+    ArtifactFileInfo,
+    FieldInfo,
+    FieldType,
+    ImageInfo,
+    ListingPage,
+    ObjectRef,
+    ProjectInfo,
+    SeriesPage,
+)
 from ...errors import FetchError
 
 log = logging.getLogger("neptune_backup_async")
@@ -49,7 +58,9 @@ def field_from_dto(attr: dict[str, Any]) -> FieldInfo | None:
         return FieldInfo(path, kind, tuple(sorted(props.get("values") or ())))
     if kind in (FieldType.GIT_REF, FieldType.NOTEBOOK_REF):
         return FieldInfo(path, kind, _props(props))
-    if kind in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES, FieldType.IMAGE_SERIES):
+    if kind is FieldType.IMAGE_SERIES:  # no last value; its id as a channel, to read the images' metadata
+        return FieldInfo(path, kind, props.get("channelId"), last_step=props.get("lastStep"))
+    if kind in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES):
         return FieldInfo(path, kind, props.get("last"), last_step=props.get("lastStep"))
     if kind is FieldType.FILE:
         return FieldInfo(path, kind, props.get("name"), ext=props.get("ext"), size=props.get("size"))
@@ -78,8 +89,9 @@ def project(answer: dict[str, Any]) -> ProjectInfo:
     )
 
 
-def project_names(answer: dict[str, Any]) -> list[str]:
-    return sorted(f"{p['organizationName']}/{p['name']}" for p in answer["entries"])
+def project_names(answer: dict[str, Any]) -> ListingPage[str]:
+    names = [f"{p['organizationName']}/{p['name']}" for p in answer["entries"]]
+    return ListingPage(names, int(answer["matchingItemCount"]))
 
 
 def object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]:
@@ -103,9 +115,11 @@ def object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]
     return ref, value("sys/creation_time")
 
 
-def object_refs(answer: dict[str, Any], kind: str, what: str) -> list[tuple[ObjectRef, str | None]]:
+def object_refs(answer: dict[str, Any], kind: str, what: str) -> ListingPage[tuple[ObjectRef, str | None]]:
     try:
-        return [object_ref(entry, kind) for entry in answer["entries"]]
+        return ListingPage(
+            [object_ref(entry, kind) for entry in answer["entries"]], int(answer["matchingItemCount"])
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise FetchError(f"{what}: malformed entry ({type(e).__name__}: {e})") from None
 
@@ -115,20 +129,22 @@ def series_page(answer: dict[str, Any]) -> SeriesPage:
     return SeriesPage(int(answer["totalItemCount"]), list(map(_POINT, answer["values"])))
 
 
-def image_page(answer: dict[str, Any], offset: int) -> tuple[int, list[ImageInfo]]:
+def image_page(answer: dict[str, Any], offset: int) -> ListingPage[ImageInfo]:
+    """A page of an image series read as a channel: each image's step (``x``), time, name and
+    description, as far as the answer gives them."""
     images = []
-    for i, item in enumerate(answer.get("values") or ()):
-        value = item.get("value") or {}
+    for i, point in enumerate(answer["values"]):
+        image = (point.get("y") or {}).get("imageValue") or {}
         images.append(
             ImageInfo(
                 index=offset + i,
-                step=item.get("step"),
-                timestamp_ms=item.get("timestampMillis"),
-                name=value.get("name"),
-                description=value.get("description"),
+                step=point.get("x"),
+                timestamp_ms=point.get("timestampMillis"),
+                name=image.get("name"),
+                description=image.get("description"),
             )
         )
-    return int(answer["totalItemCount"]), images
+    return ListingPage(images, int(answer["totalItemCount"]))
 
 
 def artifact_files(answer: dict[str, Any]) -> list[ArtifactFileInfo]:

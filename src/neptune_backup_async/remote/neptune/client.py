@@ -33,6 +33,7 @@ from ...domain import (
     FieldInfo,
     FieldType,
     ImageInfo,
+    ListingPage,
     ObjectRef,
     PageRequest,
     ProjectInfo,
@@ -236,14 +237,19 @@ class NeptuneSource:
 
     # -- projects and runs ------------------------------------------------------------------
 
-    def list_projects(self) -> list[str]:
-        params = {"userRelation": "viewerOrHigher", "sortBy": ["lastViewed"]}
+    def projects_page(self, offset: int, limit: int) -> ListingPage[str]:
+        params = {
+            "userRelation": "viewerOrHigher",
+            "sortBy": ["lastViewed"],
+            "offset": offset,
+            "limit": limit,
+        }
         return self._json(  # type: ignore[no-any-return]
             "backend",
             "listProjects",
             "listing projects",
             params=params,
-            required=("entries",),
+            required=("entries", "matchingItemCount"),
             convert=answers.project_names,
         )
 
@@ -259,7 +265,7 @@ class NeptuneSource:
 
     def objects_page(
         self, project: ProjectInfo, kind: str, query: str, page: PageRequest
-    ) -> list[tuple[ObjectRef, str | None]]:
+    ) -> ListingPage[tuple[ObjectRef, str | None]]:
         if page.after is not None:
             keyset = f'(`sys/creation_time`:datetime >= "{page.after}")'
             query = f"({query} AND {keyset})" if query else keyset
@@ -283,7 +289,7 @@ class NeptuneSource:
             what,
             params={"projectIdentifier": project.id, "type": [kind]},
             body=body,
-            required=("entries",),
+            required=("entries", "matchingItemCount"),
             convert=lambda answer: answers.object_refs(answer, kind, what),
         )
 
@@ -312,15 +318,25 @@ class NeptuneSource:
             convert=answers.series_page,
         )
 
-    def image_page(
-        self, run: ObjectRef, field: FieldInfo, offset: int, limit: int
-    ) -> tuple[int, list[ImageInfo]]:
+    def image_count(self, run: ObjectRef, field: FieldInfo) -> int:
         return self._json(  # type: ignore[no-any-return]
             "leaderboard",
             "getImageSeriesValues",
             "getImageSeriesValues",
-            params={"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit},
+            params={"experimentId": run.id, "attribute": field.path, "offset": 0, "limit": 1},
             required=("totalItemCount",),
+            convert=lambda answer: int(answer["totalItemCount"]),
+        )
+
+    def image_page(self, field: FieldInfo, offset: int, limit: int) -> ListingPage[ImageInfo]:
+        method, url = self._url("leaderboard", "getChannelValues")
+        channel = urllib.parse.quote(str(field.value), safe="")
+        return self._http.json(  # type: ignore[no-any-return]
+            method,
+            url.replace("{channelId}", channel),
+            "getChannelValues",
+            params={"offset": offset, "limit": limit},
+            required=("totalItemCount", "values"),
             convert=lambda answer: answers.image_page(answer, offset),
         )
 

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -92,6 +93,24 @@ def status_error(
         return AuthenticationError(REVOKED)
     text = body[:600].decode("utf-8", "replace")[:300]
     return HttpStatusError(status, f"{what}: HTTP {status}: {redact(text, secrets)}")
+
+
+def _gunzip(raw: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """The decoded bytes of a gzip stream (one member or more), each member's trailer checked."""
+    decoder = zlib.decompressobj(wbits=31)
+    try:
+        for data in raw:
+            while data:
+                yield decoder.decompress(data)
+                data = decoder.unused_data  # the next member's start
+                if data:
+                    decoder = zlib.decompressobj(wbits=31)
+    except zlib.error as e:
+        raise TransientError(
+            f"{what}: the gzip-encoded download is garbled ({e})", reason="wrong answer"
+        ) from None
+    if not decoder.eof:
+        raise TransientError(f"{what}: the gzip-encoded download ended early", reason="cut off")
 
 
 class Token(Protocol):
@@ -297,14 +316,25 @@ class Transport:
             return result if convert is None else convert(result)
 
     def open(self, method: str, url: str, what: str, **kwargs: Any) -> Download:
-        """A streamed body, open; reading it may raise a TransientError if it is cut off."""
-        _, response = self.send(method, url, what, stream=True, **kwargs)
+        """A streamed body, open, decoded; reading it may raise a TransientError if it is cut off.
+
+        Downloads accept gzip, which is decoded here with its trailer checked (CRC-32 and
+        length of the decoded bytes): an encoded body cut short or garbled never passes for
+        a whole file. Its ``Content-Length`` counts the encoded bytes, so the download's
+        ``size`` is then unknown, and the file is judged by the size Neptune lists instead.
+        """
+        headers = {**kwargs.pop("headers", {}), "Accept-Encoding": "gzip"}
+        _, response = self.send(method, url, what, stream=True, headers=headers, **kwargs)
         assert response is not None  # streamed answers go through requests
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
 
         def chunks() -> Iterator[bytes]:
             try:
-                yield from response.iter_content(CHUNK)
-            except (requests.RequestException, OSError) as e:
+                if encoding in ("gzip", "x-gzip"):
+                    yield from _gunzip(response.raw.stream(CHUNK, decode_content=False), what)
+                else:  # identity, or what requests decodes itself should a proxy choose another
+                    yield from response.iter_content(CHUNK)
+            except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
                 raise TransientError(
                     f"{what}: the download was cut off ({type(e).__name__})", reason="cut off"
                 ) from None
@@ -312,7 +342,7 @@ class Transport:
         length = response.headers.get("Content-Length")
         return Download(
             chunks=chunks(),
-            size=int(length) if length and length.isdigit() else None,
+            size=int(length) if length and length.isdigit() and encoding in ("", "identity") else None,
             content_type=response.headers.get("Content-Type"),
             close=response.close,
         )
