@@ -28,7 +28,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..domain import FieldInfo, ObjectRef, ProjectInfo
-from ..errors import FetchError
+from ..errors import FetchError, TransientError
 from ..format import layout
 from ..format.manifest import Manifest
 from ..format.object_folder import RunFolder
@@ -41,7 +41,7 @@ from ..selection import RunFilter, Selection
 from .limiter import Gate
 from .paging import KeysetPager
 from .progress import ProgressFeed
-from .retry import THROTTLED, Retrier
+from .retry import Retrier
 from .savers import FieldSavers
 
 log = logging.getLogger("neptune_backup_async")
@@ -118,9 +118,9 @@ class Pipeline:
         self.report.bytes_written += n
         self.changed()
 
-    def _retried(self, reason: str, seconds: float) -> None:
-        self.report.retries[reason] = self.report.retries.get(reason, 0) + 1
-        if reason == THROTTLED:
+    def _retried(self, error: TransientError, seconds: float) -> None:
+        self.report.retries[error.label] = self.report.retries.get(error.label, 0) + 1
+        if error.throttled:
             self.report.throttled_seconds += seconds
 
     def fail(self, project: str, run: str | None, field: str | None, reason: str) -> None:

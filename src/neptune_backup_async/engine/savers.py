@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup
 from .. import domain
 from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
 from ..domain import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
-from ..errors import BackupError, FetchError, LayoutError, TransientError, leading_error
+from ..errors import BackupError, FetchError, LayoutError, Retry, TransientError, leading_error
 from ..format import layout, values
 from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
@@ -196,7 +196,7 @@ class FieldSavers:
                     if expected is not None:
                         why = checks.check_type(expected, download.content_type, download.size)
                         if why is not None:
-                            raise TransientError(why, reason="wrong answer")
+                            raise TransientError(why, reason=Retry.WRONG_ANSWER)
                     target = into(download)
                     if whole is not None:
                         assert expected is not None and isinstance(target, PurePosixPath)
@@ -215,7 +215,7 @@ class FieldSavers:
                         if expected is None:
                             if download.size is not None and out.size != download.size:
                                 raise TransientError(
-                                    f"got {out.size} of {download.size} bytes", reason="cut off"
+                                    f"got {out.size} of {download.size} bytes", reason=Retry.CUT_OFF
                                 )
                         else:
                             why = checks.check_body(expected, body, download.content_type, download.size)
@@ -223,7 +223,7 @@ class FieldSavers:
                                 assert isinstance(out, AtomicFile)
                                 why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
                             if why is not None:
-                                raise TransientError(why, reason="wrong answer")
+                                raise TransientError(why, reason=Retry.WRONG_ANSWER)
                 finally:
                     download.release()
             assert out.result is not None
@@ -241,7 +241,7 @@ class FieldSavers:
         if why is None and expected.kind is checks.Kind.ZIP:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
-            raise TransientError(why, reason="wrong answer")
+            raise TransientError(why, reason=Retry.WRONG_ANSWER)
         return await write_file(self.root, rel, data, self.pipe.count_bytes)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:

@@ -46,7 +46,7 @@ import anyio
 
 from ...disk.files import WrittenFile, destination_error
 from ...domain import ArtifactFileInfo, Download
-from ...errors import FetchError, TransientError
+from ...errors import FetchError, Retry, TransientError
 from .s3 import Gone, S3Reader, Stale, stream_errors
 
 CHUNK = 1024 * 1024
@@ -128,7 +128,7 @@ def _chunks(
             yield chunk
     except failures as e:
         raise TransientError(
-            f"{what}: the download was cut off ({type(e).__name__})", reason="cut off"
+            f"{what}: the download was cut off ({type(e).__name__})", reason=Retry.CUT_OFF
         ) from None
 
 
@@ -303,7 +303,7 @@ class ArtifactFetch:
                 self.discard()  # a stitched or garbled copy: the next try starts over
                 raise TransientError(
                     f"artifact file {self.file.path}: the bytes do not match the ETag S3 gave",
-                    reason="wrong answer",
+                    reason=Retry.WRONG_ANSWER,
                 )
         self.final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.partial, self.final)

@@ -38,7 +38,7 @@ from ...domain import (
     ProjectInfo,
     SeriesPage,
 )
-from ...errors import AuthenticationError, ServerUnreachableError, TransientError
+from ...errors import AuthenticationError, Retry, ServerUnreachableError, TransientError
 from . import answers
 from .preflight import REJECTED, UNREACHABLE, preflight
 from .transport import READ_TIMEOUT, REVOKED, Transport, connection_error
@@ -178,7 +178,7 @@ class _Token:
         except NeptuneInvalidApiTokenException:
             raise AuthenticationError(REVOKED) from None
         except (BravadoConnectionError, BravadoTimeoutError) as e:
-            raise TransientError(f"connection failed ({type(e).__name__})", reason="connection") from None
+            raise TransientError(f"connection failed ({type(e).__name__})", reason=Retry.CONNECTION) from None
 
 
 class NeptuneSource:

@@ -24,7 +24,15 @@ import requests
 import urllib3
 
 from ...domain import Download
-from ...errors import AuthenticationError, BackupError, FetchError, HttpStatusError, TransientError, redact
+from ...errors import (
+    AuthenticationError,
+    BackupError,
+    FetchError,
+    HttpStatusError,
+    Retry,
+    TransientError,
+    redact,
+)
 from ..http import RETRYABLE_STATUSES, parse_retry_after
 from . import decoding
 
@@ -59,7 +67,7 @@ def connection_error(e: BaseException) -> TransientError | None:
             seen, urllib3.exceptions.NewConnectionError
         )
         if timeout or isinstance(seen, requests.Timeout):
-            return TransientError(f"no answer in time ({type(seen).__name__})", reason="timeout")
+            return TransientError(f"no answer in time ({type(seen).__name__})", reason=Retry.TIMEOUT)
         if isinstance(
             seen,
             requests.ConnectionError
@@ -72,7 +80,7 @@ def connection_error(e: BaseException) -> TransientError | None:
             | urllib3.exceptions.SSLError
             | urllib3.exceptions.DecodeError,
         ):
-            return TransientError(f"connection failed ({type(seen).__name__})", reason="connection")
+            return TransientError(f"connection failed ({type(seen).__name__})", reason=Retry.CONNECTION)
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None
 
@@ -84,7 +92,7 @@ def status_error(
     if status in RETRYABLE_STATUSES:
         return TransientError(
             f"HTTP {status}",
-            reason=f"HTTP {status}",
+            reason=Retry.THROTTLED if status == 429 else Retry.STATUS,
             status=status,
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
@@ -286,7 +294,7 @@ class Transport:
             except ValueError as e:
                 # A body cut short or garbled in transit: worth another try.
                 raise TransientError(
-                    f"invalid JSON in the answer ({type(e).__name__})", reason="invalid answer"
+                    f"invalid JSON in the answer ({type(e).__name__})", reason=Retry.INVALID_ANSWER
                 ) from None
             del content  # the raw body: the decoded answer replaces it
             missing = [key for key in required if not isinstance(result, dict) or key not in result]
@@ -306,7 +314,7 @@ class Transport:
                 yield from response.iter_content(CHUNK)
             except (requests.RequestException, OSError) as e:
                 raise TransientError(
-                    f"{what}: the download was cut off ({type(e).__name__})", reason="cut off"
+                    f"{what}: the download was cut off ({type(e).__name__})", reason=Retry.CUT_OFF
                 ) from None
 
         length = response.headers.get("Content-Length")
