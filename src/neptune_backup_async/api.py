@@ -36,6 +36,7 @@ from .errors import (
     UnexpectedError,
     UsageError,
     leading_error,
+    unexpected,
 )
 from .format import layout, values
 from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
@@ -276,12 +277,9 @@ def one_error(e: BaseException) -> BaseException:
     leading = leading_error(e)
     if isinstance(leading, BackupError) or not isinstance(leading, Exception):
         return leading
-    unexpected = UnexpectedError(
-        f"unexpected {type(leading).__name__}: {leading}. Please report it with the log file; finished"
-        " runs are kept."
-    )
-    unexpected.__cause__ = leading
-    return unexpected
+    error = UnexpectedError(f"{unexpected(leading)}; finished runs are kept.")
+    error.__cause__ = leading
+    return error
 
 
 async def _resolve_projects(retrier: Retrier, source: Source, names: list[str] | None) -> list[ProjectInfo]:

@@ -93,6 +93,12 @@ class Retry(enum.Enum):
 THROTTLE_LABELS = frozenset({"HTTP 429", "S3 SlowDown", "S3 429"})
 
 
+class MalformedAnswerError(FetchError):
+    """Neptune's answer is JSON, but not of the shape its API promises: a key missing, a value
+    of the wrong type. Not retried: unlike a body garbled in transit (not JSON at all, a
+    :class:`TransientError`), a well-formed answer would most likely come back the same."""
+
+
 class TransientError(FetchError):
     """A failure worth trying again: a retryable status, a dropped or cut connection, a garbled
     answer. ``reason`` says which, and so how it is retried; ``status`` is None when no answer
@@ -131,6 +137,11 @@ class ProgressCallbackError(BackupError):
 
 class UnexpectedError(BackupError):
     """A bug in this package; the original exception is the ``__cause__``."""
+
+
+def unexpected(e: BaseException) -> str:
+    """How a bug of this package is named to the user: as a bug, never as the server's fault."""
+    return f"unexpected {type(e).__name__}: {e}. Please report it with the log file"
 
 
 def leading_error(e: BaseException) -> BaseException:

@@ -291,11 +291,6 @@ class Pipeline:
         except FetchError as e:
             self.fail(where, run.sys_id, None, str(e))
             return None
-        except (KeyError, TypeError, ValueError) as e:
-            self.fail(
-                where, run.sys_id, None, f"malformed field listing from Neptune ({type(e).__name__}: {e})"
-            )
-            return None
         if run.kind == "project":  # only its field listing says when it last changed
             modified = next((f.value for f in listed if f.path == "sys/modification_time"), None)
             run = replace(run, modification_time=modified)

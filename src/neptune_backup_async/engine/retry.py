@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import anyio
 
-from ..errors import FetchError, HttpStatusError, ServerLostError, TransientError
+from ..errors import FetchError, HttpStatusError, MalformedAnswerError, ServerLostError, TransientError
 from ..remote.http import RetryPolicy
 from .limiter import Gate
 
@@ -108,7 +108,7 @@ class Retrier:
                         raise FetchError(f"{what}: gave up after {errors} tries ({e})") from None
                 self._on_retry(e, wait)
                 await anyio.sleep(wait)
-            except HttpStatusError:
+            except (HttpStatusError, MalformedAnswerError):  # an answer, if a useless one
                 self.alive()
                 raise
             else:

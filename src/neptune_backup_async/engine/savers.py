@@ -18,7 +18,6 @@ import functools
 import io
 import logging
 import sys
-import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
@@ -30,7 +29,7 @@ from anyio.abc import TaskGroup
 from .. import domain
 from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
 from ..domain import Download, FieldInfo, FieldType, ObjectRef, ProjectInfo
-from ..errors import BackupError, FetchError, LayoutError, Retry, TransientError, leading_error
+from ..errors import BackupError, FetchError, LayoutError, Retry, TransientError, leading_error, unexpected
 from ..format import layout, values
 from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
@@ -108,13 +107,9 @@ class FieldSavers:
         except OSError as e:
             self.folder.failed(info, str(e))
             return
-        except (KeyError, TypeError, ValueError) as e:  # the answer lacks what the API promises
-            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
-            self.folder.failed(info, f"malformed answer from Neptune ({type(e).__name__}: {e})")
-            return
-        except Exception as e:  # a bug must not take the run down
-            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
-            self.folder.failed(info, f"unexpected {type(e).__name__}: {e}")
+        except Exception as e:  # a bug: it must not take the run down, nor pass for the server's fault
+            log.error("%s/%s: a bug", self.run.sys_id, info.path, exc_info=True)
+            self.folder.failed(info, unexpected(e))
             return
         await self.folder.saved(info, written, {**facts(info, self.pipe.download_artifacts), **extra})
 

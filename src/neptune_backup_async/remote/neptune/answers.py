@@ -1,4 +1,9 @@
-"""Neptune's JSON answers as this package's plain values: pure functions, no I/O."""
+"""Neptune's JSON answers as this package's plain values: pure functions, no I/O.
+
+Each takes a decoded answer, and raises KeyError, TypeError or ValueError on one that is
+not of the shape the API promises; the transport turns those into a
+:class:`~..errors.MalformedAnswerError` (``Transport.json``), the one place they are caught.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from typing import Any
 
 from ... import domain
 from ...domain import ArtifactFileInfo, FieldInfo, FieldType, ImageInfo, ObjectRef, ProjectInfo, SeriesPage
-from ...errors import FetchError
 
 log = logging.getLogger("neptune_backup_async")
 _POINT = operator.itemgetter("step", "value", "timestampMillis")  # a series point as a tuple, in C
@@ -99,15 +103,12 @@ def object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]
         model_id=value("sys/model_id") if kind == "modelVersion" else None,
     )
     if not isinstance(ref.sys_id, str) or (kind == "modelVersion" and not isinstance(ref.model_id, str)):
-        raise ValueError("no sys/id" if not isinstance(ref.sys_id, str) else "no sys/model_id")
+        raise ValueError("an entry without sys/id" if not isinstance(ref.sys_id, str) else "no sys/model_id")
     return ref, value("sys/creation_time")
 
 
-def object_refs(answer: dict[str, Any], kind: str, what: str) -> list[tuple[ObjectRef, str | None]]:
-    try:
-        return [object_ref(entry, kind) for entry in answer["entries"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise FetchError(f"{what}: malformed entry ({type(e).__name__}: {e})") from None
+def object_refs(answer: dict[str, Any], kind: str) -> list[tuple[ObjectRef, str | None]]:
+    return [object_ref(entry, kind) for entry in answer["entries"]]
 
 
 def series_page(answer: dict[str, Any]) -> SeriesPage:

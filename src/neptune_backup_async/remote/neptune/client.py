@@ -284,7 +284,7 @@ class NeptuneSource:
             params={"projectIdentifier": project.id, "type": [kind]},
             body=body,
             required=("entries",),
-            convert=lambda answer: answers.object_refs(answer, kind, what),
+            convert=lambda answer: answers.object_refs(answer, kind),
         )
 
     def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]:

@@ -4,8 +4,10 @@ Each call here blocks for one request and raises at once: no retries, no sleeps.
 async retry loop (:mod:`.retry`) decides what to do next, by the type of the error:
 
 - :class:`~.errors.TransientError` for what may pass: a dropped, refused, timed-out or cut
-  connection, a retryable status (408, 429, 5xx, with ``Retry-After`` read whole), a
-  garbled answer;
+  connection, a retryable status (408, 429, 5xx, with ``Retry-After`` read whole), an
+  answer that is not JSON;
+- :class:`~.errors.MalformedAnswerError` for JSON of the wrong shape, raised here where the
+  answer is decoded, so that no KeyError or TypeError of an answer reaches the caller;
 - :class:`~.errors.AuthenticationError` for 401: the token was revoked;
 - :class:`~.errors.HttpStatusError` (with its status) for any other error status.
 """
@@ -27,8 +29,8 @@ from ...domain import Download
 from ...errors import (
     AuthenticationError,
     BackupError,
-    FetchError,
     HttpStatusError,
+    MalformedAnswerError,
     Retry,
     TransientError,
     redact,
@@ -285,7 +287,9 @@ class Transport:
         """One JSON call; ``required`` keys must be in the answer, or it is malformed.
 
         ``convert`` turns the decoded answer into what the caller keeps, while it still holds
-        one of the few decoding slots (see :data:`DECODING_SLOTS`).
+        one of the few decoding slots (see :data:`DECODING_SLOTS`). It is a pure function of
+        the answer (:mod:`.answers`), so what it raises on a key, type or value is the
+        answer's fault: a :class:`MalformedAnswerError`.
         """
         content, _ = self.send(method, url, what, **kwargs)
         with self._decoding:
@@ -299,10 +303,17 @@ class Transport:
             del content  # the raw body: the decoded answer replaces it
             missing = [key for key in required if not isinstance(result, dict) or key not in result]
             if missing:
-                raise FetchError(
+                raise MalformedAnswerError(
                     f"{what}: malformed answer from Neptune, without {', '.join(map(repr, missing))}"
                 )
-            return result if convert is None else convert(result)
+            if convert is None:
+                return result
+            try:
+                return convert(result)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+                raise MalformedAnswerError(
+                    f"{what}: malformed answer from Neptune ({type(e).__name__}: {e})"
+                ) from e
 
     def open(self, method: str, url: str, what: str, **kwargs: Any) -> Download:
         """A streamed body, open; reading it may raise a TransientError if it is cut off."""
