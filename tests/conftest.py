@@ -10,7 +10,9 @@ from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, World, ge
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake server speaks plain http
+    # Not OAUTHLIB_INSECURE_TRANSPORT: the fake speaks plain http on 127.0.0.1, which the backup
+    # allows without it, and a test that set it would never see the https guard at work.
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
     monkeypatch.delenv("NEPTUNE_API_TOKEN", raising=False)
 
 

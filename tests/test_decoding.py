@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anyio
 import pytest
 import requests
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from neptune_backup_async.errors import MalformedAnswerError, Retry, TransientError
 from neptune_backup_async.remote.neptune import answers, decoding
-from neptune_backup_async.remote.neptune.client import NeptuneSource
+from neptune_backup_async.remote.neptune.client import connect
 from neptune_backup_async.remote.neptune.transport import Transport
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
@@ -115,7 +116,7 @@ def test_floats_in_any_notation_decode_bit_for_bit(x: float, notation: str) -> N
 
 def test_a_garbled_or_cut_answer_is_a_transient_invalid_answer() -> None:
     with serve(generate(MINIMAL)) as server:
-        source = NeptuneSource(server.api_token)
+        source = anyio.run(connect, server.api_token)
         try:
             for fault in ("garbage", "truncated_json"):
                 server.faults.script("listProjects", fault)

@@ -223,11 +223,11 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
 
 
 def test_a_response_slower_than_the_timeout_is_retried(demo_world: World, tmp_path: Path) -> None:
-    from neptune_backup_async.remote.neptune.client import NeptuneSource
+    from neptune_backup_async.remote.neptune.client import connect
 
     with serve(demo_world, faults=Faults(slow_seconds=3.0)) as server:
         server.faults.script("getFloatSeriesValues", "slow")
-        source = NeptuneSource(server.api_token, read_timeout=0.5)
+        source = anyio.run(lambda: connect(server.api_token, read_timeout=0.5))
         try:
             report = anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
         finally:

@@ -154,7 +154,9 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_read_jobs, stdin, send, share, stop)
-                source = await api.connect(None, start.concurrency)
+                source = await api.connect(
+                    None, start.concurrency, allow_insecure_http=start.allow_insecure_http
+                )
                 try:
                     parent.send(frames.Ready())
                     pipeline = Pipeline(

@@ -14,6 +14,7 @@ async retry loop (:mod:`.retry`) decides what to do next, by the type of the err
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import threading
@@ -33,6 +34,7 @@ from ...errors import (
     MalformedAnswerError,
     Retry,
     TransientError,
+    UsageError,
     redact,
 )
 from ..http import RETRYABLE_STATUSES, parse_retry_after
@@ -50,9 +52,31 @@ REVOKED = (
     " Get a new token and run the same command again; finished runs are kept."
 )
 INSECURE = (
-    "{address} is plain http, and the API token is sent only over https (or to a server on this"
-    " machine). Use the https address of the Neptune server."
+    "{address} is plain http, and the API token is sent over plain http only to this machine"
+    " (localhost, 127.0.0.0/8, ::1). Use the https address of the Neptune server, or, on a network"
+    " you trust, pass --allow-insecure-http (allow_insecure_http=True)."
 )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: localhost, 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plain_http(url: str, allow_insecure_http: bool = False) -> None:
+    """Refuse to send a token to ``url`` in clear text: over https always, over plain http only
+    to this machine, unless ``allow_insecure_http``. What oauthlib enforces for the client's
+    own requests, without its switch (``OAUTHLIB_INSECURE_TRANSPORT``), which is process-wide."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" or allow_insecure_http or is_loopback(parts.hostname or ""):
+        return
+    raise UsageError(INSECURE.format(address=f"{parts.scheme}://{parts.netloc}"))
 
 
 def connection_error(e: BaseException) -> TransientError | None:
@@ -139,6 +163,9 @@ class Transport:
         secrets: list[str],
         read_timeout: float = READ_TIMEOUT,
         pool_size: int = 10,
+        *,
+        decoding_slots: int = DECODING_SLOTS,
+        allow_insecure_http: bool = False,
     ) -> None:
         self._session = session
         # The session's headers (the client's User-Agent, requests' Accept-Encoding...), fixed by now.
@@ -150,7 +177,8 @@ class Transport:
         self._pool_size = pool_size
         self._routes: dict[tuple[str, str], _Route] = {}
         self._routes_lock = threading.Lock()
-        self._decoding = threading.BoundedSemaphore(DECODING_SLOTS)
+        self._decoding = threading.BoundedSemaphore(decoding_slots)
+        self._allow_insecure_http = allow_insecure_http
 
     def _route(self, url: str) -> _Route:
         """The route to ``url``'s host, worked out once per host.
@@ -162,9 +190,7 @@ class Transport:
         route = self._routes.get((scheme, host))
         if route is not None:
             return route
-        if scheme != "https" and not os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
-            # What oauthlib enforces for the client's own requests: no token in clear text.
-            raise AuthenticationError(INSECURE.format(address=f"{scheme}://{host}"))
+        check_plain_http(url, self._allow_insecure_http)
         session = self._session
         proxies = requests.utils.resolve_proxies(
             requests.Request("GET", url), dict(session.proxies), session.trust_env
@@ -228,11 +254,12 @@ class Transport:
                 method, url, params=params, data=body, headers=self._headers(bearer, headers, body)
             ).prepare()
             response = self._session.send(prepared, stream=True, timeout=self._timeout, proxies=route.proxies)
+            content = b""
             if not stream or response.status_code >= 400:
                 # What requests itself does without stream=True, in 1 MiB reads instead of its
                 # 10 KB ones: a 10,000-point series page took 80 reads, at ~0.6 ms of CPU.
-                response._content = b"".join(response.iter_content(CHUNK))
-            return bearer, response.status_code, response.headers, response._content or b"", response
+                content = b"".join(response.iter_content(CHUNK))
+            return bearer, response.status_code, response.headers, content, response
         except BackupError:
             raise  # the token refresh's, already typed
         except Exception as e:
