@@ -17,6 +17,7 @@ import pytest
 
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
+from neptune_backup_async.domain import FieldInfo, ObjectRef, SeriesPage
 from neptune_backup_async.selection import Selection
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
@@ -338,3 +339,32 @@ def test_runs_table_pages_are_retried(demo_world: World, server: FakeNeptuneServ
     assert server.stats.faults["503"] == 1 and server.stats.faults["cut"] == 1
     assert report.exit_code == 0 and report.runs_done == 8
     check_backup(demo_world, tmp_path, artifacts_downloaded=False)
+
+
+def test_a_bug_fails_its_field_as_a_bug_with_its_traceback_in_the_log(
+    demo_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from neptune_backup_async.remote.neptune.client import connect
+
+    p01 = demo_world.project("workspace-0/project-0").containers["P0-1"]
+    path = next(k for k, v in sorted(p01.fields.items()) if isinstance(v, m.FloatSeries))
+    with serve(demo_world) as server:
+        source = anyio.run(connect, server.api_token)
+        real = source.series_page
+
+        def buggy(run: ObjectRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage:
+            if (run.sys_id, field.path) == ("P0-1", path):
+                raise KeyError("oops")  # as a bug of ours would
+            return real(run, field, offset, limit)
+
+        source.series_page = buggy  # type: ignore[method-assign]
+        try:
+            with caplog.at_level("ERROR", logger="neptune_backup_async"):
+                report = anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
+        finally:
+            source.close()
+    assert [(f.run, f.field, f.reason) for f in report.failures] == [
+        ("P0-1", path, "unexpected KeyError: 'oops'. Please report it with the log file")
+    ]
+    [bug] = [r for r in caplog.records if r.exc_info and r.getMessage() == f"P0-1/{path}: a bug"]
+    assert bug.levelname == "ERROR" and "malformed" not in caplog.text

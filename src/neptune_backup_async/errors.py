@@ -139,9 +139,9 @@ class UnexpectedError(BackupError):
     """A bug in this package; the original exception is the ``__cause__``."""
 
 
-def unexpected(e: BaseException) -> str:
+def unexpected(e: BaseException, during: str = "") -> str:
     """How a bug of this package is named to the user: as a bug, never as the server's fault."""
-    return f"unexpected {type(e).__name__}: {e}. Please report it with the log file"
+    return f"unexpected {type(e).__name__}{' ' + during if during else ''}: {e}. Please report it with the log file"
 
 
 def leading_error(e: BaseException) -> BaseException:

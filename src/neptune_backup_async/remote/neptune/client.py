@@ -249,7 +249,7 @@ def _startup_error(e: BaseException, address: str) -> BackupError:
             " Run the same command again later; if it goes on, check the server."
         )
     log.error("the neptune client failed to start", exc_info=e)
-    return UnexpectedError(f"{unexpected(e)} (while the neptune client started)")
+    return UnexpectedError(unexpected(e, "while the neptune client started"))
 
 
 class NeptuneSource:
