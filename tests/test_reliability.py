@@ -16,8 +16,8 @@ import anyio
 import pytest
 
 from expect import check_backup, check_container, check_fields
-from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
-from neptune_backup_async.domain import FieldInfo, ObjectRef, SeriesPage
+from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
+from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
@@ -368,3 +368,29 @@ def test_a_bug_fails_its_field_as_a_bug_with_its_traceback_in_the_log(
     ]
     [bug] = [r for r in caplog.records if r.exc_info and r.getMessage() == f"P0-1/{path}: a bug"]
     assert bug.levelname == "ERROR" and "malformed" not in caplog.text
+
+
+def test_a_bug_outside_any_field_stops_the_backup_as_a_bug_with_its_traceback_in_the_log(
+    demo_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from neptune_backup_async.remote.neptune.client import connect
+
+    def buggy(project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]:
+        raise KeyError("oops")  # no longer taken for a malformed field listing from Neptune
+
+    with serve(demo_world) as server:
+        source = anyio.run(connect, server.api_token)
+        source.get_fields = buggy  # type: ignore[method-assign]
+        try:
+            with (
+                caplog.at_level("ERROR", logger="neptune_backup_async"),
+                pytest.raises(
+                    UnexpectedError, match=r"^unexpected KeyError: 'oops'\. Please report it"
+                ) as raised,
+            ):
+                anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
+        finally:
+            source.close()
+    assert isinstance(raised.value.__cause__, KeyError)
+    [bug] = [r for r in caplog.records if r.getMessage() == "a bug"]
+    assert bug.levelname == "ERROR" and bug.exc_info is not None and bug.exc_info[1] is raised.value.__cause__

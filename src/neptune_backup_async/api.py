@@ -286,11 +286,12 @@ def describe(selection: Selection) -> dict[str, Any]:
 
 
 def one_error(e: BaseException) -> BaseException:
-    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError;
-    a cancel (or KeyboardInterrupt) as it is."""
+    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError
+    (its traceback logged at ERROR); a cancel (or KeyboardInterrupt) as it is."""
     leading = leading_error(e)
     if isinstance(leading, BackupError) or not isinstance(leading, Exception):
         return leading
+    log.error("a bug", exc_info=leading)
     error = UnexpectedError(f"{unexpected(leading)}; finished runs are kept.")
     error.__cause__ = leading
     return error
