@@ -10,9 +10,8 @@ from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, World, ge
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Not OAUTHLIB_INSECURE_TRANSPORT: the fake speaks plain http on 127.0.0.1, which the backup
-    # allows without it, and a test that set it would never see the https guard at work.
-    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    # No OAUTHLIB_INSECURE_TRANSPORT: the backup never reads it (plain http to 127.0.0.1, where
+    # the fake serves, is allowed by its own rule); only tests of the neptune client itself set it.
     monkeypatch.delenv("NEPTUNE_API_TOKEN", raising=False)
 
 

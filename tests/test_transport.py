@@ -301,9 +301,9 @@ async def test_a_token_for_a_plain_http_server_elsewhere_is_refused_before_any_r
 
 @pytest.mark.anyio
 async def test_a_backup_over_plain_http_to_this_machine_changes_no_environment_variable(
-    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
     before = dict(os.environ)
     world = generate(MINIMAL)
     with serve(world) as server:
