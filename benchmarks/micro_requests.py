@@ -26,10 +26,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import anyio
+
 from fakeserver import ServerProcess
 from neptune_backup_async.domain import PageRequest
 from neptune_backup_async.remote.neptune import decoding
-from neptune_backup_async.remote.neptune.client import NeptuneSource
+from neptune_backup_async.remote.neptune.client import NeptuneSource, connect
 
 
 def per_call_ms(call: Callable[[], Any], repeat: int, budget: float = 0.3) -> float:
@@ -110,7 +112,7 @@ def main() -> None:
     decoders["decoding.loads (used)"] = decoding.loads
     overrides = {"runs_per_project": 100, "float_series_length": 10_000}
     with ServerProcess("W1", 0.0, overrides) as server:
-        source = NeptuneSource(server.api_token, concurrency=4)
+        source = anyio.run(connect, server.api_token, 4)
         try:
             calls = capture(source)
             transport = source._http

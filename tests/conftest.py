@@ -10,7 +10,8 @@ from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, World, ge
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake server speaks plain http
+    # No OAUTHLIB_INSECURE_TRANSPORT: the backup never reads it (plain http to 127.0.0.1, where
+    # the fake serves, is allowed by its own rule); only tests of the neptune client itself set it.
     monkeypatch.delenv("NEPTUNE_API_TOKEN", raising=False)
 
 

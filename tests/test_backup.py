@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -172,3 +175,48 @@ async def test_embedded_backup_is_cancelled_promptly_and_leaves_nothing_half_wri
         assert container is not None
         check_container(container, folder, artifacts_downloaded=False)
     assert seen and seen[-1].objects_found == 31  # 30 runs and the project's own fields
+
+
+@pytest.mark.parametrize("step", ["the client's import", "the client's start-up"])
+async def test_a_cancel_returns_while_a_start_up_step_still_runs_and_nothing_follows_that_step(
+    step: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from neptune.internal.backends import hosted_client
+
+    from neptune_backup_async.remote.neptune import client
+
+    # A step of connecting that blocks in its thread until the test lets it go.
+    owner, name = (
+        (client, "_credentials") if step == "the client's import" else (hosted_client, "_get_token_client")
+    )
+    real = getattr(owner, name)
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(60)  # released once the cancel has returned; the bound only stops a hang
+        try:
+            return real(*args, **kwargs)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(owner, name, held)
+    reports: list[BackupReport] = []
+    with serve(generate(MINIMAL)) as server:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def cancel_once_held() -> None:
+                    await anyio.to_thread.run_sync(entered.wait)
+                    scope.cancel()
+
+                tg.start_soon(cancel_once_held)
+                reports.append(await backup("all", tmp_path, api_token=server.api_token, processes=1))
+        returned_while_held = not release.is_set()
+        before = Counter(server.stats.snapshot()["by_operation"])
+        release.set()
+        await anyio.to_thread.run_sync(finished.wait)
+        after = Counter(server.stats.snapshot()["by_operation"])
+    assert scope.cancelled_caught and reports == [] and returned_while_held
+    # The abandoned step made its own request (the backend's spec), and no step came after it.
+    assert after - before == Counter({} if step == "the client's import" else {"swagger": 1})

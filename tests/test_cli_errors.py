@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -156,3 +157,33 @@ def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World
     assert not list(dest.rglob("*.partial"))
     assert check_backup(demo_world, dest, artifacts_downloaded=True) == 16
     assert json.loads((dest / "backup-report.json").read_text())["exit_code"] == 0
+
+
+def test_a_change_in_the_clients_private_api_is_a_bug_not_an_unreachable_server(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    # As a newer neptune client without a private function the backup uses would fail.
+    script = (
+        "import sys\n"
+        "from neptune.internal.backends import hosted_client\n"
+        "del hosted_client._get_token_client\n"
+        "from neptune_backup_async.cli.main import main\n"
+        f"sys.exit(main(['--projects', 'all', '--output', {str(tmp_path)!r}, '--processes', '1']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=cli_env(server.api_token),
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr  # a bug, not "server unreachable" (exit 2)
+    assert "error: unexpected AttributeError while the neptune client started: " in result.stderr
+    assert "Cannot reach" not in result.stderr
+    no_traceback(result.stderr)
+    [log] = (tmp_path / ".neptune-backup").glob("backup-*.log")
+    text = log.read_text()
+    assert (
+        "the neptune client failed to start" in text and "Traceback" in text and "_get_token_client" in text
+    )

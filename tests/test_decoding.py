@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anyio
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neptune_backup_async.errors import TransientError
-from neptune_backup_async.remote.neptune import decoding
-from neptune_backup_async.remote.neptune.client import NeptuneSource
+from neptune_backup_async.errors import MalformedAnswerError, Retry, TransientError
+from neptune_backup_async.remote.neptune import answers, decoding
+from neptune_backup_async.remote.neptune.client import connect
+from neptune_backup_async.remote.neptune.transport import Transport
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
 pytest.importorskip("msgspec")  # a dependency; without it decoding.loads is json.loads itself
@@ -110,13 +116,93 @@ def test_floats_in_any_notation_decode_bit_for_bit(x: float, notation: str) -> N
 
 def test_a_garbled_or_cut_answer_is_a_transient_invalid_answer() -> None:
     with serve(generate(MINIMAL)) as server:
-        source = NeptuneSource(server.api_token)
+        source = anyio.run(connect, server.api_token)
         try:
             for fault in ("garbage", "truncated_json"):
                 server.faults.script("listProjects", fault)
                 with pytest.raises(TransientError) as caught:
                     source.projects_page(0, 100)
-                assert caught.value.reason == "invalid answer"
+                assert caught.value.reason is Retry.INVALID_ANSWER
             assert source.projects_page(0, 100).entries == ["workspace-0/project-0"]
         finally:
             source.close()
+
+
+class _Canned(BaseHTTPRequestHandler):
+    """Answers every GET with the server's ``body``, as JSON."""
+
+    server: _CannedServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+
+class _CannedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    body = b""
+
+
+class _Token:
+    def bearer(self) -> str:
+        return "access"
+
+    def refresh(self, stale: str) -> None:
+        pass
+
+
+@pytest.fixture
+def canned() -> Iterator[_CannedServer]:
+    server = _CannedServer(("127.0.0.1", 0), _Canned)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("body", "convert", "error"),
+    [
+        (
+            b'{"totalItemCount": 1, "values": [{"step": 1, "timestampMillis": 5}]}',
+            answers.series_page,
+            "KeyError: 'value'",
+        ),
+        (b'{"totalItemCount": "many", "values": []}', answers.series_page, "ValueError: invalid literal"),
+        (b'{"entries": [7]}', answers.project_names, "TypeError: 'int' object is not subscriptable"),
+        (
+            b'{"totalItemCount": 1, "values": [7]}',
+            lambda a: answers.image_page(a, 0),
+            "AttributeError: 'int' object",
+        ),
+    ],
+)
+def test_json_of_the_wrong_shape_is_a_malformed_answer_not_a_builtin_error(
+    canned: _CannedServer, body: bytes, convert: Any, error: str
+) -> None:
+    canned.body = body
+    url = f"http://127.0.0.1:{canned.server_address[1]}/api"
+    transport = Transport(requests.Session(), _Token(), [])
+    try:
+        with pytest.raises(MalformedAnswerError) as caught:
+            transport.json(
+                "GET",
+                url,
+                "a page",
+                required=("totalItemCount",) if b"total" in body else (),
+                convert=convert,
+            )
+    finally:
+        transport.close()
+    assert not isinstance(caught.value, TransientError)  # the same question would get the same answer
+    assert str(caught.value).startswith(f"a page: malformed answer from Neptune ({error}")

@@ -131,6 +131,27 @@ def test_only_the_neptune_adapter_imports_neptune() -> None:
     assert clients == {f"{NAME}.remote.neptune.client"}
 
 
+def test_only_the_neptune_adapter_reaches_into_private_attributes() -> None:
+    """Another object's private attributes (a leading underscore, not a dunder) are the
+    private API of its package: only the neptune adapter uses any, the client's. ``os._exit``
+    and a namedtuple's own methods are public despite their names."""
+    public = {"_exit", "_replace", "_asdict", "_fields", "_make"}
+    reaching = set()
+    for module, path in _modules():
+        if _part(module) in STANDALONE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and node.attr not in public
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                reaching.add(module)
+    assert reaching == {f"{NAME}.remote.neptune.client"}
+
+
 def test_the_root_holds_only_the_entry_points_and_modules_stay_small() -> None:
     root = sorted(p.name for p in PKG.glob("*.py"))
     assert len(root) <= ROOT_MODULES_AT_MOST, root

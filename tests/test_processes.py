@@ -352,11 +352,11 @@ def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
 def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
     case: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from neptune_backup_async.remote.neptune.client import NeptuneSource
+    from neptune_backup_async.remote.neptune.client import connect
 
     caplog.set_level("DEBUG", logger="neptune_backup_async")
     with serve(world) as server:
-        source = NeptuneSource(server.api_token) if case == "injected source" else None
+        source = anyio.run(connect, server.api_token) if case == "injected source" else None
         try:
             report = anyio.run(
                 lambda: backup(

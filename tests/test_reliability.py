@@ -16,7 +16,8 @@ import anyio
 import pytest
 
 from expect import check_backup, check_container, check_fields
-from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, backup
+from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
+from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
@@ -223,11 +224,11 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
 
 
 def test_a_response_slower_than_the_timeout_is_retried(demo_world: World, tmp_path: Path) -> None:
-    from neptune_backup_async.remote.neptune.client import NeptuneSource
+    from neptune_backup_async.remote.neptune.client import connect
 
     with serve(demo_world, faults=Faults(slow_seconds=3.0)) as server:
         server.faults.script("getFloatSeriesValues", "slow")
-        source = NeptuneSource(server.api_token, read_timeout=0.5)
+        source = anyio.run(lambda: connect(server.api_token, read_timeout=0.5))
         try:
             report = anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
         finally:
@@ -338,3 +339,58 @@ def test_runs_table_pages_are_retried(demo_world: World, server: FakeNeptuneServ
     assert server.stats.faults["503"] == 1 and server.stats.faults["cut"] == 1
     assert report.exit_code == 0 and report.runs_done == 8
     check_backup(demo_world, tmp_path, artifacts_downloaded=False)
+
+
+def test_a_bug_fails_its_field_as_a_bug_with_its_traceback_in_the_log(
+    demo_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from neptune_backup_async.remote.neptune.client import connect
+
+    p01 = demo_world.project("workspace-0/project-0").containers["P0-1"]
+    path = next(k for k, v in sorted(p01.fields.items()) if isinstance(v, m.FloatSeries))
+    with serve(demo_world) as server:
+        source = anyio.run(connect, server.api_token)
+        real = source.series_page
+
+        def buggy(run: ObjectRef, field: FieldInfo, offset: int, limit: int) -> SeriesPage:
+            if (run.sys_id, field.path) == ("P0-1", path):
+                raise KeyError("oops")  # as a bug of ours would
+            return real(run, field, offset, limit)
+
+        source.series_page = buggy  # type: ignore[method-assign]
+        try:
+            with caplog.at_level("ERROR", logger="neptune_backup_async"):
+                report = anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
+        finally:
+            source.close()
+    assert [(f.run, f.field, f.reason) for f in report.failures] == [
+        ("P0-1", path, "unexpected KeyError: 'oops'. Please report it with the log file")
+    ]
+    [bug] = [r for r in caplog.records if r.exc_info and r.getMessage() == f"P0-1/{path}: a bug"]
+    assert bug.levelname == "ERROR" and "malformed" not in caplog.text
+
+
+def test_a_bug_outside_any_field_stops_the_backup_as_a_bug_with_its_traceback_in_the_log(
+    demo_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from neptune_backup_async.remote.neptune.client import connect
+
+    def buggy(project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]:
+        raise KeyError("oops")  # no longer taken for a malformed field listing from Neptune
+
+    with serve(demo_world) as server:
+        source = anyio.run(connect, server.api_token)
+        source.get_fields = buggy  # type: ignore[method-assign]
+        try:
+            with (
+                caplog.at_level("ERROR", logger="neptune_backup_async"),
+                pytest.raises(
+                    UnexpectedError, match=r"^unexpected KeyError: 'oops'\. Please report it"
+                ) as raised,
+            ):
+                anyio.run(lambda: backup("workspace-0/project-0", tmp_path, source=source))
+        finally:
+            source.close()
+    assert isinstance(raised.value.__cause__, KeyError)
+    [bug] = [r for r in caplog.records if r.getMessage() == "a bug"]
+    assert bug.levelname == "ERROR" and bug.exc_info is not None and bug.exc_info[1] is raised.value.__cause__

@@ -11,18 +11,28 @@ import pytest
 
 from neptune_backup_async.engine.limiter import Gate
 from neptune_backup_async.engine.retry import Retrier
-from neptune_backup_async.errors import FetchError, ServerLostError, TransientError
+from neptune_backup_async.errors import FetchError, Retry, ServerLostError, TransientError
+from neptune_backup_async.remote.artifacts.s3 import _s3_error
 from neptune_backup_async.remote.http import RetryPolicy, parse_retry_after
 
 pytestmark = pytest.mark.anyio
 
 
 def http(status: int, retry_after: float | None = None) -> TransientError:
-    return TransientError(f"HTTP {status}", reason=f"HTTP {status}", status=status, retry_after=retry_after)
+    reason = Retry.THROTTLED if status == 429 else Retry.STATUS
+    return TransientError(f"HTTP {status}", reason=reason, status=status, retry_after=retry_after)
 
 
 def refused() -> TransientError:
-    return TransientError("connection failed (ConnectionError)", reason="connection")
+    return TransientError("connection failed (ConnectionError)", reason=Retry.CONNECTION)
+
+
+def slow_down() -> TransientError:
+    error = _s3_error(
+        {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "s3://b/k"
+    )
+    assert isinstance(error, TransientError)
+    return error
 
 
 class Flaky:
@@ -41,7 +51,7 @@ class Flaky:
 
 def retrier(policy: RetryPolicy, retried: list[tuple[str, float]] | None = None) -> Retrier:
     log = retried if retried is not None else []
-    return Retrier(Gate(4), policy, on_retry=lambda reason, seconds: log.append((reason, seconds)))
+    return Retrier(Gate(4), policy, on_retry=lambda error, seconds: log.append((error.label, seconds)))
 
 
 def test_retry_after_is_read_whole_not_by_its_first_digit() -> None:
@@ -69,10 +79,43 @@ async def test_429s_do_not_use_up_the_attempts_but_run_out_of_patience() -> None
     many = Flaky(*(http(429, retry_after=0.0) for _ in range(50)))
     assert await retrier(policy).run(many, "a page") == "ok" and many.calls == 51
     endless = Flaky(*(http(429, retry_after=0.3) for _ in range(50)))
-    with pytest.raises(FetchError, match="kept answering 429"):
+    with pytest.raises(FetchError, match="kept answering HTTP 429"):
         await retrier(policy, retried).run(endless, "a page")
     assert endless.calls == 4  # 0.3 s each: the fourth wait would pass the 1 s of patience
     assert retried == [("HTTP 429", 0.3)] * 3  # each wait is the server's Retry-After, exactly
+
+
+class Highest:
+    """A random source that always draws the top of the range: the backoff's bound itself."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+async def test_a_throttle_without_retry_after_backs_off_exponentially() -> None:
+    retried: list[tuple[str, float]] = []
+    policy = RetryPolicy(attempts=2, base=0.001, cap=0.004, rng=Highest())  # type: ignore[arg-type]
+    throttled = Flaky(*(http(429) for _ in range(4)))
+    assert await retrier(policy, retried).run(throttled, "a page") == "ok"
+    assert retried == [("HTTP 429", 0.001), ("HTTP 429", 0.002), ("HTTP 429", 0.004), ("HTTP 429", 0.004)]
+
+
+async def test_s3_slow_down_is_a_throttle_counted_waited_out_and_narrowing_the_bound() -> None:
+    retried: list[tuple[str, float]] = []
+    gate = Gate(16, start=16)
+    r = Retrier(gate, RetryPolicy(attempts=2, base=0.0), on_retry=lambda e, s: retried.append((e.label, s)))
+    errors = [slow_down() for _ in range(3)]
+    assert all(e.throttled and not e.connection_failed for e in errors)
+
+    async def attempt() -> str:
+        async with gate.slot():
+            if errors:
+                raise errors.pop(0)
+            return "ok"
+
+    assert await r.run(attempt, "an artifact file") == "ok"  # 3 throttles do not use up 2 tries
+    assert [label for label, _ in retried] == ["S3 SlowDown"] * 3
+    assert gate.limit == 4  # each retry was sent after the last cut: 16, 11, 7, 4
 
 
 async def test_a_429_delays_only_the_request_that_got_it() -> None:

@@ -426,6 +426,8 @@ def test_s3_slow_down_narrows_the_one_knob(
     assert report.exit_code == 0, report.failures
     assert [r.status for r in s3_gets(aws)][:2] == ["503", "503"]
     assert "requests in flight: at most 2" in caplog.messages
+    # Counted as throttles, as 429s are: without Retry-After each backed off before its retry.
+    assert report.retries == {"S3 SlowDown": 2} and report.throttled_seconds > 0
     for key, data in s3.small.items():
         assert (run_folder(tmp_path) / "art" / key).read_bytes() == data
 

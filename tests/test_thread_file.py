@@ -24,7 +24,7 @@ from neptune_backup_async.disk.files import (
 )
 from neptune_backup_async.disk.place import Place
 from neptune_backup_async.domain import FieldInfo, ObjectRef, SeriesPage
-from neptune_backup_async.remote.neptune.client import NeptuneSource
+from neptune_backup_async.remote.neptune.client import connect
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
 
@@ -187,7 +187,7 @@ def test_a_page_answered_after_its_cancel_writes_nothing(tmp_path: Path, held_pa
     world = generate(replace(MINIMAL, runs_per_project=2, float_series=2, float_series_length=30))
     dest = tmp_path / "dest"
     with serve(world) as server:
-        source = NeptuneSource(server.api_token)
+        source = anyio.run(connect, server.api_token)
         source.series_page_limit = 10  # three pages a series
         real = source.series_page
         held, release = threading.Event(), threading.Event()

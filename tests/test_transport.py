@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
 import ipaddress
+import json
+import os
 import ssl
 import threading
 import time
@@ -15,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import requests
 from cryptography import x509
@@ -23,10 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from expect import check_backup
-from neptune_backup_async import backup
-from neptune_backup_async.errors import TransientError
-from neptune_backup_async.remote.neptune.client import NeptuneSource
-from neptune_backup_async.remote.neptune.transport import Transport
+from neptune_backup_async import BackupError, backup
+from neptune_backup_async.errors import Retry, TransientError, UsageError
+from neptune_backup_async.remote.neptune.client import connect
+from neptune_backup_async.remote.neptune.transport import Transport, check_plain_http
 from neptune_backup_async.testing import MINIMAL, Faults, World, generate, serve
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding"}
@@ -109,13 +113,13 @@ async def test_a_token_that_expires_mid_backup_is_refreshed_and_the_backup_compl
 
 def test_a_401_for_an_access_token_the_client_thought_alive_gets_one_refresh_and_succeeds() -> None:
     with serve(generate(MINIMAL)) as server:
-        source = NeptuneSource(server.api_token)
+        source = anyio.run(connect, server.api_token)
         try:
             assert source.projects_page(0, 100).entries == ["workspace-0/project-0"]
-            auth = source._http._token._auth  # type: ignore[attr-defined]  # the client's NeptuneAuth
+            token = source._http._token  # type: ignore[attr-defined]  # an OAuthToken
             server.auth.token_lifetime = 1
-            auth._refresh_token()  # the client now holds a token the server lets expire within 1 s,
-            auth.token_expires_at = time.time() + 3600  # while its clock says it has an hour left
+            token._refresh()  # the backup now holds a token the server lets expire within 1 s,
+            token._expires_at = time.time() + 3600  # while its clock says it has an hour left
             server.auth.token_lifetime = 3600
             time.sleep(1.1)
             refreshes = server.stats.snapshot()["by_operation"]["oauthRefresh"]
@@ -218,8 +222,92 @@ def test_the_pool_refuses_a_certificate_requests_would_refuse(
         refusing = Transport(requests.Session(), _Token(), [])
         with pytest.raises(TransientError) as caught:
             refusing.json("GET", url, "client config", headers=headers)
-        assert caught.value.reason == "connection"
+        assert caught.value.reason is Retry.CONNECTION
         trusting = requests.Session()
         trusting.verify = str(cert_file)
         answer = Transport(trusting, _Token(), []).json("GET", url, "client config", headers=headers)
         assert answer["apiUrl"] == server.base_url
+
+
+@pytest.mark.parametrize(
+    ("url", "this_machine"),
+    [
+        ("https://app.neptune.ai/api", True),  # https goes anywhere
+        ("http://127.0.0.1:8080/api", True),
+        ("http://127.42.0.9/api", True),
+        ("http://localhost:1/api", True),
+        ("http://LOCALHOST./api", True),
+        ("http://[::1]:8080/api", True),
+        ("http://app.neptune.ai/api", False),
+        ("http://10.0.0.5/api", False),
+        ("http://0.0.0.0/api", False),
+        ("http://[::2]/api", False),
+        ("http://localhost.example.com/api", False),
+        ("http://127.0.0.1.nip.io/api", False),
+    ],
+)
+def test_a_token_goes_over_plain_http_only_to_this_machine_unless_allowed(
+    url: str, this_machine: bool
+) -> None:
+    if this_machine:
+        check_plain_http(url)
+    else:
+        with pytest.raises(UsageError, match=r"is plain http.*--allow-insecure-http"):
+            check_plain_http(url)
+    check_plain_http(url, allow_insecure_http=True)  # the explicit opt-in
+
+
+class _CountingToken(_Token):
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def bearer(self) -> str:
+        self.asked += 1
+        return super().bearer()
+
+
+def test_the_transport_never_signs_a_request_to_another_host_over_plain_http() -> None:
+    # A download URL Neptune hands out, say: refused before the token is even asked for.
+    token = _CountingToken()
+    transport = Transport(requests.Session(), token, [])
+    with pytest.raises(UsageError, match=r"^http://files\.example\.invalid is plain http"):
+        transport.open("GET", "http://files.example.invalid/zip", "file set download")
+    assert token.asked == 0
+    opted_in = Transport(requests.Session(), token, [], allow_insecure_http=True)
+    with pytest.raises(TransientError):  # sent, and the name does not resolve
+        opted_in.open("GET", "http://files.example.invalid/zip", "file set download")
+    assert token.asked == 1
+
+
+def _token_for(address: str, key: str) -> str:
+    return base64.b64encode(
+        json.dumps({"api_address": address, "api_url": address, "api_key": key}).encode()
+    ).decode()
+
+
+@pytest.mark.anyio
+async def test_a_token_for_a_plain_http_server_elsewhere_is_refused_before_any_request(
+    tmp_path: Path,
+) -> None:
+    token = _token_for("http://neptune.example.invalid", "k" * 32)
+    with pytest.raises(UsageError, match=r"^http://neptune\.example\.invalid is plain http"):
+        await backup("all", tmp_path, api_token=token)
+    # With the opt-in it is sent: here, to a name that does not resolve.
+    with pytest.raises(
+        BackupError, match=r"^Cannot reach the Neptune server at http://neptune\.example\.invalid"
+    ):
+        await backup("all", tmp_path, api_token=token, allow_insecure_http=True)
+
+
+@pytest.mark.anyio
+async def test_a_backup_over_plain_http_to_this_machine_changes_no_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    before = dict(os.environ)
+    world = generate(MINIMAL)
+    with serve(world) as server:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        await backup("all", tmp_path, api_token=server.api_token, concurrency=2, processes=1)
+    assert check_backup(world, tmp_path) > 0
+    assert dict(os.environ) == before

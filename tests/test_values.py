@@ -8,11 +8,13 @@ import io
 import json
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from neptune_backup_async import domain
 from neptune_backup_async.domain import FieldType
+from neptune_backup_async.errors import MalformedAnswerError
 from neptune_backup_async.format import values
 
 UTC = dt.timezone.utc
@@ -78,3 +80,22 @@ def test_string_series_survive_commas_quotes_and_newlines(lines: list[str]) -> N
     text = values.SERIES_HEADER + values.SeriesFormatter(FieldType.STRING_SERIES).rows(points)
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert [r["value"] for r in rows] == lines
+
+
+@pytest.mark.parametrize(
+    ("field_type", "bad"),
+    [
+        (FieldType.FLOAT_SERIES, (2.0, 1.0, None)),  # no timestamp
+        (FieldType.FLOAT_SERIES, (2.0, 1.0, 1.7e12)),  # not whole milliseconds
+        (FieldType.FLOAT_SERIES, (2.0, 1.0, 10**20)),  # past year 9999
+        (FieldType.STRING_SERIES, (2.0, 7, 1_700_000_000_000)),  # a number in a string series
+    ],
+)
+def test_a_series_point_that_cannot_be_written_is_the_answers_fault(
+    field_type: FieldType, bad: tuple[float, object, object]
+) -> None:
+    good = (1.0, "a" if field_type is FieldType.STRING_SERIES else 0.5, 1_700_000_000_000)
+    formatter = values.SeriesFormatter(field_type)
+    with pytest.raises(MalformedAnswerError, match="malformed answer from Neptune: a series point"):
+        formatter.rows([good, bad])  # type: ignore[list-item]
+    assert formatter.rows([good]).startswith("1.0,")

@@ -38,6 +38,7 @@ from .errors import (
     UnexpectedError,
     UsageError,
     leading_error,
+    unexpected,
 )
 from .format import layout, values
 from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
@@ -88,15 +89,25 @@ def prepare_destination(output: Path) -> Path:
     return output.resolve()
 
 
-async def connect(api_token: str | None, concurrency: int) -> Source:
-    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out."""
+async def connect(
+    api_token: str | None, limit: int | anyio.CapacityLimiter, *, allow_insecure_http: bool = False
+) -> Source:
+    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out.
+
+    ``limit`` (``--concurrency``, or a limiter holding it) bounds the threads the start-up
+    runs in. A cancel returns at once, even while a step of it is still running in its thread.
+    """
     token = resolve_token(api_token)
+    limiter = limit if isinstance(limit, anyio.CapacityLimiter) else anyio.CapacityLimiter(limit)
     # Imported in a thread: the client's import takes most of a second, which would stall an
     # embedding service's event loop the first time.
     neptune_source = await anyio.to_thread.run_sync(
-        importlib.import_module, f"{__package__}.remote.neptune.client"
+        importlib.import_module,
+        f"{__package__}.remote.neptune.client",
+        limiter=limiter,
+        abandon_on_cancel=True,
     )
-    source: Source = await neptune_source.connect(token, concurrency)
+    source: Source = await neptune_source.connect(token, limiter, allow_insecure_http=allow_insecure_http)
     return source
 
 
@@ -137,6 +148,7 @@ async def backup(
     s3_endpoint_url: str | None = None,
     processes: int = 1,
     work_here: bool = False,
+    allow_insecure_http: bool = False,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -151,7 +163,9 @@ async def backup(
     boto3's own configuration). Returns the report, which is also saved in ``output`` as
     ``backup-report.json`` (``backup-report.shard-K-of-N.json`` for a shard). When
     connections fail and no request has succeeded for ``lost_server_after`` seconds, the
-    backup stops with :class:`~.errors.ServerLostError`; the same call resumes it.
+    backup stops with :class:`~.errors.ServerLostError`; the same call resumes it. Tokens go
+    to Neptune over https, or over plain http only to this machine (localhost, 127.0.0.0/8,
+    ::1), unless ``allow_insecure_http=True``; no environment variable is set for it.
 
     ``processes=N`` (N > 1) backs up in N worker processes (fewer when ``concurrency`` cannot
     give each one request besides the one this process keeps for listing): this process
@@ -211,6 +225,7 @@ async def backup(
                     name: logging.getLogger(name).getEffectiveLevel()
                     for name in ("neptune_backup_async", "neptune")
                 },
+                allow_insecure_http=allow_insecure_http,
             )
             pool = ProcessPool(settings, shares, resolve_token(api_token), work_here=work_here)
         started = False
@@ -219,7 +234,7 @@ async def backup(
             async with pool.running() if pool else contextlib.nullcontext():
                 own_source = source is None
                 if source is None:
-                    source = await connect(api_token, here)
+                    source = await connect(api_token, here, allow_insecure_http=allow_insecure_http)
                 try:
                     pipeline = Pipeline(
                         source,
@@ -274,17 +289,15 @@ def describe(selection: Selection) -> dict[str, Any]:
 
 
 def one_error(e: BaseException) -> BaseException:
-    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError;
-    a cancel (or KeyboardInterrupt) as it is."""
+    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError
+    (its traceback logged at ERROR); a cancel (or KeyboardInterrupt) as it is."""
     leading = leading_error(e)
     if isinstance(leading, BackupError) or not isinstance(leading, Exception):
         return leading
-    unexpected = UnexpectedError(
-        f"unexpected {type(leading).__name__}: {leading}. Please report it with the log file; finished"
-        " runs are kept."
-    )
-    unexpected.__cause__ = leading
-    return unexpected
+    log.error("a bug", exc_info=leading)
+    error = UnexpectedError(f"{unexpected(leading)}; finished runs are kept.")
+    error.__cause__ = leading
+    return error
 
 
 async def _project_names(retrier: Retrier, source: Source) -> tuple[list[str], IncompleteListing | None]:
@@ -323,8 +336,10 @@ async def _resolve_projects(pipeline: Pipeline, source: Source, names: list[str]
 
 
 @one_error_only
-async def list_projects(api_token: str | None = None, *, lost_server_after: float = LOST_AFTER) -> list[str]:
-    source = await connect(api_token, 1)
+async def list_projects(
+    api_token: str | None = None, *, lost_server_after: float = LOST_AFTER, allow_insecure_http: bool = False
+) -> list[str]:
+    source = await connect(api_token, 1, allow_insecure_http=allow_insecure_http)
     try:
         retrier = Retrier(Gate(1), RetryPolicy(lost_after=lost_server_after))
         names, incomplete = await _project_names(retrier, source)

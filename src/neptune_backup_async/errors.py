@@ -7,6 +7,7 @@ field, run or listing, and the backup goes on.
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Iterator
 
@@ -76,31 +77,58 @@ class HttpStatusError(FetchError):
         self.status = status
 
 
+class Retry(enum.Enum):
+    """Why a request is tried again: what the retry does hangs on this, never on text."""
+
+    CONNECTION = "connection"  # refused, reset or dropped: no answer came
+    TIMEOUT = "timeout"  # no answer in time
+    STATUS = "status"  # a status worth another try (408, 5xx), or S3's error codes like it
+    THROTTLED = "throttled"  # "not now": a 429, or S3's SlowDown
+    CUT_OFF = "cut off"  # a body cut short
+    WRONG_ANSWER = "wrong answer"  # a download that cannot be what the listing says
+    INVALID_ANSWER = "invalid answer"  # not JSON
+
+
+# How the report counts the throttles (see TransientError.label): they are marked as such.
+THROTTLE_LABELS = frozenset({"HTTP 429", "S3 SlowDown", "S3 429"})
+
+
+class MalformedAnswerError(FetchError):
+    """Neptune's answer is JSON, but not of the shape its API promises: a key missing, a value
+    of the wrong type. Not retried: unlike a body garbled in transit (not JSON at all, a
+    :class:`TransientError`), a well-formed answer would most likely come back the same."""
+
+
 class TransientError(FetchError):
     """A failure worth trying again: a retryable status, a dropped or cut connection, a garbled
-    answer. ``reason`` names the kind, for the count of retries; ``status`` is None when no
-    answer came (the connection failed)."""
+    answer. ``reason`` says which, and so how it is retried; ``status`` is None when no answer
+    came. ``label`` is what the report counts it under: ``HTTP <status>`` for a status, else
+    the reason's value, unless given (S3's codes)."""
 
     def __init__(
         self,
         message: str,
         *,
-        reason: str,
+        reason: Retry,
         status: int | None = None,
         retry_after: float | None = None,
-        throttled: bool | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
-        # "Not now" rather than "failed": a 429, or S3's SlowDown (a 503).
-        self.throttled = status == 429 if throttled is None else throttled
+        self.label = label or (reason.value if status is None else f"HTTP {status}")
+
+    @property
+    def throttled(self) -> bool:
+        """Not now, rather than failed: waited out, and it narrows the bound of requests."""
+        return self.reason is Retry.THROTTLED
 
     @property
     def connection_failed(self) -> bool:
         """No answer came at all: the server may be gone."""
-        return self.status is None and self.reason in ("connection", "timeout")
+        return self.status is None and self.reason in (Retry.CONNECTION, Retry.TIMEOUT)
 
 
 class ProgressCallbackError(BackupError):
@@ -109,6 +137,11 @@ class ProgressCallbackError(BackupError):
 
 class UnexpectedError(BackupError):
     """A bug in this package; the original exception is the ``__cause__``."""
+
+
+def unexpected(e: BaseException, during: str = "") -> str:
+    """How a bug of this package is named to the user: as a bug, never as the server's fault."""
+    return f"unexpected {type(e).__name__}{' ' + during if during else ''}: {e}. Please report it with the log file"
 
 
 def leading_error(e: BaseException) -> BaseException:

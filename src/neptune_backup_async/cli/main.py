@@ -182,7 +182,12 @@ class _Crashed(Exception):
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     selection = selection_from(args)  # bad flags fail before any prompt
     if args.projects is None or args.output is None:
-        prompt.ask_for_missing(args, lambda: interrupt.run_async(lambda: api.list_projects(token)))
+        prompt.ask_for_missing(
+            args,
+            lambda: interrupt.run_async(
+                lambda: api.list_projects(token, allow_insecure_http=args.allow_insecure_http)
+            ),
+        )
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
@@ -246,6 +251,7 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
                 s3_endpoint_url=args.s3_endpoint_url,
                 processes=usable_cores() if args.processes is None else args.processes,
                 work_here=True,  # no event loop of a caller's to keep free here
+                allow_insecure_http=args.allow_insecure_http,
             )
         )
     finally:
@@ -316,7 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return to_mlflow.run(args)
         if args.command == "list-projects":
-            _out("\n".join(interrupt.run_async(lambda: api.list_projects(token))))
+            insecure = args.allow_insecure_http
+            _out(
+                "\n".join(interrupt.run_async(lambda: api.list_projects(token, allow_insecure_http=insecure)))
+            )
             return 0
         if args.demo:
             return _run_demo(args)

@@ -131,3 +131,9 @@ def selection_from(args: argparse.Namespace) -> Selection:
 
 def token_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-token-file", type=Path, help="read the API token from this file")
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="send the token to an http:// Neptune address that is not this machine (by default plain"
+        " http is allowed only to localhost); only on a network you trust",
+    )

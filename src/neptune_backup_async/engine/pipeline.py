@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ..disk.place import Place
 from ..domain import FieldInfo, ObjectRef, ProjectInfo
-from ..errors import FetchError
+from ..errors import FetchError, TransientError
 from ..format import layout
 from ..format.manifest import Manifest
 from ..format.object_folder import RunFolder
@@ -42,7 +42,7 @@ from ..selection import RunFilter, Selection
 from .limiter import Gate
 from .paging import KeysetPager
 from .progress import ProgressFeed
-from .retry import THROTTLED, Retrier
+from .retry import Retrier
 from .savers import FieldSavers
 
 log = logging.getLogger("neptune_backup_async")
@@ -120,9 +120,9 @@ class Pipeline:
         self.report.bytes_written += n
         self.changed()
 
-    def _retried(self, reason: str, seconds: float) -> None:
-        self.report.retries[reason] = self.report.retries.get(reason, 0) + 1
-        if reason == THROTTLED:
+    def _retried(self, error: TransientError, seconds: float) -> None:
+        self.report.retries[error.label] = self.report.retries.get(error.label, 0) + 1
+        if error.throttled:
             self.report.throttled_seconds += seconds
 
     def fail(self, project: str, run: str | None, field: str | None, reason: str) -> None:
@@ -300,11 +300,6 @@ class Pipeline:
             )
         except FetchError as e:
             self.fail(where, run.sys_id, None, str(e))
-            return None
-        except (KeyError, TypeError, ValueError) as e:
-            self.fail(
-                where, run.sys_id, None, f"malformed field listing from Neptune ({type(e).__name__}: {e})"
-            )
             return None
         if run.kind == "project":  # only its field listing says when it last changed
             modified = next((f.value for f in listed if f.path == "sys/modification_time"), None)

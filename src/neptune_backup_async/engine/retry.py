@@ -6,9 +6,10 @@ backoff and ``Retry-After`` wait at once, and no abandoned thread sends anything
 
 - Errors (5xx, dropped connections, garbled answers) get ``attempts`` tries, with
   full-jitter exponential backoff.
-- A 429 says "not now" rather than "failed": the request that got it waits the server's
-  ``Retry-After``, read whole (the ``neptune`` client reads only its first digit), for up to
-  ``patience`` seconds in all, without using up its tries. Other requests go on; the
+- A throttle (a 429, or S3's SlowDown) says "not now" rather than "failed": the request
+  that got it waits the server's ``Retry-After``, read whole (the ``neptune`` client reads
+  only its first digit), or without one backs off as errors do, for up to ``patience``
+  seconds in all, without using up its tries. Other requests go on; the
   :class:`~.gate.Gate` lowers the bound instead.
 - A lost server is named fast: when connections fail and no request has succeeded for
   ``lost_after`` seconds, :class:`~.errors.ServerLostError` stops the backup. Until then a
@@ -24,18 +25,18 @@ from typing import TypeVar
 
 import anyio
 
-from ..errors import FetchError, HttpStatusError, ServerLostError, TransientError
+from ..errors import FetchError, HttpStatusError, MalformedAnswerError, ServerLostError, TransientError
 from ..remote.http import RetryPolicy
 from .limiter import Gate
 
 T = TypeVar("T")
-THROTTLED = "HTTP 429"  # the reason a 429 is counted under
 
 
 class Retrier:
     """Runs requests to the end: each attempt under the gate, every wait between them here.
 
-    ``on_retry(reason, seconds)`` hears of every retry, with how long it waits first.
+    ``on_retry(error, seconds)`` hears of every retry: the error it follows, and how long it
+    waits first.
     """
 
     def __init__(
@@ -43,7 +44,7 @@ class Retrier:
         gate: Gate,
         policy: RetryPolicy | None = None,
         *,
-        on_retry: Callable[[str, float], None] = lambda reason, seconds: None,
+        on_retry: Callable[[TransientError, float], None] = lambda error, seconds: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.gate = gate
@@ -68,7 +69,8 @@ class Retrier:
         """
         policy = self.policy
         errors = 0
-        waited = 0.0  # on 429s
+        throttles = 0
+        waited = 0.0  # on throttles
         failed_at: float | None = None  # when this request's connection last failed
         while True:
             try:
@@ -77,12 +79,13 @@ class Retrier:
                 now = self._clock()
                 if e.throttled:
                     self.alive()  # an answer, if not the one hoped for
-                    wait = policy.delay(min(errors, 6), e.retry_after)
+                    wait = policy.delay(throttles, e.retry_after)
+                    throttles += 1
                     waited += wait
                     if waited > policy.patience:
                         raise FetchError(
-                            f"{what}: Neptune kept answering 429 (too many requests) for {waited:.0f} s;"
-                            " run the same command again later"
+                            f"{what}: the server kept answering {e.label} (too many requests) for"
+                            f" {waited:.0f} s; run the same command again later"
                         ) from None
                 else:
                     errors += 1
@@ -103,9 +106,9 @@ class Retrier:
                         wait = min(wait, policy.lost_after - silent)
                     if errors >= policy.attempts and blamed:
                         raise FetchError(f"{what}: gave up after {errors} tries ({e})") from None
-                self._on_retry(e.reason, wait)
+                self._on_retry(e, wait)
                 await anyio.sleep(wait)
-            except HttpStatusError:
+            except (HttpStatusError, MalformedAnswerError):  # an answer, if a useless one
                 self.alive()
                 raise
             else:

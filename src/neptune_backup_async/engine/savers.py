@@ -18,7 +18,6 @@ import functools
 import io
 import logging
 import sys
-import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
@@ -30,7 +29,16 @@ from anyio.abc import TaskGroup
 from .. import domain
 from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
 from ..domain import Download, FieldInfo, FieldType, ImageInfo, ObjectRef, ProjectInfo
-from ..errors import BackupError, FetchError, HttpStatusError, LayoutError, TransientError, leading_error
+from ..errors import (
+    BackupError,
+    FetchError,
+    HttpStatusError,
+    LayoutError,
+    Retry,
+    TransientError,
+    leading_error,
+    unexpected,
+)
 from ..format import layout, values
 from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
@@ -109,13 +117,9 @@ class FieldSavers:
         except OSError as e:
             self.folder.failed(info, str(e))
             return
-        except (KeyError, TypeError, ValueError) as e:  # the answer lacks what the API promises
-            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
-            self.folder.failed(info, f"malformed answer from Neptune ({type(e).__name__}: {e})")
-            return
-        except Exception as e:  # a bug must not take the run down
-            log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
-            self.folder.failed(info, f"unexpected {type(e).__name__}: {e}")
+        except Exception as e:  # a bug: it must not take the run down, nor pass for the server's fault
+            log.error("%s/%s: a bug", self.run.sys_id, info.path, exc_info=True)
+            self.folder.failed(info, unexpected(e))
             return
         await self.folder.saved(info, written, {**facts(info, self.pipe.download_artifacts), **extra})
 
@@ -201,7 +205,7 @@ class FieldSavers:
                     if expected is not None:
                         why = checks.check_type(expected, download.content_type, download.size)
                         if why is not None:
-                            raise TransientError(why, reason="wrong answer")
+                            raise TransientError(why, reason=Retry.WRONG_ANSWER)
                     target = into(download)
                     if whole is not None:
                         assert expected is not None and isinstance(target, PurePosixPath)
@@ -222,14 +226,14 @@ class FieldSavers:
                         if expected is None:
                             if download.size is not None and out.size != download.size:
                                 raise TransientError(
-                                    f"got {out.size} of {download.size} bytes", reason="cut off"
+                                    f"got {out.size} of {download.size} bytes", reason=Retry.CUT_OFF
                                 )
                         else:
                             why = checks.check_body(expected, body, download.content_type, download.size)
                             if why is None and expected.kind is checks.Kind.ZIP:
                                 why = checks.check_zip(expected, await out.inspect(_zip_member_sizes))
                             if why is not None:
-                                raise TransientError(why, reason="wrong answer")
+                                raise TransientError(why, reason=Retry.WRONG_ANSWER)
                 finally:
                     download.release()
             assert out.result is not None
@@ -247,7 +251,7 @@ class FieldSavers:
         if why is None and expected.kind is checks.Kind.ZIP:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
-            raise TransientError(why, reason="wrong answer")
+            raise TransientError(why, reason=Retry.WRONG_ANSWER)
         return await write_file(self.place, rel, data, self.pipe.count_bytes, limiter=self.limiter)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import domain
-from ..errors import NotABackupError
+from ..errors import THROTTLE_LABELS, NotABackupError
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def when_line(report: dict[str, Any]) -> str:
 def retries_text(retries: dict[str, int]) -> str:
     """``12 retries (HTTP 503: 8, HTTP 429 (throttled): 4)``: requests tried again, by reason."""
     reasons = sorted(retries.items(), key=lambda item: (-item[1], item[0]))
-    parts = [f"{reason}{' (throttled)' if reason == 'HTTP 429' else ''}: {n}" for reason, n in reasons]
+    parts = [f"{reason}{' (throttled)' if reason in THROTTLE_LABELS else ''}: {n}" for reason, n in reasons]
     return f"{plural(sum(retries.values()), 'retry', 'retries')} ({', '.join(parts)})"
 
 

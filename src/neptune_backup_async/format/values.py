@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..domain import UTC, FieldType, iso
+from ..errors import MalformedAnswerError
 
 SERIES_HEADER = "step,value,timestamp\n"
 
@@ -58,6 +59,9 @@ def dumps(document: Any) -> str:
 
 
 _SECONDS = tuple(f"{i:02d}." for i in range(60))
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_MS = (dt.datetime.min.replace(tzinfo=UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
+_LAST_MS = (dt.datetime.max.replace(tzinfo=UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
 _MILLIS = tuple(f"{i:03d}+00:00\n" for i in range(1000))
 
 
@@ -79,7 +83,31 @@ class SeriesFormatter:
         self._prefix = dt.datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
         return self._prefix
 
-    def rows(self, points: Iterable[tuple[float, Any, int]]) -> str:
+    def rows(self, points: Sequence[tuple[float, Any, int]]) -> str:
+        """The CSV rows of ``points``; a point that cannot be written (a timestamp that is no
+        whole number of milliseconds in years 1 to 9999, a value of the wrong type) is the
+        server's: :class:`MalformedAnswerError`. Checked only once formatting failed, as
+        checking every point first would cost the hot loop; any other failure is a bug."""
+        try:
+            return self._rows(points)
+        except (TypeError, ValueError, IndexError, OverflowError, OSError):
+            bad = next((p for p in points if not self._writable(p)), None)
+            if bad is None:
+                raise
+            raise MalformedAnswerError(f"malformed answer from Neptune: a series point {bad!r}") from None
+
+    def _writable(self, point: tuple[Any, Any, Any]) -> bool:
+        step, value, ts = point
+        number = (int, float)
+        return (
+            isinstance(step, number)
+            and isinstance(value, str if self._strings else number)
+            and isinstance(ts, int)
+            and _FIRST_MS <= ts <= _LAST_MS
+            and not any(isinstance(x, bool) for x in point)
+        )
+
+    def _rows(self, points: Sequence[tuple[float, Any, int]]) -> str:
         out: list[str] = []
         append = out.append
         seconds, millis = _SECONDS, _MILLIS

@@ -38,6 +38,7 @@ class Start:
     s3_endpoint_url: str | None
     temp_tag: str  # its temporary files carry it, so the parent can sweep them
     log_levels: dict[str, int]  # the levels the parent logs at, by logger name
+    allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ..disk.files import tagged_temporaries
 from ..engine.limiter import Gate
 from ..engine.pipeline import Job, Pipeline, Tasks
-from ..errors import BackupError, UnexpectedError
+from ..errors import BackupError
 from ..format.report import BackupReport, Progress
 from . import messages as frames
 
-log = logging.getLogger("neptune_backup_async")
 TALLY_EVERY = 0.1  # seconds between counters sent for progress alone
 
 
@@ -154,7 +153,9 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_read_jobs, stdin, send, share, stop)
-                source = await api.connect(None, start.concurrency)
+                source = await api.connect(
+                    None, start.concurrency, allow_insecure_http=start.allow_insecure_http
+                )
                 try:
                     parent.send(frames.Ready())
                     pipeline = Pipeline(
@@ -178,8 +179,6 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         error = api.one_error(e)
         if not isinstance(error, BackupError):
             raise
-        if isinstance(error, UnexpectedError):
-            log.error("unexpected error in a worker process", exc_info=e)
         parent.send(frames.stopped(error))
         return 1
     finally:

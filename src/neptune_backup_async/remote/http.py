@@ -47,6 +47,7 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The server's ``Retry-After``, else full-jitter exponential backoff for ``attempt`` (from 0)."""
         if retry_after is not None:
             return retry_after
-        return self.rng.uniform(0, min(self.cap, self.base * 2**attempt))
+        return self.rng.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 32)))

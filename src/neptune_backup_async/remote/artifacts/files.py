@@ -45,7 +45,7 @@ import anyio
 from ...disk.files import AtomicFile, Resume, ThreadFile, write_whole
 from ...disk.place import Place, destination_errors
 from ...domain import ArtifactFileInfo, Download
-from ...errors import FetchError, TransientError
+from ...errors import FetchError, Retry, TransientError
 from .s3 import Gone, S3Reader, Stale, stream_errors
 
 CHUNK = 1024 * 1024
@@ -127,7 +127,7 @@ def _chunks(
             yield chunk
     except failures as e:
         raise TransientError(
-            f"{what}: the download was cut off ({type(e).__name__})", reason="cut off"
+            f"{what}: the download was cut off ({type(e).__name__})", reason=Retry.CUT_OFF
         ) from None
 
 
@@ -312,6 +312,6 @@ class ArtifactFetch:
                 self.discard()  # a stitched or garbled copy: the next try starts over
                 raise TransientError(
                     f"artifact file {self.file.path}: the bytes do not match the ETag S3 gave",
-                    reason="wrong answer",
+                    reason=Retry.WRONG_ANSWER,
                 )
         self.files.partials.unlink(self.state, missing_ok=True)  # whole: nothing left to resume

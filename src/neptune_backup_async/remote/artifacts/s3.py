@@ -10,7 +10,7 @@ import os
 import threading
 from typing import Any
 
-from ...errors import FetchError, TransientError
+from ...errors import FetchError, Retry, TransientError
 from ..http import RETRYABLE_STATUSES
 
 S3_EXTRA = 'pip install "neptune-backup-async[s3]"'
@@ -85,7 +85,7 @@ class S3Reader:
         except (BotoCoreError, OSError) as e:
             if _is_transient(e):
                 raise TransientError(
-                    f"cannot reach S3 for {url} ({type(e).__name__})", reason="connection"
+                    f"cannot reach S3 for {url} ({type(e).__name__})", reason=Retry.CONNECTION
                 ) from None
             raise FetchError(f"cannot read {url} from S3 ({type(e).__name__})") from None
         return response
@@ -112,12 +112,14 @@ def _s3_error(response: dict[str, Any], url: str) -> Exception:
     if status in (412, 416) or code in ("PreconditionFailed", "InvalidRange"):
         return Stale(code)
     if status in RETRYABLE_STATUSES or code in ("SlowDown", "RequestTimeout", "InternalError"):
-        # SlowDown narrows the one knob and is waited out like a 429.
+        # SlowDown (or a 429 from an S3-compatible store) narrows the one knob and is waited
+        # out like a Neptune 429; the others are retried like a 5xx.
+        throttled = code == "SlowDown" or status == 429
         return TransientError(
             f"S3 answered HTTP {status} ({code}) for {url}",
-            reason=f"S3 {code or status}",
+            reason=Retry.THROTTLED if throttled else Retry.STATUS,
             status=status or 503,
-            throttled=code == "SlowDown",
+            label="S3 SlowDown" if code == "SlowDown" else f"S3 {status if throttled else code or status}",
         )
     if code == "NoSuchBucket":
         return Gone(f"{url}: the bucket {split(url)[0]!r} does not exist (NoSuchBucket)")

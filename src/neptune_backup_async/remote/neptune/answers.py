@@ -1,4 +1,9 @@
-"""Neptune's JSON answers as this package's plain values: pure functions, no I/O."""
+"""Neptune's JSON answers as this package's plain values: pure functions, no I/O.
+
+Each takes a decoded answer, and raises KeyError, TypeError or ValueError on one that is
+not of the shape the API promises; the transport turns those into a
+:class:`~..errors.MalformedAnswerError` (``Transport.json``), the one place they are caught.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,6 @@ from ...domain import (
     ProjectInfo,
     SeriesPage,
 )
-from ...errors import FetchError
 
 log = logging.getLogger("neptune_backup_async")
 _POINT = operator.itemgetter("step", "value", "timestampMillis")  # a series point as a tuple, in C
@@ -111,17 +115,14 @@ def object_ref(entry: dict[str, Any], kind: str) -> tuple[ObjectRef, str | None]
         model_id=value("sys/model_id") if kind == "modelVersion" else None,
     )
     if not isinstance(ref.sys_id, str) or (kind == "modelVersion" and not isinstance(ref.model_id, str)):
-        raise ValueError("no sys/id" if not isinstance(ref.sys_id, str) else "no sys/model_id")
+        raise ValueError("an entry without sys/id" if not isinstance(ref.sys_id, str) else "no sys/model_id")
     return ref, value("sys/creation_time")
 
 
-def object_refs(answer: dict[str, Any], kind: str, what: str) -> ListingPage[tuple[ObjectRef, str | None]]:
-    try:
-        return ListingPage(
-            [object_ref(entry, kind) for entry in answer["entries"]], int(answer["matchingItemCount"])
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise FetchError(f"{what}: malformed entry ({type(e).__name__}: {e})") from None
+def object_refs(answer: dict[str, Any], kind: str) -> ListingPage[tuple[ObjectRef, str | None]]:
+    return ListingPage(
+        [object_ref(entry, kind) for entry in answer["entries"]], int(answer["matchingItemCount"])
+    )
 
 
 def series_page(answer: dict[str, Any]) -> SeriesPage:

@@ -1,13 +1,13 @@
 """The one module that talks to ``neptune``: a :class:`~.source.Source` over its client.
 
-It uses the client's setup (client config, OAuth token exchange and refresh, the API
-specs), then sends each operation with the client's token (:mod:`.transport`) and reads
-the JSON itself (:mod:`.answers`). That sidesteps the
-client's pitfalls (see the notes on the client in ``docs/``): no ``Run`` objects (they are never freed), no
-lossy ``fetch_values`` frames, no descending runs table that loses runs past 10,000
-(:mod:`.paging`), no retries of its own (those of :mod:`.retry` honour ``Retry-After``
-exactly, also for runs-table pages, and a cancel stops them), and a connection pool sized
-to the concurrency.
+It uses the client's setup (client config, OAuth token exchange, the API specs), then sends
+each operation with the client's token (:mod:`.transport`) and reads the JSON itself
+(:mod:`.answers`). That sidesteps the client's pitfalls (see the notes on the client in
+``docs/``): no ``Run`` objects (they are never freed), no lossy ``fetch_values`` frames, no
+descending runs table that loses runs past 10,000 (:mod:`.paging`), no retries of its own
+(those of :mod:`.retry` honour ``Retry-After`` exactly, also for runs-table pages, and a
+cancel stops them), and a connection pool sized to the concurrency. Every use of the
+client's private API (``_get_token_client``, the ``NeptuneAuth`` it builds) is here.
 
 Each method makes one attempt of one request, in the caller's worker thread.
 """
@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
-import os
-import threading
-import time
+import logging
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 from requests.adapters import HTTPAdapter
@@ -39,23 +36,32 @@ from ...domain import (
     ProjectInfo,
     SeriesPage,
 )
-from ...errors import AuthenticationError, ServerUnreachableError, TransientError
+from ...errors import (
+    AuthenticationError,
+    BackupError,
+    Retry,
+    ServerUnreachableError,
+    TransientError,
+    UnexpectedError,
+    leading_error,
+    unexpected,
+)
 from . import answers
 from .preflight import REJECTED, UNREACHABLE, preflight
-from .transport import READ_TIMEOUT, REVOKED, Transport, connection_error
+from .token import Bearer, OAuthToken
+from .transport import (
+    DECODING_SLOTS,
+    READ_TIMEOUT,
+    REVOKED,
+    Transport,
+    check_plain_http,
+    connection_error,
+    status_error,
+)
 
+log = logging.getLogger("neptune_backup_async")
+T = TypeVar("T")
 SERIES_PAGE = 10_000
-REFRESH_BEFORE = 30.0  # seconds before the access token expires, as the client's own NeptuneAuth
-
-
-def _is_loopback(url: str) -> bool:
-    host = urllib.parse.urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _credentials(api_token: str) -> tuple[Any, str]:
@@ -71,37 +77,75 @@ def _credentials(api_token: str) -> tuple[Any, str]:
             " into NEPTUNE_API_TOKEN or the file given to --api-token-file."
         ) from e
     address: str = credentials.api_url_opt or credentials.token_origin_address
-    if address.startswith("http://") and _is_loopback(address):
-        # oauthlib refuses plain http; allow it only for a server on this machine.
-        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
     return credentials, address
 
 
-async def connect(api_token: str, concurrency: int = 8) -> NeptuneSource:
+async def connect(
+    api_token: str,
+    limit: int | anyio.CapacityLimiter = 8,
+    *,
+    allow_insecure_http: bool = False,
+    read_timeout: float = READ_TIMEOUT,
+) -> NeptuneSource:
     """Check that the server answers and takes the token (cancellable), then start the client.
 
-    The client's start-up (a few requests, once the server has answered) runs in a thread.
+    ``limit`` is ``--concurrency``, or a limiter holding it: the client's import and each of
+    its start-up round trips run in a thread under it, and its ``total_tokens`` sizes the
+    connection pools. A cancel returns at once: the thread of a step under way finishes that
+    one step, alone, and no step starts after it. The token goes over plain http only to
+    this machine, unless ``allow_insecure_http`` (see :func:`.transport.check_plain_http`).
     """
-    _, address = await anyio.to_thread.run_sync(_credentials, api_token)  # imports the client: off the loop
+    limiter = limit if isinstance(limit, anyio.CapacityLimiter) else anyio.CapacityLimiter(limit)
+
+    async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        call = functools.partial(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+
+    credentials, address = await run(_credentials, api_token)  # imports the client: off the loop
+    # Before the API token goes anywhere, in the preflight's request or the client's.
+    check_plain_http(address, allow_insecure_http)
     await preflight(address, api_token)
-    return await anyio.to_thread.run_sync(
-        functools.partial(NeptuneSource, api_token, concurrency=concurrency), abandon_on_cancel=True
-    )
+    concurrency = int(limiter.total_tokens)
+    try:
+        return await _start(credentials, address, run, allow_insecure_http, concurrency, read_timeout)
+    except Exception as e:
+        cause = leading_error(e)
+        error = _startup_error(cause, address)
+        raise error from (cause if isinstance(error, UnexpectedError) else None)
 
 
-def _start_client(credentials: Any, concurrency: int) -> tuple[Any, dict[str, Any]]:
-    """The client's authenticated HTTP client and its API clients, as ``HostedNeptuneBackend``
+async def _together(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """The results of ``calls``, made at once."""
+    results: list[Any] = [None] * len(calls)
+
+    async def one(i: int) -> None:
+        results[i] = await calls[i]()
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(calls)):
+            tg.start_soon(one, i)
+    return results
+
+
+async def _start(
+    credentials: Any,
+    address: str,
+    run: Callable[..., Awaitable[Any]],
+    allow: bool,
+    concurrency: int,
+    read_timeout: float,
+) -> NeptuneSource:
+    """The client's API clients, and a transport with its token, as ``HostedNeptuneBackend``
     builds them, but with the round trips that do not wait on each other made at once.
 
     The client makes them one after another: the backend spec, the client config, the token
     exchange, a token refresh at once (its token starts "expired"), then the three API
     specs. Here the config and the exchange go together, the exchanged token is used until it
     nears its own expiry, and the three specs go together: 4 round trips after the first
-    spec instead of 7, with no more at once than ``concurrency`` (the one knob also bounds
-    these). The builders are the client's own, cached per token as it caches them.
+    spec instead of 7, each in a thread of ``run`` (under the caller's limiter). The builders
+    are the client's own, cached per token as it caches them.
     """
-    import jwt
-    from neptune.common.oauth import NeptuneAuthenticator, _decoding_options
+    from neptune.common.oauth import NeptuneAuthenticator
     from neptune.internal.backends import hosted_client as client
     from neptune.internal.backends.api_model import OptionalFeatures
     from neptune.internal.backends.utils import (
@@ -113,114 +157,111 @@ def _start_client(credentials: Any, concurrency: int) -> tuple[Any, dict[str, An
     from neptune.version import version
 
     verify = ssl_verify()  # type: ignore[no-untyped-call]
-    address = credentials.api_url_opt or credentials.token_origin_address
-    token_client = client._get_token_client(credentials=credentials, ssl_verify=verify, proxies=None)
-    with ThreadPoolExecutor(min(3, concurrency), thread_name_prefix="neptune-start") as pool:
-        asked = pool.submit(
-            client.get_client_config, credentials=credentials, ssl_verify=verify, proxies=None
-        )
-        exchanged = pool.submit(NeptuneAuthenticator, credentials.api_token, token_client, verify, None)
-        config = asked.result()
-        authenticator = exchanged.result()
-        verify_client_version(config, version)
-        if config.api_url != address:  # the token must be exchanged where the config points
-            endpoint = build_operation_url(config.api_url, client.BACKEND_SWAGGER_PATH)
-            token_client = client._get_token_client(
-                credentials=credentials, ssl_verify=verify, proxies=None, endpoint_url=endpoint
-            )
-            authenticator = NeptuneAuthenticator(credentials.api_token, token_client, verify, None)  # type: ignore[no-untyped-call]
-        auth = authenticator.auth
-        options: Any = _decoding_options  # the client's: no signature or claim checks
-        access = jwt.decode(auth.session.token["access_token"], options=options)
-        auth.token_expires_at = access.get("exp") or 0
-        http = client.create_http_client(ssl_verify=verify, proxies=None)  # type: ignore[arg-type]
-        http.authenticator = authenticator
-        builders = {"backend": client.create_backend_client, "leaderboard": client.create_leaderboard_client}
-        if config.has_feature(OptionalFeatures.ARTIFACTS):
-            builders["artifacts"] = client.create_artifacts_client
-        specs = {api: pool.submit(build, config, http) for api, build in builders.items()}
-        clients = {api: spec.result() for api, spec in specs.items()}
-    clients.setdefault("artifacts", MissingApiClient(OptionalFeatures.ARTIFACTS))
-    return http, clients
-
-
-class _Token:
-    """The client's access token (its ``NeptuneAuth``), refreshed by one thread at a time.
-
-    One attempt per refresh: the client's own ``refresh_token_if_needed`` retries a failed
-    one for a minute. Its errors come out typed as the transport's.
-    """
-
-    def __init__(self, auth: Any) -> None:
-        self._auth = auth
-        self._lock = threading.Lock()
-
-    def _current(self) -> str:
-        return str(self._auth.session.token["access_token"])
-
-    def bearer(self) -> str:
-        if self._auth.token_expires_at - time.time() < REFRESH_BEFORE:
-            with self._lock:
-                if self._auth.token_expires_at - time.time() < REFRESH_BEFORE:
-                    self._refresh()
-        return self._current()
-
-    def refresh(self, stale: str) -> None:
-        with self._lock:
-            if self._current() == stale:
-                self._refresh()
-
-    def _refresh(self) -> None:
-        from bravado.exception import BravadoConnectionError, BravadoTimeoutError
-        from neptune.common.exceptions import NeptuneInvalidApiTokenException
-
-        try:
-            self._auth._refresh_token()
-        except NeptuneInvalidApiTokenException:
-            raise AuthenticationError(REVOKED) from None
-        except (BravadoConnectionError, BravadoTimeoutError) as e:
-            raise TransientError(f"connection failed ({type(e).__name__})", reason="connection") from None
-
-
-class NeptuneSource:
-    """Reads a Neptune server through the ``neptune`` 1.x client. Thread-safe once connected."""
-
-    series_page_limit = SERIES_PAGE
-
-    def __init__(self, api_token: str, *, concurrency: int = 8, read_timeout: float = READ_TIMEOUT) -> None:
-        """Start the client: fetch the client config and specs, exchange the token.
-
-        This blocks and makes the client's start-up requests once, so that workers fanned
-        out later find the client warm.
-        """
-        self._secrets = [api_token]
-        credentials, address = _credentials(api_token)
-        try:
-            http, self._clients = _start_client(credentials, concurrency)
-        except Exception as e:
-            raise self._startup_error(e, address) from None
+    options = {"credentials": credentials, "ssl_verify": verify, "proxies": None}
+    token_client = await run(client._get_token_client, **options)
+    config, authenticator = await _together(
+        lambda: run(client.get_client_config, **options),
+        lambda: run(NeptuneAuthenticator, credentials.api_token, token_client, verify, None),
+    )
+    verify_client_version(config, version)
+    if config.api_url != address:  # the token must be exchanged where the config points
+        check_plain_http(config.api_url, allow)
+        endpoint = build_operation_url(config.api_url, client.BACKEND_SWAGGER_PATH)
+        token_client = await run(client._get_token_client, **options, endpoint_url=endpoint)
+        authenticator = await run(NeptuneAuthenticator, credentials.api_token, token_client, verify, None)
+    http = client.create_http_client(ssl_verify=verify, proxies=None)  # type: ignore[arg-type]
+    try:
         pool_size = max(10, concurrency + 4)
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         for scheme in ("http://", "https://"):
             http.session.mount(scheme, adapter)
-        authenticator: Any = http.authenticator  # the client's NeptuneAuthenticator
-        self._http = Transport(
-            http.session, _Token(authenticator.auth), self._secrets, read_timeout, pool_size
+        auth = authenticator.auth  # the client's NeptuneAuth, whose session_factory exchanges the API token
+        token = OAuthToken(
+            auth.session, functools.partial(_exchange, auth), http.session, read_timeout, allow
         )
+        http.authenticator = Bearer(token, allow)  # type: ignore[assignment]  # signs the spec downloads
+        builders = {"backend": client.create_backend_client, "leaderboard": client.create_leaderboard_client}
+        if config.has_feature(OptionalFeatures.ARTIFACTS):
+            builders["artifacts"] = client.create_artifacts_client
+        built = await _together(*(functools.partial(run, build, config, http) for build in builders.values()))
+        clients: dict[str, Any] = dict(zip(builders, built, strict=True))
+        clients.setdefault("artifacts", MissingApiClient(OptionalFeatures.ARTIFACTS))
+        transport = Transport(
+            http.session,
+            token,
+            [credentials.api_token],
+            read_timeout,
+            pool_size,
+            decoding_slots=min(DECODING_SLOTS, concurrency),
+            allow_insecure_http=allow,
+        )
+    except BaseException:
+        http.session.close()
+        raise
+    return NeptuneSource(clients, transport)
 
-    # -- connecting -------------------------------------------------------------------------
 
-    @staticmethod
-    def _startup_error(e: Exception, address: str) -> Exception:
-        from bravado.exception import BravadoConnectionError, BravadoTimeoutError, HTTPUnauthorized
-        from neptune.common.exceptions import NeptuneConnectionLostException, NeptuneInvalidApiTokenException
+def _exchange(auth: Any) -> Any:
+    """A new exchange of the API token, by the client's ``NeptuneAuth``: its OAuth session.
+    One attempt, its failures typed as the transport's."""
+    from bravado.exception import BravadoConnectionError, BravadoTimeoutError, HTTPError
+    from neptune.common.exceptions import NeptuneInvalidApiTokenException
 
-        if isinstance(e, NeptuneInvalidApiTokenException | HTTPUnauthorized):
-            return AuthenticationError(REJECTED)
-        failed = (NeptuneConnectionLostException, BravadoConnectionError, BravadoTimeoutError)
-        if isinstance(e, failed) or connection_error(e) is not None:
-            return ServerUnreachableError(UNREACHABLE.format(address=address))
-        return ServerUnreachableError(f"Could not start the Neptune client ({type(e).__name__}).")
+    try:
+        return auth.session_factory()
+    except NeptuneInvalidApiTokenException:
+        raise AuthenticationError(REVOKED) from None
+    except (BravadoConnectionError, BravadoTimeoutError) as e:
+        raise TransientError(f"connection failed ({type(e).__name__})", reason=Retry.CONNECTION) from None
+    except HTTPError as e:
+        raise status_error(e.status_code, e.response.headers, b"", "token exchange", []) from None
+
+
+def _startup_error(e: BaseException, address: str) -> BackupError:
+    """What the client's start-up failing with ``e`` means: the token refused, the server not
+    reached (only when a connection failed), an error status; anything else is a bug, and
+    its traceback goes into the log."""
+    from bravado.exception import BravadoConnectionError, BravadoTimeoutError, HTTPError, HTTPUnauthorized
+    from neptune.common.exceptions import (
+        ClientHttpError,
+        NeptuneConnectionLostException,
+        NeptuneInvalidApiTokenException,
+        Unauthorized,
+    )
+    from neptune.exceptions import CannotResolveHostname
+
+    if isinstance(e, BackupError):
+        return e  # already ours, as the plain-http guard's
+    if isinstance(e, NeptuneInvalidApiTokenException | HTTPUnauthorized | Unauthorized):
+        return AuthenticationError(REJECTED)
+    failed = (
+        NeptuneConnectionLostException,
+        BravadoConnectionError,
+        BravadoTimeoutError,
+        CannotResolveHostname,
+    )
+    if isinstance(e, failed) or connection_error(e) is not None:
+        return ServerUnreachableError(UNREACHABLE.format(address=address))
+    status = (
+        e.status_code if isinstance(e, HTTPError) else e.status if isinstance(e, ClientHttpError) else None
+    )
+    if isinstance(status, int):
+        return ServerUnreachableError(
+            f"The Neptune server at {address} answered HTTP {status} while the client started."
+            " Run the same command again later; if it goes on, check the server."
+        )
+    log.error("the neptune client failed to start", exc_info=e)
+    return UnexpectedError(unexpected(e, "while the neptune client started"))
+
+
+class NeptuneSource:
+    """Reads a Neptune server through the ``neptune`` 1.x client. Thread-safe; made by :func:`connect`."""
+
+    series_page_limit = SERIES_PAGE
+
+    def __init__(self, clients: dict[str, Any], transport: Transport) -> None:
+        self._clients = clients
+        self._http = transport
 
     # -- one request ------------------------------------------------------------------------
 
@@ -290,7 +331,7 @@ class NeptuneSource:
             params={"projectIdentifier": project.id, "type": [kind]},
             body=body,
             required=("entries", "matchingItemCount"),
-            convert=lambda answer: answers.object_refs(answer, kind, what),
+            convert=lambda answer: answers.object_refs(answer, kind),
         )
 
     def get_fields(self, project: ProjectInfo, run: ObjectRef) -> list[FieldInfo]:

@@ -4,14 +4,17 @@ Each call here blocks for one request and raises at once: no retries, no sleeps.
 async retry loop (:mod:`.retry`) decides what to do next, by the type of the error:
 
 - :class:`~.errors.TransientError` for what may pass: a dropped, refused, timed-out or cut
-  connection, a retryable status (408, 429, 5xx, with ``Retry-After`` read whole), a
-  garbled answer;
+  connection, a retryable status (408, 429, 5xx, with ``Retry-After`` read whole), an
+  answer that is not JSON;
+- :class:`~.errors.MalformedAnswerError` for JSON of the wrong shape, raised here where the
+  answer is decoded, so that no KeyError or TypeError of an answer reaches the caller;
 - :class:`~.errors.AuthenticationError` for 401: the token was revoked;
 - :class:`~.errors.HttpStatusError` (with its status) for any other error status.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import threading
@@ -25,7 +28,16 @@ import requests
 import urllib3
 
 from ...domain import Download
-from ...errors import AuthenticationError, BackupError, FetchError, HttpStatusError, TransientError, redact
+from ...errors import (
+    AuthenticationError,
+    BackupError,
+    HttpStatusError,
+    MalformedAnswerError,
+    Retry,
+    TransientError,
+    UsageError,
+    redact,
+)
 from ..http import RETRYABLE_STATUSES, parse_retry_after
 from . import decoding
 
@@ -41,9 +53,31 @@ REVOKED = (
     " Get a new token and run the same command again; finished runs are kept."
 )
 INSECURE = (
-    "{address} is plain http, and the API token is sent only over https (or to a server on this"
-    " machine). Use the https address of the Neptune server."
+    "{address} is plain http, and the API token is sent over plain http only to this machine"
+    " (localhost, 127.0.0.0/8, ::1). Use the https address of the Neptune server, or, on a network"
+    " you trust, pass --allow-insecure-http (allow_insecure_http=True)."
 )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: localhost, 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plain_http(url: str, allow_insecure_http: bool = False) -> None:
+    """Refuse to send a token to ``url`` in clear text: over https always, over plain http only
+    to this machine, unless ``allow_insecure_http``. What oauthlib enforces for the client's
+    own requests, without its switch (``OAUTHLIB_INSECURE_TRANSPORT``), which is process-wide."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" or allow_insecure_http or is_loopback(parts.hostname or ""):
+        return
+    raise UsageError(INSECURE.format(address=f"{parts.scheme}://{parts.netloc}"))
 
 
 def connection_error(e: BaseException) -> TransientError | None:
@@ -60,7 +94,7 @@ def connection_error(e: BaseException) -> TransientError | None:
             seen, urllib3.exceptions.NewConnectionError
         )
         if timeout or isinstance(seen, requests.Timeout):
-            return TransientError(f"no answer in time ({type(seen).__name__})", reason="timeout")
+            return TransientError(f"no answer in time ({type(seen).__name__})", reason=Retry.TIMEOUT)
         if isinstance(
             seen,
             requests.ConnectionError
@@ -73,7 +107,7 @@ def connection_error(e: BaseException) -> TransientError | None:
             | urllib3.exceptions.SSLError
             | urllib3.exceptions.DecodeError,
         ):
-            return TransientError(f"connection failed ({type(seen).__name__})", reason="connection")
+            return TransientError(f"connection failed ({type(seen).__name__})", reason=Retry.CONNECTION)
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None
 
@@ -85,7 +119,7 @@ def status_error(
     if status in RETRYABLE_STATUSES:
         return TransientError(
             f"HTTP {status}",
-            reason=f"HTTP {status}",
+            reason=Retry.THROTTLED if status == 429 else Retry.STATUS,
             status=status,
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
@@ -107,10 +141,10 @@ def _gunzip(raw: Iterator[bytes], what: str) -> Iterator[bytes]:
                     decoder = zlib.decompressobj(wbits=31)
     except zlib.error as e:
         raise TransientError(
-            f"{what}: the gzip-encoded download is garbled ({e})", reason="wrong answer"
+            f"{what}: the gzip-encoded download is garbled ({e})", reason=Retry.WRONG_ANSWER
         ) from None
     if not decoder.eof:
-        raise TransientError(f"{what}: the gzip-encoded download ended early", reason="cut off")
+        raise TransientError(f"{what}: the gzip-encoded download ended early", reason=Retry.CUT_OFF)
 
 
 class Token(Protocol):
@@ -148,6 +182,9 @@ class Transport:
         secrets: list[str],
         read_timeout: float = READ_TIMEOUT,
         pool_size: int = 10,
+        *,
+        decoding_slots: int = DECODING_SLOTS,
+        allow_insecure_http: bool = False,
     ) -> None:
         self._session = session
         # The session's headers (the client's User-Agent, requests' Accept-Encoding...), fixed by now.
@@ -159,7 +196,8 @@ class Transport:
         self._pool_size = pool_size
         self._routes: dict[tuple[str, str], _Route] = {}
         self._routes_lock = threading.Lock()
-        self._decoding = threading.BoundedSemaphore(DECODING_SLOTS)
+        self._decoding = threading.BoundedSemaphore(decoding_slots)
+        self._allow_insecure_http = allow_insecure_http
 
     def _route(self, url: str) -> _Route:
         """The route to ``url``'s host, worked out once per host.
@@ -171,9 +209,7 @@ class Transport:
         route = self._routes.get((scheme, host))
         if route is not None:
             return route
-        if scheme != "https" and not os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
-            # What oauthlib enforces for the client's own requests: no token in clear text.
-            raise AuthenticationError(INSECURE.format(address=f"{scheme}://{host}"))
+        check_plain_http(url, self._allow_insecure_http)
         session = self._session
         proxies = requests.utils.resolve_proxies(
             requests.Request("GET", url), dict(session.proxies), session.trust_env
@@ -237,11 +273,12 @@ class Transport:
                 method, url, params=params, data=body, headers=self._headers(bearer, headers, body)
             ).prepare()
             response = self._session.send(prepared, stream=True, timeout=self._timeout, proxies=route.proxies)
+            content = b""
             if not stream or response.status_code >= 400:
                 # What requests itself does without stream=True, in 1 MiB reads instead of its
                 # 10 KB ones: a 10,000-point series page took 80 reads, at ~0.6 ms of CPU.
-                response._content = b"".join(response.iter_content(CHUNK))
-            return bearer, response.status_code, response.headers, response._content or b"", response
+                content = b"".join(response.iter_content(CHUNK))
+            return bearer, response.status_code, response.headers, content, response
         except BackupError:
             raise  # the token refresh's, already typed
         except Exception as e:
@@ -296,7 +333,9 @@ class Transport:
         """One JSON call; ``required`` keys must be in the answer, or it is malformed.
 
         ``convert`` turns the decoded answer into what the caller keeps, while it still holds
-        one of the few decoding slots (see :data:`DECODING_SLOTS`).
+        one of the few decoding slots (see :data:`DECODING_SLOTS`). It is a pure function of
+        the answer (:mod:`.answers`), so what it raises on a key, type or value is the
+        answer's fault: a :class:`MalformedAnswerError`.
         """
         content, _ = self.send(method, url, what, **kwargs)
         with self._decoding:
@@ -305,15 +344,22 @@ class Transport:
             except ValueError as e:
                 # A body cut short or garbled in transit: worth another try.
                 raise TransientError(
-                    f"invalid JSON in the answer ({type(e).__name__})", reason="invalid answer"
+                    f"invalid JSON in the answer ({type(e).__name__})", reason=Retry.INVALID_ANSWER
                 ) from None
             del content  # the raw body: the decoded answer replaces it
             missing = [key for key in required if not isinstance(result, dict) or key not in result]
             if missing:
-                raise FetchError(
+                raise MalformedAnswerError(
                     f"{what}: malformed answer from Neptune, without {', '.join(map(repr, missing))}"
                 )
-            return result if convert is None else convert(result)
+            if convert is None:
+                return result
+            try:
+                return convert(result)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+                raise MalformedAnswerError(
+                    f"{what}: malformed answer from Neptune ({type(e).__name__}: {e})"
+                ) from e
 
     def open(self, method: str, url: str, what: str, **kwargs: Any) -> Download:
         """A streamed body, open, decoded; reading it may raise a TransientError if it is cut off.
@@ -336,7 +382,7 @@ class Transport:
                     yield from response.iter_content(CHUNK)
             except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
                 raise TransientError(
-                    f"{what}: the download was cut off ({type(e).__name__})", reason="cut off"
+                    f"{what}: the download was cut off ({type(e).__name__})", reason=Retry.CUT_OFF
                 ) from None
 
         length = response.headers.get("Content-Length")
