@@ -12,9 +12,10 @@ import anyio
 import pytest
 
 from neptune_backup_async import Progress, ProgressCallbackError, backup
-from neptune_backup_async.engine.pipeline import Pipeline
+from neptune_backup_async.engine.assembly import build_pipeline
 from neptune_backup_async.engine.progress import EVERY, ProgressFeed
 from neptune_backup_async.format.report import BACKING_UP, CHECKING_PROJECTS, listing
+from neptune_backup_async.settings import BackupSettings
 from neptune_backup_async.testing import MINIMAL, generate, serve
 
 
@@ -33,7 +34,7 @@ class SpyReport:
 
 def test_without_a_callback_no_snapshot_is_ever_taken(tmp_path: Path) -> None:
     report: Any = SpyReport()
-    pipe = Pipeline(None, tmp_path, concurrency=1, download_artifacts=False, report=report)  # type: ignore[arg-type]
+    pipe = build_pipeline(None, BackupSettings(tmp_path), concurrency=1, report=report)  # type: ignore[arg-type]
     for _ in range(1000):
         pipe.count_bytes(10)
     report.stage = BACKING_UP

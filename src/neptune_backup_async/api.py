@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import importlib
 import logging
 import os
 import tempfile
@@ -24,39 +23,20 @@ import anyio
 
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
 from .domain import ProjectInfo
+from .engine.assembly import build_pipeline, connect, one_error, resolve_token
 from .engine.limiter import Gate
-from .engine.pipeline import Pipeline
 from .engine.retry import Retrier
-from .errors import (
-    AuthenticationError,
-    BackupError,
-    DestinationError,
-    HttpStatusError,
-    ProjectNotFoundError,
-    UnexpectedError,
-    UsageError,
-    leading_error,
-)
+from .errors import DestinationError, HttpStatusError, ProjectNotFoundError, UsageError
 from .format import layout, values
 from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
-from .processes.messages import Start
 from .processes.pool import ProcessPool
 from .processes.pool import shares as pool_shares
 from .remote.http import LOST_AFTER, RetryPolicy
 from .remote.source import Source
 from .selection import Selection
-from .settings import TOKEN_ENV
+from .settings import CONCURRENCY, BackupSettings
 
 log = logging.getLogger("neptune_backup_async")
-
-
-def resolve_token(api_token: str | None) -> str:
-    token = (api_token if api_token is not None else os.environ.get(TOKEN_ENV, "")).strip()
-    if not token:
-        raise AuthenticationError(
-            f"No Neptune API token. Set {TOKEN_ENV}, or pass --api-token-file with a file that holds it."
-        )
-    return token
 
 
 def parse_projects(projects: Sequence[str] | str) -> list[str] | None:
@@ -85,18 +65,6 @@ def prepare_destination(output: Path) -> Path:
     return output.resolve()
 
 
-async def connect(api_token: str | None, concurrency: int) -> Source:
-    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out."""
-    token = resolve_token(api_token)
-    # Imported in a thread: the client's import takes most of a second, which would stall an
-    # embedding service's event loop the first time.
-    neptune_source = await anyio.to_thread.run_sync(
-        importlib.import_module, f"{__package__}.remote.neptune.client"
-    )
-    source: Source = await neptune_source.connect(token, concurrency)
-    return source
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -117,13 +85,12 @@ def one_error_only(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-@one_error_only
 async def backup(
     projects: Sequence[str] | str,
     output: str | os.PathLike[str],
     *,
     api_token: str | None = None,
-    concurrency: int = 8,
+    concurrency: int = CONCURRENCY,
     download_artifacts: bool = False,
     full: bool = False,
     selection: Selection | None = None,
@@ -134,6 +101,7 @@ async def backup(
     s3_endpoint_url: str | None = None,
     processes: int = 1,
     work_here: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
 
@@ -149,6 +117,8 @@ async def backup(
     ``backup-report.json`` (``backup-report.shard-K-of-N.json`` for a shard). When
     connections fail and no request has succeeded for ``lost_server_after`` seconds, the
     backup stops with :class:`~.errors.ServerLostError`; the same call resumes it.
+    ``retry``, for tests and embedding, replaces the retry budgets and backoffs (its own
+    ``lost_after`` then stands for ``lost_server_after``).
 
     ``processes=N`` (N > 1) backs up in N worker processes (fewer when ``concurrency`` cannot
     give each one request besides the one this process keeps for listing): this process
@@ -165,19 +135,36 @@ async def backup(
     as ``__cause__``), or a bug (:class:`~.errors.UnexpectedError`). Failures of single
     fields or runs are in the report instead.
     """
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
-    if not isinstance(processes, int) or processes < 1:
-        raise UsageError(f"--processes must be a whole number of at least 1; got {processes!r}.")
-    if not lost_server_after > 0:
-        raise UsageError(
-            f"--lost-server-after must be a number of seconds above 0; got {lost_server_after!r}."
-        )
+    settings = BackupSettings(
+        Path(output),
+        concurrency=concurrency,
+        download_artifacts=download_artifacts,
+        full=full,
+        selection=selection or Selection(),
+        dry_run=dry_run,
+        retry=retry or RetryPolicy(lost_after=lost_server_after),
+        s3_endpoint_url=s3_endpoint_url,
+        processes=processes,
+        work_here=work_here,
+    )
+    return await run_backup(projects, settings, api_token=api_token, progress=progress, source=source)
+
+
+@one_error_only
+async def run_backup(
+    projects: Sequence[str] | str,
+    settings: BackupSettings,
+    *,
+    api_token: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    source: Source | None = None,
+) -> BackupReport:
+    """:func:`backup`, with its options already in ``settings`` (as the command line builds them)."""
     names = parse_projects(projects)
-    selection = selection or Selection()
+    selection, dry_run = settings.selection, settings.dry_run
     label = selection.shard_label
     # A dry run reads what an earlier backup left there, and never creates the folder.
-    dest = Path(output).resolve() if dry_run else prepare_destination(Path(output))
+    dest = settings.destination if dry_run else prepare_destination(settings.destination)
     with tagged_temporaries(f"{label}-" if label else ""):
         if not dry_run:
             await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get())
@@ -189,27 +176,13 @@ async def backup(
             previous_backup=finished_time(dest / layout.report_name(label)),
         )
         here, shares = (
-            (concurrency, [])
+            (settings.concurrency, [])
             if dry_run or source is not None
-            else pool_shares(processes, concurrency, work_here=work_here)
+            else pool_shares(settings.processes, settings.concurrency, work_here=settings.work_here)
         )
         pool: ProcessPool | None = None
         if shares:
-            settings = Start(
-                dest,
-                concurrency,
-                download_artifacts,
-                full,
-                selection,
-                RetryPolicy(lost_after=lost_server_after),
-                s3_endpoint_url,
-                temp_tag.get(),
-                {
-                    name: logging.getLogger(name).getEffectiveLevel()
-                    for name in ("neptune_backup_async", "neptune")
-                },
-            )
-            pool = ProcessPool(settings, shares, resolve_token(api_token), work_here=work_here)
+            pool = ProcessPool(settings, shares, resolve_token(api_token))
         started = False
         try:
             # The workers connect while this process connects and lists.
@@ -218,18 +191,8 @@ async def backup(
                 if source is None:
                     source = await connect(api_token, here)
                 try:
-                    pipeline = Pipeline(
-                        source,
-                        dest,
-                        concurrency=here,
-                        download_artifacts=download_artifacts,
-                        full=full,
-                        selection=selection,
-                        dry_run=dry_run,
-                        report=report,
-                        on_progress=progress,
-                        retry=RetryPolicy(lost_after=lost_server_after),
-                        s3_endpoint_url=s3_endpoint_url,
+                    pipeline = build_pipeline(
+                        source, settings, concurrency=here, report=report, on_progress=progress
                     )
                     report.stage = CHECKING_PROJECTS
                     pipeline.changed()
@@ -268,20 +231,6 @@ def describe(selection: Selection) -> dict[str, Any]:
     if selection.shard is not None:
         out["shard"] = str(selection.shard)
     return out
-
-
-def one_error(e: BaseException) -> BaseException:
-    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError;
-    a cancel (or KeyboardInterrupt) as it is."""
-    leading = leading_error(e)
-    if isinstance(leading, BackupError) or not isinstance(leading, Exception):
-        return leading
-    unexpected = UnexpectedError(
-        f"unexpected {type(leading).__name__}: {leading}. Please report it with the log file; finished"
-        " runs are kept."
-    )
-    unexpected.__cause__ = leading
-    return unexpected
 
 
 async def _resolve_projects(retrier: Retrier, source: Source, names: list[str] | None) -> list[ProjectInfo]:

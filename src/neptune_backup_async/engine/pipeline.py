@@ -21,7 +21,6 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Protocol
 
 import anyio
@@ -35,9 +34,9 @@ from ..format.object_folder import RunFolder
 from ..format.reader import Action, Previous, decide, layout_for, load_previous
 from ..format.report import BACKING_UP, BackupReport, Note, Progress, ProjectSummary, listing
 from ..remote.artifacts.files import ArtifactFiles
-from ..remote.http import RetryPolicy
 from ..remote.source import Source
-from ..selection import RunFilter, Selection
+from ..selection import RunFilter
+from ..settings import BackupSettings
 from .limiter import Gate
 from .paging import KeysetPager
 from .progress import ProgressFeed
@@ -76,35 +75,34 @@ def project_ref(project: ProjectInfo) -> ObjectRef:
 
 
 class Pipeline:
+    """One process's backup, as :func:`~.assembly.build_pipeline` puts it together.
+
+    ``concurrency`` is this process's share of ``settings.concurrency``.
+    """
+
     def __init__(
         self,
         source: Source,
-        destination: Path,
+        settings: BackupSettings,
         *,
         concurrency: int,
-        download_artifacts: bool,
         report: BackupReport,
-        full: bool = False,
-        selection: Selection | None = None,
-        dry_run: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
-        retry: RetryPolicy | None = None,
-        s3_endpoint_url: str | None = None,
         on_finished: Callable[[Job, bool | None], None] | None = None,
     ) -> None:
         self.source = source
-        self.dest = destination
+        self.dest = settings.destination
         self.concurrency = concurrency
-        self.download_artifacts = download_artifacts
-        self.full = full
-        self.selection = selection or Selection()
-        self.dry_run = dry_run
+        self.download_artifacts = settings.download_artifacts
+        self.full = settings.full
+        self.selection = settings.selection
+        self.dry_run = settings.dry_run
         self.report = report
         self.artifact_files = ArtifactFiles(
-            destination, s3_endpoint_url=s3_endpoint_url, connections=concurrency
+            settings.destination, s3_endpoint_url=settings.s3_endpoint_url, connections=concurrency
         )
         self.gate = Gate(concurrency)
-        self.retrier = Retrier(self.gate, retry, on_retry=self._retried)
+        self.retrier = Retrier(self.gate, settings.retry, on_retry=self._retried)
         self._progress = ProgressFeed(report, on_progress)
         self._on_finished = on_finished
 

@@ -36,10 +36,10 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ..disk.files import remove_temporaries
+from ..disk.files import remove_temporaries, temp_tag
 from ..engine.pipeline import Job, Pipeline, Tasks
 from ..errors import BackupError
-from ..settings import TOKEN_ENV
+from ..settings import TOKEN_ENV, BackupSettings
 from . import messages as frames
 
 log = logging.getLogger("neptune_backup_async")
@@ -116,13 +116,13 @@ class _Worker:
 class ProcessPool:
     """The worker processes; a :class:`~.pipeline.Workers` for :meth:`.Pipeline.run`."""
 
-    def __init__(
-        self, start: frames.Start, shares: list[int], token: str, *, work_here: bool = False
-    ) -> None:
-        """``work_here``: this process backs up too, with tasks of its own; else it only lists."""
-        self._start = start
+    def __init__(self, settings: BackupSettings, shares: list[int], token: str) -> None:
+        """With ``work_here`` in ``settings`` this process backs up too, with tasks of its own;
+        else it only lists. Made inside the backup's :func:`~.files.tagged_temporaries`."""
+        self._settings = settings
         self._shares = shares
-        self._work_here = work_here
+        self._work_here = settings.work_here
+        self._tag = temp_tag.get()
         self._listed = False  # every job has been received
         self._here_done = False  # this process has no more use for its share
         self._env = _worker_env(token)
@@ -175,10 +175,13 @@ class ProcessPool:
             stderr=None,  # the parent's: where a crash says why
             start_new_session=True,  # a terminal's Ctrl-C goes to the parent only
         )
-        worker = _Worker(name, share, process, f"{self._start.temp_tag}{name}-")
+        worker = _Worker(name, share, process, f"{self._tag}{name}-")
         self._all.append(worker)  # from here it is stopped with the others
         self._tg.start_soon(self._read, worker)
-        start = replace(self._start, concurrency=share, temp_tag=worker.tag)
+        levels = {
+            name: logging.getLogger(name).getEffectiveLevel() for name in ("neptune_backup_async", "neptune")
+        }
+        start = frames.Start(self._settings, share, worker.tag, levels)
         assert process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await process.stdin.send(frames.encode(start))  # before any job
@@ -209,7 +212,7 @@ class ProcessPool:
 
     async def _sweep(self, workers: list[_Worker]) -> None:
         for worker in workers:
-            await anyio.to_thread.run_sync(remove_temporaries, self._start.destination, worker.sweep_tag)
+            await anyio.to_thread.run_sync(remove_temporaries, self._settings.destination, worker.sweep_tag)
 
     def _fail(self, error: BaseException) -> None:
         """Stop the backup with ``error`` (the first one wins)."""

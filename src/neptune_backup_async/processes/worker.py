@@ -27,8 +27,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ..disk.files import tagged_temporaries
+from ..engine.assembly import build_pipeline, connect, one_error
 from ..engine.limiter import Gate
-from ..engine.pipeline import Job, Pipeline, Tasks
+from ..engine.pipeline import Job, Tasks
 from ..errors import BackupError, UnexpectedError
 from ..format.report import BackupReport, Progress
 from . import messages as frames
@@ -134,12 +135,11 @@ async def _read_jobs(
 
 
 async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> int:
-    from .. import api
-
-    report = BackupReport(destination=str(start.destination), started_at=dt.datetime.now(dt.timezone.utc))
+    settings = start.settings
+    report = BackupReport(destination=str(settings.destination), started_at=dt.datetime.now(dt.timezone.utc))
     tallies = _Tallies(report, parent)
     send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=math.inf)
-    share = _Share(start.concurrency)
+    share = _Share(start.share)
 
     def finished(job: Job, outcome: bool | None) -> None:
         tallies.send()  # first, so that the parent has the job's counts when it hears of it
@@ -154,20 +154,15 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_read_jobs, stdin, send, share, stop)
-                source = await api.connect(None, start.concurrency)
+                source = await connect(None, start.share)
                 try:
                     parent.send(frames.Ready())
-                    pipeline = Pipeline(
+                    pipeline = build_pipeline(
                         source,
-                        start.destination,
-                        concurrency=start.concurrency,
-                        download_artifacts=start.download_artifacts,
-                        full=start.full,
-                        selection=start.selection,
+                        settings,
+                        concurrency=start.share,
                         report=report,
                         on_progress=tallies,
-                        retry=start.retry,
-                        s3_endpoint_url=start.s3_endpoint_url,
                         on_finished=finished,
                     )
                     share.attach(pipeline.gate)
@@ -175,7 +170,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
                 finally:
                     source.close()
     except Exception as e:
-        error = api.one_error(e)
+        error = one_error(e)
         if not isinstance(error, BackupError):
             raise
         if isinstance(error, UnexpectedError):

@@ -1,0 +1,76 @@
+"""One process's backup put together, in one place for a backup in one process and for each
+worker process (:mod:`..processes.worker`): the token, the connection to Neptune, the
+pipeline, and the one error a backup ends with.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+
+import anyio
+
+from ..errors import AuthenticationError, BackupError, UnexpectedError, leading_error
+from ..format.report import BackupReport, Progress
+from ..remote.source import Source
+from ..settings import TOKEN_ENV, BackupSettings
+from .pipeline import Job, Pipeline
+
+
+def resolve_token(api_token: str | None) -> str:
+    token = (api_token if api_token is not None else os.environ.get(TOKEN_ENV, "")).strip()
+    if not token:
+        raise AuthenticationError(
+            f"No Neptune API token. Set {TOKEN_ENV}, or pass --api-token-file with a file that holds it."
+        )
+    return token
+
+
+async def connect(api_token: str | None, concurrency: int) -> Source:
+    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out."""
+    token = resolve_token(api_token)
+    # Imported in a thread: the client's import takes most of a second, which would stall an
+    # embedding service's event loop the first time.
+    neptune_source = await anyio.to_thread.run_sync(
+        importlib.import_module, "..remote.neptune.client", __package__
+    )
+    source: Source = await neptune_source.connect(token, concurrency)
+    return source
+
+
+def build_pipeline(
+    source: Source,
+    settings: BackupSettings,
+    *,
+    concurrency: int,
+    report: BackupReport,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_finished: Callable[[Job, bool | None], None] | None = None,
+) -> Pipeline:
+    """The pipeline of one process, whose share of ``settings.concurrency`` is ``concurrency``.
+
+    ``on_progress`` hears of changed counts (rate-limited); ``on_finished`` of each job done.
+    """
+    return Pipeline(
+        source,
+        settings,
+        concurrency=concurrency,
+        report=report,
+        on_progress=on_progress,
+        on_finished=on_finished,
+    )
+
+
+def one_error(e: BaseException) -> BaseException:
+    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError;
+    a cancel (or KeyboardInterrupt) as it is."""
+    leading = leading_error(e)
+    if isinstance(leading, BackupError) or not isinstance(leading, Exception):
+        return leading
+    unexpected = UnexpectedError(
+        f"unexpected {type(leading).__name__}: {leading}. Please report it with the log file; finished"
+        " runs are kept."
+    )
+    unexpected.__cause__ = leading
+    return unexpected
