@@ -191,14 +191,14 @@ async def run_backup(
                 if source is None:
                     source = await connect(api_token, here)
                 try:
-                    pipeline = build_pipeline(
+                    with build_pipeline(
                         source, settings, concurrency=here, report=report, on_progress=progress
-                    )
-                    report.stage = CHECKING_PROJECTS
-                    pipeline.changed()
-                    infos = await _resolve_projects(pipeline.retrier, source, names)
-                    started = True
-                    await pipeline.run(infos, pool)
+                    ) as pipeline:
+                        report.stage = CHECKING_PROJECTS
+                        pipeline.recorder.changed()
+                        infos = await _resolve_projects(pipeline.retrier, source, names)
+                        started = True
+                        await pipeline.run(infos, pool)
                 finally:
                     if own_source:
                         source.close()

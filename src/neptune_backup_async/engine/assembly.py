@@ -5,17 +5,24 @@ pipeline, and the one error a backup ends with.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import anyio
 
 from ..errors import AuthenticationError, BackupError, UnexpectedError, leading_error
 from ..format.report import BackupReport, Progress
+from ..remote.artifacts.files import ArtifactFiles
 from ..remote.source import Source
 from ..settings import TOKEN_ENV, BackupSettings
+from .context import Context
+from .limiter import Gate
+from .object_backup import ObjectBackup
 from .pipeline import Job, Pipeline
+from .recorder import Recorder
+from .retry import Retrier
 
 
 def resolve_token(api_token: str | None) -> str:
@@ -39,6 +46,7 @@ async def connect(api_token: str | None, concurrency: int) -> Source:
     return source
 
 
+@contextlib.contextmanager
 def build_pipeline(
     source: Source,
     settings: BackupSettings,
@@ -47,19 +55,39 @@ def build_pipeline(
     report: BackupReport,
     on_progress: Callable[[Progress], None] | None = None,
     on_finished: Callable[[Job, bool | None], None] | None = None,
-) -> Pipeline:
-    """The pipeline of one process, whose share of ``settings.concurrency`` is ``concurrency``.
+) -> Iterator[Pipeline]:
+    """The pipeline of one process, whose share of ``settings.concurrency`` is ``concurrency``,
+    recording into ``report``; what it opened (the S3 client) is closed on the way out.
 
     ``on_progress`` hears of changed counts (rate-limited); ``on_finished`` of each job done.
     """
-    return Pipeline(
-        source,
-        settings,
-        concurrency=concurrency,
-        report=report,
-        on_progress=on_progress,
-        on_finished=on_finished,
+    recorder = Recorder(report, on_progress)
+    gate = Gate(concurrency)
+    retrier = Retrier(gate, settings.retry, on_retry=recorder.retried)
+    artifact_files = ArtifactFiles(
+        settings.destination, s3_endpoint_url=settings.s3_endpoint_url, connections=concurrency
     )
+    try:
+        context = Context(
+            source,
+            retrier,
+            gate,
+            artifact_files,
+            recorder,
+            full=settings.full,
+            download_artifacts=settings.download_artifacts,
+        )
+        yield Pipeline(
+            source,
+            settings,
+            concurrency=concurrency,
+            retrier=retrier,
+            recorder=recorder,
+            back_up=ObjectBackup(context, settings),
+            on_finished=on_finished,
+        )
+    finally:
+        artifact_files.close()
 
 
 def one_error(e: BaseException) -> BaseException:

@@ -22,7 +22,7 @@ import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 from anyio.abc import TaskGroup
@@ -37,11 +37,10 @@ from ..format.object_folder import RunFolder
 from ..format.reader import Action, decide, facts
 from ..remote import checks
 from ..remote.artifacts.files import PartialFile
+from .context import Context
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
 
 log = logging.getLogger("neptune_backup_async")
 IMAGE_PAGE = 1_000
@@ -53,9 +52,15 @@ class FieldSavers:
     """Saves the fields of one run into its :class:`RunFolder`."""
 
     def __init__(
-        self, pipe: Pipeline, project: ProjectInfo, run: ObjectRef, folder: RunFolder, paths: layout.RunLayout
+        self,
+        context: Context,
+        project: ProjectInfo,
+        run: ObjectRef,
+        folder: RunFolder,
+        paths: layout.RunLayout,
     ) -> None:
-        self.pipe = pipe
+        self.ctx = context
+        self.count_bytes = context.recorder.count_bytes
         self.project = project
         self.run = run
         self.folder = folder
@@ -73,8 +78,8 @@ class FieldSavers:
         action, prev = decide(
             info,
             folder.previous,
-            full=self.pipe.full,
-            download_artifacts=self.pipe.download_artifacts,
+            full=self.ctx.full,
+            download_artifacts=self.ctx.download_artifacts,
             paths=self.paths,
         )
         if action is Action.REUSE:
@@ -116,12 +121,12 @@ class FieldSavers:
             log.debug("%s/%s\n%s", self.run.sys_id, info.path, traceback.format_exc())
             self.folder.failed(info, f"unexpected {type(e).__name__}: {e}")
             return
-        await self.folder.saved(info, written, {**facts(info, self.pipe.download_artifacts), **extra})
+        await self.folder.saved(info, written, {**facts(info, self.ctx.download_artifacts), **extra})
 
     # -- series -------------------------------------------------------------------------------
 
     async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         formatter = values.SeriesFormatter(info.type)
         limit = source.series_page_limit
         async with thread_file(self.root, self.paths.field_file(info.path, info.type)) as out:
@@ -148,7 +153,7 @@ class FieldSavers:
                 total, count, written = await retrier.call(page, rows, what="series page")
                 if count == 0 and rows < total:
                     raise FetchError(f"the server promised {total} points but sent {rows}")
-                self.pipe.count_bytes(written)
+                self.count_bytes(written)
                 rows += count
                 if count == 0 or rows >= total:
                     break
@@ -186,7 +191,7 @@ class FieldSavers:
 
         A body whose ``Content-Length`` says it is small is read whole by the thread call that
         opens it, and written by one more; a larger one streams to disk in chunks."""
-        gate, retrier = self.pipe.gate, self.pipe.retrier
+        gate, retrier = self.ctx.gate, self.ctx.retrier
 
         async def attempt() -> WrittenFile:
             async with gate.slot():
@@ -204,7 +209,7 @@ class FieldSavers:
                         return await self._save_whole(target, whole, download, expected)
                     body = checks.Sample()
                     if isinstance(target, PurePosixPath):
-                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.pipe.count_bytes)
+                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.count_bytes)
                     else:
                         out = target
                     async with out:
@@ -242,16 +247,16 @@ class FieldSavers:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
             raise TransientError(why, reason="wrong answer")
-        return await write_file(self.root, rel, data, self.pipe.count_bytes)
+        return await write_file(self.root, rel, data, self.count_bytes)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
-        opener = functools.partial(self.pipe.source.open_file, self.run, info)
+        opener = functools.partial(self.ctx.source.open_file, self.run, info)
         expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
         return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         what = "file set download"
         request_id = await retrier.call(source.prepare_file_set, self.run, info, what=what)
         url: str | None = None
@@ -271,7 +276,7 @@ class FieldSavers:
         return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         what = "image listing"
         total, items = await retrier.call(source.image_page, self.run, info, 0, IMAGE_PAGE, what=what)
         while len(items) < total:
@@ -334,12 +339,12 @@ class FieldSavers:
             self.root,
             self.paths.image_index(info.path),
             values.dumps(index_doc).encode(),
-            self.pipe.count_bytes,
+            self.count_bytes,
         )
         return [*(written[i] for i in range(total)), index_file], {"count": total}
 
     async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         what = f"artifact {info.value}"
         files = await retrier.call(source.list_artifact_files, self.project, info.value, what=what)
         listing = {
@@ -350,12 +355,12 @@ class FieldSavers:
             ],
         }
         rel = self.paths.field_file(info.path, info.type)
-        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.pipe.count_bytes)]
+        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.count_bytes)]
         changed: dict[str, str] = {}
-        if self.pipe.download_artifacts:
+        if self.ctx.download_artifacts:
             targets = self.paths.artifact_files(info.path, [f.path for f in files])
             for f, rel in zip(files, targets, strict=True):
-                fetch = self.pipe.artifact_files.fetch(f, self.root, rel, self.pipe.count_bytes)
+                fetch = self.ctx.artifact_files.fetch(f, self.root, rel, self.count_bytes)
                 written.append(await self._download(fetch.open, fetch.sink, f"{info.path}:{f.path}", None))
                 if fetch.changes:
                     changed[f.path] = "; ".join(fetch.changes)

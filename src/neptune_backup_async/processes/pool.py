@@ -371,7 +371,7 @@ class ProcessPool:
         report.failures += tally.failures
         report.notices += tally.notices
         worker.tally = tally
-        self._pipeline.changed()
+        self._pipeline.recorder.changed()
 
     async def _ended(self, worker: _Worker, code: int) -> None:
         """The worker's output has ended and it has exited: if it was not asked to, it died."""
@@ -418,10 +418,10 @@ class ProcessPool:
                 reason = (
                     f"the worker process backing it up ({worker.name}) died ({status}); handed to another"
                 )
-                pipeline.notice(*where, None, reason)
+                pipeline.recorder.notice(*where, None, reason)
                 continue
             how = held.deaths[0] if len(set(held.deaths)) == 1 else "; ".join(held.deaths)
-            pipeline.fail(
+            pipeline.recorder.fail(
                 *where,
                 None,
                 f"the worker process backing it up died twice ({how}); run the same command again",

@@ -157,16 +157,16 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
                 source = await connect(None, start.share)
                 try:
                     parent.send(frames.Ready())
-                    pipeline = build_pipeline(
+                    with build_pipeline(
                         source,
                         settings,
                         concurrency=start.share,
                         report=report,
                         on_progress=tallies,
                         on_finished=finished,
-                    )
-                    share.attach(pipeline.gate)
-                    await pipeline.flow(produce, Tasks())
+                    ) as pipeline:
+                        share.attach(pipeline.gate)
+                        await pipeline.flow(produce, Tasks())
                 finally:
                     source.close()
     except Exception as e:
