@@ -271,7 +271,9 @@ def test_a_journal_write_cut_short_leaves_no_half_line(tmp_path: Path) -> None:
         async def main():
             report = BackupReport(str(root), dt.datetime.now(dt.timezone.utc))
             manifest = Manifest("run", "w/p", "P-1", "P-1", None)
-            folder = RunFolder(root, manifest, None, report, lambda n: None, lambda p, r: None)
+            folder = RunFolder(
+                root, manifest, None, report, lambda n: None, lambda p, r: None, limiter=anyio.CapacityLimiter(1)
+            )
             await folder.saved(FieldInfo("a", FieldType.FILE), [], {{}})
             first = journal.read_bytes()
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead

@@ -24,7 +24,7 @@ import anyio
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
 from .domain import ProjectInfo
 from .engine.assembly import build_pipeline, connect, one_error, resolve_token
-from .engine.limiter import Gate
+from .engine.limiter import Limits
 from .engine.retry import Retrier
 from .errors import DestinationError, HttpStatusError, ProjectNotFoundError, UsageError
 from .format import layout, values
@@ -166,8 +166,14 @@ async def run_backup(
     # A dry run reads what an earlier backup left there, and never creates the folder.
     dest = settings.destination if dry_run else prepare_destination(settings.destination)
     with tagged_temporaries(f"{label}-" if label else ""):
+        here, shares = (
+            (settings.concurrency, [])
+            if dry_run or source is not None
+            else pool_shares(settings.processes, settings.concurrency, work_here=settings.work_here)
+        )
+        limits = Limits(here, settings.concurrency)
         if not dry_run:
-            await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get())
+            await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get(), limiter=limits.disk)
         report = BackupReport(
             destination=str(dest),
             started_at=dt.datetime.now(dt.timezone.utc),
@@ -175,24 +181,19 @@ async def run_backup(
             selection=describe(selection),
             previous_backup=finished_time(dest / layout.report_name(label)),
         )
-        here, shares = (
-            (settings.concurrency, [])
-            if dry_run or source is not None
-            else pool_shares(settings.processes, settings.concurrency, work_here=settings.work_here)
-        )
         pool: ProcessPool | None = None
         if shares:
-            pool = ProcessPool(settings, shares, resolve_token(api_token))
+            pool = ProcessPool(settings, shares, resolve_token(api_token), limits.disk)
         started = False
         try:
             # The workers connect while this process connects and lists.
             async with pool.running() if pool else contextlib.nullcontext():
                 own_source = source is None
                 if source is None:
-                    source = await connect(api_token, here)
+                    source = await connect(api_token, here, limiter=limits.gate.threads)
                 try:
                     with build_pipeline(
-                        source, settings, concurrency=here, report=report, on_progress=progress
+                        source, settings, limits, report=report, on_progress=progress
                     ) as pipeline:
                         report.stage = CHECKING_PROJECTS
                         pipeline.recorder.changed()
@@ -213,7 +214,7 @@ async def run_backup(
                     document = values.dumps(report.to_json()).encode("utf-8")
                     try:
                         if not dry_run:
-                            await write_file(dest, PurePosixPath(name), document)
+                            await write_file(dest, PurePosixPath(name), document, limiter=limits.disk)
                     except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
                         log.error("could not write %s: %s", name, e)
         return report
@@ -252,9 +253,10 @@ async def _resolve_projects(retrier: Retrier, source: Source, names: list[str] |
 
 @one_error_only
 async def list_projects(api_token: str | None = None, *, lost_server_after: float = LOST_AFTER) -> list[str]:
-    source = await connect(api_token, 1)
+    limits = Limits(1, 1)
+    source = await connect(api_token, 1, limiter=limits.gate.threads)
     try:
-        retrier = Retrier(Gate(1), RetryPolicy(lost_after=lost_server_after))
+        retrier = Retrier(limits.gate, RetryPolicy(lost_after=lost_server_after))
         return await retrier.call(source.list_projects, what="listing projects")
     finally:
         source.close()

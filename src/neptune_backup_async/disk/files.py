@@ -86,13 +86,18 @@ def destination_error(e: OSError, path: Path) -> DestinationError | None:
 
 
 class AtomicFile:
-    """An async file written under a temporary name and renamed into place on success."""
+    """An async file written under a temporary name and renamed into place on success.
+
+    ``limiter`` bounds the worker threads of its blocking calls (anyio's default if None).
+    """
 
     def __init__(
         self,
         root: Path,
         rel: PurePosixPath,
         on_bytes: Callable[[int], None] | None = None,
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.root = root
         self.rel = rel
@@ -101,6 +106,7 @@ class AtomicFile:
         self._hash = hashlib.sha256()
         self._size = 0
         self._on_bytes = on_bytes
+        self._limiter = limiter
         self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
         self.result: WrittenFile | None = None
 
@@ -140,7 +146,7 @@ class AtomicFile:
         (it must only read): to judge it before it may take its final name."""
         assert self._file is not None
         await self._file.flush()
-        return await anyio.to_thread.run_sync(look, self.temp)
+        return await anyio.to_thread.run_sync(look, self.temp, limiter=self._limiter)
 
     @property
     def size(self) -> int:
@@ -158,7 +164,7 @@ class AtomicFile:
             if exc_type is None:
                 await self._file.flush()
                 fd = self._file.fileno()
-                await anyio.to_thread.run_sync(_commit, fd, self.temp, self.final)
+                await anyio.to_thread.run_sync(_commit, fd, self.temp, self.final, limiter=self._limiter)
                 self.result = WrittenFile(self.rel.as_posix(), self._size, self._hash.hexdigest())
         except OSError as e:
             raise destination_error(e, self.final) or e from None
@@ -265,11 +271,14 @@ class Abandoned(Exception):
 
 
 @contextlib.asynccontextmanager
-async def thread_file(root: Path, rel: PurePosixPath) -> AsyncIterator[ThreadFile]:
+async def thread_file(
+    root: Path, rel: PurePosixPath, limiter: anyio.CapacityLimiter | None = None
+) -> AsyncIterator[ThreadFile]:
     """A :class:`ThreadFile` for ``rel`` below ``root``, aborted on the way out unless committed.
 
     The abort waits for a write in progress in another thread (shielded), so once this
-    returns or raises, the file is either in place or gone for good.
+    returns or raises, the file is either in place or gone for good. ``limiter`` bounds the
+    thread of the abort (anyio's default if None).
     """
     out = ThreadFile(root, rel)
     try:
@@ -277,7 +286,7 @@ async def thread_file(root: Path, rel: PurePosixPath) -> AsyncIterator[ThreadFil
     finally:
         if out.result is None:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(out.abort)
+                await anyio.to_thread.run_sync(out.abort, limiter=limiter)
 
 
 def _commit(fd: int, temp: Path, final: Path) -> None:
@@ -310,14 +319,20 @@ def write_whole(root: Path, rel: PurePosixPath, data: bytes) -> WrittenFile:
 
 
 async def write_file(
-    root: Path, rel: PurePosixPath, data: bytes, on_bytes: Callable[[int], None] | None = None
+    root: Path,
+    rel: PurePosixPath,
+    data: bytes,
+    on_bytes: Callable[[int], None] | None = None,
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> WrittenFile:
-    """Write a whole small document atomically, in one worker-thread call.
+    """Write a whole small document atomically, in one worker-thread call (under ``limiter``,
+    anyio's default if None).
 
     Streamed data goes through :class:`AtomicFile` and aiofiles; a document already in
     memory is written by one blocking call, which costs one thread hop instead of six.
     """
-    written = await anyio.to_thread.run_sync(write_whole, root, rel, data)
+    written = await anyio.to_thread.run_sync(write_whole, root, rel, data, limiter=limiter)
     if on_bytes is not None:
         on_bytes(len(data))
     return written

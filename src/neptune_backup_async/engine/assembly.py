@@ -18,7 +18,7 @@ from ..remote.artifacts.files import ArtifactFiles
 from ..remote.source import Source
 from ..settings import TOKEN_ENV, BackupSettings
 from .context import Context
-from .limiter import Gate
+from .limiter import Limits
 from .object_backup import ObjectBackup
 from .pipeline import Job, Pipeline
 from .recorder import Recorder
@@ -34,15 +34,18 @@ def resolve_token(api_token: str | None) -> str:
     return token
 
 
-async def connect(api_token: str | None, concurrency: int) -> Source:
-    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out."""
+async def connect(
+    api_token: str | None, concurrency: int, *, limiter: anyio.CapacityLimiter | None = None
+) -> Source:
+    """Check the server and the token (cancellable), then start the Neptune client once, before
+    any fan-out, in threads under ``limiter`` (a backup's request threads, :class:`.Limits`)."""
     token = resolve_token(api_token)
     # Imported in a thread: the client's import takes most of a second, which would stall an
     # embedding service's event loop the first time.
     neptune_source = await anyio.to_thread.run_sync(
-        importlib.import_module, "..remote.neptune.client", __package__
+        importlib.import_module, "..remote.neptune.client", __package__, limiter=limiter
     )
-    source: Source = await neptune_source.connect(token, concurrency)
+    source: Source = await neptune_source.connect(token, concurrency, limiter=limiter)
     return source
 
 
@@ -50,28 +53,30 @@ async def connect(api_token: str | None, concurrency: int) -> Source:
 def build_pipeline(
     source: Source,
     settings: BackupSettings,
+    limits: Limits,
     *,
-    concurrency: int,
     report: BackupReport,
     on_progress: Callable[[Progress], None] | None = None,
     on_finished: Callable[[Job, bool | None], None] | None = None,
 ) -> Iterator[Pipeline]:
-    """The pipeline of one process, whose share of ``settings.concurrency`` is ``concurrency``,
+    """The pipeline of one process, under ``limits`` (from its share of ``settings.concurrency``),
     recording into ``report``; what it opened (the S3 client) is closed on the way out.
 
     ``on_progress`` hears of changed counts (rate-limited); ``on_finished`` of each job done.
     """
     recorder = Recorder(report, on_progress)
-    gate = Gate(concurrency)
-    retrier = Retrier(gate, settings.retry, on_retry=recorder.retried)
+    retrier = Retrier(limits.gate, settings.retry, on_retry=recorder.retried)
     artifact_files = ArtifactFiles(
-        settings.destination, s3_endpoint_url=settings.s3_endpoint_url, connections=concurrency
+        settings.destination,
+        limiter=limits.disk,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        connections=settings.concurrency,  # what a share may grow to
     )
     try:
         context = Context(
             source,
             retrier,
-            gate,
+            limits,
             artifact_files,
             recorder,
             full=settings.full,
@@ -80,7 +85,7 @@ def build_pipeline(
         yield Pipeline(
             source,
             settings,
-            concurrency=concurrency,
+            limits,
             retrier=retrier,
             recorder=recorder,
             back_up=ObjectBackup(context, settings),

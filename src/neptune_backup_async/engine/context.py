@@ -6,20 +6,20 @@ from dataclasses import dataclass
 
 from ..remote.artifacts.files import ArtifactFiles
 from ..remote.source import Source
-from .limiter import Gate
+from .limiter import Limits
 from .recorder import Recorder
 from .retry import Retrier
 
 
 @dataclass(frozen=True)
 class Context:
-    """One process's means of saving fields: where they come from, the requests' bound and
-    retries, the artifact files, where progress goes, and the two options that decide what
-    is fetched (``full``, ``download_artifacts``)."""
+    """One process's means of saving fields: where they come from, its bounds (requests,
+    threads, tasks) and retries, the artifact files, where progress goes, and the two
+    options that decide what is fetched (``full``, ``download_artifacts``)."""
 
     source: Source
     retrier: Retrier
-    gate: Gate
+    limits: Limits
     artifact_files: ArtifactFiles
     recorder: Recorder
     full: bool

@@ -40,7 +40,7 @@ class ObjectBackup:
         )
         field_filter = settings.selection.fields
         previous = await anyio.to_thread.run_sync(
-            functools.partial(load_previous, root, dry_run=settings.dry_run)
+            functools.partial(load_previous, root, dry_run=settings.dry_run), limiter=ctx.limits.disk
         )
         if (
             previous is not None
@@ -89,13 +89,12 @@ class ObjectBackup:
             recorder.report,
             recorder.count_bytes,
             lambda path, reason: recorder.notice(where, run.sys_id, path, reason),
+            limiter=ctx.limits.disk,
         )
         paths = layout_for(fields, previous, reserved)
         savers = FieldSavers(ctx, project, run, folder, paths)
         try:
-            async with anyio.create_task_group() as tg:
-                for info in fields:
-                    await savers.start(tg, info)
+            await savers.save(fields)
             await folder.commit({info.path for info in listed}, {info.path for info in fields})
         finally:
             await folder.close()

@@ -28,7 +28,7 @@ from ..remote.source import Source
 from ..selection import RunFilter
 from ..settings import BackupSettings
 from .gone import gone_runs
-from .limiter import Gate
+from .limiter import Limits, pull
 from .paging import KeysetPager
 from .recorder import Recorder
 from .retry import Retrier
@@ -51,12 +51,10 @@ class Workers(Protocol):
 
 
 class Tasks:
-    """The pipeline's own tasks, as many as its concurrency, each backing up one object at a time."""
+    """The pipeline's own tasks, as many as its share of requests, each backing up one object at a time."""
 
     async def work(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
-        async with jobs, anyio.create_task_group() as tg:
-            for _ in range(pipeline.concurrency):
-                tg.start_soon(pipeline.work_on, jobs.clone())
+        await pull(jobs, pipeline.back_up, pipeline.limits.share)
 
 
 def project_ref(project: ProjectInfo) -> ObjectRef:
@@ -66,16 +64,15 @@ def project_ref(project: ProjectInfo) -> ObjectRef:
 
 class Pipeline:
     """One process's producer and consumers, as :func:`~.assembly.build_pipeline` puts them
-    together. ``concurrency`` is this process's share of ``settings.concurrency``;
-    ``back_up(project, object)`` backs up one object (None: it failed, else whether it was
-    unchanged); ``on_finished`` hears of each job done."""
+    together, under ``limits``. ``back_up(project, object)`` backs up one object (None: it
+    failed, else whether it was unchanged); ``on_finished`` hears of each job done."""
 
     def __init__(
         self,
         source: Source,
         settings: BackupSettings,
+        limits: Limits,
         *,
-        concurrency: int,
         retrier: Retrier,
         recorder: Recorder,
         back_up: Callable[[ProjectInfo, ObjectRef], Awaitable[bool | None]],
@@ -83,9 +80,8 @@ class Pipeline:
     ) -> None:
         self.source = source
         self.settings = settings
-        self.concurrency = concurrency
+        self.limits = limits
         self.retrier = retrier
-        self.gate: Gate = retrier.gate
         self.recorder = recorder
         self.report = recorder.report
         self._back_up = back_up
@@ -105,7 +101,7 @@ class Pipeline:
         workers: Workers,
     ) -> None:
         """Run ``produce`` into a bounded stream that ``workers`` take jobs from."""
-        send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=self.concurrency)
+        send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=self.limits.share)
         async with anyio.create_task_group() as tg:
             tg.start_soon(produce, send)
             tg.start_soon(workers.work, self, receive)
@@ -182,15 +178,15 @@ class Pipeline:
 
     async def _note_runs_gone(self, project: ProjectInfo, listed: set[str]) -> None:
         folder = self.settings.destination / layout.project_dir(project.workspace, project.name)
-        for name in await anyio.to_thread.run_sync(gone_runs, folder, listed, self.settings.selection):
+        gone = await anyio.to_thread.run_sync(
+            gone_runs, folder, listed, self.settings.selection, limiter=self.limits.disk
+        )
+        for name in gone:
             reason = "no longer listed by Neptune (deleted or trashed); its copy is kept"
             self.recorder.notice(project.qualified_name, name, None, reason)
 
-    async def work_on(self, receive: MemoryObjectReceiveStream[Job]) -> None:
-        """Back up the objects of ``receive`` one by one, until it ends."""
-        async with receive:
-            async for job in receive:
-                self.finished(job, await self._back_up(job.project, job.ref))
+    async def back_up(self, job: Job) -> None:
+        self.finished(job, await self._back_up(job.project, job.ref))
 
     def finished(self, job: Job, outcome: bool | None) -> None:
         """Count a job's ``outcome``: None failed, else whether it was unchanged."""

@@ -1,15 +1,18 @@
-"""Saving the fields of one run: one saver per field type, each in a task of its own.
+"""Saving the fields of one object: one saver per field type.
 
-Every request goes through the pipeline's :class:`~.retry.Retrier` (one attempt per worker
-thread, the waits between attempts in async code); every file through :mod:`.store`
-(temporary name, renamed into place once complete); every saved field into the
-:class:`~.run_folder.RunFolder`'s manifest and journal.
+The fields that need a request are saved by at most :attr:`~.limiter.Limits.tasks` tasks,
+the images of a series likewise (:func:`~.limiter.each`), so one object with many fields
+uses the whole bound and none spawns a task per field. Every request goes through the
+:class:`~.retry.Retrier` of the :class:`~.context.Context` (one attempt per request thread,
+the waits between attempts in async code); every file through :mod:`..disk.files`
+(temporary name, renamed into place once complete), its blocking calls in disk threads;
+every saved field into the :class:`~..format.object_folder.RunFolder`'s manifest and journal.
 
 A series page costs one thread call: the request's worker thread fetches it, formats its
-rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
+rows and appends them to the field's :class:`~..disk.files.ThreadFile` (and commits the file
 after the last page). A download whose ``Content-Length`` is at most :data:`SMALL_BODY` is
 read whole by the thread call that opens it and written by one more; larger ones stream
-through aiofiles in :class:`~.store.AtomicFile`.
+through aiofiles in :class:`~..disk.files.AtomicFile`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ import traceback
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .. import domain
 from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
@@ -38,6 +40,7 @@ from ..format.reader import Action, decide, facts
 from ..remote import checks
 from ..remote.artifacts.files import PartialFile
 from .context import Context
+from .limiter import each
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -46,6 +49,14 @@ log = logging.getLogger("neptune_backup_async")
 IMAGE_PAGE = 1_000
 ZIP_PATIENCE = 600.0  # seconds the server may take to build a file set's zip
 Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved to, and facts for its record
+
+
+class _Pending(NamedTuple):
+    """A field to save with a request: its saver, and its record to extend (None: fetch it whole)."""
+
+    saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]
+    info: FieldInfo
+    prev: FieldRecord | None
 
 
 class FieldSavers:
@@ -67,12 +78,18 @@ class FieldSavers:
         self.root = folder.root
         self.paths = paths
 
-    async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
-        """Save ``info``: at once if it needs no request, else in a task of ``tg``."""
+    async def save(self, fields: list[FieldInfo]) -> None:
+        """Save ``fields``: at once those that need no request, the others by at most
+        ``limits.tasks`` tasks (see :func:`~.limiter.each`)."""
+        pending = [p for p in map(self._pending, fields) if p is not None]
+        await each(pending, self._guarded, self.ctx.limits.tasks)
+
+    def _pending(self, info: FieldInfo) -> _Pending | None:
+        """Save ``info`` if it needs no request; else what will save it."""
         folder = self.folder
         if info.type.is_simple:
             folder.keep_simple(info, values.simple_value(info.type, info.value))
-            return
+            return None
         if info.type is FieldType.ARTIFACT:
             folder.simple[info.path] = info.value  # the hash, as the seed script kept it
         action, prev = decide(
@@ -85,7 +102,7 @@ class FieldSavers:
         if action is Action.REUSE:
             assert prev is not None
             folder.reuse(info.path, prev)
-            return
+            return None
         savers: dict[FieldType, Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]] = {
             FieldType.FLOAT_SERIES: self._series,
             FieldType.STRING_SERIES: self._series,
@@ -94,15 +111,11 @@ class FieldSavers:
             FieldType.IMAGE_SERIES: self._images,
             FieldType.ARTIFACT: self._artifact,
         }
-        tg.start_soon(self._guarded, savers[info.type], info, prev if action is Action.EXTEND else None)
+        return _Pending(savers[info.type], info, prev if action is Action.EXTEND else None)
 
-    async def _guarded(
-        self,
-        saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]],
-        info: FieldInfo,
-        prev: FieldRecord | None,
-    ) -> None:
+    async def _guarded(self, pending: _Pending) -> None:
         """Save one field; a failure is recorded against it and the run goes on."""
+        saver, info, prev = pending
         try:
             written, extra = await saver(info, prev)
         except (FetchError, LayoutError) as e:  # this field only
@@ -129,8 +142,13 @@ class FieldSavers:
         source, retrier = self.ctx.source, self.ctx.retrier
         formatter = values.SeriesFormatter(info.type)
         limit = source.series_page_limit
-        async with thread_file(self.root, self.paths.field_file(info.path, info.type)) as out:
-            rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev) if prev is not None else 0
+        disk = self.ctx.limits.disk
+        async with thread_file(self.root, self.paths.field_file(info.path, info.type), disk) as out:
+            rows = (
+                0
+                if prev is None
+                else await anyio.to_thread.run_sync(self._copy_previous, out, prev, limiter=disk)
+            )
 
             def page(offset: int) -> tuple[int, int, int]:
                 """One attempt, in the request's worker thread: fetch the page at ``offset``,
@@ -191,7 +209,7 @@ class FieldSavers:
 
         A body whose ``Content-Length`` says it is small is read whole by the thread call that
         opens it, and written by one more; a larger one streams to disk in chunks."""
-        gate, retrier = self.ctx.gate, self.ctx.retrier
+        gate, retrier = self.ctx.limits.gate, self.ctx.retrier
 
         async def attempt() -> WrittenFile:
             async with gate.slot():
@@ -209,7 +227,9 @@ class FieldSavers:
                         return await self._save_whole(target, whole, download, expected)
                     body = checks.Sample()
                     if isinstance(target, PurePosixPath):
-                        out: AtomicFile | PartialFile = AtomicFile(self.root, target, self.count_bytes)
+                        out: AtomicFile | PartialFile = AtomicFile(
+                            self.root, target, self.count_bytes, limiter=self.ctx.limits.disk
+                        )
                     else:
                         out = target
                     async with out:
@@ -247,7 +267,11 @@ class FieldSavers:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
             raise TransientError(why, reason="wrong answer")
-        return await write_file(self.root, rel, data, self.count_bytes)
+        return await self._write(rel, data)
+
+    async def _write(self, rel: PurePosixPath, data: bytes) -> WrittenFile:
+        """Write a whole small document into the object's folder, in one disk thread call."""
+        return await write_file(self.root, rel, data, self.count_bytes, limiter=self.ctx.limits.disk)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
@@ -309,10 +333,7 @@ class FieldSavers:
                 failed[index] = str(e)
 
         try:
-            async with anyio.create_task_group() as tg:
-                for index in range(total):
-                    if index not in written:
-                        tg.start_soon(one, index)
+            await each([i for i in range(total) if i not in written], one, self.ctx.limits.tasks)
         except BaseExceptionGroup as group:  # one error, as for any other field
             error = leading_error(group)
             raise error from error.__cause__
@@ -335,12 +356,7 @@ class FieldSavers:
                     "description": item.description if item else None,
                 }
             )
-        index_file = await write_file(
-            self.root,
-            self.paths.image_index(info.path),
-            values.dumps(index_doc).encode(),
-            self.count_bytes,
-        )
+        index_file = await self._write(self.paths.image_index(info.path), values.dumps(index_doc).encode())
         return [*(written[i] for i in range(total)), index_file], {"count": total}
 
     async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
@@ -355,7 +371,7 @@ class FieldSavers:
             ],
         }
         rel = self.paths.field_file(info.path, info.type)
-        written = [await write_file(self.root, rel, values.dumps(listing).encode(), self.count_bytes)]
+        written = [await self._write(rel, values.dumps(listing).encode())]
         changed: dict[str, str] = {}
         if self.ctx.download_artifacts:
             targets = self.paths.artifact_files(info.path, [f.path for f in files])

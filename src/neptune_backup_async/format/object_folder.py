@@ -9,6 +9,7 @@ removed after that.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -40,8 +41,11 @@ class RunFolder:
         report: BackupReport,
         count_bytes: Callable[[int], None],
         notice: Callable[[str, str], None],
+        *,
+        limiter: anyio.CapacityLimiter,
     ) -> None:
-        """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune, changed since tracked)."""
+        """``notice(field, reason)`` notes what a user should know of a field (gone from Neptune,
+        changed since tracked); ``limiter`` bounds the worker threads of its blocking calls."""
         self.root = root
         self.manifest = manifest
         self.previous = previous
@@ -49,6 +53,7 @@ class RunFolder:
         self._report = report
         self._count_bytes = count_bytes
         self.notice = notice
+        self._limiter = limiter
         self._journal_lock = anyio.Lock()
         self._journal_fd: int | None = None
 
@@ -93,7 +98,7 @@ class RunFolder:
         """
         async with self._journal_lock:
             try:
-                await anyio.to_thread.run_sync(self._append, line.encode("utf-8"))
+                await anyio.to_thread.run_sync(self._append, line.encode("utf-8"), limiter=self._limiter)
             except OSError as e:
                 raise destination_error(e, self.root) or e from None
 
@@ -117,7 +122,7 @@ class RunFolder:
         if self._journal_fd is not None:
             fd, self._journal_fd = self._journal_fd, None
             with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(os.close, fd)
+                await anyio.to_thread.run_sync(os.close, fd, limiter=self._limiter)
 
     # -- the commit ---------------------------------------------------------------------------
 
@@ -137,7 +142,7 @@ class RunFolder:
         # A manifest on disk is its simple fields counted and its run tidied, even on a cancel:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
-            simple_bytes = await anyio.to_thread.run_sync(self._finish)
+            simple_bytes = await anyio.to_thread.run_sync(self._finish, limiter=self._limiter)
             self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
         if simple_bytes:
             self._count_bytes(simple_bytes)
@@ -158,13 +163,13 @@ class RunFolder:
             elif now is not None and now.status == "failed" and now.type == record.type:
                 marks[path] = (STALE, now.error or "failed")
         failed = [p for p, (mark, _) in marks.items() if mark == STALE]
-        for path in await anyio.to_thread.run_sync(self._not_whole, failed):
+        for path in await anyio.to_thread.run_sync(self._not_whole, failed, limiter=self._limiter):
             del marks[path]
         old_simple: dict[str, Any] = {}
         if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in marks):
             with contextlib.suppress(OSError, ValueError):
-                text = await anyio.Path(self.root / layout.SIMPLE_METADATA).read_text(encoding="utf-8")
-                old_simple = json.loads(text)
+                read = functools.partial((self.root / layout.SIMPLE_METADATA).read_text, encoding="utf-8")
+                old_simple = json.loads(await anyio.to_thread.run_sync(read, limiter=self._limiter))
         for path, (mark, value) in sorted(marks.items()):
             record = old.fields[path]
             if record.files == [layout.SIMPLE_METADATA]:

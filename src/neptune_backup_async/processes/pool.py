@@ -3,7 +3,7 @@
 The parent is the one producer, exactly as in one process; its jobs go to worker processes
 (:mod:`.worker`), each to the one with the fewest jobs unfinished, at most :func:`capacity`
 each, so memory stays flat. Each worker says when each job is finished and how
-(:mod:`.frames`), so the parent always knows which jobs a worker holds. ``--concurrency``
+(:mod:`.messages`), so the parent always knows which jobs a worker holds. ``--concurrency``
 stays the total of requests in flight (:func:`shares`). Embedded, the parent only lists,
 keeping one request for it, so the caller's event loop stays free. The command line's
 parent backs up too, with tasks of its own that take jobs from the same stream: on a small
@@ -109,17 +109,21 @@ class _Worker:
 
     @property
     def sweep_tag(self) -> str:
-        """What its temporary files' names carry (see :func:`.store.remove_temporaries`)."""
+        """What its temporary files' names carry (see :func:`~..disk.files.remove_temporaries`)."""
         return f"{self.tag}{self.process.pid}-"
 
 
 class ProcessPool:
-    """The worker processes; a :class:`~.pipeline.Workers` for :meth:`.Pipeline.run`."""
+    """The worker processes; a :class:`~..engine.pipeline.Workers` for :meth:`~..engine.pipeline.Pipeline.run`."""
 
-    def __init__(self, settings: BackupSettings, shares: list[int], token: str) -> None:
+    def __init__(
+        self, settings: BackupSettings, shares: list[int], token: str, disk: anyio.CapacityLimiter
+    ) -> None:
         """With ``work_here`` in ``settings`` this process backs up too, with tasks of its own;
-        else it only lists. Made inside the backup's :func:`~.files.tagged_temporaries`."""
+        else it only lists. Made inside the backup's :func:`~.files.tagged_temporaries`.
+        ``disk`` bounds the threads that sweep the workers' temporary files."""
         self._settings = settings
+        self._disk = disk
         self._shares = shares
         self._work_here = settings.work_here
         self._tag = temp_tag.get()
@@ -212,7 +216,9 @@ class ProcessPool:
 
     async def _sweep(self, workers: list[_Worker]) -> None:
         for worker in workers:
-            await anyio.to_thread.run_sync(remove_temporaries, self._settings.destination, worker.sweep_tag)
+            await anyio.to_thread.run_sync(
+                remove_temporaries, self._settings.destination, worker.sweep_tag, limiter=self._disk
+            )
 
     def _fail(self, error: BaseException) -> None:
         """Stop the backup with ``error`` (the first one wins)."""
@@ -247,7 +253,7 @@ class ProcessPool:
             self._listed = True
             if not self._work_here:
                 self._here_done = True
-                await self._share_out(pipeline.gate.concurrency, "listing done")
+                await self._share_out(pipeline.limits.share, "listing done")
             self._retire_idle()
         while self._unfinished:
             await self._wait_for_change()
@@ -255,7 +261,7 @@ class ProcessPool:
     async def _work_here_too(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
         await Tasks().work(pipeline, jobs)
         self._here_done = True
-        await self._share_out(pipeline.gate.concurrency, "this process's jobs are done")
+        await self._share_out(pipeline.limits.share, "this process's jobs are done")
 
     async def _give(self, held: _Held) -> None:
         """Send a job to the worker with the fewest unfinished, once one has room."""
@@ -301,9 +307,9 @@ class ProcessPool:
             await self._share_out(worker.share, why)
         else:
             assert self._pipeline is not None
-            gate = self._pipeline.gate
-            gate.widen(gate.concurrency + worker.share)
-            log.debug("%s: this process may have %d requests in flight", why, gate.concurrency)
+            limits = self._pipeline.limits
+            limits.widen(limits.share + worker.share)
+            log.debug("%s: this process may have %d requests in flight", why, limits.share)
         assert worker.process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await worker.process.stdin.aclose()  # it stops

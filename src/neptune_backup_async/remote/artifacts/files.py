@@ -133,10 +133,19 @@ def _chunks(
 
 
 class ArtifactFiles:
-    """Opens artifact files for one backup into ``dest``; holds its one S3 client."""
+    """Opens artifact files for one backup into ``dest``; holds its one S3 client.
+    ``limiter`` bounds the worker threads that write them (commits; see :class:`PartialFile`)."""
 
-    def __init__(self, dest: Path, *, s3_endpoint_url: str | None = None, connections: int = 10) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        *,
+        limiter: anyio.CapacityLimiter,
+        s3_endpoint_url: str | None = None,
+        connections: int = 10,
+    ) -> None:
         self.dest = dest
+        self.limiter = limiter
         self.s3 = S3Reader(s3_endpoint_url, connections)
 
     def fetch(
@@ -277,7 +286,9 @@ class ArtifactFetch:
 
     def sink(self, download: Download) -> PartialFile:
         """Where the body that :meth:`open` returned goes: after the bytes already held."""
-        return PartialFile(self.partial, self.final, self._offset, self.absorb, self.commit)
+        return PartialFile(
+            self.partial, self.final, self._offset, self.absorb, self.commit, limiter=self.files.limiter
+        )
 
     def absorb(self, data: bytes) -> None:
         """Count bytes on their way to disk: into the hashes, and the progress."""
@@ -312,8 +323,8 @@ class ArtifactFetch:
 
 
 class PartialFile:
-    """Appends a body to a partial file that is renamed into place by ``commit`` on success and
-    kept on failure, for the next try to go on from."""
+    """Appends a body to a partial file that is renamed into place by ``commit`` (in a worker
+    thread under ``limiter``) on success and kept on failure, for the next try to go on from."""
 
     def __init__(
         self,
@@ -322,6 +333,8 @@ class PartialFile:
         held: int,
         absorb: Callable[[bytes], None],
         commit: Callable[[int], WrittenFile],
+        *,
+        limiter: anyio.CapacityLimiter,
     ) -> None:
         self.partial = partial
         self.final = final
@@ -329,6 +342,7 @@ class PartialFile:
         self.result: WrittenFile | None = None
         self._absorb = absorb
         self._commit = commit
+        self._limiter = limiter
         self._file: Any = None
 
     async def __aenter__(self) -> PartialFile:
@@ -353,7 +367,9 @@ class PartialFile:
         try:
             if exc_type is None:
                 await self._file.flush()
-                self.result = await anyio.to_thread.run_sync(self._commit, self._file.fileno())
+                self.result = await anyio.to_thread.run_sync(
+                    self._commit, self._file.fileno(), limiter=self._limiter
+                )
         except OSError as e:
             raise destination_error(e, self.final) or e from None
         finally:

@@ -76,15 +76,22 @@ def _credentials(api_token: str) -> tuple[Any, str]:
     return credentials, address
 
 
-async def connect(api_token: str, concurrency: int = 8) -> NeptuneSource:
+async def connect(
+    api_token: str, concurrency: int = 8, *, limiter: anyio.CapacityLimiter | None = None
+) -> NeptuneSource:
     """Check that the server answers and takes the token (cancellable), then start the client.
 
-    The client's start-up (a few requests, once the server has answered) runs in a thread.
+    The client's start-up (a few requests, once the server has answered) runs in a thread,
+    under ``limiter`` (anyio's default if None), as does the import of the client.
     """
-    _, address = await anyio.to_thread.run_sync(_credentials, api_token)  # imports the client: off the loop
+    _, address = await anyio.to_thread.run_sync(
+        _credentials, api_token, limiter=limiter
+    )  # imports the client
     await preflight(address, api_token)
     return await anyio.to_thread.run_sync(
-        functools.partial(NeptuneSource, api_token, concurrency=concurrency), abandon_on_cancel=True
+        functools.partial(NeptuneSource, api_token, concurrency=concurrency),
+        abandon_on_cancel=True,
+        limiter=limiter,
     )
 
 
