@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import importlib
 import logging
 import os
 import tempfile
@@ -25,42 +24,23 @@ import anyio
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
 from .disk.place import Place
 from .domain import ProjectInfo
-from .engine.limiter import Gate
+from .engine.assembly import build_pipeline, connect, one_error, resolve_token
+from .engine.limiter import Limits
 from .engine.paging import IncompleteListing, KeysetPager
 from .engine.pipeline import Pipeline
 from .engine.retry import Retrier
-from .errors import (
-    AuthenticationError,
-    BackupError,
-    DestinationError,
-    HttpStatusError,
-    ProjectNotFoundError,
-    UnexpectedError,
-    UsageError,
-    leading_error,
-    unexpected,
-)
+from .errors import DestinationError, HttpStatusError, ProjectNotFoundError, UsageError
 from .format import layout, values
 from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
-from .processes.messages import Start
 from .processes.pool import ProcessPool
 from .processes.pool import shares as pool_shares
 from .remote.http import LOST_AFTER, RetryPolicy
 from .remote.source import Source
 from .selection import Selection
-from .settings import TOKEN_ENV
+from .settings import CONCURRENCY, BackupSettings
 
 log = logging.getLogger("neptune_backup_async")
 PROJECTS_PAGE = 100  # projects asked for at once; a server may hand back fewer
-
-
-def resolve_token(api_token: str | None) -> str:
-    token = (api_token if api_token is not None else os.environ.get(TOKEN_ENV, "")).strip()
-    if not token:
-        raise AuthenticationError(
-            f"No Neptune API token. Set {TOKEN_ENV}, or pass --api-token-file with a file that holds it."
-        )
-    return token
 
 
 def parse_projects(projects: Sequence[str] | str) -> list[str] | None:
@@ -89,28 +69,6 @@ def prepare_destination(output: Path) -> Path:
     return output.resolve()
 
 
-async def connect(
-    api_token: str | None, limit: int | anyio.CapacityLimiter, *, allow_insecure_http: bool = False
-) -> Source:
-    """Check the server and the token (cancellable), then start the Neptune client once, before any fan-out.
-
-    ``limit`` (``--concurrency``, or a limiter holding it) bounds the threads the start-up
-    runs in. A cancel returns at once, even while a step of it is still running in its thread.
-    """
-    token = resolve_token(api_token)
-    limiter = limit if isinstance(limit, anyio.CapacityLimiter) else anyio.CapacityLimiter(limit)
-    # Imported in a thread: the client's import takes most of a second, which would stall an
-    # embedding service's event loop the first time.
-    neptune_source = await anyio.to_thread.run_sync(
-        importlib.import_module,
-        f"{__package__}.remote.neptune.client",
-        limiter=limiter,
-        abandon_on_cancel=True,
-    )
-    source: Source = await neptune_source.connect(token, limiter, allow_insecure_http=allow_insecure_http)
-    return source
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -131,13 +89,12 @@ def one_error_only(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-@one_error_only
 async def backup(
     projects: Sequence[str] | str,
     output: str | os.PathLike[str],
     *,
     api_token: str | None = None,
-    concurrency: int = 8,
+    concurrency: int = CONCURRENCY,
     download_artifacts: bool = False,
     full: bool = False,
     selection: Selection | None = None,
@@ -148,6 +105,7 @@ async def backup(
     s3_endpoint_url: str | None = None,
     processes: int = 1,
     work_here: bool = False,
+    retry: RetryPolicy | None = None,
     allow_insecure_http: bool = False,
 ) -> BackupReport:
     """Back up ``projects`` (names, a comma-separated string, or ``"all"``) into ``output``.
@@ -166,6 +124,8 @@ async def backup(
     backup stops with :class:`~.errors.ServerLostError`; the same call resumes it. Tokens go
     to Neptune over https, or over plain http only to this machine (localhost, 127.0.0.0/8,
     ::1), unless ``allow_insecure_http=True``; no environment variable is set for it.
+    ``retry``, for tests and embedding, replaces the retry budgets and backoffs (its own
+    ``lost_after`` then stands for ``lost_server_after``).
 
     ``processes=N`` (N > 1) backs up in N worker processes (fewer when ``concurrency`` cannot
     give each one request besides the one this process keeps for listing): this process
@@ -182,22 +142,46 @@ async def backup(
     as ``__cause__``), or a bug (:class:`~.errors.UnexpectedError`). Failures of single
     fields or runs are in the report instead.
     """
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise UsageError(f"--concurrency must be a whole number of at least 1; got {concurrency!r}.")
-    if not isinstance(processes, int) or processes < 1:
-        raise UsageError(f"--processes must be a whole number of at least 1; got {processes!r}.")
-    if not lost_server_after > 0:
-        raise UsageError(
-            f"--lost-server-after must be a number of seconds above 0; got {lost_server_after!r}."
-        )
+    settings = BackupSettings(
+        Path(output),
+        concurrency=concurrency,
+        download_artifacts=download_artifacts,
+        full=full,
+        selection=selection or Selection(),
+        dry_run=dry_run,
+        retry=retry or RetryPolicy(lost_after=lost_server_after),
+        s3_endpoint_url=s3_endpoint_url,
+        processes=processes,
+        work_here=work_here,
+        allow_insecure_http=allow_insecure_http,
+    )
+    return await run_backup(projects, settings, api_token=api_token, progress=progress, source=source)
+
+
+@one_error_only
+async def run_backup(
+    projects: Sequence[str] | str,
+    settings: BackupSettings,
+    *,
+    api_token: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    source: Source | None = None,
+) -> BackupReport:
+    """:func:`backup`, with its options already in ``settings`` (as the command line builds them)."""
     names = parse_projects(projects)
-    selection = selection or Selection()
+    selection, dry_run = settings.selection, settings.dry_run
     label = selection.shard_label
     # A dry run reads what an earlier backup left there, and never creates the folder.
-    dest = Path(output).resolve() if dry_run else prepare_destination(Path(output))
+    dest = settings.destination if dry_run else prepare_destination(settings.destination)
     with tagged_temporaries(f"{label}-" if label else ""):
+        here, shares = (
+            (settings.concurrency, [])
+            if dry_run or source is not None
+            else pool_shares(settings.processes, settings.concurrency, work_here=settings.work_here)
+        )
+        limits = Limits(here, settings.concurrency)
         if not dry_run:
-            await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get())
+            await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get(), limiter=limits.disk)
         report = BackupReport(
             destination=str(dest),
             started_at=dt.datetime.now(dt.timezone.utc),
@@ -205,55 +189,27 @@ async def backup(
             selection=describe(selection),
             previous_backup=finished_time(dest / layout.report_name(label)),
         )
-        here, shares = (
-            (concurrency, [])
-            if dry_run or source is not None
-            else pool_shares(processes, concurrency, work_here=work_here)
-        )
         pool: ProcessPool | None = None
         if shares:
-            settings = Start(
-                dest,
-                concurrency,
-                download_artifacts,
-                full,
-                selection,
-                RetryPolicy(lost_after=lost_server_after),
-                s3_endpoint_url,
-                temp_tag.get(),
-                {
-                    name: logging.getLogger(name).getEffectiveLevel()
-                    for name in ("neptune_backup_async", "neptune")
-                },
-                allow_insecure_http=allow_insecure_http,
-            )
-            pool = ProcessPool(settings, shares, resolve_token(api_token), work_here=work_here)
+            pool = ProcessPool(settings, shares, resolve_token(api_token), limits.disk)
         started = False
         try:
             # The workers connect while this process connects and lists.
             async with pool.running() if pool else contextlib.nullcontext():
                 own_source = source is None
                 if source is None:
-                    source = await connect(api_token, here, allow_insecure_http=allow_insecure_http)
-                try:
-                    pipeline = Pipeline(
-                        source,
-                        dest,
-                        concurrency=here,
-                        download_artifacts=download_artifacts,
-                        full=full,
-                        selection=selection,
-                        dry_run=dry_run,
-                        report=report,
-                        on_progress=progress,
-                        retry=RetryPolicy(lost_after=lost_server_after),
-                        s3_endpoint_url=s3_endpoint_url,
+                    source = await connect(
+                        api_token, limits.gate.threads, allow_insecure_http=settings.allow_insecure_http
                     )
-                    report.stage = CHECKING_PROJECTS
-                    pipeline.changed()
-                    infos = await _resolve_projects(pipeline, source, names)
-                    started = True
-                    await pipeline.run(infos, pool)
+                try:
+                    with build_pipeline(
+                        source, settings, limits, report=report, on_progress=progress
+                    ) as pipeline:
+                        report.stage = CHECKING_PROJECTS
+                        pipeline.recorder.changed()
+                        infos = await _resolve_projects(pipeline, source, names)
+                        started = True
+                        await pipeline.run(infos, pool)
                 finally:
                     if own_source:
                         source.close()
@@ -268,7 +224,7 @@ async def backup(
                     document = values.dumps(report.to_json()).encode("utf-8")
                     try:
                         if not dry_run:
-                            await write_file(Place(dest), PurePosixPath(name), document)
+                            await write_file(Place(dest), PurePosixPath(name), document, limiter=limits.disk)
                     except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
                         log.error("could not write %s: %s", name, e)
         return report
@@ -286,18 +242,6 @@ def describe(selection: Selection) -> dict[str, Any]:
     if selection.shard is not None:
         out["shard"] = str(selection.shard)
     return out
-
-
-def one_error(e: BaseException) -> BaseException:
-    """What to raise for ``e``: the BackupError that stands for it, a bug as an UnexpectedError
-    (its traceback logged at ERROR); a cancel (or KeyboardInterrupt) as it is."""
-    leading = leading_error(e)
-    if isinstance(leading, BackupError) or not isinstance(leading, Exception):
-        return leading
-    log.error("a bug", exc_info=leading)
-    error = UnexpectedError(f"{unexpected(leading)}; finished runs are kept.")
-    error.__cause__ = leading
-    return error
 
 
 async def _project_names(retrier: Retrier, source: Source) -> tuple[list[str], IncompleteListing | None]:
@@ -320,7 +264,7 @@ async def _resolve_projects(pipeline: Pipeline, source: Source, names: list[str]
     if names is None:
         names, incomplete = await _project_names(retrier, source)
         if incomplete is not None:  # back up those listed, and fail the backup
-            pipeline.fail("all", None, None, f"listing projects failed: {incomplete}")
+            pipeline.recorder.fail("all", None, None, f"listing projects failed: {incomplete}")
     infos = []
     for name in names:  # every name is checked before anything is fetched
         try:
@@ -339,9 +283,10 @@ async def _resolve_projects(pipeline: Pipeline, source: Source, names: list[str]
 async def list_projects(
     api_token: str | None = None, *, lost_server_after: float = LOST_AFTER, allow_insecure_http: bool = False
 ) -> list[str]:
-    source = await connect(api_token, 1, allow_insecure_http=allow_insecure_http)
+    limits = Limits(1, 1)
+    source = await connect(api_token, limits.gate.threads, allow_insecure_http=allow_insecure_http)
     try:
-        retrier = Retrier(Gate(1), RetryPolicy(lost_after=lost_server_after))
+        retrier = Retrier(limits.gate, RetryPolicy(lost_after=lost_server_after))
         names, incomplete = await _project_names(retrier, source)
         if incomplete is not None:
             raise incomplete

@@ -24,7 +24,6 @@ from ..disk.place import Place
 from ..errors import BackupError, DestinationError, NotABackupError, UsageError, redact
 from ..format import layout, values
 from ..format.report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
-from ..processes.pool import usable_cores
 from ..selection import Selection
 from ..settings import TOKEN_ENV
 from . import interrupt, logfile, prompt
@@ -236,23 +235,9 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
         in_log(p)
 
     try:
+        settings = backup_options.settings_from(args, selection)
         return interrupt.run_async(
-            lambda: api.backup(
-                args.projects,
-                args.output,
-                api_token=token,
-                concurrency=args.concurrency,
-                download_artifacts=args.download_artifacts,
-                full=args.full,
-                selection=selection,
-                dry_run=args.dry_run,
-                progress=progress,
-                lost_server_after=args.lost_server_after,
-                s3_endpoint_url=args.s3_endpoint_url,
-                processes=usable_cores() if args.processes is None else args.processes,
-                work_here=True,  # no event loop of a caller's to keep free here
-                allow_insecure_http=args.allow_insecure_http,
-            )
+            lambda: api.run_backup(args.projects, settings, api_token=token, progress=progress)
         )
     finally:
         bars.close()

@@ -1,12 +1,14 @@
-"""The backup command's options, and the :class:`~.selection.Selection` its filters describe."""
+"""The backup command's options, and the :class:`~.settings.BackupSettings` they describe."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..remote.http import LOST_AFTER
+from ..processes.pool import usable_cores
+from ..remote.http import LOST_AFTER, RetryPolicy
 from ..selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
+from ..settings import CONCURRENCY, BackupSettings
 
 DEMO_OUTPUT = Path("neptune-backup-demo")
 
@@ -18,8 +20,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--concurrency",
         type=int,
-        default=8,
-        help="the most requests in flight at once, to Neptune and to S3 for artifacts (default: 8)",
+        default=CONCURRENCY,
+        help="the most requests in flight at once, to Neptune and to S3 for artifacts (default:"
+        f" {CONCURRENCY})",
     )
     b.add_argument(
         "--processes",
@@ -126,6 +129,23 @@ def selection_from(args: argparse.Namespace) -> Selection:
         ),
         fields=FieldFilter(include=parse_list(args.include_fields), exclude=parse_list(args.exclude_fields)),
         shard=Shard.parse(args.shard) if args.shard else None,
+    )
+
+
+def settings_from(args: argparse.Namespace, selection: Selection) -> BackupSettings:
+    """The settings the backup command's flags describe, with ``selection`` from :func:`selection_from`."""
+    return BackupSettings(
+        args.output,
+        concurrency=args.concurrency,
+        download_artifacts=args.download_artifacts,
+        full=args.full,
+        selection=selection,
+        dry_run=args.dry_run,
+        retry=RetryPolicy(lost_after=args.lost_server_after),
+        s3_endpoint_url=args.s3_endpoint_url,
+        processes=usable_cores() if args.processes is None else args.processes,
+        work_here=True,  # no event loop of a caller's to keep free here
+        allow_insecure_http=args.allow_insecure_http,
     )
 
 

@@ -1,15 +1,18 @@
-"""Saving the fields of one run: one saver per field type, each in a task of its own.
+"""Saving the fields of one object: one saver per field type.
 
-Every request goes through the pipeline's :class:`~.retry.Retrier` (one attempt per worker
-thread, the waits between attempts in async code); every file through :mod:`.store`
-(temporary name, renamed into place once complete); every saved field into the
-:class:`~.run_folder.RunFolder`'s manifest and journal.
+The fields that need a request are saved by at most :attr:`~.limiter.Limits.tasks` tasks,
+the images of a series likewise (:func:`~.limiter.each`), so one object with many fields
+uses the whole bound and none spawns a task per field. Every request goes through the
+:class:`~.retry.Retrier` of the :class:`~.context.Context` (one attempt per request thread,
+the waits between attempts in async code); every file through :mod:`..disk.files`
+(temporary name, renamed into place once complete), its blocking calls in disk threads;
+every saved field into the :class:`~..format.object_folder.RunFolder`'s manifest and journal.
 
 A series page costs one thread call: the request's worker thread fetches it, formats its
-rows and appends them to the field's :class:`~.store.ThreadFile` (and commits the file
+rows and appends them to the field's :class:`~..disk.files.ThreadFile` (and commits the file
 after the last page). A download whose ``Content-Length`` is at most :data:`SMALL_BODY` is
 read whole by the thread call that opens it and written by one more; larger ones stream
-through :class:`~.store.AtomicFile`, a thread call a chunk.
+through :class:`~..disk.files.AtomicFile`, a disk thread call a chunk.
 """
 
 from __future__ import annotations
@@ -21,10 +24,9 @@ import sys
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .. import domain
 from ..disk.files import AtomicFile, ThreadFile, WrittenFile, thread_file, write_file
@@ -44,11 +46,11 @@ from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
 from ..format.reader import Action, decide, facts
 from ..remote import checks
+from .context import Context
+from .limiter import each
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
 
 log = logging.getLogger("neptune_backup_async")
 IMAGE_PAGE = 1_000
@@ -56,40 +58,59 @@ ZIP_PATIENCE = 600.0  # seconds the server may take to build a file set's zip
 Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved to, and facts for its record
 
 
+class _Pending(NamedTuple):
+    """A field to save with a request: its saver, and its record to extend (None: fetch it whole)."""
+
+    saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]
+    info: FieldInfo
+    prev: FieldRecord | None
+
+
 class FieldSavers:
     """Saves the fields of one run into its :class:`RunFolder`."""
 
     def __init__(
-        self, pipe: Pipeline, project: ProjectInfo, run: ObjectRef, folder: RunFolder, paths: layout.RunLayout
+        self,
+        context: Context,
+        project: ProjectInfo,
+        run: ObjectRef,
+        folder: RunFolder,
+        paths: layout.RunLayout,
     ) -> None:
-        self.pipe = pipe
+        self.ctx = context
+        self.count_bytes = context.recorder.count_bytes
         self.project = project
         self.run = run
         self.folder = folder
         self.root = folder.root  # to read the earlier backup's files
         self.place = folder.place  # to write
-        self.limiter = folder.limiter  # the disk's threads
         self.paths = paths
 
-    async def start(self, tg: TaskGroup, info: FieldInfo) -> None:
-        """Save ``info``: at once if it needs no request, else in a task of ``tg``."""
+    async def save(self, fields: list[FieldInfo]) -> None:
+        """Save ``fields``: at once those that need no request, the others by at most
+        ``limits.tasks`` tasks (see :func:`~.limiter.each`)."""
+        pending = [p for p in map(self._pending, fields) if p is not None]
+        await each(pending, self._guarded, self.ctx.limits.tasks)
+
+    def _pending(self, info: FieldInfo) -> _Pending | None:
+        """Save ``info`` if it needs no request; else what will save it."""
         folder = self.folder
         if info.type.is_simple:
             folder.keep_simple(info, values.simple_value(info.type, info.value))
-            return
+            return None
         if info.type is FieldType.ARTIFACT:
             folder.simple[info.path] = info.value  # the hash, as the seed script kept it
         action, prev = decide(
             info,
             folder.previous,
-            full=self.pipe.full,
-            download_artifacts=self.pipe.download_artifacts,
+            full=self.ctx.full,
+            download_artifacts=self.ctx.download_artifacts,
             paths=self.paths,
         )
         if action is Action.REUSE:
             assert prev is not None
             folder.reuse(info.path, prev)
-            return
+            return None
         savers: dict[FieldType, Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]]] = {
             FieldType.FLOAT_SERIES: self._series,
             FieldType.STRING_SERIES: self._series,
@@ -98,15 +119,11 @@ class FieldSavers:
             FieldType.IMAGE_SERIES: self._images,
             FieldType.ARTIFACT: self._artifact,
         }
-        tg.start_soon(self._guarded, savers[info.type], info, prev if action is Action.EXTEND else None)
+        return _Pending(savers[info.type], info, prev if action is Action.EXTEND else None)
 
-    async def _guarded(
-        self,
-        saver: Callable[[FieldInfo, FieldRecord | None], Awaitable[Saved]],
-        info: FieldInfo,
-        prev: FieldRecord | None,
-    ) -> None:
+    async def _guarded(self, pending: _Pending) -> None:
         """Save one field; a failure is recorded against it and the run goes on."""
+        saver, info, prev = pending
         try:
             written, extra = await saver(info, prev)
         except (FetchError, LayoutError) as e:  # this field only
@@ -121,20 +138,21 @@ class FieldSavers:
             log.error("%s/%s: a bug", self.run.sys_id, info.path, exc_info=True)
             self.folder.failed(info, unexpected(e))
             return
-        await self.folder.saved(info, written, {**facts(info, self.pipe.download_artifacts), **extra})
+        await self.folder.saved(info, written, {**facts(info, self.ctx.download_artifacts), **extra})
 
     # -- series -------------------------------------------------------------------------------
 
     async def _series(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         formatter = values.SeriesFormatter(info.type)
         limit = source.series_page_limit
-        async with thread_file(
-            self.place, self.paths.field_file(info.path, info.type), limiter=self.limiter
-        ) as out:
-            rows = 0
-            if prev is not None:
-                rows = await anyio.to_thread.run_sync(self._copy_previous, out, prev, limiter=self.limiter)
+        disk = self.ctx.limits.disk
+        async with thread_file(self.place, self.paths.field_file(info.path, info.type), limiter=disk) as out:
+            rows = (
+                0
+                if prev is None
+                else await anyio.to_thread.run_sync(self._copy_previous, out, prev, limiter=disk)
+            )
 
             def page(offset: int) -> tuple[int, int, int]:
                 """One attempt, in the request's worker thread: fetch the page at ``offset``,
@@ -157,7 +175,7 @@ class FieldSavers:
                 total, count, written = await retrier.call(page, rows, what="series page")
                 if count == 0 and rows < total:
                     raise FetchError(f"the server promised {total} points but sent {rows}")
-                self.pipe.count_bytes(written)
+                self.count_bytes(written)
                 rows += count
                 if count == 0 or rows >= total:
                     break
@@ -195,7 +213,7 @@ class FieldSavers:
 
         A body whose ``Content-Length`` says it is small is read whole by the thread call that
         opens it, and written by one more; a larger one streams to disk in chunks."""
-        gate, retrier = self.pipe.gate, self.pipe.retrier
+        gate, retrier = self.ctx.limits.gate, self.ctx.retrier
 
         async def attempt() -> WrittenFile:
             async with gate.slot():
@@ -214,7 +232,7 @@ class FieldSavers:
                     body = checks.Sample()
                     if isinstance(target, PurePosixPath):
                         out = AtomicFile(
-                            self.place, target, on_bytes=self.pipe.count_bytes, limiter=self.limiter
+                            self.place, target, on_bytes=self.count_bytes, limiter=self.ctx.limits.disk
                         )
                     else:
                         out = target
@@ -252,16 +270,20 @@ class FieldSavers:
             why = checks.check_zip(expected, _zip_member_sizes(io.BytesIO(data)))
         if why is not None:
             raise TransientError(why, reason=Retry.WRONG_ANSWER)
-        return await write_file(self.place, rel, data, self.pipe.count_bytes, limiter=self.limiter)
+        return await self._write(rel, data)
+
+    async def _write(self, rel: PurePosixPath, data: bytes) -> WrittenFile:
+        """Write a whole small document into the object's folder, in one disk thread call."""
+        return await write_file(self.place, rel, data, self.count_bytes, limiter=self.ctx.limits.disk)
 
     async def _file(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         rel = self.paths.field_file(info.path, info.type, info.ext)
-        opener = functools.partial(self.pipe.source.open_file, self.run, info)
+        opener = functools.partial(self.ctx.source.open_file, self.run, info)
         expected = checks.Expected(checks.Kind.FILE, size=info.size, ext=info.ext)
         return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         what = "file set download"
         request_id = await retrier.call(source.prepare_file_set, self.run, info, what=what)
         url: str | None = None
@@ -283,7 +305,7 @@ class FieldSavers:
     async def _image_metadata(self, info: FieldInfo, total: int) -> list[ImageInfo]:
         """The step, time, name and description of a series' images, as far as the server
         gives them: none where it does not offer the series as a channel (said once a backup)."""
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         items: list[ImageInfo] = []
         why = "the field listing gives no channel id" if info.value is None else None
         try:
@@ -297,7 +319,7 @@ class FieldSavers:
         except HttpStatusError as e:
             items, why = [], f"getChannelValues answered HTTP {e.status}"
         if why is not None:
-            self.pipe.notice_once(
+            self.ctx.recorder.notice_once(
                 self.project.qualified_name,
                 self.run.sys_id,
                 info.path,
@@ -307,8 +329,8 @@ class FieldSavers:
         return items
 
     async def _images(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source = self.pipe.source
-        total = await self.pipe.retrier.call(source.image_count, self.run, info, what="image listing")
+        source = self.ctx.source
+        total = await self.ctx.retrier.call(source.image_count, self.run, info, what="image listing")
         by_index = {item.index: item for item in await self._image_metadata(info, total)}
         written: dict[int, WrittenFile] = {}
         previous = self.folder.previous
@@ -334,10 +356,7 @@ class FieldSavers:
                 failed[index] = str(e)
 
         try:
-            async with anyio.create_task_group() as tg:
-                for index in range(total):
-                    if index not in written:
-                        tg.start_soon(one, index)
+            await each([i for i in range(total) if i not in written], one, self.ctx.limits.tasks)
         except BaseExceptionGroup as group:  # one error, as for any other field
             error = leading_error(group)
             raise error from error.__cause__
@@ -360,17 +379,11 @@ class FieldSavers:
                     "description": item.description if item else None,
                 }
             )
-        index_file = await write_file(
-            self.place,
-            self.paths.image_index(info.path),
-            values.dumps(index_doc).encode(),
-            self.pipe.count_bytes,
-            limiter=self.limiter,
-        )
+        index_file = await self._write(self.paths.image_index(info.path), values.dumps(index_doc).encode())
         return [*(written[i] for i in range(total)), index_file], {"count": total}
 
     async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.pipe.source, self.pipe.retrier
+        source, retrier = self.ctx.source, self.ctx.retrier
         what = f"artifact {info.value}"
         files = await retrier.call(source.list_artifact_files, self.project, info.value, what=what)
         listing = {
@@ -381,13 +394,12 @@ class FieldSavers:
             ],
         }
         rel = self.paths.field_file(info.path, info.type)
-        document = values.dumps(listing).encode()
-        written = [await write_file(self.place, rel, document, self.pipe.count_bytes, limiter=self.limiter)]
+        written = [await self._write(rel, values.dumps(listing).encode())]
         changed: dict[str, str] = {}
-        if self.pipe.download_artifacts:
+        if self.ctx.download_artifacts:
             targets = self.paths.artifact_files(info.path, [f.path for f in files])
             for f, rel in zip(files, targets, strict=True):
-                fetch = self.pipe.artifact_files.fetch(f, self.place, rel, self.pipe.count_bytes)
+                fetch = self.ctx.artifact_files.fetch(f, self.place, rel, self.count_bytes)
                 written.append(await self._download(fetch.open, fetch.sink, f"{info.path}:{f.path}", None))
                 if fetch.changes:
                     changed[f.path] = "; ".join(fetch.changes)

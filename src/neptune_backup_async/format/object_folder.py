@@ -9,6 +9,7 @@ removed after that.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -148,12 +149,13 @@ class RunFolder:
             elif now is not None and now.status == "failed" and now.type == record.type:
                 marks[path] = (STALE, now.error or "failed")
         failed = [p for p, (mark, _) in marks.items() if mark == STALE]
-        for path in await anyio.to_thread.run_sync(self._not_whole, failed):
+        for path in await anyio.to_thread.run_sync(self._not_whole, failed, limiter=self.limiter):
             del marks[path]
         old_simple: dict[str, Any] = {}
         if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in marks):
             with contextlib.suppress(OSError, ValueError):
-                text = await anyio.Path(self.root / layout.SIMPLE_METADATA).read_text(encoding="utf-8")
+                read = functools.partial((self.root / layout.SIMPLE_METADATA).read_text, encoding="utf-8")
+                text = await anyio.to_thread.run_sync(read, limiter=self.limiter)
                 old_simple = json.loads(text)
         for path, (mark, value) in sorted(marks.items()):
             record = old.fields[path]

@@ -10,15 +10,13 @@ from __future__ import annotations
 import pickle
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..errors import BackupError, UnexpectedError
 from ..format.report import Note
-from ..remote.http import RetryPolicy
-from ..selection import Selection
+from ..settings import BackupSettings
 
 _LENGTH = struct.Struct(">I")
 
@@ -27,18 +25,12 @@ _LENGTH = struct.Struct(">I")
 
 @dataclass(frozen=True)
 class Start:
-    """The first message to a worker: what to back up where, and its share of ``--concurrency``."""
+    """The first message to a worker: the backup's settings, and what is the worker's own."""
 
-    destination: Path
-    concurrency: int
-    download_artifacts: bool
-    full: bool
-    selection: Selection
-    retry: RetryPolicy
-    s3_endpoint_url: str | None
+    settings: BackupSettings
+    share: int  # its share of --concurrency: the most requests it may have in flight, for now
     temp_tag: str  # its temporary files carry it, so the parent can sweep them
     log_levels: dict[str, int]  # the levels the parent logs at, by logger name
-    allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)

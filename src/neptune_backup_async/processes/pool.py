@@ -3,7 +3,7 @@
 The parent is the one producer, exactly as in one process; its jobs go to worker processes
 (:mod:`.worker`), each to the one with the fewest jobs unfinished, at most :func:`capacity`
 each, so memory stays flat. Each worker says when each job is finished and how
-(:mod:`.frames`), so the parent always knows which jobs a worker holds. ``--concurrency``
+(:mod:`.messages`), so the parent always knows which jobs a worker holds. ``--concurrency``
 stays the total of requests in flight (:func:`shares`). Embedded, the parent only lists,
 keeping one request for it, so the caller's event loop stays free. The command line's
 parent backs up too, with tasks of its own that take jobs from the same stream: on a small
@@ -36,10 +36,10 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ..disk.files import remove_temporaries
+from ..disk.files import remove_temporaries, temp_tag
 from ..engine.pipeline import Job, Pipeline, Tasks
 from ..errors import BackupError
-from ..settings import TOKEN_ENV
+from ..settings import TOKEN_ENV, BackupSettings
 from . import messages as frames
 
 log = logging.getLogger("neptune_backup_async")
@@ -109,20 +109,24 @@ class _Worker:
 
     @property
     def sweep_tag(self) -> str:
-        """What its temporary files' names carry (see :func:`.store.remove_temporaries`)."""
+        """What its temporary files' names carry (see :func:`~..disk.files.remove_temporaries`)."""
         return f"{self.tag}{self.process.pid}-"
 
 
 class ProcessPool:
-    """The worker processes; a :class:`~.pipeline.Workers` for :meth:`.Pipeline.run`."""
+    """The worker processes; a :class:`~..engine.pipeline.Workers` for :meth:`~..engine.pipeline.Pipeline.run`."""
 
     def __init__(
-        self, start: frames.Start, shares: list[int], token: str, *, work_here: bool = False
+        self, settings: BackupSettings, shares: list[int], token: str, disk: anyio.CapacityLimiter
     ) -> None:
-        """``work_here``: this process backs up too, with tasks of its own; else it only lists."""
-        self._start = start
+        """With ``work_here`` in ``settings`` this process backs up too, with tasks of its own;
+        else it only lists. Made inside the backup's :func:`~.files.tagged_temporaries`.
+        ``disk`` bounds the threads that sweep the workers' temporary files."""
+        self._settings = settings
+        self._disk = disk
         self._shares = shares
-        self._work_here = work_here
+        self._work_here = settings.work_here
+        self._tag = temp_tag.get()
         self._listed = False  # every job has been received
         self._here_done = False  # this process has no more use for its share
         self._env = _worker_env(token)
@@ -175,10 +179,13 @@ class ProcessPool:
             stderr=None,  # the parent's: where a crash says why
             start_new_session=True,  # a terminal's Ctrl-C goes to the parent only
         )
-        worker = _Worker(name, share, process, f"{self._start.temp_tag}{name}-")
+        worker = _Worker(name, share, process, f"{self._tag}{name}-")
         self._all.append(worker)  # from here it is stopped with the others
         self._tg.start_soon(self._read, worker)
-        start = replace(self._start, concurrency=share, temp_tag=worker.tag)
+        levels = {
+            name: logging.getLogger(name).getEffectiveLevel() for name in ("neptune_backup_async", "neptune")
+        }
+        start = frames.Start(self._settings, share, worker.tag, levels)
         assert process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await process.stdin.send(frames.encode(start))  # before any job
@@ -209,7 +216,9 @@ class ProcessPool:
 
     async def _sweep(self, workers: list[_Worker]) -> None:
         for worker in workers:
-            await anyio.to_thread.run_sync(remove_temporaries, self._start.destination, worker.sweep_tag)
+            await anyio.to_thread.run_sync(
+                remove_temporaries, self._settings.destination, worker.sweep_tag, limiter=self._disk
+            )
 
     def _fail(self, error: BaseException) -> None:
         """Stop the backup with ``error`` (the first one wins)."""
@@ -244,7 +253,7 @@ class ProcessPool:
             self._listed = True
             if not self._work_here:
                 self._here_done = True
-                await self._share_out(pipeline.gate.concurrency, "listing done")
+                await self._share_out(pipeline.limits.share, "listing done")
             self._retire_idle()
         while self._unfinished:
             await self._wait_for_change()
@@ -252,7 +261,7 @@ class ProcessPool:
     async def _work_here_too(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None:
         await Tasks().work(pipeline, jobs)
         self._here_done = True
-        await self._share_out(pipeline.gate.concurrency, "this process's jobs are done")
+        await self._share_out(pipeline.limits.share, "this process's jobs are done")
 
     async def _give(self, held: _Held) -> None:
         """Send a job to the worker with the fewest unfinished, once one has room."""
@@ -298,9 +307,9 @@ class ProcessPool:
             await self._share_out(worker.share, why)
         else:
             assert self._pipeline is not None
-            gate = self._pipeline.gate
-            gate.widen(gate.concurrency + worker.share)
-            log.debug("%s: this process may have %d requests in flight", why, gate.concurrency)
+            limits = self._pipeline.limits
+            limits.widen(limits.share + worker.share)
+            log.debug("%s: this process may have %d requests in flight", why, limits.share)
         assert worker.process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await worker.process.stdin.aclose()  # it stops
@@ -368,7 +377,7 @@ class ProcessPool:
         report.failures += tally.failures
         report.notices += tally.notices
         worker.tally = tally
-        self._pipeline.changed()
+        self._pipeline.recorder.changed()
 
     async def _ended(self, worker: _Worker, code: int) -> None:
         """The worker's output has ended and it has exited: if it was not asked to, it died."""
@@ -415,10 +424,10 @@ class ProcessPool:
                 reason = (
                     f"the worker process backing it up ({worker.name}) died ({status}); handed to another"
                 )
-                pipeline.notice(*where, None, reason)
+                pipeline.recorder.notice(*where, None, reason)
                 continue
             how = held.deaths[0] if len(set(held.deaths)) == 1 else "; ".join(held.deaths)
-            pipeline.fail(
+            pipeline.recorder.fail(
                 *where,
                 None,
                 f"the worker process backing it up died twice ({how}); run the same command again",

@@ -1,9 +1,10 @@
 """A worker process of a backup with ``--processes``: it backs up the jobs its parent sends.
 
-Started by :mod:`.processes` as ``python -m neptune_backup_async.processes.worker``, with the API
-token in its environment. It runs the same :class:`~.pipeline.Pipeline` as a backup in one
-process, with a producer that reads jobs from stdin instead of listing, and answers on
-stdout (see :mod:`.frames`): each job's outcome, its counters, failures and notices, and
+Started by :mod:`.pool` as ``python -m neptune_backup_async.processes.worker``, with the API
+token in its environment. From the settings in its :class:`~.messages.Start` it builds the
+same pipeline as a backup in one process (:func:`~..engine.assembly.build_pipeline`), with a
+producer that reads jobs from stdin instead of listing, and answers on stdout (see
+:mod:`.messages`): each job's outcome, its counters, failures and notices, and
 its log records. It ignores Ctrl-C (the parent decides), and when its stdin closes (the
 parent is done, stopped, or was killed) it cancels what it is doing, which removes its
 temporary files, and exits.
@@ -27,8 +28,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ..disk.files import tagged_temporaries
-from ..engine.limiter import Gate
-from ..engine.pipeline import Job, Pipeline, Tasks
+from ..engine.assembly import build_pipeline, connect, one_error
+from ..engine.limiter import Limits
+from ..engine.pipeline import Job, Tasks
 from ..errors import BackupError
 from ..format.report import BackupReport, Progress
 from . import messages as frames
@@ -98,29 +100,13 @@ class _Tallies:
         self.parent.send(tally)
 
 
-class _Share:
-    """The worker's share of ``--concurrency``: its gate's ceiling once it has one."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.concurrency = concurrency
-        self._gate: Gate | None = None
-
-    def widen(self, concurrency: int) -> None:
-        self.concurrency = concurrency
-        if self._gate is not None:
-            self._gate.widen(concurrency)
-
-    def attach(self, gate: Gate) -> None:
-        """The gate of the pipeline, made once connected; it may have been widened meanwhile."""
-        self._gate = gate
-        if gate.concurrency != self.concurrency:
-            gate.widen(self.concurrency)
-
-
 async def _read_jobs(
-    stdin: IO[bytes], jobs: MemoryObjectSendStream[Job], share: _Share, stop: anyio.CancelScope
+    stdin: IO[bytes], jobs: MemoryObjectSendStream[Job], limits: Limits, stop: anyio.CancelScope
 ) -> None:
-    """Pass the parent's jobs on; when stdin closes, stop everything."""
+    """Pass the parent's jobs on, and its word of a larger share; when stdin closes, stop everything.
+
+    The one thread that reads the pipe is the process's own, outside the backup's bounds.
+    """
     async with jobs:
         while (
             message := await anyio.to_thread.run_sync(frames.read, stdin, abandon_on_cancel=True)
@@ -128,17 +114,16 @@ async def _read_jobs(
             if isinstance(message, Job):
                 jobs.send_nowait(message)  # the parent bounds how many it sends
             elif isinstance(message, frames.Bound):
-                share.widen(message.concurrency)
+                limits.widen(message.concurrency)
     stop.cancel()
 
 
 async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> int:
-    from .. import api
-
-    report = BackupReport(destination=str(start.destination), started_at=dt.datetime.now(dt.timezone.utc))
+    settings = start.settings
+    report = BackupReport(destination=str(settings.destination), started_at=dt.datetime.now(dt.timezone.utc))
     tallies = _Tallies(report, parent)
     send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=math.inf)
-    share = _Share(start.concurrency)
+    limits = Limits(start.share, settings.concurrency)
 
     def finished(job: Job, outcome: bool | None) -> None:
         tallies.send()  # first, so that the parent has the job's counts when it hears of it
@@ -152,31 +137,20 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
     try:
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_read_jobs, stdin, send, share, stop)
-                source = await api.connect(
-                    None, start.concurrency, allow_insecure_http=start.allow_insecure_http
+                tg.start_soon(_read_jobs, stdin, send, limits, stop)
+                source = await connect(
+                    None, limits.gate.threads, allow_insecure_http=settings.allow_insecure_http
                 )
                 try:
                     parent.send(frames.Ready())
-                    pipeline = Pipeline(
-                        source,
-                        start.destination,
-                        concurrency=start.concurrency,
-                        download_artifacts=start.download_artifacts,
-                        full=start.full,
-                        selection=start.selection,
-                        report=report,
-                        on_progress=tallies,
-                        retry=start.retry,
-                        s3_endpoint_url=start.s3_endpoint_url,
-                        on_finished=finished,
-                    )
-                    share.attach(pipeline.gate)
-                    await pipeline.flow(produce, Tasks())
+                    with build_pipeline(
+                        source, settings, limits, report=report, on_progress=tallies, on_finished=finished
+                    ) as pipeline:
+                        await pipeline.flow(produce, Tasks())
                 finally:
                     source.close()
     except Exception as e:
-        error = api.one_error(e)
+        error = one_error(e)
         if not isinstance(error, BackupError):
             raise
         parent.send(frames.stopped(error))
