@@ -112,7 +112,7 @@ class Place:
                 raise link_refused(path)
         return path
 
-    def _at(self, rel: PurePosixPath | str, *, create: bool = False) -> Path:
+    def file_path(self, rel: PurePosixPath | str, *, create: bool = False) -> Path:
         """The file ``rel`` below this place, its folders checked (see :meth:`folder`)."""
         rel = inside(rel)
         if not rel.name:
@@ -121,7 +121,7 @@ class Place:
 
     def open(self, rel: PurePosixPath | str, flags: int, mode: int = 0o666) -> int:
         """``os.open`` of the file ``rel``, never through a link; ``O_CREAT`` makes its folders."""
-        path = self._at(rel, create=bool(flags & os.O_CREAT))
+        path = self.file_path(rel, create=bool(flags & os.O_CREAT))
         try:
             return os.open(path, flags | _NOFOLLOW | _BINARY, mode)
         except OSError as e:
@@ -137,16 +137,16 @@ class Place:
     def replace(self, rel: PurePosixPath | str, to: Place, to_rel: PurePosixPath | str) -> None:
         """Rename the file ``rel`` over ``to_rel`` in ``to`` (of the same DEST), making its folders."""
         assert to.dest == self.dest, "a rename stays inside one DEST"
-        source = self._at(rel)
-        os.replace(source, to._at(to_rel, create=True))
+        source = self.file_path(rel)
+        os.replace(source, to.file_path(to_rel, create=True))
 
     def unlink(self, rel: PurePosixPath | str, *, missing_ok: bool = False) -> None:
         try:
-            os.unlink(self._at(rel))
+            os.unlink(self.file_path(rel))
         except FileNotFoundError:
             if not missing_ok:
                 raise
 
     def rmdir(self, rel: PurePosixPath | str) -> None:
         """Remove the empty folder ``rel`` (a link there is no folder: it stays)."""
-        os.rmdir(self._at(rel))
+        os.rmdir(self.file_path(rel))
