@@ -334,7 +334,7 @@ def migrate_with_a_crash(folder: Path, monkeypatch: pytest.MonkeyPatch, renames_
     with monkeypatch.context() as patch:
         patch.setattr(os, "replace", replace_then_crash)
         try:
-            load_previous(folder)
+            load_previous(folder, folder.parent)
         except Crash:
             return True
     return False
@@ -358,7 +358,7 @@ def test_a_move_to_format_2_cut_short_anywhere_is_finished_by_the_next_backup(
         shutil.copytree(old, folder)
         if not migrate_with_a_crash(folder, monkeypatch, crashes):
             break
-        previous = load_previous(folder)  # the next backup
+        previous = load_previous(folder, folder.parent)  # the next backup
         assert previous is not None and previous.manifest.format == 2
         assert tree(folder) == expected, f"after a crash at rename {crashes}"
         crashes += 1

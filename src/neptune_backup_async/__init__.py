@@ -18,7 +18,8 @@ from .errors import (
     UnexpectedError,
     UsageError,
 )
-from .format.report import BackupReport, Note, Progress, load_reports, summarize
+from .format.report import BackupReport, Note, Progress, summarize
+from .format.reports import load_reports
 from .selection import FieldFilter, RunFilter, Selection, Shard
 from .to_mlflow import LoadReport, load_mlflow
 

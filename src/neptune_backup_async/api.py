@@ -38,7 +38,8 @@ from .errors import (
     leading_error,
 )
 from .format import layout, values
-from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
+from .format.report import CHECKING_PROJECTS, BackupReport, Progress
+from .format.reports import finished_time
 from .processes.messages import Start
 from .processes.pool import ProcessPool
 from .processes.pool import shares as pool_shares

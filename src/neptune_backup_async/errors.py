@@ -60,6 +60,13 @@ class NotABackupError(BackupError):
     exit_code = 2
 
 
+class DamagedError(BackupError):
+    """Something other than what a backup writes is where one object of the backup goes (a
+    file or a symbolic link in the place of its folder): that object fails, named with the
+    path, and the backup goes on. A damaged manifest or journal is no error: the object is
+    fetched again (docs/FORMAT.md "A damaged folder")."""
+
+
 class LayoutError(BackupError):
     """Two fields of one object would share a path; the field is not written."""
 

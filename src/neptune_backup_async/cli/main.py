@@ -22,7 +22,8 @@ from typing import NoReturn, TypeVar
 from .. import api
 from ..errors import BackupError, DestinationError, NotABackupError, UsageError, redact
 from ..format import layout, values
-from ..format.report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
+from ..format.report import CONNECTING, BackupReport, Progress, plural, summarize, when_line
+from ..format.reports import load_reports
 from ..processes.pool import usable_cores
 from ..selection import Selection
 from ..settings import TOKEN_ENV

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..domain import FieldInfo, ObjectRef, ProjectInfo
-from ..errors import FetchError
+from ..errors import DamagedError, FetchError
 from ..format import layout
 from ..format.manifest import Manifest
 from ..format.object_folder import RunFolder
@@ -237,7 +236,7 @@ class Pipeline:
                     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                         # An ordinary id is its folder's name; only escaped ones need the manifest.
                         plain = layout.object_segment(path.name) == path.name
-                        sys_id = path.name if plain else json.loads(manifest.read_text("utf-8"))["sys_id"]
+                        sys_id = path.name if plain else Manifest.loads(manifest.read_text("utf-8")).sys_id
                         if self.selection.owns(sys_id):
                             out.append(path.name)
             return out
@@ -275,9 +274,15 @@ class Pipeline:
             project.workspace, project.name, run.sys_id, run.kind, run.model_id
         )
         field_filter = self.selection.fields
-        previous = await anyio.to_thread.run_sync(
-            functools.partial(load_previous, root, dry_run=self.dry_run)
-        )
+        try:
+            previous = await anyio.to_thread.run_sync(
+                functools.partial(load_previous, root, self.dest, dry_run=self.dry_run)
+            )
+        except DamagedError as e:
+            self.fail(where, run.sys_id, None, str(e))
+            return None
+        for why in previous.notices if previous is not None else ():
+            self.notice(where, run.sys_id, None, why)
         if (
             previous is not None
             and not self.full

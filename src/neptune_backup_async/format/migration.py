@@ -21,9 +21,9 @@ from urllib.parse import unquote
 
 from ..disk.files import WrittenFile, _write_whole, temp_name
 from ..domain import FieldType
-from ..errors import DestinationError, LayoutError
+from ..errors import DamagedError, DestinationError, LayoutError
 from . import layout
-from .manifest import FORMAT_VERSION, FieldRecord, Manifest
+from .manifest import FORMAT_VERSION, Damaged, FieldRecord, Manifest, checked_path
 
 _STAGED = ".migrating-"  # an old file between its two names: ".migrating-<n>" in the object folder
 
@@ -164,9 +164,38 @@ def _write_plan(root: Path, plan: dict[str, Any]) -> None:
     _write(root, layout.MIGRATION, json.dumps(plan, ensure_ascii=False, sort_keys=True))
 
 
+def _read_plan(root: Path) -> dict[str, Any]:
+    """The plan in ``root``, checked: each name a path inside the folder (blocking). Raises
+    DamagedError for anything but a plan of ours: nothing of it is carried out."""
+    path = root / layout.MIGRATION
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
+            raise Damaged("it holds no list of moves")
+        for move in plan["moves"]:
+            if not isinstance(move, list) or len(move) != 2:
+                raise Damaged(f"{move!r} is not a move")
+            checked_path(move[0])
+            if move[1] is not None:
+                checked_path(move[1])
+        for key, types in (
+            ("staged", (bool,)),
+            ("manifest", (str, type(None))),
+            ("journal", (str, type(None))),
+        ):
+            if not isinstance(plan.get(key), types):
+                raise Damaged(f"its {key!r} is not of the shape a backup writes")
+    except ValueError as e:  # Damaged, and JSON that does not parse
+        raise DamagedError(
+            f"{path} is damaged ({e}): the move of that folder to backup format {FORMAT_VERSION} cannot be"
+            " finished. Move the folder out of the backup folder and run the backup again."
+        ) from None
+    return plan
+
+
 def finish(root: Path) -> None:
     """Carry out the plan in ``root`` (blocking); safe to call again after a crash at any point."""
-    plan = json.loads((root / layout.MIGRATION).read_text(encoding="utf-8"))
+    plan = _read_plan(root)
     moves = plan["moves"]
     if not plan["staged"]:
         # Every old file to a temporary name first, so that a new name that is another
@@ -183,9 +212,9 @@ def finish(root: Path) -> None:
             else:
                 (root / new).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(root / f"{_STAGED}{number}", root / new)
-    if "manifest" in plan:
+    if plan.get("manifest") is not None:
         _write(root, layout.MANIFEST, plan["manifest"])
-    if "journal" in plan:
+    if plan.get("journal") is not None:
         _write(root, layout.JOURNAL, plan["journal"])
     for old, _ in moves:  # folders the old names left empty
         for folder in PurePosixPath(old).parents:

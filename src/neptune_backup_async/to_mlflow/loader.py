@@ -113,6 +113,10 @@ class _Loader:
             return
         for path, why in sorted(the_plan.failed.items()):
             self._fail(obj, path, f"not in the backup (the backup failed it: {why}); back it up again")
+        if obj.damage:
+            self._fail(
+                obj, None, f"damaged in the backup ({obj.damage}): left out; run the backup again to heal it"
+            )
         if obj.interrupted:
             self._fail(
                 obj, None, "a later backup of it was interrupted; loaded what it saved, run the backup again"

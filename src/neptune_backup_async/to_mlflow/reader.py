@@ -18,7 +18,7 @@ from typing import Any
 
 from ..format import layout
 from ..format.manifest import Manifest
-from ..format.reader import merge_journal
+from ..format.reader import read_saved
 from ..format.verify import container_folders
 from . import convert, naming
 from .plan import ZIP_FALLBACK, Upload
@@ -33,6 +33,7 @@ class BackupObject:
     manifest: Manifest
     fingerprint: str  # of what the backup holds for it; equal fingerprints load the same
     interrupted: bool  # a later backup of it stopped half-way (its journal is merged in)
+    damage: str = ""  # journal lines left out as damaged, and why
 
     @property
     def project(self) -> str:
@@ -53,26 +54,34 @@ def find_objects(
     bad: list[Unreadable] = []
     for folder in container_folders(dest):
         rel = folder.relative_to(dest).as_posix()
+        wanted = projects is None or "/".join(rel.split("/")[:2]) in projects
         try:
-            text = (folder / layout.MANIFEST).read_bytes()
-            manifest = Manifest.loads(text.decode("utf-8"))
-        except FileNotFoundError:
-            if projects is None or "/".join(rel.split("/")[:2]) in projects:
+            saved = read_saved(folder)
+        except OSError as e:
+            if wanted:
+                bad.append(Unreadable(rel, f"cannot read it ({e.strerror or e}); run verify"))
+            continue
+        damage = "; ".join(map(str, saved.damage))
+        if saved.manifest is None:
+            if wanted and saved.manifest_bytes is None:
                 bad.append(Unreadable(rel, "no manifest: its backup did not finish; run the backup again"))
+            elif saved.manifest_bytes is not None:
+                bad.append(
+                    Unreadable(rel, f"damaged ({damage}): not loaded; run the backup again to heal it")
+                )
             continue
-        except (ValueError, KeyError, TypeError) as e:
-            bad.append(Unreadable(rel, f"unreadable manifest ({e})"))
-            continue
+        manifest = saved.merged()
+        assert manifest is not None
         if projects is not None and manifest.project not in projects:
             continue
         if ids is not None and manifest.sys_id not in ids:
             continue
-        digest = hashlib.sha256(f"{MAPPING_VERSION}\n".encode() + text)
-        journal = folder / layout.JOURNAL
-        if journal.exists():
-            digest.update(journal.read_bytes())
-        interrupted = merge_journal(manifest, folder)
-        found.append(BackupObject(rel, folder, manifest, digest.hexdigest(), interrupted))
+        digest = hashlib.sha256(
+            f"{MAPPING_VERSION}\n".encode() + (saved.manifest_bytes or b"") + saved.journal_bytes
+        )
+        found.append(
+            BackupObject(rel, folder, manifest, digest.hexdigest(), saved.journal is not None, damage)
+        )
     return found, bad
 
 
