@@ -7,8 +7,10 @@ field, run or listing, and the backup goes on.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -143,3 +145,40 @@ def redact(text: str, secrets: list[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C, or a cancel from the caller
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or a stop signal (SIGTERM, SIGHUP) stopped a command, once its work had unwound
+    (its report written); it exits with 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+class Stop:
+    """What a cancel that is coming stands for: the exit code the report of a cancelled backup
+    or load gives (see :func:`exit_code_of`). The command line sets it from the signal."""
+
+    def __init__(self) -> None:
+        self.exit_code = EXIT_INTERRUPTED
+
+
+stopping: ContextVar[Stop | None] = ContextVar("stopping", default=None)
+
+
+def exit_code_of(e: BaseException) -> int:
+    """The exit code of a command stopped by ``e``: a BackupError's own, 1 for a bug, and for a
+    cancel or Ctrl-C 130, or 128 + the stop signal's number when the command line says so."""
+    leading = leading_error(e)
+    if isinstance(leading, BackupError):
+        return leading.exit_code
+    if isinstance(leading, Exception):
+        return 1
+    if isinstance(leading, Interrupted):
+        return leading.exit_code
+    stop = stopping.get()
+    return stop.exit_code if stop is not None else EXIT_INTERRUPTED

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..disk.files import file_sha256
 from ..format import layout
 from ..format.manifest import Manifest
 from ..format.reader import read_saved
@@ -85,12 +86,45 @@ def find_objects(
     return found, bad
 
 
-def read_metadata(obj: BackupObject) -> dict[str, Any]:
-    try:
-        meta = json.loads((obj.folder / layout.SIMPLE_METADATA).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
+class Differs(Exception):
+    """A file of the backup is not as its manifest records it: it is not loaded."""
+
+
+def _differs(obj: BackupObject, rel: str) -> Differs:
+    return Differs(
+        f"{rel} differs from the size and sha256 its manifest records, so nothing of it was loaded;"
+        f" run `verify`, then back it up again"
+    )
+
+
+def read_checked(obj: BackupObject, rel: str) -> bytes:
+    """The bytes of the object's file ``rel``, once they have the size and sha256 its manifest
+    records; raises Differs otherwise (a file the manifest does not name, too)."""
+    recorded = obj.manifest.files.get(rel)
+    if recorded is None:
+        raise _differs(obj, rel)
+    data = (obj.folder / rel).read_bytes()
+    if len(data) != recorded.size or hashlib.sha256(data).hexdigest() != recorded.sha256:
+        raise _differs(obj, rel)
+    return data
+
+
+def check(obj: BackupObject, rel: str) -> Path:
+    """The path of the object's file ``rel``, once it has the size and sha256 its manifest
+    records (read in chunks: it may be large); raises Differs otherwise."""
+    recorded, path = obj.manifest.files.get(rel), obj.folder / rel
+    if recorded is None or path.stat().st_size != recorded.size or file_sha256(path) != recorded.sha256:
+        raise _differs(obj, rel)
+    return path
+
+
+def read_metadata(obj: BackupObject) -> tuple[dict[str, Any], bytes | None]:
+    """The object's simple values, and the bytes of ``simple_metadata.json`` (None without one)."""
+    if layout.SIMPLE_METADATA not in obj.manifest.files:
+        return {}, None
+    data = read_checked(obj, layout.SIMPLE_METADATA)
+    meta = json.loads(data.decode("utf-8"))
+    return (meta if isinstance(meta, dict) else {}), data
 
 
 @dataclass
@@ -109,7 +143,7 @@ class SeriesFile:
 
 
 def read_series(obj: BackupObject, rel: str) -> SeriesFile:
-    return SeriesFile((obj.folder / rel).read_text(encoding="utf-8").split("\n"))
+    return SeriesFile(read_checked(obj, rel).decode("utf-8").split("\n"))
 
 
 def _safe_member(name: str) -> bool:
@@ -136,7 +170,7 @@ def stage(obj: BackupObject, uploads: list[Upload], root: Path) -> int:
     """Lay ``uploads`` out under ``root`` as they go into MLflow; returns their size in bytes."""
     size = 0
     for upload in uploads:
-        source = obj.folder / upload.source
+        source = check(obj, upload.source)
         if not upload.unzip:
             _place(source, root / upload.target)
             size += source.stat().st_size

@@ -1,0 +1,92 @@
+"""load-mlflow reads the backup as input: each file is checked against its manifest before it
+is loaded, and the load's report tells the truth on every exit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from optional import need
+
+need("mlflow", "mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from test_load_mlflow import empty_db, free_port, fresh_db, make_backup, run_cli, small_world  # noqa: E402, F401
+
+RUN = "workspace-0/project-0/P0-1"
+
+
+def load_report(dest: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((dest / "load-mlflow-report.json").read_text())
+    return doc
+
+
+def histories(uri: str, sys_id: str) -> list[float]:
+    """Every metric value MLflow holds of the run of ``sys_id``."""
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`neptune.id` = '{sys_id}'",
+    )
+    return [m.value for key in run.data.metrics for m in client.get_metric_history(run.info.run_id, key)]
+
+
+def test_a_series_edited_to_the_same_size_is_not_loaded_and_named(tmp_path: Path, empty_db: Path) -> None:  # noqa: F811
+    dest = tmp_path / "backup"
+    make_backup(small_world(tmp_path), dest)
+    manifest = json.loads((dest / RUN / ".manifest.json").read_text())
+    csv = min(r["files"][0] for r in manifest["fields"].values() if r["type"] == "floatSeries")
+    path = dest / RUN / csv
+    lines = path.read_text().split("\n")
+    step, value, when = lines[1].split(",")
+    edited = value.replace(value[-1], "1" if value[-1] != "1" else "2")  # same size, another value
+    lines[1] = f"{step},{edited},{when}"
+    path.write_text("\n".join(lines))
+    uri = fresh_db(empty_db, tmp_path / "mlflow.db")
+
+    result = run_cli("load-mlflow", str(dest), "--tracking-uri", uri)
+
+    assert result.returncode == 1, result.stderr
+    report = load_report(dest)
+    assert report["exit_code"] == 1
+    assert [(f["run"], f["reason"].split(" differs")[0]) for f in report["failures"]] == [("P0-1", csv)]
+    assert report["totals"]["objects_loaded"] == report["totals"]["objects_found"] - 1
+    assert float(edited) not in histories(uri, "P0-1")
+
+
+def test_a_manifest_path_leaving_dest_uploads_nothing_from_outside(tmp_path: Path, empty_db: Path) -> None:  # noqa: F811
+    dest = tmp_path / "sandbox" / "backup"
+    make_backup(small_world(tmp_path), dest)
+    secret = tmp_path / "sandbox" / "x" / "a.txt"
+    secret.parent.mkdir()
+    secret.write_bytes(b"a secret outside the backup")
+    manifest = json.loads((dest / RUN / ".manifest.json").read_text())
+    rel = "../../../../x/a.txt"
+    manifest["files"][rel] = {
+        "size": secret.stat().st_size,
+        "sha256": hashlib.sha256(secret.read_bytes()).hexdigest(),
+    }
+    manifest["fields"]["planted"] = {"type": "file", "status": "ok", "files": [rel], "ext": "txt"}
+    (dest / RUN / ".manifest.json").write_text(json.dumps(manifest))
+    uri = fresh_db(empty_db, tmp_path / "mlflow" / "mlflow.db")
+
+    result = run_cli("load-mlflow", str(dest), "--tracking-uri", uri)
+
+    assert result.returncode == 1, result.stderr
+    report = load_report(dest)
+    assert report["exit_code"] == 1
+    ((run, reason),) = [(f["run"], f["reason"]) for f in report["failures"]]
+    assert run == "P0-1" and f"the path '{rel}' leaves its object folder" in reason
+    uploaded = [p.read_bytes() for p in (tmp_path / "mlflow").rglob("*") if p.is_file()]
+    assert uploaded and secret.read_bytes() not in uploaded
+
+
+def test_the_report_is_written_with_the_exit_code_when_mlflow_cannot_be_reached(tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    make_backup(small_world(tmp_path), dest)
+    result = run_cli("load-mlflow", str(dest), "--tracking-uri", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    report = load_report(dest)
+    assert report["exit_code"] == 2 and report["interrupted"] is True
