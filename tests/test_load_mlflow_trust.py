@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from neptune_backup_async.disk.lock import Lock
 from optional import need
 
 need("mlflow", "mlflow")
@@ -90,3 +92,13 @@ def test_the_report_is_written_with_the_exit_code_when_mlflow_cannot_be_reached(
     assert result.returncode == 2
     report = load_report(dest)
     assert report["exit_code"] == 2 and report["interrupted"] is True
+
+
+def test_a_second_load_into_the_same_dest_fails_at_once_naming_the_first(tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    make_backup(small_world(tmp_path), dest)
+    with Lock.take(dest, "load-mlflow", "load-mlflow"):
+        result = run_cli("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert result.returncode == 2
+    assert f"error: Another load-mlflow (pid {os.getpid()} on " in result.stderr
+    assert not (dest / "load-mlflow-report.json").exists()  # the first one's to write

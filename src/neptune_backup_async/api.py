@@ -15,6 +15,7 @@ import functools
 import importlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
+from .disk.lock import Lock
 from .domain import ProjectInfo
 from .engine.limiter import Gate
 from .engine.pipeline import Pipeline
@@ -179,7 +181,9 @@ async def backup(
     label = selection.shard_label
     # A dry run reads what an earlier backup left there, and never creates the folder.
     dest = Path(output).resolve() if dry_run else prepare_destination(Path(output))
-    with tagged_temporaries(f"{label}-" if label else ""):
+    # Held until the end: a second backup into DEST fails at once, naming this one.
+    lock = None if dry_run else await anyio.to_thread.run_sync(backup_lock, dest, selection)
+    with tagged_temporaries(f"{label}-" if label else ""), lock or contextlib.nullcontext():
         if not dry_run:
             await anyio.to_thread.run_sync(remove_temporaries, dest, temp_tag.get())
         report = BackupReport(
@@ -255,6 +259,21 @@ async def backup(
                     except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
                         log.error("could not write %s: %s", name, e)
         return report
+
+
+def backup_lock(dest: Path, selection: Selection) -> Lock:
+    """Blocking: the lock of a backup into ``dest`` (see :mod:`.disk.lock`). A backup without a
+    shard excludes every other; the shards of one count run side by side, one process each."""
+    shard = selection.shard
+    if shard is None:
+        return Lock.take(dest, "backup", "backup", lambda other: other.startswith("backup"))
+    other_counts = re.compile(rf"backup\.shard-[0-9]+-of-(?!{shard.count}$)[0-9]+")
+    return Lock.take(
+        dest,
+        f"backup.{shard.label}",
+        f"backup --shard {shard}",
+        lambda other: other == "backup" or other_counts.fullmatch(other) is not None,
+    )
 
 
 def describe(selection: Selection) -> dict[str, Any]:

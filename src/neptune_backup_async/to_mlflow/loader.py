@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ..disk.files import write_whole
+from ..disk.lock import Lock
 from ..errors import NotABackupError, UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
@@ -310,6 +311,16 @@ async def load_mlflow(
         await _dry_run(dest, uri, root, experiment_prefix, objects, report)
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         return report
+    # One load at a time: its staging, its default database and its report are DEST's.
+    with await anyio.to_thread.run_sync(Lock.take, dest, "load-mlflow", "load-mlflow"):
+        return await _load_all(dest, uri, root, experiment_prefix, objects, concurrency, progress, report)
+
+
+async def _load_all(
+    dest: Path, uri: str, root: str | None, experiment_prefix: str, objects: list[reader.BackupObject],
+    concurrency: int, progress: Callable[[LoadProgress], None] | None, report: LoadReport,
+) -> LoadReport:  # fmt: skip
+    """Load ``objects``, writing the report however it ends."""
     staging: Path | None = None
     try:
         mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
