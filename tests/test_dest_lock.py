@@ -15,9 +15,8 @@ import anyio
 import pytest
 
 from cli_helpers import no_traceback, run_cli
-from neptune_backup_async import backup
+from neptune_backup_async import DestinationLockedError, backup
 from neptune_backup_async.api import backup_lock
-from neptune_backup_async.disk.lock import DestinationLockedError
 from neptune_backup_async.selection import Selection, Shard
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, generate, serve
 

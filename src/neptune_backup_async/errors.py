@@ -46,6 +46,11 @@ class DestinationError(BackupError):
     exit_code = 2
 
 
+class DestinationLockedError(DestinationError):
+    """Another backup (or load) is writing into the destination: two at once would undo each
+    other's work. The message names it: pid, host and start time."""
+
+
 class ServerUnreachableError(BackupError):
     """The Neptune server could not be reached at start-up."""
 

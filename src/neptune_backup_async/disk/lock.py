@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import domain
-from ..errors import DestinationError
+from ..errors import DestinationError, DestinationLockedError
 
 try:
     import fcntl
@@ -36,10 +36,6 @@ log = logging.getLogger("neptune_backup_async")
 FOLDER = ".neptune-backup"  # DEST's folder of our own: logs, partial downloads, locks
 SUFFIX = ".lock"
 _GATE = "locking"  # held only while a lock is being taken
-
-
-class DestinationLockedError(DestinationError):
-    """Another process holds the lock of DEST: two writers would undo each other's work."""
 
 
 @dataclass(frozen=True)
