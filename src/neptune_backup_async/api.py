@@ -37,6 +37,7 @@ from .errors import (
     ProjectNotFoundError,
     UnexpectedError,
     UsageError,
+    exit_code_of,
     leading_error,
 )
 from .format import layout, values
@@ -244,8 +245,9 @@ async def backup(
                 finally:
                     if own_source:
                         source.close()
-        except BaseException:
+        except BaseException as e:
             report.interrupted = started
+            report.stopped_with = exit_code_of(e)  # the report's exit code is the process's
             raise
         finally:
             if started:

@@ -100,6 +100,7 @@ class BackupReport:
     throttled_seconds: float = 0.0
     previous_backup: dt.datetime | None = None  # when the last backup into this destination finished
     stage: str = CONNECTING  # what it is doing now (not saved)
+    stopped_with: int | None = None  # the exit code of what stopped it (errors.exit_code_of; not saved)
 
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)
@@ -122,6 +123,9 @@ class BackupReport:
 
     @property
     def exit_code(self) -> int:
+        """The command's: what stopped the backup says (2, 130, 143...), else 1 when something failed."""
+        if self.stopped_with is not None:
+            return self.stopped_with
         return 1 if self.failures or self.interrupted else 0
 
     def progress(self) -> Progress:

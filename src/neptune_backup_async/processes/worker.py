@@ -5,8 +5,8 @@ token in its environment. It runs the same :class:`~.pipeline.Pipeline` as a bac
 process, with a producer that reads jobs from stdin instead of listing, and answers on
 stdout (see :mod:`.frames`): each job's outcome, its counters, failures and notices, and
 its log records. It ignores Ctrl-C (the parent decides), and when its stdin closes (the
-parent is done, stopped, or was killed) it cancels what it is doing, which removes its
-temporary files, and exits.
+parent is done, stopped, or was killed), or SIGTERM or SIGHUP reaches it too, it cancels
+what it is doing, which removes its temporary files, and exits.
 """
 
 from __future__ import annotations
@@ -133,6 +133,14 @@ async def _read_jobs(
     stop.cancel()
 
 
+async def _stop_on_signal(stop: anyio.CancelScope) -> None:
+    """SIGTERM or SIGHUP (a service manager stopping every process of the backup, not only
+    the parent) stops the worker as its stdin closing does: its temporaries go."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            stop.cancel()
+
+
 async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> int:
     from .. import api
 
@@ -154,6 +162,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_read_jobs, stdin, send, share, stop)
+                tg.start_soon(_stop_on_signal, stop)
                 source = await api.connect(None, start.concurrency)
                 try:
                     parent.send(frames.Ready())
