@@ -87,6 +87,7 @@ def running(pid: int) -> bool:
 @pytest.mark.parametrize(
     ("signum", "processes", "to_workers_too", "as_pid_1"),
     [
+        (signal.SIGINT, "1", False, False),  # as Ctrl-C: exit 130, and so says the report
         (signal.SIGTERM, "1", False, False),
         (signal.SIGTERM, "1", False, True),
         (signal.SIGHUP, "1", False, False),
@@ -118,7 +119,7 @@ def test_a_stop_signal_mid_backup_stops_it_like_ctrl_c(
         assert not list(dest.rglob("*.partial"))
         assert not [w for w in workers if running(w)]
         (log,) = (dest / ".neptune-backup").glob("backup-*.log")
-        name = signal.Signals(signum).name
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         text = log.read_text()
         assert f"{name} received: stopping" in text and f"interrupted by {name}" in text
         assert "Interrupted in " in text  # the summary

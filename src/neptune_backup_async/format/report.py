@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import domain
+from .manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ class Progress:
 
 
 @dataclass
+class FieldTally:
+    """The fields counted so far of one object being backed up."""
+
+    done: int = 0
+    failed: int = 0
+
+
+@dataclass
 class BackupReport:
     destination: str
     started_at: dt.datetime
@@ -101,6 +110,18 @@ class BackupReport:
     previous_backup: dt.datetime | None = None  # when the last backup into this destination finished
     stage: str = CONNECTING  # what it is doing now (not saved)
     stopped_with: int | None = None  # the exit code of what stopped it (errors.exit_code_of; not saved)
+    # The fields counted of each object still being backed up, by (project, sys id), when they are
+    # kept (a worker process keeps them, so that its parent counts each field once; not saved).
+    by_object: dict[tuple[str, str], FieldTally] | None = None
+
+    def count_fields(self, manifest: Manifest, *, done: int = 0, failed: int = 0) -> None:
+        """Count fields of the object of ``manifest`` saved (or found unchanged) and failed."""
+        self.fields_done += done
+        self.fields_failed += failed
+        if self.by_object is not None:
+            tally = self.by_object.setdefault((manifest.project, manifest.sys_id), FieldTally())
+            tally.done += done
+            tally.failed += failed
 
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)

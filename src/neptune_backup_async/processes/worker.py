@@ -30,7 +30,7 @@ from ..disk.files import tagged_temporaries
 from ..engine.limiter import Gate
 from ..engine.pipeline import Job, Pipeline, Tasks
 from ..errors import BackupError, UnexpectedError
-from ..format.report import BackupReport, Progress
+from ..format.report import BackupReport, FieldTally, Progress
 from . import messages as frames
 
 log = logging.getLogger("neptune_backup_async")
@@ -86,8 +86,7 @@ class _Tallies:
     def send(self) -> None:
         r = self.report
         tally = frames.Tally(
-            r.fields_done,
-            r.fields_failed,
+            {key: (t.done, t.failed) for key, t in (r.by_object or {}).items()},
             r.bytes_written,
             dict(r.retries),
             r.throttled_seconds,
@@ -145,13 +144,16 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
     from .. import api
 
     report = BackupReport(destination=str(start.destination), started_at=dt.datetime.now(dt.timezone.utc))
+    report.by_object = {}  # the parent counts each job's fields once (see ProcessPool._settle)
     tallies = _Tallies(report, parent)
     send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=math.inf)
     share = _Share(start.concurrency)
 
     def finished(job: Job, outcome: bool | None) -> None:
-        tallies.send()  # first, so that the parent has the job's counts when it hears of it
-        parent.send(frames.Finished(job.number, outcome))
+        assert report.by_object is not None
+        fields = report.by_object.pop((job.project.qualified_name, job.ref.sys_id), FieldTally())
+        tallies.send()  # first, so that the parent has the job's other counts when it hears of it
+        parent.send(frames.Finished(job.number, outcome, (fields.done, fields.failed)))
 
     async def produce(into: MemoryObjectSendStream[Job]) -> None:
         async with into, receive:
