@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -245,12 +246,18 @@ class ArtifactFetch:
         """The bytes already held of this object, and its ETag; (0, None) when there are none to trust."""
         try:
             state = json.loads(self.state.read_text(encoding="utf-8"))
-            held = self.partial.stat().st_size
+            held = os.lstat(self.partial)  # a symbolic link is none of ours: the bytes start over
         except (OSError, ValueError):
             return 0, None
-        if state.get("location") != self.location or not state.get("etag") or not 0 < held < state["size"]:
+        # The record is input too: one of another shape is not ours, and the bytes start over.
+        if not isinstance(state, dict) or not stat.S_ISREG(held.st_mode):
             return 0, None
-        return held, str(state["etag"])
+        etag, size = state.get("etag"), state.get("size")
+        if state.get("location") != self.location or not isinstance(etag, str) or not etag:
+            return 0, None
+        if not isinstance(size, int) or not 0 < held.st_size < size:
+            return 0, None
+        return held.st_size, etag
 
     def _start(self, checks: list[_Check], held: int, found: Found | None = None) -> None:
         """Get ready for a body from byte ``held`` on: hash the bytes held, or drop them (and
