@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -211,25 +212,28 @@ def test_journal_lines_of_the_wrong_shape_or_naming_paths_outside_are_left_out(
     assert verify(dest).returncode == 0
 
 
-def test_a_file_where_an_object_folder_should_be_fails_that_object_with_its_path(
-    server: FakeNeptuneServer, sandbox: Path
+@pytest.mark.parametrize("where", [RUN, "workspace-0/project-0"])
+def test_a_file_where_a_folder_should_be_fails_each_object_below_it_with_its_path(
+    server: FakeNeptuneServer, sandbox: Path, where: str
 ) -> None:
     dest = sandbox / "dest"
     back_up(server, dest)
-    run = dest / RUN
-    for path in sorted(run.rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
-    run.rmdir()
-    run.write_bytes(b"someone's file")
+    folder = dest / where
+    shutil.rmtree(folder)
+    folder.write_bytes(b"someone's file")
 
     result = cli_backup(server, dest)
     assert result.returncode == 1
     assert "finishes the move" not in result.stderr
-    (failure,) = report(dest)["failures"]
-    assert failure["run"] == "P0-1"
-    assert failure["reason"].startswith(f"{run} is a file where a folder of the backup should be.")
-    assert report(dest)["totals"]["runs_done"] == 1
-    assert run.read_bytes() == b"someone's file"
+    failures = report(dest)["failures"]
+    below = ["P0-1"] if where == RUN else ["P0", "P0-1", "P0-2"]  # P0: the project's own fields
+    assert sorted(f["run"] for f in failures) == below
+    assert all(
+        f["reason"].startswith(f"{folder} is a file where a folder of the backup should be.")
+        for f in failures
+    )
+    assert report(dest)["totals"]["runs_done"] == (1 if where == RUN else 0)
+    assert folder.read_bytes() == b"someone's file"
 
 
 def test_a_symbolic_link_in_place_of_an_object_folder_is_not_followed(

@@ -228,7 +228,7 @@ class Pipeline:
         def gone() -> list[str]:
             """Backed-up runs of this shard that the listing no longer has."""
             out = []
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # a file there fails each run
                 for path in sorted(folder.iterdir()):
                     manifest = path / layout.MANIFEST
                     if path.name.startswith("_") or path.name in folders or not manifest.is_file():
