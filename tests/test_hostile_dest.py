@@ -303,3 +303,23 @@ def test_a_report_of_the_wrong_shape_is_named_never_a_crash(
 
     assert back_up(server, dest).previous_backup is None
     assert run_cli("report", str(dest)).returncode == 0
+
+
+def test_a_manifest_path_that_leads_out_through_a_symbolic_link_is_damage_and_not_followed(
+    server: FakeNeptuneServer, sandbox: Path
+) -> None:
+    dest = sandbox / "dest"
+    back_up(server, dest)
+    saved = sorted(p for p in manifest(dest)["files"] if "/" in p)[0]
+    folder = saved.rsplit("/", 1)[0]
+    os.rename(dest / RUN / folder, sandbox / "outside" / "moved")
+    (dest / RUN / folder).symlink_to(sandbox / "outside" / "moved")
+    checked = verify(dest)
+    assert checked.returncode == 1
+    assert (
+        f"corrupt: {RUN}/.manifest.json: the path {saved!r} leads out of its object folder through a symbolic link"
+        in checked.stdout
+    )
+    assert (
+        f"unexpected: {RUN}/{folder}: a symbolic link (to {sandbox / 'outside' / 'moved'})" in checked.stdout
+    )

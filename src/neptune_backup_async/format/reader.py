@@ -215,15 +215,25 @@ def read_own(path: Path) -> bytes | None:
         return f.read()
 
 
-def leaves(root: Path, rel: str) -> bool:
-    """Blocking: whether ``root/rel``, its symbolic links resolved, is outside ``root``."""
-    real = os.path.realpath(root)
-    return os.path.commonpath([real, os.path.realpath(root / rel)]) != real
-
-
 def _leaving(root: Path, paths: Iterable[str]) -> str | None:
-    """Blocking: the first of ``paths`` that leads out of ``root`` through a symbolic link."""
-    return next((rel for rel in paths if leaves(root, rel)), None)
+    """Blocking: the first of ``paths`` that leads out of ``root`` through a symbolic link.
+
+    Every object of a backup is read on every backup, so each folder is resolved once, and
+    a file only when it is a link itself (one lstat)."""
+    real = os.path.realpath(root)
+    inside: dict[str, bool] = {}
+
+    def within(path: str) -> bool:
+        return os.path.commonpath([real, os.path.realpath(path)]) == real
+
+    for rel in paths:
+        folder = os.path.dirname(rel)
+        if folder not in inside:
+            inside[folder] = within(os.path.join(root, folder))
+        path = os.path.join(root, rel)
+        if not inside[folder] or (os.path.islink(path) and not within(path)):
+            return rel
+    return None
 
 
 def read_saved(root: Path) -> Saved:
