@@ -163,6 +163,11 @@ async def backup(
     process backs up too, as one of the ``processes`` (the command line does this): one
     Neptune client fewer to start, at the cost of CPU-heavy work in the caller's process.
 
+    One backup writes into ``output`` at a time: it holds a lock there for its life (see
+    :func:`backup_lock`), and :class:`~.errors.DestinationLockedError` names the holder of one
+    already held. The report's ``exit_code`` is that of what stopped the backup, if anything did
+    (130 for a cancel).
+
     Raises one :class:`~.errors.BackupError` (never an exception group) for what stops the
     backup: bad input (usage, token, project, destination), a lost server, a ``progress``
     callback that raised (:class:`~.errors.ProgressCallbackError`, the callback's exception
