@@ -6,6 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +106,25 @@ def test_a_second_load_into_the_same_dest_fails_at_once_naming_the_first(tmp_pat
     assert result.returncode == 2
     assert f"error: Another load-mlflow (pid {os.getpid()} on " in result.stderr
     assert not (dest / "load-mlflow-report.json").exists()  # the first one's to write
+
+
+def test_sigterm_stops_a_load_like_ctrl_c_and_its_report_says_143(tmp_path: Path, empty_db: Path) -> None:  # noqa: F811
+    dest = tmp_path / "backup"
+    make_backup(small_world(tmp_path), dest)
+    uri = fresh_db(empty_db, tmp_path / "mlflow.db")
+    command = [sys.executable, "-m", "neptune_backup_async", "load-mlflow", str(dest), "--tracking-uri", uri]
+    with subprocess.Popen(
+        [*command, "--quiet", "--concurrency", "1"], stderr=subprocess.PIPE, text=True
+    ) as proc:
+        while not (
+            dest / ".mlflow" / "staging"
+        ).exists():  # it is loading the first of 4 objects, one at a time
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Interrupted. Run the same command again to finish" in stderr
+    report = load_report(dest)
+    assert report["interrupted"] is True and report["exit_code"] == 143
+    assert run_cli("load-mlflow", str(dest), "--tracking-uri", uri).returncode == 0
