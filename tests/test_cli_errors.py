@@ -85,8 +85,15 @@ def test_verify_into_a_closed_pipe_keeps_its_exit_code(server: FakeNeptuneServer
 
 
 def test_an_unexpected_error_is_one_line_pointing_to_a_log_that_exists(tmp_path: Path) -> None:
-    (tmp_path / "backup-report.json").write_text("[]")  # JSON, but not a report
-    result = run_cli("report", str(tmp_path))
+    # A report of the wrong shape is named as such now (test_hostile_dest.py): a bug is planted instead.
+    code = (
+        "import sys\n"
+        "from neptune_backup_async.cli import main\n"
+        "def load_reports(dest): return {}.missing\n"
+        "main.load_reports = load_reports\n"
+        f"sys.exit(main.main(['report', {str(tmp_path)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(None))
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: unexpected AttributeError: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -71,6 +72,16 @@ def running(pid: int) -> bool:
         return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def fields_in_manifests(dest: Path) -> tuple[int, int]:
+    """The fields every manifest in ``dest`` records as saved, and as failed."""
+    statuses = [
+        record["status"]
+        for manifest in dest.rglob(".manifest.json")
+        for record in json.loads(manifest.read_text())["fields"].values()
+    ]
+    return statuses.count("ok"), statuses.count("failed")
 
 
 def wait_for(condition: Any, proc: subprocess.Popen[Any] | None = None, timeout: float = 60) -> None:
@@ -241,6 +252,9 @@ def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_
         died = [n for n in report["notices"] if "died (signal 9, SIGKILL); handed to another" in n["reason"]]
         assert died, report["notices"]  # it held jobs when it died
         assert report["failures"] == []
+        # Each field once: not the dead worker's count and again the count of the one that resumed its runs.
+        totals = report["totals"]
+        assert (totals["fields_done"], totals["fields_failed"]) == fields_in_manifests(dest)
         log = next((dest / ".neptune-backup").glob("*.log")).read_text()
         assert f"(pid {victim}) died (signal 9, SIGKILL)" in log
         assert not any(running(pid) for pid in workers)
@@ -248,6 +262,61 @@ def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_
         rerun = backup_cli(server, dest, "--processes", "2", "--download-artifacts")
     assert rerun.returncode == 0, rerun.stderr
     assert tree(dest) == tree(tmp_path / "one")
+
+
+def journal_of(pid: int) -> Path | None:
+    """The journal that process ``pid`` has open: that of the run it is saving."""
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            target = Path(os.readlink(fd))
+        except OSError:
+            continue
+        if target.name == ".journal.jsonl":
+            return target
+    return None
+
+
+def test_a_worker_killed_mid_run_counts_each_field_once(tmp_path: Path) -> None:
+    """The fields a dead worker saved are counted once: by the worker that resumes its run."""
+    spec = replace(MINIMAL, runs_per_project=3, parameters=2, float_series=40, float_series_length=50)
+    world = generate(spec, artifact_root=tmp_path / "artifact-sources")
+    dest = tmp_path / "out"
+    with serve(world, faults=Faults(latency=0.05)) as server:
+        args = [
+            "--projects",
+            "all",
+            "--output",
+            str(dest),
+            "--quiet",
+            "--processes",
+            "3",
+            "--concurrency",
+            "3",
+        ]
+        with subprocess.Popen(
+            [*CLI, *args], env=cli_env(server.api_token), stderr=subprocess.PIPE, text=True
+        ) as proc:
+            wait_for(lambda: len(children(proc.pid)) == 2, proc)
+
+            def mid_run() -> int | None:
+                """A worker that has saved 10 fields of a run it is still saving."""
+                for pid in children(proc.pid):
+                    journal = journal_of(pid)
+                    with contextlib.suppress(OSError):
+                        if journal is not None and len(journal.read_text().splitlines()) >= 10:
+                            return pid
+                return None
+
+            wait_for(lambda: mid_run() is not None, proc)
+            victim = mid_run()
+            assert victim is not None
+            os.kill(victim, signal.SIGKILL)
+            _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    report = report_of(dest)
+    assert any("died (signal 9, SIGKILL); handed to another" in n["reason"] for n in report["notices"])
+    totals = report["totals"]
+    assert (totals["fields_done"], totals["fields_failed"]) == fields_in_manifests(dest)
 
 
 def test_ctrl_c_stops_every_worker_and_leaves_no_temporary_file(world: World, tmp_path: Path) -> None:

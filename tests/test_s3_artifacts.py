@@ -335,6 +335,26 @@ def test_killed_during_the_big_download_resumes_with_a_ranged_read(
     assert verify(dest).returncode == 0
 
 
+@pytest.mark.parametrize(
+    "record", ["[]", '"a record"', '{"location": "s3://data/small.txt", "etag": 7, "size": "99"}', "{}"]
+)
+def test_a_partial_download_record_of_the_wrong_shape_starts_the_download_over(
+    s3: Store, aws: S3Server, tmp_path: Path, record: str
+) -> None:
+    client = aws.client()
+    client.put_object(Bucket="data", Key="small.txt", Body=b"the whole object")
+    world = world_with(art=s3_artifact([tracked(aws, "small.txt", "s.txt")]))
+    key = hashlib.sha256(f"{PROJECT}/P0-1/art/s.txt".encode()).hexdigest()[:32]
+    partials = tmp_path / ".neptune-backup" / "partial"
+    partials.mkdir(parents=True)
+    (partials / f"{key}.part").write_bytes(b"the")
+    (partials / f"{key}.json").write_text(record)
+    report = back_up(world, aws, tmp_path)
+    assert report.exit_code == 0, report.failures
+    assert (run_folder(tmp_path) / "art/s.txt").read_bytes() == b"the whole object"
+    assert not any(partials.iterdir())
+
+
 def test_without_boto3_an_s3_artifact_fails_naming_the_extra(
     s3: Store, aws: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

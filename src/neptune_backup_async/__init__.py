@@ -7,6 +7,7 @@ from .errors import (
     AuthenticationError,
     BackupError,
     DestinationError,
+    DestinationLockedError,
     FetchError,
     HttpStatusError,
     NotABackupError,
@@ -18,7 +19,8 @@ from .errors import (
     UnexpectedError,
     UsageError,
 )
-from .format.report import BackupReport, Note, Progress, load_reports, summarize
+from .format.report import BackupReport, Note, Progress, summarize
+from .format.reports import load_reports
 from .selection import FieldFilter, RunFilter, Selection, Shard
 from .to_mlflow import LoadReport, load_mlflow
 
@@ -27,6 +29,7 @@ __all__ = [
     "BackupError",
     "BackupReport",
     "DestinationError",
+    "DestinationLockedError",
     "FetchError",
     "FieldFilter",
     "HttpStatusError",

@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -22,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
+from .disk.lock import Lock
 from .disk.place import Place
 from .domain import ProjectInfo
 from .engine.assembly import build_pipeline, connect, one_error, resolve_token
@@ -29,9 +31,10 @@ from .engine.limiter import Limits
 from .engine.paging import IncompleteListing, KeysetPager
 from .engine.pipeline import Pipeline
 from .engine.retry import Retrier
-from .errors import DestinationError, HttpStatusError, ProjectNotFoundError, UsageError
+from .errors import DestinationError, HttpStatusError, ProjectNotFoundError, UsageError, exit_code_of
 from .format import layout, values
-from .format.report import CHECKING_PROJECTS, BackupReport, Progress, finished_time
+from .format.report import CHECKING_PROJECTS, BackupReport, Progress
+from .format.reports import finished_time
 from .processes.pool import ProcessPool
 from .processes.pool import shares as pool_shares
 from .remote.http import LOST_AFTER, RetryPolicy
@@ -136,6 +139,11 @@ async def backup(
     process backs up too, as one of the ``processes`` (the command line does this): one
     Neptune client fewer to start, at the cost of CPU-heavy work in the caller's process.
 
+    One backup writes into ``output`` at a time: it holds a lock there for its life (see
+    :func:`backup_lock`), and :class:`~.errors.DestinationLockedError` names the holder of one
+    already held. The report's ``exit_code`` is that of what stopped the backup, if anything did
+    (130 for a cancel).
+
     Raises one :class:`~.errors.BackupError` (never an exception group) for what stops the
     backup: bad input (usage, token, project, destination), a lost server, a ``progress``
     callback that raised (:class:`~.errors.ProgressCallbackError`, the callback's exception
@@ -173,7 +181,9 @@ async def run_backup(
     label = selection.shard_label
     # A dry run reads what an earlier backup left there, and never creates the folder.
     dest = settings.destination if dry_run else prepare_destination(settings.destination)
-    with tagged_temporaries(f"{label}-" if label else ""):
+    # Held until the end: a second backup into DEST fails at once, naming this one.
+    lock = None if dry_run else await anyio.to_thread.run_sync(backup_lock, dest, selection)
+    with tagged_temporaries(f"{label}-" if label else ""), lock or contextlib.nullcontext():
         here, shares = (
             (settings.concurrency, [])
             if dry_run or source is not None
@@ -213,8 +223,9 @@ async def run_backup(
                 finally:
                     if own_source:
                         source.close()
-        except BaseException:
+        except BaseException as e:
             report.interrupted = started
+            report.stopped_with = exit_code_of(e)  # the report's exit code is the process's
             raise
         finally:
             if started:
@@ -228,6 +239,21 @@ async def run_backup(
                     except (OSError, DestinationError) as e:  # e.g. the disk is full: keep the real error
                         log.error("could not write %s: %s", name, e)
         return report
+
+
+def backup_lock(dest: Path, selection: Selection) -> Lock:
+    """Blocking: the lock of a backup into ``dest`` (see :mod:`.disk.lock`). A backup without a
+    shard excludes every other; the shards of one count run side by side, one process each."""
+    shard = selection.shard
+    if shard is None:
+        return Lock.take(dest, "backup", "backup", lambda other: other.startswith("backup"))
+    other_counts = re.compile(rf"backup\.shard-[0-9]+-of-(?!{shard.count}$)[0-9]+")
+    return Lock.take(
+        dest,
+        f"backup.{shard.label}",
+        f"backup --shard {shard}",
+        lambda other: other == "backup" or other_counts.fullmatch(other) is not None,
+    )
 
 
 def describe(selection: Selection) -> dict[str, Any]:

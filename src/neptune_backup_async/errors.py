@@ -8,8 +8,10 @@ field, run or listing, and the backup goes on.
 from __future__ import annotations
 
 import enum
+import signal
 import sys
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -45,6 +47,11 @@ class DestinationError(BackupError):
     exit_code = 2
 
 
+class DestinationLockedError(DestinationError):
+    """Another backup (or load) is writing into the destination: two at once would undo each
+    other's work. The message names it: pid, host and start time."""
+
+
 class ServerUnreachableError(BackupError):
     """The Neptune server could not be reached at start-up."""
 
@@ -59,6 +66,13 @@ class NotABackupError(BackupError):
     """A folder given to ``verify`` or ``report`` holds no backup."""
 
     exit_code = 2
+
+
+class DamagedError(BackupError):
+    """Something other than what a backup writes is where one object of the backup goes (a
+    file or a symbolic link in the place of its folder): that object fails, named with the
+    path, and the backup goes on. A damaged manifest or journal is no error: the object is
+    fetched again (docs/FORMAT.md "A damaged folder")."""
 
 
 class LayoutError(BackupError):
@@ -169,3 +183,40 @@ def redact(text: str, secrets: list[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C, or a cancel from the caller
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or a stop signal (SIGTERM, SIGHUP) stopped a command, once its work had unwound
+    (its report written); it exits with 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+class Stop:
+    """What a cancel that is coming stands for: the exit code the report of a cancelled backup
+    or load gives (see :func:`exit_code_of`). The command line sets it from the signal."""
+
+    def __init__(self) -> None:
+        self.exit_code = EXIT_INTERRUPTED
+
+
+stopping: ContextVar[Stop | None] = ContextVar("stopping", default=None)
+
+
+def exit_code_of(e: BaseException) -> int:
+    """The exit code of a command stopped by ``e``: a BackupError's own, 1 for a bug, and for a
+    cancel or Ctrl-C 130, or 128 + the stop signal's number when the command line says so."""
+    leading = leading_error(e)
+    if isinstance(leading, BackupError):
+        return leading.exit_code
+    if isinstance(leading, Exception):
+        return 1
+    if isinstance(leading, Interrupted):
+        return leading.exit_code
+    stop = stopping.get()
+    return stop.exit_code if stop is not None else EXIT_INTERRUPTED

@@ -1,8 +1,12 @@
-"""Ctrl-C on the command line: the first stops the work cleanly, a second stops at once.
+"""Ctrl-C and stop signals on the command line: the first stops the work cleanly, a second
+stops at once.
 
-The work runs under a cancel scope that a signal receiver cancels on SIGINT, so an
-interrupted backup unwinds as any cancelled one does (and writes its report). Requests
-left running in worker threads are abandoned: the process ends without waiting for them.
+The work runs under a cancel scope that a signal receiver cancels on SIGINT, SIGTERM or
+SIGHUP, so an interrupted backup unwinds as any cancelled one does: its temporaries go, and
+it writes its report, whose exit code (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP) the
+process then exits with. The receiver installs handlers of its own, so SIGTERM stops the
+work even as PID 1 in a container, where its default action is to be ignored. Requests left
+running in worker threads are abandoned: the process ends without waiting for them.
 """
 
 from __future__ import annotations
@@ -13,27 +17,57 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import NoReturn, TypeVar
 
 import anyio
 
+from ..errors import EXIT_INTERRUPTED, Interrupted, Stop, stopping
+
 T = TypeVar("T")
 log = logging.getLogger("neptune_backup_async")
 
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_INTERRUPTED", "Interrupted", "exit_now", "handle_stop_signals", "run_async", "what"]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def what(signum: int) -> str:
+    """``Ctrl-C``, or the name of another stop signal."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def _raise(signum: int, _: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def handle_stop_signals() -> None:
+    """Outside an event loop, SIGTERM and SIGHUP raise :class:`Interrupted` as Ctrl-C raises
+    KeyboardInterrupt (explicitly installed: as PID 1 their default action is to be ignored)."""
+    for signum in STOP_SIGNALS[1:]:
+        signal.signal(signum, _raise)
 
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work`` in an event loop. The first Ctrl-C cancels it and, once it has unwound (an
-    interrupted backup writes its report), raises KeyboardInterrupt; a second one stops at once."""
-    return anyio.run(_interruptible, work)
+    """Run ``work`` in an event loop. The first stop signal cancels it and, once it has unwound
+    (an interrupted backup writes its report), raises :class:`Interrupted`; a second one stops
+    at once."""
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        return anyio.run(_interruptible, work)
+    finally:
+        # The event loop leaves the signals it handled at their default actions.
+        with contextlib.suppress(ValueError, TypeError):  # not the main thread; none set from Python
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
 
 
 async def _interruptible(work: Callable[[], Awaitable[T]]) -> T:
     error: Exception | None = None
+    stop = Stop()
+    stopping.set(stop)  # what a cancel below stands for, for the report written on the way out
     async with anyio.create_task_group() as tg:
         with anyio.CancelScope() as scope:
-            tg.start_soon(_cancel_on_ctrl_c, scope)
+            tg.start_soon(_cancel_on_signal, scope, stop)
             try:
                 result = await work()
             except Exception as e:  # raised below as it is, not in a task group's bundle
@@ -42,24 +76,26 @@ async def _interruptible(work: Callable[[], Awaitable[T]]) -> T:
     if error is not None:
         raise error
     if scope.cancelled_caught:
-        raise KeyboardInterrupt
+        raise Interrupted(stop.exit_code - 128)
     return result
 
 
-async def _cancel_on_ctrl_c(scope: anyio.CancelScope) -> None:
+async def _cancel_on_signal(scope: anyio.CancelScope, stop: Stop) -> None:
     with contextlib.ExitStack() as stack:
         try:
-            received = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT))
+            received = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
         except NotImplementedError:  # no signal handlers in this event loop: Ctrl-C raises KeyboardInterrupt
             return
-        async for _ in received:
+        async for signum in received:
             if scope.cancel_called:
-                log.warning("interrupted again by Ctrl-C: stopped at once")
+                log.warning("%s again: stopped at once", what(signum))
                 print(
                     "\nStopped at once. Finished files are kept; run the same command again to resume.",
                     file=sys.stderr,
                 )
-                exit_now(EXIT_INTERRUPTED)
+                exit_now(stop.exit_code)
+            log.warning("%s received: stopping (a second one stops at once)", what(signum))
+            stop.exit_code = 128 + signum
             scope.cancel()
 
 

@@ -13,17 +13,19 @@ import datetime as dt
 import logging
 import os
 import shlex
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from .. import api
+from .. import api, domain
 from ..disk.place import Place
-from ..errors import BackupError, DestinationError, NotABackupError, UsageError, redact
+from ..errors import BackupError, DestinationError, NotABackupError, UsageError, exit_code_of, redact
 from ..format import layout, values
-from ..format.report import CONNECTING, BackupReport, Progress, load_reports, plural, summarize, when_line
+from ..format.report import CONNECTING, BackupReport, Progress, plural, summarize, when_line
+from ..format.reports import load_reports, read_report
 from ..selection import Selection
 from ..settings import TOKEN_ENV
 from . import interrupt, logfile, prompt
@@ -47,10 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         "backup",
         help="back up projects (the default command)",
         description="Back up projects into --output; a rerun fetches only what changed. Without --projects or"
-        " --output, on a terminal, it lists your projects and asks. Ctrl-C stops it and writes its report (a"
-        " second Ctrl-C stops at once); the same command resumes it. Exit 0: all backed up; 1: some fields or"
-        " objects failed (named in the report and the log); 2: bad usage, token, project, server or"
-        " destination; 130: interrupted.",
+        " --output, on a terminal, it lists your projects and asks. Ctrl-C, SIGTERM or SIGHUP stops it and"
+        " writes its report (a second one stops at once); the same command resumes it. Exit 0: all backed up;"
+        " 1: some fields or objects failed (named in the report and the log); 2: bad usage, token, project,"
+        " server or destination, or another backup writing there; 130: interrupted (143: SIGTERM, 129: SIGHUP).",
     )
     backup_options.add_arguments(b)
     lp = sub.add_parser("list-projects", help="print the projects the token can see")
@@ -198,17 +200,21 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
     with logfile.log_to(log_file, _secrets(token)) if log_file else contextlib.nullcontext():
         logfile.log_start(args)
+        started = dt.datetime.now(dt.timezone.utc)
         try:
             report = _backup(args, token, selection)
-        except KeyboardInterrupt:
-            log.warning("interrupted by Ctrl-C")
+        except KeyboardInterrupt as e:
+            signum = e.exit_code - 128 if isinstance(e, interrupt.Interrupted) else signal.SIGINT
+            log.warning("interrupted by %s", interrupt.what(signum))
+            _log_report(output / layout.report_name(selection.shard_label), started)
             print(
                 "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
                 file=sys.stderr,
             )
-            return interrupt.EXIT_INTERRUPTED
+            return exit_code_of(e)
         except BackupError as e:
             log.error("%s", e)  # a failure before the backup started is in the log too
+            _log_report(output / layout.report_name(selection.shard_label), started)
             raise
         except Exception as e:
             log.exception("unexpected error")
@@ -223,6 +229,16 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     name = layout.report_name(selection.shard_label)
     print(f"Report: {output / name}\nLog: {log_file}", file=sys.stderr)
     return report.exit_code
+
+
+def _log_report(path: Path, since: dt.datetime) -> None:
+    """The summary of the report that a backup stopped midway wrote at ``path``, in the log;
+    nothing when it wrote none (it stopped before it began)."""
+    with contextlib.suppress(OSError, ValueError):
+        doc = read_report(path)
+        if doc.get("started_at") and domain.parse_iso(doc["started_at"]) >= since:
+            for line in summarize(doc).splitlines():
+                log.info("%s", line.strip())
 
 
 def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -> BackupReport:
@@ -305,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "load-mlflow":
             from .. import to_mlflow
 
-            return to_mlflow.run(args)
+            return to_mlflow.run(args, interrupt.run_async)
         if args.command == "list-projects":
             insecure = args.allow_insecure_http
             _out(
@@ -315,9 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo:
             return _run_demo(args)
         return _run_backup(args, token)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("\nInterrupted.", file=sys.stderr)
-        return interrupt.EXIT_INTERRUPTED
+        return exit_code_of(e)
     except BackupError as e:
         print(f"error: {redact(str(e), _secrets(token))}", file=sys.stderr)
         return e.exit_code
@@ -338,14 +354,16 @@ def _secrets(token: str | None) -> list[str]:
 
 
 def run() -> NoReturn:
-    """The ``neptune-backup`` program. After Ctrl-C it does not wait for requests left in flight.
+    """The ``neptune-backup`` program. After Ctrl-C (or SIGTERM, SIGHUP) it does not wait for
+    requests left in flight.
 
     Once the neptune client has been imported it also skips the interpreter's teardown, which
     takes ~0.3 s for the client's modules (pandas, bravado...) and that nothing here needs:
     every file is in place, and the log and the output are flushed first.
     """
+    interrupt.handle_stop_signals()
     code = main()
-    if code == interrupt.EXIT_INTERRUPTED or "neptune" in sys.modules:
+    if code > 128 or "neptune" in sys.modules:  # stopped by a signal, or the client was imported
         interrupt.exit_now(code)
     sys.exit(code)
 

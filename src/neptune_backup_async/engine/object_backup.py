@@ -14,7 +14,7 @@ import anyio
 
 from ..disk.place import Place
 from ..domain import ObjectRef, ProjectInfo
-from ..errors import FetchError
+from ..errors import DamagedError, FetchError
 from ..format import layout
 from ..format.manifest import Manifest
 from ..format.object_folder import RunFolder
@@ -41,9 +41,15 @@ class ObjectBackup:
             layout.container_dir(project.workspace, project.name, run.sys_id, run.kind, run.model_id),
         )
         field_filter = settings.selection.fields
-        previous = await anyio.to_thread.run_sync(
-            functools.partial(load_previous, root, dry_run=settings.dry_run), limiter=ctx.limits.disk
-        )
+        try:
+            previous = await anyio.to_thread.run_sync(
+                functools.partial(load_previous, root, dry_run=settings.dry_run), limiter=ctx.limits.disk
+            )
+        except DamagedError as e:
+            recorder.fail(where, run.sys_id, None, str(e))
+            return None
+        for why in previous.notices if previous is not None else ():
+            recorder.notice(where, run.sys_id, None, why)
         if (
             previous is not None
             and not settings.full

@@ -21,9 +21,9 @@ from urllib.parse import unquote
 from ..disk.files import WrittenFile, write_whole
 from ..disk.place import Place
 from ..domain import FieldType
-from ..errors import DestinationError, LayoutError
+from ..errors import DamagedError, DestinationError, LayoutError
 from . import layout
-from .manifest import FORMAT_VERSION, FieldRecord, Manifest
+from .manifest import FORMAT_VERSION, Damaged, FieldRecord, Manifest, checked_path
 
 _STAGED = ".migrating-"  # an old file between its two names: ".migrating-<n>" in the object folder
 
@@ -164,11 +164,40 @@ def _write_plan(place: Place, plan: dict[str, Any]) -> None:
     _write(place, layout.MIGRATION, json.dumps(plan, ensure_ascii=False, sort_keys=True))
 
 
+def _read_plan(place: Place) -> dict[str, Any]:
+    """The plan in ``place``, checked: each name a path inside the folder (blocking). Raises
+    DamagedError for anything but a plan of ours: nothing of it is carried out."""
+    path = place.path / layout.MIGRATION
+    try:
+        plan = json.loads(place.read(layout.MIGRATION))
+        if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
+            raise Damaged("it holds no list of moves")
+        for move in plan["moves"]:
+            if not isinstance(move, list) or len(move) != 2:
+                raise Damaged(f"{move!r} is not a move")
+            checked_path(move[0])
+            if move[1] is not None:
+                checked_path(move[1])
+        for key, types in (
+            ("staged", (bool,)),
+            ("manifest", (str, type(None))),
+            ("journal", (str, type(None))),
+        ):
+            if not isinstance(plan.get(key), types):
+                raise Damaged(f"its {key!r} is not of the shape a backup writes")
+    except ValueError as e:  # Damaged, and JSON that does not parse
+        raise DamagedError(
+            f"{path} is damaged ({e}): the move of that folder to backup format {FORMAT_VERSION} cannot be"
+            " finished. Move the folder out of the backup folder and run the backup again."
+        ) from None
+    return plan
+
+
 def finish(place: Place) -> None:
     """Carry out the plan in ``place`` (blocking); safe to call again after a crash at any point.
 
     Every name in the plan stays inside ``place`` and no link is followed (see :class:`Place`)."""
-    plan = json.loads(place.read(layout.MIGRATION))
+    plan = _read_plan(place)
     moves = plan["moves"]
     if not plan["staged"]:
         # Every old file to a temporary name first, so that a new name that is another
@@ -184,9 +213,9 @@ def finish(place: Place) -> None:
                 place.unlink(f"{_STAGED}{number}")
             else:
                 place.replace(f"{_STAGED}{number}", place, new)
-    if "manifest" in plan:
+    if plan.get("manifest") is not None:
         _write(place, layout.MANIFEST, plan["manifest"])
-    if "journal" in plan:
+    if plan.get("journal") is not None:
         _write(place, layout.JOURNAL, plan["journal"])
     for old, _ in moves:  # folders the old names left empty
         for folder in PurePosixPath(old).parents:

@@ -74,7 +74,7 @@ class RunFolder:
         self.manifest.fields[path] = FieldRecord(prev.type, prev.status, prev.files, prev.error, extra)
         for rel in prev.files:
             self.manifest.add_file(self.previous.manifest.files[rel])
-        self._report.fields_done += 1
+        self._report.count_fields(self.manifest, done=1)
 
     async def saved(self, info: FieldInfo, written: list[WrittenFile], extra: dict[str, Any]) -> None:
         """A field whose files are in place: recorded, journalled, and only then counted."""
@@ -83,11 +83,13 @@ class RunFolder:
             self.manifest.add_file(w)
         self.manifest.fields[info.path] = record
         await self._journal(journal_line(info.path, record, written))
-        self._report.fields_done += 1  # no checkpoint since the line landed, so no cancel comes between
+        self._report.count_fields(
+            self.manifest, done=1
+        )  # no checkpoint since the line landed: no cancel between
 
     def failed(self, info: FieldInfo, reason: str) -> None:
         self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
-        self._report.fields_failed += 1
+        self._report.count_fields(self.manifest, failed=1)
 
     async def _journal(self, line: str) -> None:
         """Note a saved field, so an interrupted backup resumes without fetching it again.
@@ -129,7 +131,9 @@ class RunFolder:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
             simple_bytes = await anyio.to_thread.run_sync(self._finish, limiter=self.limiter)
-            self._report.fields_done += len(simple_fields)  # saved once the manifest names their file
+            self._report.count_fields(
+                self.manifest, done=len(simple_fields)
+            )  # saved once the manifest names their file
         if simple_bytes:
             self._count_bytes(simple_bytes)
 

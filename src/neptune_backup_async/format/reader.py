@@ -14,17 +14,18 @@ import contextlib
 import enum
 import json
 import os
+import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..disk.files import WrittenFile
 from ..disk.place import Place, destination_error
 from ..domain import FieldInfo, FieldType
-from ..errors import DestinationError, LayoutError
+from ..errors import DamagedError, DestinationError, LayoutError
 from . import layout, migration
-from .manifest import FORMAT_VERSION, FieldRecord, Manifest
+from .manifest import FORMAT_VERSION, Damaged, FieldRecord, Manifest, written_file
 
 
 class Action(enum.Enum):
@@ -108,6 +109,15 @@ class Previous:
 
     manifest: Manifest
     intact: set[str]  # files on disk with the recorded size
+    # What of its manifest and journal was damaged, and left out (see read_saved): the user is told.
+    damage: list[Damage] = field(default_factory=list)
+
+    @property
+    def notices(self) -> list[str]:
+        return [
+            f"damaged {why}; it was not acted on, and what it stands for is fetched again"
+            for why in self.damage
+        ]
 
     def record(self, path: str) -> FieldRecord | None:
         return self.manifest.fields.get(path)
@@ -136,86 +146,211 @@ def journal_line(path: str, record: FieldRecord, files: list[WrittenFile]) -> st
     return json.dumps(entry, ensure_ascii=False, allow_nan=False, sort_keys=True) + "\n"
 
 
-def _journal_entries(root: Path) -> list[dict[str, Any]] | None:
-    """The journal's entries (blocking), without a last line cut short by a crash; None when there is none."""
+def journal_entry(entry: Any) -> tuple[str, FieldRecord, list[WrittenFile]]:
+    """The field, record and files of one journal line; raises Damaged for another shape."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("field"), str):
+        raise Damaged("not a journal entry of a field")
+    record = FieldRecord.from_json(entry.get("record"))
+    files = entry.get("files")
+    if not isinstance(files, dict):
+        raise Damaged("its files are not an object")
+    written = []
+    for rel, facts in files.items():
+        if not isinstance(facts, list) or len(facts) != 2:
+            raise Damaged(f"the record of {rel!r} is not [size, sha256]")
+        written.append(written_file(rel, *facts))
+    record.check_files(files, entry["field"])
+    return entry["field"], record, written
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One file of an object folder (or one line of its journal) that is not of the shape a
+    backup writes, or names a path outside the folder: nothing of it is acted on."""
+
+    file: str  # ".manifest.json", ".journal.jsonl line 3"
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.why}"
+
+
+@dataclass
+class Saved:
+    """What an object folder's manifest and journal say, checked (see :func:`read_saved`)."""
+
+    manifest: Manifest | None  # None: there is none, or it is damaged (see damage)
+    manifest_bytes: bytes | None  # as on disk, damaged or not
+    journal: list[dict[str, Any]] | None  # its entries of our shape; None: there is no journal
+    journal_bytes: bytes
+    damage: list[Damage] = field(default_factory=list)  # what was left out
+
+    def merged(self, base: Manifest | None = None) -> Manifest | None:
+        """The manifest with the fields the journal adds (not complete then); ``base`` in place of
+        a missing manifest; None when there is neither manifest nor journal."""
+        manifest = self.manifest or base
+        if self.journal is None or manifest is None:
+            return manifest
+        manifest = replace(manifest, fields=dict(manifest.fields), files=dict(manifest.files))
+        for entry in self.journal:
+            path, record, files = journal_entry(entry)
+            manifest.fields[path] = record
+            for written in files:
+                manifest.files[written.path] = written
+        manifest.complete = False
+        return manifest
+
+
+def read_own(path: Path) -> bytes | None:
+    """Blocking: the bytes of one of our files in an object folder, never through a symbolic
+    link; None when it does not exist."""
     try:
-        lines = (root / layout.JOURNAL).read_text(encoding="utf-8").splitlines()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         return None
-    entries = []
-    for line in lines:
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict):
-                entries.append(entry)
-    return entries
+    except OSError as e:
+        if path.is_symlink():
+            raise Damaged("it is a symbolic link, which a backup never writes") from None
+        raise e from None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
 
 
-def merge_journal(manifest: Manifest, root: Path) -> bool:
-    """Add the fields an unfinished backup journaled to ``manifest`` (blocking); True if there was a journal."""
-    entries = _journal_entries(root)
-    if entries is None:
-        return False
-    for entry in entries:
-        try:
-            record = FieldRecord.from_json(entry["record"])
-            files = [WrittenFile(rel, size, sha) for rel, (size, sha) in entry["files"].items()]
-        except (ValueError, KeyError, TypeError):
-            continue
-        manifest.fields[entry["field"]] = record
-        for written in files:
-            manifest.files[written.path] = written
-    manifest.complete = False
-    return True
+def _leaving(root: Path, paths: Iterable[str]) -> str | None:
+    """Blocking: the first of ``paths`` that leads out of ``root`` through a symbolic link.
 
+    Every object of a backup is read on every backup, so each folder is resolved once, and
+    a file only when it is a link itself (one lstat)."""
+    real = os.path.realpath(root)
+    inside: dict[str, bool] = {}
 
-def _read_manifest(root: Path) -> Manifest | None:
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-        return Manifest.loads((root / layout.MANIFEST).read_text(encoding="utf-8"))
+    def within(path: str) -> bool:
+        return os.path.commonpath([real, os.path.realpath(path)]) == real
+
+    for rel in paths:
+        folder = os.path.dirname(rel)
+        if folder not in inside:
+            inside[folder] = within(os.path.join(root, folder))
+        path = os.path.join(root, rel)
+        if not inside[folder] or (os.path.islink(path) and not within(path)):
+            return rel
     return None
 
 
-def _up_to_date(place: Place) -> Manifest | None:
+def read_saved(root: Path) -> Saved:
+    """Blocking: the manifest and journal of the object folder ``root``, each checked before
+    anything acts on it: of the shape a backup writes, and naming only paths inside ``root``,
+    also once symbolic links are resolved. A damaged manifest is left out whole, a damaged
+    journal line alone; ``damage`` says what and why. A journal's last line cut short by a
+    crash is no damage: it is skipped."""
+    damage: list[Damage] = []
+    manifest, text = None, None
+    try:
+        text = read_own(root / layout.MANIFEST)
+        if text is not None:
+            manifest = Manifest.from_json(json.loads(text.decode("utf-8")))
+            out = _leaving(root, [*manifest.files, *(f for r in manifest.fields.values() for f in r.files)])
+            if out is not None:
+                raise Damaged(f"the path {out!r} leads out of its object folder through a symbolic link")
+    except ValueError as e:  # Damaged, and JSON or UTF-8 that does not parse
+        manifest = None
+        damage.append(Damage(layout.MANIFEST, str(e)))
+    journal_bytes = b""
+    entries: list[dict[str, Any]] | None = None
+    try:
+        raw = read_own(root / layout.JOURNAL)
+    except Damaged as e:
+        raw = None
+        damage.append(Damage(layout.JOURNAL, str(e)))
+    if raw is not None:
+        journal_bytes, entries = raw, []
+        for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # cut short by a crash
+            try:
+                _, record, files = journal_entry(entry)
+                out = _leaving(root, [*record.files, *(f.path for f in files)])
+                if out is not None:
+                    raise Damaged(f"the path {out!r} leads out of its object folder through a symbolic link")
+            except Damaged as e:
+                damage.append(Damage(f"{layout.JOURNAL} line {number}", str(e)))
+                continue
+            entries.append(entry)
+    return Saved(manifest, text, entries, journal_bytes, damage)
+
+
+def check_folder(root: Path, dest: Path) -> bool:
+    """Blocking: whether the object folder ``root`` (below ``dest``) exists. Raises
+    DamagedError when a file or a symbolic link is in its place or in the place of a folder
+    above it: nothing there is followed, nor written."""
+    here = dest
+    for part in root.relative_to(dest).parts:
+        here = here / part
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            raise DamagedError(
+                f"{here} is a symbolic link, which a backup never writes: it is not followed. Move it out"
+                " of the backup folder and run the backup again."
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise DamagedError(
+                f"{here} is a file where a folder of the backup should be. Move it out of the backup folder"
+                " and run the backup again."
+            )
+    return True
+
+
+def _migrated(place: Place) -> Saved:
     """Bring a folder of an older format to this one (see :mod:`.migration`), or finish such a
-    move that a crash cut short (blocking); its manifest."""
+    move that a crash cut short (blocking); what it holds then."""
     root = place.path
-    if (root / layout.MIGRATION).exists():
-        migration.finish(place)
-    manifest = _read_manifest(root)
-    entries = _journal_entries(root)
-    old_journal = entries is not None and bool(entries) and entries[0].get("format") != FORMAT_VERSION
-    if (manifest is not None and manifest.format != FORMAT_VERSION) or old_journal:
-        migration.migrate(place, manifest, entries)
-        manifest = _read_manifest(root)
-    return manifest
+    try:
+        if (root / layout.MIGRATION).exists():
+            migration.finish(place)
+        saved = read_saved(root)
+        entries = saved.journal
+        old_journal = bool(entries) and entries is not None and entries[0].get("format") != FORMAT_VERSION
+        if (saved.manifest is not None and saved.manifest.format != FORMAT_VERSION) or old_journal:
+            migration.migrate(place, saved.manifest, entries)
+            saved = read_saved(root)
+    except OSError as e:
+        raise destination_error(e, root) or DestinationError(
+            f"Could not move {root} to backup format {FORMAT_VERSION} ({e}). "
+            "Run the backup again: it finishes the move."
+        ) from None
+    return saved
 
 
 def load_previous(place: Place, *, dry_run: bool = False) -> Previous | None:
-    """Read the manifest and journal of a run folder (blocking); None when there is neither.
+    """Read the manifest and journal of the object folder ``place`` (blocking); None when there
+    is neither.
 
     A folder of an older format is first brought to this one, except in a dry run, which
-    changes nothing.
+    changes nothing. Raises DamagedError when something else is in the folder's place.
     """
     root = place.path
-    if dry_run:
-        manifest = _read_manifest(root)
-    else:
-        try:
-            manifest = _up_to_date(place)
-        except OSError as e:
-            raise destination_error(e, root) or DestinationError(
-                f"Could not move {root} to backup format {FORMAT_VERSION} ({e}). "
-                "Run the backup again: it finishes the move."
-            ) from None
-    found = manifest is not None
-    if manifest is None:
-        manifest = Manifest("run", "", root.name, "", None)
-    found = merge_journal(manifest, root) or found
-    if not found:
+    try:
+        if not check_folder(root, place.dest):
+            return None
+        saved = read_saved(root) if dry_run else _migrated(place)
+    except OSError as e:
+        raise destination_error(e, root) or DamagedError(
+            f"Cannot read {root} ({e.strerror or e}). Check it, or move it out of the backup folder, and run"
+            " the backup again."
+        ) from None
+    manifest = saved.merged(Manifest("run", "", root.name, "", None))
+    if saved.manifest is None and saved.journal is None and not saved.damage:
         return None
+    assert manifest is not None
     intact = set()
     for rel, written in manifest.files.items():
         with contextlib.suppress(OSError):
-            if os.stat(root / rel).st_size == written.size:
+            st = os.lstat(root / rel)  # a symbolic link is no file of ours
+            if stat.S_ISREG(st.st_mode) and st.st_size == written.size:
                 intact.add(rel)
-    return Previous(manifest, intact)
+    return Previous(manifest, intact, saved.damage)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .. import domain
-from ..errors import THROTTLE_LABELS, NotABackupError
+from ..errors import THROTTLE_LABELS
+from .manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,14 @@ class Progress:
 
 
 @dataclass
+class FieldTally:
+    """The fields counted so far of one object being backed up."""
+
+    done: int = 0
+    failed: int = 0
+
+
+@dataclass
 class BackupReport:
     destination: str
     started_at: dt.datetime
@@ -103,6 +110,19 @@ class BackupReport:
     throttled_seconds: float = 0.0
     previous_backup: dt.datetime | None = None  # when the last backup into this destination finished
     stage: str = CONNECTING  # what it is doing now (not saved)
+    stopped_with: int | None = None  # the exit code of what stopped it (errors.exit_code_of; not saved)
+    # The fields counted of each object still being backed up, by (project, sys id), when they are
+    # kept (a worker process keeps them, so that its parent counts each field once; not saved).
+    by_object: dict[tuple[str, str], FieldTally] | None = None
+
+    def count_fields(self, manifest: Manifest, *, done: int = 0, failed: int = 0) -> None:
+        """Count fields of the object of ``manifest`` saved (or found unchanged) and failed."""
+        self.fields_done += done
+        self.fields_failed += failed
+        if self.by_object is not None:
+            tally = self.by_object.setdefault((manifest.project, manifest.sys_id), FieldTally())
+            tally.done += done
+            tally.failed += failed
 
     def total(self, stat: str, kinds: tuple[str, ...] = tuple(LABELS)) -> int:
         return sum(getattr(p.counts[k], stat) for p in self.projects.values() for k in kinds)
@@ -125,6 +145,9 @@ class BackupReport:
 
     @property
     def exit_code(self) -> int:
+        """The command's: what stopped the backup says (2, 130, 143...), else 1 when something failed."""
+        if self.stopped_with is not None:
+            return self.stopped_with
         return 1 if self.failures or self.interrupted else 0
 
     def progress(self) -> Progress:
@@ -324,85 +347,3 @@ def _planned(report: dict[str, Any]) -> list[str]:
     known = sum(size for _, size in planned.values())
     lines.append(f"  at least {human_size(known)} that the listing gives sizes for (series not counted)")
     return lines
-
-
-def finished_time(path: Path) -> dt.datetime | None:
-    """When the backup whose report is at ``path`` finished (or started, if it has no end); None without one."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return domain.parse_iso(doc.get("finished_at") or doc["started_at"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def load_reports(dest: Path) -> dict[str, Any]:
-    """The report of the backup in ``dest``, merged from its shards' reports if it has several."""
-    if not dest.is_dir():
-        what = "is not a folder" if dest.exists() else "does not exist"
-        raise NotABackupError(f"{dest} {what}. Give the folder a backup was written to.")
-    paths = sorted(dest.glob("backup-report*.json"))
-    if not paths:
-        raise NotABackupError(f"{dest} holds no backup report (backup-report*.json).")
-    docs = []
-    for path in paths:
-        try:
-            docs.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as e:
-            raise NotABackupError(f"Cannot read {path} ({e}). Run the backup again to rewrite it.") from None
-    return merge(docs)
-
-
-def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report from several (of the shards of one backup): counts add up, notes are joined.
-
-    Shards that a report names but none was found for are listed under ``missing_shards`` and
-    make the exit code 1: that part of the workspace was not backed up.
-    """
-    if len(docs) == 1 and not docs[0].get("selection", {}).get("shard"):
-        return docs[0]
-    totals: dict[str, Any] = {}
-    projects: dict[str, dict[str, Any]] = {}
-    for doc in docs:
-        for key, value in doc["totals"].items():
-            if key != "projects":
-                totals[key] = totals.get(key, 0) + value
-        for name, summary in doc["projects"].items():
-            into = projects.setdefault(name, {"listed": True})
-            for key, value in summary.items():
-                if key == "listed":
-                    into["listed"] = into["listed"] and value
-                elif key == "planned":
-                    for kind, p in value.items():
-                        tally = into.setdefault("planned", {}).setdefault(kind, {"fields": 0, "bytes": 0})
-                        tally["fields"] += p["fields"]
-                        tally["bytes"] += p["bytes"]
-                else:
-                    into[key] = into.get(key, 0) + value
-    totals["projects"] = len(projects)
-    retries: dict[str, int] = {}
-    for doc in docs:
-        for reason, count in doc.get("retries", {}).items():
-            retries[reason] = retries.get(reason, 0) + count
-    shards = sorted({d.get("selection", {}).get("shard") for d in docs} - {None})
-    counts = {int(s.split("/")[1]) for s in shards}
-    missing = [f"{k}/{n}" for n in sorted(counts) for k in range(n) if f"{k}/{n}" not in shards]
-    started = [d["started_at"] for d in docs if d.get("started_at")]
-    finished = [d["finished_at"] for d in docs if d.get("finished_at")]
-    return {
-        "format": 2,
-        "merged_from": len(docs),
-        "shards": shards,
-        "missing_shards": missing,
-        "destination": docs[0].get("destination"),
-        "started_at": min(started, key=domain.parse_iso) if started else None,
-        "finished_at": max(finished, key=domain.parse_iso) if len(finished) == len(docs) else None,
-        "interrupted": any(d.get("interrupted") for d in docs),
-        "dry_run": all(d.get("dry_run") for d in docs),
-        "exit_code": max([int(d.get("exit_code", 1)) for d in docs] + [1 if missing else 0]),
-        "totals": totals,
-        "projects": dict(sorted(projects.items())),
-        "failures": [n for d in docs for n in d.get("failures", [])],
-        "notices": [n for d in docs for n in d.get("notices", [])],
-        "retries": dict(sorted(retries.items())),
-        "throttled_seconds": round(sum(d.get("throttled_seconds", 0.0) for d in docs), 3),
-    }

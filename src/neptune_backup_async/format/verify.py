@@ -4,6 +4,8 @@ Every file a manifest lists must exist, have its size and hash to its sha256; no
 file may sit in a run folder; every run must be complete. ``deep`` also parses each file
 we wrote in a format of ours (series CSVs, JSON documents, file set zips), by the role the
 manifest gives it, never by its name: a user's ``train.csv`` is checked by its hash only.
+A backup writes no symbolic link: each one found is reported, and none is followed; nor is
+a manifest that names a path outside its folder (the reader calls it damaged).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import csv
 import enum
 import json
+import os
+import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +26,7 @@ from ..domain import FieldType
 from ..errors import NotABackupError
 from . import layout
 from .manifest import Manifest
-from .reader import merge_journal
+from .reader import read_saved
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,21 @@ class Verification:
 
 
 def _folders(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir())
+    """The folders in ``path``; a symbolic link to one is not followed (see :func:`symlinks`)."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def symlinks(dest: Path) -> Iterator[Problem]:
+    """Every symbolic link below ``dest``, none of them followed: a backup writes none."""
+    for here, folders, files in os.walk(dest):
+        for name in sorted([*folders, *files]):
+            path = Path(here, name)
+            if path.is_symlink():
+                rel = path.relative_to(dest).as_posix()
+                detail = (
+                    f"a symbolic link (to {os.readlink(path)}), which a backup never writes; not followed"
+                )
+                yield Problem("unexpected", rel, detail)
 
 
 def container_folders(dest: Path) -> Iterator[Path]:
@@ -135,56 +153,68 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
         )
         return
     try:
-        manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        problems.append(
-            Problem("incomplete", name, "no manifest: its backup did not finish; run the backup again")
-        )
+        saved = read_saved(folder)
+    except OSError as e:
+        problems.append(Problem("unreadable", name, f"{e.strerror or e}"))
         return
-    except (ValueError, KeyError, TypeError) as e:
-        problems.append(Problem("corrupt", f"{name}/{layout.MANIFEST}", f"unreadable manifest ({e})"))
+    problems.extend(Problem("corrupt", f"{name}/{d.file}", d.why) for d in saved.damage)
+    manifest = saved.merged()
+    if saved.manifest is None:
+        if saved.manifest_bytes is None:
+            problems.append(
+                Problem("incomplete", name, "no manifest: its backup did not finish; run the backup again")
+            )
         return
+    assert manifest is not None
     result.objects += 1
-    if merge_journal(manifest, folder):  # files a later, unfinished backup saved are checked too
+    if saved.journal is not None:  # files a later, unfinished backup saved are checked too
         problems.append(
             Problem("incomplete", name, "a later backup of this run was interrupted; run the backup again")
         )
     for field_path, reason in manifest.failures.items():
         problems.append(Problem("failed", f"{name}/{field_path}", reason))
-    if not manifest.complete and not manifest.failed_fields and not (folder / layout.JOURNAL).exists():
+    if not manifest.complete and not manifest.failed_fields and saved.journal is None:
         problems.append(Problem("incomplete", name, "the manifest says the run is not complete"))
     role = roles(manifest)
     for rel, recorded in sorted(manifest.files.items()):
         path = folder / rel
         where = f"{name}/{rel}"
         result.files += 1
-        if not path.is_file():
-            problems.append(Problem("missing", where, f"expected {recorded.size} bytes"))
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            if st is None or not stat.S_ISLNK(st.st_mode):  # a link is reported as such
+                problems.append(Problem("missing", where, f"expected {recorded.size} bytes"))
             continue
-        size = path.stat().st_size
-        if size != recorded.size:
-            problems.append(Problem("corrupt", where, f"{size} bytes, expected {recorded.size}"))
+        if st.st_size != recorded.size:
+            problems.append(Problem("corrupt", where, f"{st.st_size} bytes, expected {recorded.size}"))
         elif file_sha256(path) != recorded.sha256:
             problems.append(Problem("corrupt", where, "sha256 differs from the manifest"))
         elif deep and (why := _parse(path, role.get(rel, Role.BYTES))) is not None:
             problems.append(Problem("corrupt", where, why))
     ours = {layout.MANIFEST, layout.JOURNAL}
     versions = folder / layout.VERSIONS_FOLDER if manifest.kind == "model" else None
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if versions is not None and path.is_relative_to(versions):
-            continue  # the model's versions, each checked as an object of its own
-        rel = path.relative_to(folder).as_posix()
-        if rel not in manifest.files and rel not in ours:
-            problems.append(Problem("unexpected", f"{name}/{rel}", "not in the manifest"))
+    for here, folders, files in os.walk(folder):
+        # Each of a model's versions is an object of its own.
+        folders[:] = sorted(f for f in folders if Path(here, f) != versions)
+        for file in sorted(files):
+            path = Path(here, file)
+            rel = path.relative_to(folder).as_posix()
+            if rel not in manifest.files and rel not in ours and not path.is_symlink():
+                problems.append(Problem("unexpected", f"{name}/{rel}", "not in the manifest"))
 
 
 def verify(dest: Path, *, deep: bool = False) -> Verification:
     """Check every run folder below ``dest``. Raises NotABackupError when there is no backup there."""
     if not dest.is_dir() or not (
-        any(dest.glob("backup-report*.json")) or any(dest.glob(f"*/*/*/{layout.MANIFEST}"))
+        any(dest.glob("backup-report*.json"))
+        or any((folder / layout.MANIFEST).is_file() for folder in container_folders(dest))
     ):
         raise NotABackupError(f"{dest} is not a backup: it has no {layout.REPORT} and no run manifests.")
     result = Verification()
     for folder in container_folders(dest):
         _check_container(dest, folder, deep, result)
+    result.problems.extend(symlinks(dest))
     return result

@@ -53,18 +53,21 @@ class Ready:
 
 @dataclass(frozen=True)
 class Finished:
-    """Job ``number`` is done: its outcome as the pipeline counts it (None failed, else unchanged)."""
+    """Job ``number`` is done: its outcome as the pipeline counts it (None failed, else unchanged),
+    and the fields its backup counted (saved or found unchanged, failed)."""
 
     number: int
     outcome: bool | None
+    fields: tuple[int, int] = (0, 0)
 
 
 @dataclass
 class Tally:
-    """The worker's counters so far, and the failures and notices since its last tally."""
+    """The worker's counters so far, and the failures and notices since its last tally. Fields
+    are counted per object, for those not finished: (saved or found unchanged, failed) by
+    (project, sys id); a job's own count comes with it finished."""
 
-    fields_done: int = 0
-    fields_failed: int = 0
+    fields: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     bytes_written: int = 0
     retries: dict[str, int] = field(default_factory=dict)
     throttled_seconds: float = 0.0

@@ -41,6 +41,7 @@ from ..engine.pipeline import Job, Pipeline, Tasks
 from ..errors import BackupError
 from ..settings import TOKEN_ENV, BackupSettings
 from . import messages as frames
+from .ledger import FieldLedger
 
 log = logging.getLogger("neptune_backup_async")
 STOP_WAIT = 10.0  # seconds workers get to clean up after their stdin closes, before they are killed
@@ -141,6 +142,7 @@ class ProcessPool:
         self._closing = False
         self._error: BaseException | None = None
         self._pipeline: Pipeline | None = None
+        self._fields: FieldLedger | None = None  # each job's fields, counted once
         self._tg: TaskGroup | None = None
         self._body = anyio.CancelScope()
 
@@ -236,6 +238,7 @@ class ProcessPool:
         that one huge run still gets the whole of ``--concurrency``.
         """
         self._pipeline = pipeline
+        self._fields = FieldLedger(pipeline.report)
         async with anyio.create_task_group() as tg:
             if self._work_here:
                 tg.start_soon(self._work_here_too, pipeline, jobs.clone())
@@ -354,7 +357,8 @@ class ProcessPool:
         elif isinstance(message, frames.Finished):
             held = worker.held.pop(message.number)
             self._unfinished -= 1
-            assert self._pipeline is not None
+            assert self._pipeline is not None and self._fields is not None
+            self._fields.finished(message.number, message.outcome is True, message.fields)
             self._pipeline.finished(held.job, message.outcome)
             self._retire_idle()
             self._notify()
@@ -365,11 +369,14 @@ class ProcessPool:
 
     def _merge(self, worker: _Worker, tally: frames.Tally) -> None:
         """Add what the worker did since its last tally to the backup's report."""
-        if self._pipeline is None:  # stopped before the backup began: it did nothing
+        if self._pipeline is None or self._fields is None:  # stopped before the backup began: it did nothing
             return
         report, old = self._pipeline.report, worker.tally
-        report.fields_done += tally.fields_done - old.fields_done
-        report.fields_failed += tally.fields_failed - old.fields_failed
+        for number, held in worker.held.items():
+            if (
+                fields := tally.fields.get((held.job.project.qualified_name, held.job.ref.sys_id))
+            ) is not None:
+                self._fields.tallied(number, fields)
         report.bytes_written += tally.bytes_written - old.bytes_written
         report.throttled_seconds += tally.throttled_seconds - old.throttled_seconds
         for reason, count in tally.retries.items():
@@ -416,8 +423,9 @@ class ProcessPool:
             return
         pipeline = self._pipeline
         for held in orphans:
-            assert pipeline is not None  # it has given out jobs
+            assert pipeline is not None and self._fields is not None  # it has given out jobs
             held.deaths.append(status)
+            self._fields.died(held.job.number)
             where = held.job.project.qualified_name, held.job.ref.sys_id
             if len(held.deaths) < 2:
                 await self._give(held)
@@ -433,6 +441,7 @@ class ProcessPool:
                 f"the worker process backing it up died twice ({how}); run the same command again",
             )
             pipeline.finished(held.job, None)
+            self._fields.failed(held.job.number)
             self._unfinished -= 1
         self._notify()
 

@@ -6,8 +6,8 @@ same pipeline as a backup in one process (:func:`~..engine.assembly.build_pipeli
 producer that reads jobs from stdin instead of listing, and answers on stdout (see
 :mod:`.messages`): each job's outcome, its counters, failures and notices, and
 its log records. It ignores Ctrl-C (the parent decides), and when its stdin closes (the
-parent is done, stopped, or was killed) it cancels what it is doing, which removes its
-temporary files, and exits.
+parent is done, stopped, or was killed), or SIGTERM or SIGHUP reaches it too, it cancels
+what it is doing, which removes its temporary files, and exits.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..engine.assembly import build_pipeline, connect, one_error
 from ..engine.limiter import Limits
 from ..engine.pipeline import Job, Tasks
 from ..errors import BackupError
-from ..format.report import BackupReport, Progress
+from ..format.report import BackupReport, FieldTally, Progress
 from . import messages as frames
 
 TALLY_EVERY = 0.1  # seconds between counters sent for progress alone
@@ -87,8 +87,7 @@ class _Tallies:
     def send(self) -> None:
         r = self.report
         tally = frames.Tally(
-            r.fields_done,
-            r.fields_failed,
+            {key: (t.done, t.failed) for key, t in (r.by_object or {}).items()},
             r.bytes_written,
             dict(r.retries),
             r.throttled_seconds,
@@ -118,16 +117,27 @@ async def _read_jobs(
     stop.cancel()
 
 
+async def _stop_on_signal(stop: anyio.CancelScope) -> None:
+    """SIGTERM or SIGHUP (a service manager stopping every process of the backup, not only
+    the parent) stops the worker as its stdin closing does: its temporaries go."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            stop.cancel()
+
+
 async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> int:
     settings = start.settings
     report = BackupReport(destination=str(settings.destination), started_at=dt.datetime.now(dt.timezone.utc))
+    report.by_object = {}  # the parent counts each job's fields once (see ProcessPool._settle)
     tallies = _Tallies(report, parent)
     send, receive = anyio.create_memory_object_stream[Job](max_buffer_size=math.inf)
     limits = Limits(start.share, settings.concurrency)
 
     def finished(job: Job, outcome: bool | None) -> None:
-        tallies.send()  # first, so that the parent has the job's counts when it hears of it
-        parent.send(frames.Finished(job.number, outcome))
+        assert report.by_object is not None
+        fields = report.by_object.pop((job.project.qualified_name, job.ref.sys_id), FieldTally())
+        tallies.send()  # first, so that the parent has the job's other counts when it hears of it
+        parent.send(frames.Finished(job.number, outcome, (fields.done, fields.failed)))
 
     async def produce(into: MemoryObjectSendStream[Job]) -> None:
         async with into, receive:
@@ -138,6 +148,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         with tagged_temporaries(start.temp_tag), anyio.CancelScope() as stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_read_jobs, stdin, send, limits, stop)
+                tg.start_soon(_stop_on_signal, stop)
                 source = await connect(
                     None, limits.gate.threads, allow_insecure_http=settings.allow_insecure_http
                 )

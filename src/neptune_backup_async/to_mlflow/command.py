@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from ..errors import exit_code_of
 from ..selection import parse_list
 from . import loader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
@@ -73,13 +75,18 @@ class _Bars:
                 bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    args: argparse.Namespace,
+    run_async: Callable[[Callable[[], Awaitable[LoadReport]]], LoadReport] = anyio.run,
+) -> int:
+    """The command; ``run_async`` runs the load in an event loop (the command line's stops it
+    cleanly on Ctrl-C, SIGTERM and SIGHUP)."""
     tracking.require_mlflow()  # before anything else: say how to install it
     dest: Path = args.destination
     bars = _Bars(enabled=not args.quiet and not args.dry_run and sys.stderr.isatty())
     report: LoadReport | None = None
     try:
-        report = anyio.run(
+        report = run_async(
             lambda: loader.load_mlflow(
                 dest,
                 args.tracking_uri,
@@ -92,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
                 progress=bars,
             )
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         bars.close()
         print(
             "\nInterrupted. Run the same command again to finish; nothing is loaded twice.", file=sys.stderr
         )
-        return 130
+        return exit_code_of(e)
     finally:
         bars.close()
     if args.dry_run:

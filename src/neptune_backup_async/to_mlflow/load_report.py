@@ -41,9 +41,13 @@ class LoadReport:
     notices: list[Note] = field(default_factory=list)
     interrupted: bool = False
     dry_run: bool = False
+    stopped_with: int | None = None  # the exit code of what stopped the load (errors.exit_code_of)
 
     @property
     def exit_code(self) -> int:
+        """The command's: what stopped the load says, else 1 when something failed."""
+        if self.stopped_with is not None:
+            return self.stopped_with
         return 1 if self.failures or self.interrupted else 0
 
     def progress(self) -> LoadProgress:

@@ -14,12 +14,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import anyio
 
-from ..errors import NotABackupError, UsageError
+from ..disk.files import write_whole
+from ..disk.lock import Lock
+from ..disk.place import Place
+from ..errors import NotABackupError, UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
 from . import convert, plan, reader, tracking
@@ -105,14 +108,22 @@ class _Loader:
         self, obj: reader.BackupObject, exp_id: str, found: tracking.FoundRun | None
     ) -> None:
         try:
-            meta = await self.call(reader.read_metadata, obj)
+            meta, meta_bytes = await self.call(reader.read_metadata, obj)
             the_plan = plan.build(obj.manifest, meta)
+        except reader.Differs as e:
+            self.report.objects_failed += 1
+            self._fail(obj, None, str(e))
+            return
         except (OSError, ValueError) as e:
             self.report.objects_failed += 1
             self._fail(obj, None, f"cannot read it from the backup ({e}); run verify")
             return
         for path, why in sorted(the_plan.failed.items()):
             self._fail(obj, path, f"not in the backup (the backup failed it: {why}); back it up again")
+        if obj.damage:
+            self._fail(
+                obj, None, f"damaged in the backup ({obj.damage}): left out; run the backup again to heal it"
+            )
         if obj.interrupted:
             self._fail(
                 obj, None, "a later backup of it was interrupted; loaded what it saved, run the backup again"
@@ -122,7 +133,7 @@ class _Loader:
             return
         try:
             try:
-                await self._load(obj, exp_id, the_plan, found)
+                await self._load(obj, exp_id, the_plan, found, meta_bytes)
             except _Replace as why:
                 assert found is not None
                 await self.call(self.mlflow.delete, found.run_id)
@@ -131,7 +142,11 @@ class _Loader:
                     Note(obj.project, obj.manifest.sys_id, None, f"loaded anew ({why}); the old MLflow run"
                          f" {found.run_id} is deleted (restorable until `mlflow gc`)")
                 )  # fmt: skip
-                await self._load(obj, exp_id, the_plan, None)
+                await self._load(obj, exp_id, the_plan, None, meta_bytes)
+        except reader.Differs as e:  # what was loaded before it is read back by the next load
+            self.report.objects_failed += 1
+            self._fail(obj, None, str(e))
+            return
         except Exception as e:  # one object's failure never stops the others
             self.report.objects_failed += 1
             self._fail(obj, None, f"loading into MLflow failed: {type(e).__name__}: {e}")
@@ -139,8 +154,9 @@ class _Loader:
         self.report.objects_loaded += 1
 
     async def _load(
-        self, obj: reader.BackupObject, exp_id: str, the_plan: plan.Plan, found: tracking.FoundRun | None
-    ) -> None:
+        self, obj: reader.BackupObject, exp_id: str, the_plan: plan.Plan, found: tracking.FoundRun | None,
+        meta: bytes | None,
+    ) -> None:  # fmt: skip
         loaded, trusted = Loaded(), False
         if found is not None:
             for key, value in the_plan.params.items():
@@ -189,7 +205,7 @@ class _Loader:
             await self.call(self.mlflow.log_batch, run_id, last)
             self.report.points += len(last.metrics)
             self.report.params += len(last.params)
-        await self._artifacts(obj, run_id, the_plan, loaded, trusted, new)
+        await self._artifacts(obj, run_id, the_plan, loaded, trusted, new, meta)
         await self.call(self.mlflow.finish, run_id, the_plan.shape)
         done = convert.Batch(tags=[(convert.STATUS, convert.COMPLETE), (convert.LOADED, obj.fingerprint)])
         await self.call(self.mlflow.log_batch, run_id, done)
@@ -222,7 +238,7 @@ class _Loader:
 
     async def _artifacts(
         self, obj: reader.BackupObject, run_id: str, the_plan: plan.Plan, loaded: Loaded, trusted: bool,
-        new: Loaded,
+        new: Loaded, meta: bytes | None,
     ) -> None:  # fmt: skip
         uploads: list[plan.Upload] = []
         for path, ups in the_plan.uploads.items():
@@ -245,9 +261,8 @@ class _Loader:
                 for target, text in docs.items():
                     (root / target).parent.mkdir(parents=True, exist_ok=True)
                     (root / target).write_text(text, encoding="utf-8")
-                meta = obj.folder / "simple_metadata.json"
-                if meta.exists():
-                    shutil.copyfile(meta, root / plan.METADATA_JSON)
+                if meta is not None:  # as checked when it was read
+                    (root / plan.METADATA_JSON).write_bytes(meta)
                 return size
 
             self.report.artifact_bytes += await self.call(lay_out)
@@ -297,35 +312,47 @@ async def load_mlflow(
         await _dry_run(dest, uri, root, experiment_prefix, objects, report)
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         return report
-    mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
-    await anyio.to_thread.run_sync(mlflow.check)
-    loader = _Loader(
-        dest,
-        mlflow,
-        report,
-        concurrency,
-        progress,
-        {o.rel: experiment_name(experiment_prefix, o) for o in objects},
-    )
-    found: dict[str, dict[str, tracking.FoundRun]] = {}
-    await anyio.to_thread.run_sync(_remove_stale_staging, dest / HOME / "staging")
+    # One load at a time: its staging, its default database and its report are DEST's.
+    with await anyio.to_thread.run_sync(Lock.take, dest, "load-mlflow", "load-mlflow"):
+        return await _load_all(dest, uri, root, experiment_prefix, objects, concurrency, progress, report)
+
+
+async def _load_all(
+    dest: Path, uri: str, root: str | None, experiment_prefix: str, objects: list[reader.BackupObject],
+    concurrency: int, progress: Callable[[LoadProgress], None] | None, report: LoadReport,
+) -> LoadReport:  # fmt: skip
+    """Load ``objects``, writing the report however it ends."""
+    staging: Path | None = None
     try:
+        mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
+        await anyio.to_thread.run_sync(mlflow.check)
+        loader = _Loader(
+            dest,
+            mlflow,
+            report,
+            concurrency,
+            progress,
+            {o.rel: experiment_name(experiment_prefix, o) for o in objects},
+        )
+        staging = loader.staging
+        found: dict[str, dict[str, tracking.FoundRun]] = {}
+        await anyio.to_thread.run_sync(_remove_stale_staging, dest / HOME / "staging")
         for name in sorted(set(loader.experiment_of.values())):
             exp_id = await loader.call(mlflow.experiment, name)
             report.experiments[name] = exp_id
             found[exp_id] = _by_id(await loader.call(mlflow.find_runs, exp_id), report, name)
         await loader.run(objects, found)
-    except BaseException:
+    except BaseException as e:  # the report says what stopped it, with the command's exit code
         report.interrupted = True
+        report.stopped_with = exit_code_of(e)
         raise
     finally:
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                functools.partial(shutil.rmtree, loader.staging, ignore_errors=True)
-            )
-            text = values.dumps(report.to_json())
-            await anyio.to_thread.run_sync((dest / REPORT).write_text, text)
+            if staging is not None:
+                await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, staging, ignore_errors=True))
+            document = values.dumps(report.to_json()).encode("utf-8")
+            await anyio.to_thread.run_sync(write_whole, Place(dest), PurePosixPath(REPORT), document)
     return report
 
 

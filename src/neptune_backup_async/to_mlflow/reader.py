@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..disk.files import file_sha256
 from ..format import layout
 from ..format.manifest import Manifest
-from ..format.reader import merge_journal
+from ..format.reader import read_saved
 from ..format.verify import container_folders
 from . import convert, naming
 from .plan import ZIP_FALLBACK, Upload
@@ -33,6 +34,7 @@ class BackupObject:
     manifest: Manifest
     fingerprint: str  # of what the backup holds for it; equal fingerprints load the same
     interrupted: bool  # a later backup of it stopped half-way (its journal is merged in)
+    damage: str = ""  # journal lines left out as damaged, and why
 
     @property
     def project(self) -> str:
@@ -53,35 +55,76 @@ def find_objects(
     bad: list[Unreadable] = []
     for folder in container_folders(dest):
         rel = folder.relative_to(dest).as_posix()
+        wanted = projects is None or "/".join(rel.split("/")[:2]) in projects
         try:
-            text = (folder / layout.MANIFEST).read_bytes()
-            manifest = Manifest.loads(text.decode("utf-8"))
-        except FileNotFoundError:
-            if projects is None or "/".join(rel.split("/")[:2]) in projects:
+            saved = read_saved(folder)
+        except OSError as e:
+            if wanted:
+                bad.append(Unreadable(rel, f"cannot read it ({e.strerror or e}); run verify"))
+            continue
+        damage = "; ".join(map(str, saved.damage))
+        if saved.manifest is None:
+            if wanted and saved.manifest_bytes is None:
                 bad.append(Unreadable(rel, "no manifest: its backup did not finish; run the backup again"))
+            elif saved.manifest_bytes is not None:
+                bad.append(
+                    Unreadable(rel, f"damaged ({damage}): not loaded; run the backup again to heal it")
+                )
             continue
-        except (ValueError, KeyError, TypeError) as e:
-            bad.append(Unreadable(rel, f"unreadable manifest ({e})"))
-            continue
+        manifest = saved.merged()
+        assert manifest is not None
         if projects is not None and manifest.project not in projects:
             continue
         if ids is not None and manifest.sys_id not in ids:
             continue
-        digest = hashlib.sha256(f"{MAPPING_VERSION}\n".encode() + text)
-        journal = folder / layout.JOURNAL
-        if journal.exists():
-            digest.update(journal.read_bytes())
-        interrupted = merge_journal(manifest, folder)
-        found.append(BackupObject(rel, folder, manifest, digest.hexdigest(), interrupted))
+        digest = hashlib.sha256(
+            f"{MAPPING_VERSION}\n".encode() + (saved.manifest_bytes or b"") + saved.journal_bytes
+        )
+        found.append(
+            BackupObject(rel, folder, manifest, digest.hexdigest(), saved.journal is not None, damage)
+        )
     return found, bad
 
 
-def read_metadata(obj: BackupObject) -> dict[str, Any]:
-    try:
-        meta = json.loads((obj.folder / layout.SIMPLE_METADATA).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
+class Differs(Exception):
+    """A file of the backup is not as its manifest records it: it is not loaded."""
+
+
+def _differs(obj: BackupObject, rel: str) -> Differs:
+    return Differs(
+        f"{rel} differs from the size and sha256 its manifest records, so nothing of it was loaded;"
+        f" run `verify`, then back it up again"
+    )
+
+
+def read_checked(obj: BackupObject, rel: str) -> bytes:
+    """The bytes of the object's file ``rel``, once they have the size and sha256 its manifest
+    records; raises Differs otherwise (a file the manifest does not name, too)."""
+    recorded = obj.manifest.files.get(rel)
+    if recorded is None:
+        raise _differs(obj, rel)
+    data = (obj.folder / rel).read_bytes()
+    if len(data) != recorded.size or hashlib.sha256(data).hexdigest() != recorded.sha256:
+        raise _differs(obj, rel)
+    return data
+
+
+def check(obj: BackupObject, rel: str) -> Path:
+    """The path of the object's file ``rel``, once it has the size and sha256 its manifest
+    records (read in chunks: it may be large); raises Differs otherwise."""
+    recorded, path = obj.manifest.files.get(rel), obj.folder / rel
+    if recorded is None or path.stat().st_size != recorded.size or file_sha256(path) != recorded.sha256:
+        raise _differs(obj, rel)
+    return path
+
+
+def read_metadata(obj: BackupObject) -> tuple[dict[str, Any], bytes | None]:
+    """The object's simple values, and the bytes of ``simple_metadata.json`` (None without one)."""
+    if layout.SIMPLE_METADATA not in obj.manifest.files:
+        return {}, None
+    data = read_checked(obj, layout.SIMPLE_METADATA)
+    meta = json.loads(data.decode("utf-8"))
+    return (meta if isinstance(meta, dict) else {}), data
 
 
 @dataclass
@@ -100,7 +143,7 @@ class SeriesFile:
 
 
 def read_series(obj: BackupObject, rel: str) -> SeriesFile:
-    return SeriesFile((obj.folder / rel).read_text(encoding="utf-8").split("\n"))
+    return SeriesFile(read_checked(obj, rel).decode("utf-8").split("\n"))
 
 
 def _safe_member(name: str) -> bool:
@@ -127,7 +170,7 @@ def stage(obj: BackupObject, uploads: list[Upload], root: Path) -> int:
     """Lay ``uploads`` out under ``root`` as they go into MLflow; returns their size in bytes."""
     size = 0
     for upload in uploads:
-        source = obj.folder / upload.source
+        source = check(obj, upload.source)
         if not upload.unzip:
             _place(source, root / upload.target)
             size += source.stat().st_size

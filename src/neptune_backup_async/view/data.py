@@ -13,6 +13,7 @@ from typing import Any
 
 from ..format import layout
 from ..format.manifest import Manifest
+from ..format.reader import read_saved
 
 MONITORING = "monitoring/"
 
@@ -72,7 +73,10 @@ class Run:
 
 
 def load_run(dest: Path, folder: Path, problems: list[str]) -> Run:
-    manifest = Manifest.loads((folder / layout.MANIFEST).read_text(encoding="utf-8"))
+    """Raises ValueError when the folder has no manifest, or a damaged one (verify says which)."""
+    manifest = read_saved(folder).manifest
+    if manifest is None:
+        raise ValueError(f"{folder} has no manifest that can be read")
     run = Run(folder.relative_to(dest).as_posix(), folder, manifest, problems=problems)
     try:
         meta = json.loads((folder / layout.SIMPLE_METADATA).read_text(encoding="utf-8"))

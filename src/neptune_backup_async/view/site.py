@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import NotABackupError
 from ..format import layout
-from ..format.report import load_reports
+from ..format.reports import load_reports
 from ..format.verify import container_folders, verify
 from . import assets
 from .data import load_run, natural_key

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -256,12 +257,20 @@ class ArtifactFetch:
         partials = self.files.partials
         try:
             state = json.loads(partials.read(self.state))
-            held = os.lstat(partials.path / self.partial).st_size
+            held = os.lstat(
+                partials.path / self.partial
+            )  # a symbolic link is none of ours: the bytes start over
         except (OSError, ValueError):
             return 0, None
-        if state.get("location") != self.location or not state.get("etag") or not 0 < held < state["size"]:
+        # The record is input too: one of another shape is not ours, and the bytes start over.
+        if not isinstance(state, dict) or not stat.S_ISREG(held.st_mode):
             return 0, None
-        return held, str(state["etag"])
+        etag, size = state.get("etag"), state.get("size")
+        if state.get("location") != self.location or not isinstance(etag, str) or not etag:
+            return 0, None
+        if not isinstance(size, int) or not 0 < held.st_size < size:
+            return 0, None
+        return held.st_size, etag
 
     def _start(self, checks: list[_Check], held: int, found: Found | None = None) -> None:
         """Get ready for a body from byte ``held`` on: hash the bytes held, or drop them (and
