@@ -30,7 +30,7 @@ from neptune_backup_async.disk.files import (
 )
 from neptune_backup_async.disk.place import Place, UnsafePath
 from neptune_backup_async.domain import ArtifactFileInfo, Download, FieldInfo, FieldType
-from neptune_backup_async.errors import DestinationError
+from neptune_backup_async.errors import DamagedError, DestinationError
 from neptune_backup_async.format import migration
 from neptune_backup_async.format.manifest import FieldRecord, Manifest
 from neptune_backup_async.format.object_folder import RunFolder
@@ -279,7 +279,7 @@ def test_a_migration_plan_that_names_a_path_outside_is_refused(sandbox: tuple[Pa
     plan = {"moves": [["../../../../outside/secret.txt", "stolen.txt"]], "staged": False}
     (dest / RUN / ".migration.json").write_text(json.dumps(plan))
     before = listing(outside)
-    with pytest.raises(UnsafePath):
+    with pytest.raises(DamagedError, match="leaves its object folder"):
         migration.finish(Place(dest, RUN))
     assert listing(outside) == before
     assert not (dest / RUN / "stolen.txt").exists()
@@ -288,7 +288,7 @@ def test_a_migration_plan_that_names_a_path_outside_is_refused(sandbox: tuple[Pa
 # -- the same, end to end: the command line against the fake server ----------------------------
 
 
-@pytest.mark.parametrize("planted", ["journal", "run folder", "partial folder", "log folder"])
+@pytest.mark.parametrize("planted", ["journal", "partial folder", "log folder"])
 def test_a_backup_refuses_a_planted_link_with_exit_2_and_changes_nothing_outside(
     tmp_path: Path, planted: str
 ) -> None:
@@ -299,9 +299,6 @@ def test_a_backup_refuses_a_planted_link_with_exit_2_and_changes_nothing_outside
     if planted == "journal":
         link, target = dest / RUN / ".journal.jsonl", outside / "secret.txt"
         (dest / RUN).mkdir(parents=True)
-    elif planted == "run folder":
-        link, target = dest / RUN, outside / "run"
-        link.parent.mkdir(parents=True)
     elif planted == "partial folder":
         link, target = dest / PARTIAL_DIR, outside / "run"
         link.parent.mkdir(parents=True)
@@ -320,3 +317,26 @@ def test_a_backup_refuses_a_planted_link_with_exit_2_and_changes_nothing_outside
     assert "Remove the link" in line
     assert listing(outside) == before
     assert link.is_symlink()
+
+
+def test_a_linked_run_folder_fails_that_run_alone_and_changes_nothing_outside(tmp_path: Path) -> None:
+    """A run folder that is a link is not followed: that run fails, naming the link, and the
+    rest of the backup is saved (exit 1, as for any failed object)."""
+    world = generate(MINIMAL)
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    (outside / "run").mkdir(parents=True)
+    (dest / RUN).parent.mkdir(parents=True)
+    (dest / RUN).symlink_to(outside / "run")
+    before = listing(outside)
+    with serve(world) as server:
+        result = run_cli("--projects", "all", "--output", str(dest), "--quiet", token=server.api_token)
+    assert result.returncode == 1, result.stderr
+    no_traceback(result.stderr)
+    assert f"{dest / RUN} is a symbolic link, which a backup never writes" in result.stderr
+    report = json.loads((dest / "backup-report.json").read_text())
+    assert [(f["run"], f["field"]) for f in report["failures"]] == [(RUN.name, None)]
+    project = report["projects"]["workspace-0/project-0"]
+    assert (project["runs_failed"], project["runs_done"]) == (1, project["runs_found"] - 1)
+    assert project["runs_found"] > 1
+    assert listing(outside) == before
+    assert (dest / RUN).is_symlink()

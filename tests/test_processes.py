@@ -20,7 +20,7 @@ from cli_helpers import CLI, cli_env, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import backup
 from neptune_backup_async.format.report import LABELS
-from neptune_backup_async.processes.pool import capacity, shares
+from neptune_backup_async.processes.shares import capacity, shares
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from test_resume import tree
 

@@ -36,7 +36,7 @@ from .format import layout, values
 from .format.report import CHECKING_PROJECTS, BackupReport, Progress
 from .format.reports import finished_time
 from .processes.pool import ProcessPool
-from .processes.pool import shares as pool_shares
+from .processes.shares import shares as pool_shares
 from .remote.http import LOST_AFTER, RetryPolicy
 from .remote.source import Source
 from .selection import Selection

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..processes.pool import usable_cores
+from ..processes.shares import usable_cores
 from ..remote.http import LOST_AFTER, RetryPolicy
 from ..selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
 from ..settings import CONCURRENCY, BackupSettings

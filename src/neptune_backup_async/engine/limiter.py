@@ -2,7 +2,7 @@
 the first of them to what the server takes.
 
 ``--concurrency`` (C) is the total of requests in flight. With ``--processes`` it is shared
-out (:func:`~..processes.pool.shares`); each process holds its share S, which grows when
+out (:func:`~..processes.shares.shares`); each process holds its share S, which grows when
 another process hands its own over, in one :class:`Limits`:
 
 - **Requests** (:class:`Gate`): at most S Neptune and S3 requests in flight, fewer while
