@@ -691,6 +691,18 @@ def test_short_page(fresh: FakeNeptuneServer, path: str, attribute: str) -> None
     assert fresh.stats.faults == {"short_page": 1}
 
 
+@pytest.mark.parametrize(("kind", "shift"), [("early_page", -2), ("late_page", 1)])
+def test_a_series_page_may_come_from_another_offset(fresh: FakeNeptuneServer, kind: str, shift: int) -> None:
+    real = series_page(fresh, 10 + shift, 5)
+    fresh.faults.script("getFloatSeriesValues", kind)
+    assert series_page(fresh, 10, 5) == real
+    assert real["totalItemCount"] == 2_500
+    if shift < 0:  # no page before the first: the real one, and no fault
+        fresh.faults.script("getFloatSeriesValues", kind)
+        assert series_page(fresh, 0, 5) == series_page(fresh, 0, 5)
+    assert fresh.stats.faults == {kind: 1}
+
+
 def test_short_page_elsewhere_is_the_real_answer(fresh: FakeNeptuneServer) -> None:
     fresh.faults.script("getProject", "short_page")
     fresh.faults.script("getProject", "not_zip")
