@@ -1015,3 +1015,12 @@ def test_a_series_may_be_rewritten_once_its_first_page_is_read(fresh: FakeNeptun
     assert [v["step"] for v in after["values"]] == [v["step"] for v in before["values"]]
     assert [v["value"] for v in after["values"]] == [v["value"] + 1000 for v in before["values"]]
     assert series_page(fresh, 0, 3) == after  # once only
+
+
+def test_series_pages_larger_than_the_server_serves_may_be_refused(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.series_page_max = 100
+    fresh.faults.series_page_refusal = 413
+    assert len(series_page(fresh, 0, 100)["values"]) == 100
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "metrics/loss", "offset": 0, "limit": 101}
+    refused = raw(fresh, "GET", FLOAT_SERIES, params=query)
+    assert refused.status_code == 413 and "at most 100" in refused.json()["message"]

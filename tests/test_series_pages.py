@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import anyio
+import pytest
 
 from cli_helpers import run_cli
 from expect import check_backup, check_series, folder_of
@@ -35,10 +35,10 @@ def long_series_world() -> World:
     return generate(spec)
 
 
-def run_backup(server: FakeNeptuneServer, dest: Path, **kwargs: Any) -> BackupReport:
+def run_backup(server: FakeNeptuneServer, dest: Path, concurrency: int = 4) -> BackupReport:
     fast = RetryPolicy(attempts=3, base=0.01, cap=0.05)
     return anyio.run(
-        lambda: backup("all", dest, api_token=server.api_token, concurrency=4, retry=fast, **kwargs)
+        lambda: backup("all", dest, api_token=server.api_token, concurrency=concurrency, retry=fast)
     )
 
 
@@ -109,3 +109,56 @@ def test_pages_that_keep_overlapping_or_skipping_fail_their_series_named(tmp_pat
         assert run_backup(server, tmp_path).exit_code == 0
     check_series(run.fields[FLOATS], folder / f"{FLOATS}.csv")  # type: ignore[arg-type]
     check_series(run.fields[STRINGS], folder / f"{STRINGS}.csv")  # type: ignore[arg-type]
+
+
+def many_series_world() -> World:
+    spec = replace(
+        MINIMAL,
+        runs_per_project=2,
+        parameters=1,
+        float_series=1,
+        float_series_length=2_500,
+        string_series=1,
+        string_series_length=2_500,
+    )
+    return generate(spec)
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_a_server_that_refuses_large_pages_gets_smaller_ones_for_the_rest_of_the_backup(
+    tmp_path: Path, status: int
+) -> None:
+    world = many_series_world()
+    with serve(world) as server:
+        server.faults.series_page_max = 1_000
+        server.faults.series_page_refusal = status
+        report = run_backup(server, tmp_path, concurrency=1)
+        statuses = dict(server.stats.statuses)
+        pages = (
+            server.stats.by_operation["getFloatSeriesValues"]
+            + server.stats.by_operation["getStringSeriesValues"]
+        )
+    assert (report.exit_code, report.failures) == (0, [])
+    check_backup(world, tmp_path)
+    # 10,000, 5,000, 2,500 and 1,250 points refused once, for the first series only; then
+    # every series in pages of 625: four series of 2,500 points, four pages each.
+    assert statuses[status] == 4
+    assert pages == 4 + 4 * 4
+
+
+def test_a_page_refused_at_every_size_fails_its_series_and_teaches_nothing(tmp_path: Path) -> None:
+    world = many_series_world()
+    with serve(world) as server:
+        server.faults.always("getFloatSeriesValues", 400)
+        report = run_backup(server, tmp_path, concurrency=1)
+        refused = server.stats.faults["400"]
+        pages = (
+            server.stats.by_operation["getFloatSeriesValues"]
+            + server.stats.by_operation["getStringSeriesValues"]
+        )
+    assert sorted((f.run, f.field) for f in report.failures) == [("P0-1", FLOATS), ("P0-2", FLOATS)]
+    assert all("HTTP 400" in f.reason for f in report.failures)
+    # 10,000 points, then half as many down to 100: eight tries each; and as nothing was
+    # learnt, the string series in one page each.
+    assert refused == 2 * 8
+    assert pages == 2 * 8 + 2

@@ -16,14 +16,15 @@ point; if Neptune's differs, the series was written anew and is fetched whole.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from ..disk.files import ThreadFile, thread_file
 from ..domain import FieldInfo
-from ..errors import FetchError, MalformedAnswerError, Retry, TransientError
+from ..errors import FetchError, HttpStatusError, MalformedAnswerError, Retry, TransientError
 from ..format import values
 from ..format.manifest import FieldRecord
 from .downloads import ObjectFiles, Saved
@@ -31,6 +32,9 @@ from .downloads import ObjectFiles, Saved
 log = logging.getLogger("neptune_backup_async")
 _SERIES_HEADER = values.SERIES_HEADER.encode()
 _TAIL = 64 * 1024  # the last bytes of an earlier CSV kept, to find its last row in
+SMALLEST_PAGE = 100  # points: the least a series page asks for when larger ones are refused
+REFUSED = frozenset({400, 413, 422})  # how a server may refuse a page too large
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -153,11 +157,9 @@ async def save_series(obj: ObjectFiles, info: FieldInfo, prev: FieldRecord | Non
 async def _read(obj: ObjectFiles, reading: _Reading, kept: _Kept | None) -> int:
     """Read the series into the file until it is committed (after the rows ``kept``, if they
     are still Neptune's); the rows it holds."""
-    retrier = obj.ctx.retrier
-    limit = obj.ctx.source.series_page_limit
     done = False
     if kept is not None and kept.rows:
-        resumed = await retrier.call(reading.resume, kept, limit, what="series page")
+        resumed = await _sized(obj, reading.resume, kept)
         if resumed is None:
             obj.folder.notice(
                 reading.path,
@@ -167,9 +169,28 @@ async def _read(obj: ObjectFiles, reading: _Reading, kept: _Kept | None) -> int:
             written, done = resumed
             obj.count_bytes(written)
     while not done:
-        written, done = await retrier.call(reading.page, limit, what="series page")
+        written, done = await _sized(obj, reading.page)
         obj.count_bytes(written)
     return reading.rows
+
+
+async def _sized(obj: ObjectFiles, attempt: Callable[..., T], *args: Any) -> T:
+    """``attempt(*args, limit)``, retried, with the page size learnt so far; while the server
+    refuses a page that large (HTTP 400, 413 or 422), with half as many points, down to
+    :data:`SMALLEST_PAGE`. A smaller size that works is kept for the rest of the backup."""
+    pages = obj.ctx.series_pages
+    limit = pages.limit or obj.ctx.source.series_page_limit
+    while True:
+        try:
+            result = await obj.ctx.retrier.call(attempt, *args, limit, what="series page")
+        except HttpStatusError as e:
+            if e.status not in REFUSED or limit <= SMALLEST_PAGE:
+                raise
+            log.info("a series page of %d points was refused (HTTP %d): asking for fewer", limit, e.status)
+            limit = max(limit // 2, SMALLEST_PAGE)
+        else:
+            pages.worked(limit)
+            return result
 
 
 def _past(step: Any, before: Any) -> bool:

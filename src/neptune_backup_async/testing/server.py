@@ -148,7 +148,8 @@ class Faults:
     gzip-encoded for a client that accepts it (``gzip``); series pages after the first
     starting with the last point of the page before (``repeat_series_point``); a series
     cleared and logged again, one point longer, once its first page is served
-    (``rewrite_series``).
+    (``rewrite_series``); series pages of more points than ``series_page_max`` refused with
+    the status ``series_page_refusal``.
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -165,6 +166,8 @@ class Faults:
     gzip: bool = False
     repeat_series_point: bool = False
     rewrite_series: bool = False
+    series_page_max: int | None = None  # series pages asking for more points are refused
+    series_page_refusal: int = 400  # with this status
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
