@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 
-from .. import domain
 from ..disk.files import WrittenFile
 from ..domain import Download, FieldInfo, ImageInfo
 from ..errors import FetchError, HttpStatusError, leading_error
@@ -120,7 +119,7 @@ def _entry(item: ImageInfo | None) -> dict[str, Any]:
     stamp = item.timestamp_ms if item else None
     return {
         "step": item.step if item else None,
-        "timestamp": domain.iso_from_ms(stamp) if stamp is not None else None,
+        "timestamp": values.time_from_ms(stamp) if stamp is not None else None,
         "name": item.name if item else None,
         "description": item.description if item else None,
     }
