@@ -33,15 +33,17 @@ def json_float(value: float) -> float | str:
     return value if math.isfinite(value) else float_text(value)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """The JSON form of a value as the listing gives it: datetimes ISO 8601, floats as above,
+    mappings and collections with their items so."""
     if isinstance(value, dt.datetime):
         return iso(value)
     if isinstance(value, float):
         return json_float(value)
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -51,7 +53,7 @@ def simple_value(field_type: FieldType, value: Any) -> Any:
         return sorted(value)
     if field_type is FieldType.FLOAT:
         return json_float(float(value))
-    return _plain(value)
+    return plain(value)
 
 
 def dumps(document: Any) -> str:

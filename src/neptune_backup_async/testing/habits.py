@@ -107,7 +107,7 @@ class Habits:
                 end = series.points[-1]
                 points = [FloatPoint(p.step, p.value + 1000.0, p.timestamp_ms + 1) for p in series.points]
                 points.append(FloatPoint(end.step + 1, end.value + 1001.0, end.timestamp_ms + 2))
-                rewritten: FloatSeries | StringSeries = FloatSeries(tuple(points))
+                rewritten: FloatSeries | StringSeries = dataclasses.replace(series, points=tuple(points))
             elif isinstance(series, StringSeries) and series.points:
                 tail = series.points[-1]
                 logged = [StringPoint(p.step, f"again {p.value}", p.timestamp_ms + 1) for p in series.points]
