@@ -691,6 +691,18 @@ def test_short_page(fresh: FakeNeptuneServer, path: str, attribute: str) -> None
     assert fresh.stats.faults == {"short_page": 1}
 
 
+@pytest.mark.parametrize(("kind", "shift"), [("early_page", -2), ("late_page", 1)])
+def test_a_series_page_may_come_from_another_offset(fresh: FakeNeptuneServer, kind: str, shift: int) -> None:
+    real = series_page(fresh, 10 + shift, 5)
+    fresh.faults.script("getFloatSeriesValues", kind)
+    assert series_page(fresh, 10, 5) == real
+    assert real["totalItemCount"] == 2_500
+    if shift < 0:  # no page before the first: the real one, and no fault
+        fresh.faults.script("getFloatSeriesValues", kind)
+        assert series_page(fresh, 0, 5) == series_page(fresh, 0, 5)
+    assert fresh.stats.faults == {kind: 1}
+
+
 def test_short_page_elsewhere_is_the_real_answer(fresh: FakeNeptuneServer) -> None:
     fresh.faults.script("getProject", "short_page")
     fresh.faults.script("getProject", "not_zip")
@@ -1003,3 +1015,12 @@ def test_a_series_may_be_rewritten_once_its_first_page_is_read(fresh: FakeNeptun
     assert [v["step"] for v in after["values"]] == [v["step"] for v in before["values"]]
     assert [v["value"] for v in after["values"]] == [v["value"] + 1000 for v in before["values"]]
     assert series_page(fresh, 0, 3) == after  # once only
+
+
+def test_series_pages_larger_than_the_server_serves_may_be_refused(fresh: FakeNeptuneServer) -> None:
+    fresh.faults.series_page_max = 100
+    fresh.faults.series_page_refusal = 413
+    assert len(series_page(fresh, 0, 100)["values"]) == 100
+    query = {"experimentId": f"{PROJECT}/VIS-1", "attribute": "metrics/loss", "offset": 0, "limit": 101}
+    refused = raw(fresh, "GET", FLOAT_SERIES, params=query)
+    assert refused.status_code == 413 and "at most 100" in refused.json()["message"]

@@ -82,12 +82,43 @@ def test_string_series_survive_commas_quotes_and_newlines(lines: list[str]) -> N
     assert [r["value"] for r in rows] == lines
 
 
+@given(
+    st.lists(st.integers(-(10**20), 10**20)),
+    st.sampled_from([FieldType.FLOAT_SERIES, FieldType.STRING_SERIES]),
+)
+def test_every_whole_millisecond_is_kept_past_year_9999_and_before_year_1_as_itself(
+    stamps: list[int], field_type: FieldType
+) -> None:
+    value = "a, b" if field_type is FieldType.STRING_SERIES else math.nan
+    points = [(float(i), value, ms) for i, ms in enumerate(stamps)]
+    text = values.SERIES_HEADER + values.SeriesFormatter(field_type).rows(points)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [values.ms_from_time(r["timestamp"]) for r in rows] == stamps
+    assert [r["value"] for r in rows] == ["a, b" if field_type is FieldType.STRING_SERIES else "NaN"] * len(
+        stamps
+    )
+    for row, ms in zip(rows, stamps, strict=True):
+        in_range = -62_135_596_800_000 <= ms <= 253_402_300_799_999
+        assert row["timestamp"] == (values.time_from_ms(ms) if in_range else str(ms))
+        assert values.time_from_ms(ms) == (row["timestamp"] if in_range else ms)
+
+
+def test_times_just_inside_and_outside_the_iso_years() -> None:
+    first, last = -62_135_596_800_000, 253_402_300_799_999
+    assert values.time_from_ms(first) == "0001-01-01T00:00:00.000+00:00"
+    assert values.time_from_ms(last) == "9999-12-31T23:59:59.999+00:00"
+    assert (values.time_from_ms(first - 1), values.time_from_ms(last + 1)) == (first - 1, last + 1)
+    rows = values.SeriesFormatter(FieldType.FLOAT_SERIES).rows([(1.0, 0.5, last), (2.0, 0.5, last + 1)])
+    assert rows == f"1.0,0.5,9999-12-31T23:59:59.999+00:00\n2.0,0.5,{last + 1}\n"
+    with pytest.raises(ValueError):
+        values.ms_from_time("not a time")
+
+
 @pytest.mark.parametrize(
     ("field_type", "bad"),
     [
         (FieldType.FLOAT_SERIES, (2.0, 1.0, None)),  # no timestamp
         (FieldType.FLOAT_SERIES, (2.0, 1.0, 1.7e12)),  # not whole milliseconds
-        (FieldType.FLOAT_SERIES, (2.0, 1.0, 10**20)),  # past year 9999
         (FieldType.STRING_SERIES, (2.0, 7, 1_700_000_000_000)),  # a number in a string series
     ],
 )

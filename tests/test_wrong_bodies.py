@@ -18,7 +18,7 @@ import pytest
 
 from expect import check_backup, check_fields
 from neptune_backup_async import backup
-from neptune_backup_async.engine import savers
+from neptune_backup_async.engine import downloads
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing.server import HTML_PAGE
 
@@ -45,12 +45,12 @@ def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("small_body", [savers.SMALL_BODY, 0], ids=["read whole", "streamed"])
+@pytest.mark.parametrize("small_body", [downloads.SMALL_BODY, 0], ids=["read whole", "streamed"])
 def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_body: int
 ) -> None:
     """Each download small enough is read whole when it opens; larger ones stream (forced here)."""
-    monkeypatch.setattr(savers, "SMALL_BODY", small_body)
+    monkeypatch.setattr(downloads, "SMALL_BODY", small_body)
     world = small_world()
     with serve(world) as server:
         # The first three answers of each kind of download are wrong, each in another way.

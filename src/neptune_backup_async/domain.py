@@ -108,7 +108,8 @@ class FieldInfo:
 
     ``value`` holds simple values, already plain Python: aware datetimes, sorted tuples
     for string sets, dicts for git and notebook refs, the hash for an artifact.
-    ``ext`` and ``size`` describe files; ``last_step`` describes series.
+    ``ext`` and ``size`` describe files; ``last_step`` describes series, and ``config`` a
+    float series' own ``min``, ``max`` and ``unit``, those that are set.
     """
 
     path: str
@@ -117,6 +118,7 @@ class FieldInfo:
     ext: str | None = None
     size: int | None = None
     last_step: float | None = None
+    config: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

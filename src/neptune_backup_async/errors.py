@@ -99,7 +99,7 @@ class Retry(enum.Enum):
     STATUS = "status"  # a status worth another try (408, 5xx), or S3's error codes like it
     THROTTLED = "throttled"  # "not now": a 429, or S3's SlowDown
     CUT_OFF = "cut off"  # a body cut short
-    WRONG_ANSWER = "wrong answer"  # a download that cannot be what the listing says
+    WRONG_ANSWER = "wrong answer"  # a download that cannot be what the listing says, a page that does not fit
     INVALID_ANSWER = "invalid answer"  # not JSON
 
 

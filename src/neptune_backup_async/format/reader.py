@@ -24,7 +24,7 @@ from ..disk.files import WrittenFile
 from ..disk.place import Place, destination_error
 from ..domain import FieldInfo, FieldType
 from ..errors import DamagedError, DestinationError, LayoutError
-from . import layout, migration
+from . import layout, migration, values
 from .manifest import FORMAT_VERSION, Damaged, FieldRecord, Manifest, written_file
 
 
@@ -37,6 +37,8 @@ class Action(enum.Enum):
 def facts(info: FieldInfo, download_artifacts: bool) -> dict[str, object]:
     """What the listing says of a field that decides whether its copy is current."""
     if info.type in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES, FieldType.IMAGE_SERIES):
+        if info.config:  # a float series' min, max and unit: kept, and a change is a change
+            return {"last_step": info.last_step, "config": values.plain(info.config)}
         return {"last_step": info.last_step}
     if info.type is FieldType.FILE:
         return {"name": info.value, "ext": info.ext, "size": info.size}

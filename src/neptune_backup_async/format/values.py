@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..domain import UTC, FieldType, iso
+from ..domain import UTC, FieldType, iso, parse_iso
 from ..errors import MalformedAnswerError
 
 SERIES_HEADER = "step,value,timestamp\n"
@@ -32,15 +33,17 @@ def json_float(value: float) -> float | str:
     return value if math.isfinite(value) else float_text(value)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """The JSON form of a value as the listing gives it: datetimes ISO 8601, floats as above,
+    mappings and collections with their items so."""
     if isinstance(value, dt.datetime):
         return iso(value)
     if isinstance(value, float):
         return json_float(value)
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -50,7 +53,7 @@ def simple_value(field_type: FieldType, value: Any) -> Any:
         return sorted(value)
     if field_type is FieldType.FLOAT:
         return json_float(float(value))
-    return _plain(value)
+    return plain(value)
 
 
 def dumps(document: Any) -> str:
@@ -75,26 +78,27 @@ class SeriesFormatter:
 
     def __init__(self, field_type: FieldType) -> None:
         self._strings = field_type is FieldType.STRING_SERIES
-        self._minute = -1
+        self._minute: int | None = None  # no minute yet (-1 is one: the last of 1969)
         self._prefix = ""
 
     def _stamp_prefix(self, minute: int) -> str:
-        self._minute = minute
         self._prefix = dt.datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+        self._minute = minute
         return self._prefix
 
     def rows(self, points: Sequence[tuple[float, Any, int]]) -> str:
         """The CSV rows of ``points``; a point that cannot be written (a timestamp that is no
-        whole number of milliseconds in years 1 to 9999, a value of the wrong type) is the
-        server's: :class:`MalformedAnswerError`. Checked only once formatting failed, as
-        checking every point first would cost the hot loop; any other failure is a bug."""
+        whole number of milliseconds, a value of the wrong type) is the server's:
+        :class:`MalformedAnswerError`. A timestamp outside years 1 to 9999 is written as its
+        epoch milliseconds. Both are looked for only once formatting failed, as checking every
+        point first would cost the hot loop; any other failure is a bug."""
         try:
             return self._rows(points)
         except (TypeError, ValueError, IndexError, OverflowError, OSError):
             bad = next((p for p in points if not self._writable(p)), None)
-            if bad is None:
-                raise
-            raise MalformedAnswerError(f"malformed answer from Neptune: a series point {bad!r}") from None
+            if bad is not None:
+                raise MalformedAnswerError(f"malformed answer from Neptune: a series point {bad!r}") from None
+            return "".join(self._rows([p]) if _FIRST_MS <= p[2] <= _LAST_MS else self._raw(p) for p in points)
 
     def _writable(self, point: tuple[Any, Any, Any]) -> bool:
         step, value, ts = point
@@ -103,9 +107,17 @@ class SeriesFormatter:
             isinstance(step, number)
             and isinstance(value, str if self._strings else number)
             and isinstance(ts, int)
-            and _FIRST_MS <= ts <= _LAST_MS
             and not any(isinstance(x, bool) for x in point)
         )
+
+    def _raw(self, point: tuple[float, Any, int]) -> str:
+        """The row of a point whose time no ISO 8601 date holds: its epoch milliseconds, as
+        the hot loop writes the step and value."""
+        step, value, ts = point
+        if self._strings:
+            return f"{float_text(step)},{_csv_text(value)},{ts}\n"
+        text = f"{step!r},{value!r},{ts}\n"
+        return text.replace("nan", "NaN").replace("inf", "Infinity") if "n" in text else text
 
     def _rows(self, points: Sequence[tuple[float, Any, int]]) -> str:
         out: list[str] = []
@@ -132,6 +144,26 @@ class SeriesFormatter:
         if "n" in text:
             text = text.replace("nan", "NaN").replace("inf", "Infinity")
         return text
+
+
+def time_from_ms(epoch_ms: int) -> str | int:
+    """A time given in epoch milliseconds as a backup writes it: ISO 8601 UTC, or, outside
+    years 1 to 9999 (which no ISO 8601 date holds), the epoch milliseconds themselves."""
+    if _FIRST_MS <= epoch_ms <= _LAST_MS:
+        return iso(_EPOCH + dt.timedelta(milliseconds=epoch_ms))
+    return epoch_ms
+
+
+def ms_from_time(text: str) -> int:
+    """The epoch milliseconds of a time a backup wrote (see :func:`time_from_ms`); a time
+    of ISO 8601 without an offset is taken as UTC. ValueError when it is neither."""
+    text = text.strip()
+    if _RAW_MS.fullmatch(text):
+        return int(text)
+    return (parse_iso(text) - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+_RAW_MS = re.compile(r"-?[0-9]+")
 
 
 def _csv_text(value: str) -> str:

@@ -20,11 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .. import domain
 from ..disk.files import file_sha256
 from ..domain import FieldType
 from ..errors import NotABackupError
-from . import layout
+from . import layout, values
 from .manifest import Manifest
 from .reader import read_saved
 
@@ -129,7 +128,7 @@ def _parse(path: Path, role: Role) -> str | None:
                     if len(row) != 3:
                         return f"line {number} has {len(row)} columns"
                     float(row[0])
-                    domain.parse_iso(row[2])
+                    values.ms_from_time(row[2])
         elif role is Role.JSON:
             json.loads(path.read_text(encoding="utf-8"))
         elif role is Role.ZIP:

@@ -2,8 +2,8 @@
 stays correct by the API, yet a careless reader loses or mixes data.
 
 Switched on through :class:`~.server.Faults` (``table_page``, ``projects_page``, ``gzip``,
-``repeat_series_point``, ``rewrite_series``), applied to the real answers of
-:meth:`~.server.FakeNeptuneServer.answer`:
+``repeat_series_point``, ``rewrite_series``, ``series_page_max``), applied to the real
+answers of :meth:`~.server.FakeNeptuneServer.answer`:
 
 - pages of the runs table, or of the projects list, no longer than the server's own length,
   whatever ``limit`` was asked for (the count stays that of the whole listing);
@@ -12,7 +12,10 @@ Switched on through :class:`~.server.Faults` (``table_page``, ``projects_page``,
 - float and string series pages after the first starting one point early: the last point
   of the page before comes again;
 - a float or string series cleared and logged again once its first page is served: every
-  value changed, and one point more, so its last step grows.
+  value changed, and one point more, so its last step grows;
+- float and string series pages that ask for more points than the server serves at once
+  refused with an error status (``series_page_refusal``: 400, 413 or 422, as a server or a
+  proxy before it may answer).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from .messages import Request, Response
+from .messages import ApiError, Request, Response
 from .model import FloatPoint, FloatSeries, StringPoint, StringSeries, World
 
 SERIES_VALUES = frozenset({"getFloatSeriesValues", "getStringSeriesValues"})
@@ -39,6 +42,8 @@ class Switches(Protocol):
     gzip: bool
     repeat_series_point: bool
     rewrite_series: bool
+    series_page_max: int | None
+    series_page_refusal: int
 
 
 def _first(request: Request, name: str) -> int:
@@ -61,6 +66,10 @@ class Habits:
     def answer(self, operation: str, request: Request, handle: Callable[[Request], Response]) -> Response:
         faults = self._faults()
         offset = _first(request, "offset")
+        most = faults.series_page_max
+        if most is not None and operation in SERIES_VALUES and _first(request, "limit") > most:
+            message = f"limit must be at most {most}"
+            return ApiError(faults.series_page_refusal, "BAD_REQUEST", message).response()
         if faults.repeat_series_point and operation in SERIES_VALUES and offset > 0:
             request = dataclasses.replace(request, query={**request.query, "offset": [str(offset - 1)]})
         response = handle(request)
@@ -98,7 +107,7 @@ class Habits:
                 end = series.points[-1]
                 points = [FloatPoint(p.step, p.value + 1000.0, p.timestamp_ms + 1) for p in series.points]
                 points.append(FloatPoint(end.step + 1, end.value + 1001.0, end.timestamp_ms + 2))
-                rewritten: FloatSeries | StringSeries = FloatSeries(tuple(points))
+                rewritten: FloatSeries | StringSeries = dataclasses.replace(series, points=tuple(points))
             elif isinstance(series, StringSeries) and series.points:
                 tail = series.points[-1]
                 logged = [StringPoint(p.step, f"again {p.value}", p.timestamp_ms + 1) for p in series.points]

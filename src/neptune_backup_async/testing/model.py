@@ -110,6 +110,10 @@ class NotebookRef:
 class FloatSeries:
     TYPE: ClassVar[str] = "floatSeries"
     points: tuple[FloatPoint, ...]
+    # The series' own properties (its config: a chart's range and unit); None where unset.
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
@@ -37,7 +37,17 @@ from .spec import OPERATIONS, SWAGGER_PATHS, swagger
 _log = logging.getLogger(__name__)
 
 FaultKind = Literal[
-    "cut", "slow", "garbage", "truncated_json", "missing_keys", "short_page", "not_zip", "html", "empty_json"
+    "cut",
+    "slow",
+    "garbage",
+    "truncated_json",
+    "missing_keys",
+    "short_page",
+    "early_page",
+    "late_page",
+    "not_zip",
+    "html",
+    "empty_json",
 ]
 # A scripted answer: an HTTP status (>= 400 answers that error, below it the real answer) or a fault kind.
 Answer = int | FaultKind
@@ -54,6 +64,8 @@ _TEMPLATES = {
 }
 _ERRORS_5XX = (500, 502, 503, 504)
 SERIES_PAGE_OPERATIONS = frozenset({"getFloatSeriesValues", "getStringSeriesValues"})
+# Series pages served from another offset than the one asked for: points again, or skipped.
+PAGE_SHIFTS = {"early_page": -2, "late_page": 1}
 DOWNLOAD_OPERATIONS = frozenset({"downloadFileSetZip", "downloadAttribute"})
 GARBAGE_BODY = b"<html>oops</html>"
 NOT_ZIP_BODY = b"this is not a zip"
@@ -118,6 +130,9 @@ class Faults:
       ``[{}]`` for a list);
     - ``"short_page"``: for ``getFloatSeriesValues``/``getStringSeriesValues``, the real page
       with half its ``values`` and ``totalItemCount`` unchanged;
+    - ``"early_page"``, ``"late_page"``: for those too, the page of an offset two points
+      before the one asked for (its first two points given again), or one after it (a point
+      skipped), ``totalItemCount`` unchanged; for an offset with no such other, the real page;
     - ``"not_zip"``: for ``downloadFileSetZip``/``downloadAttribute``, a body that is no zip,
       with the real headers;
     - ``"html"``: a 200 ``text/html`` error page, whatever the real answer was;
@@ -133,7 +148,8 @@ class Faults:
     gzip-encoded for a client that accepts it (``gzip``); series pages after the first
     starting with the last point of the page before (``repeat_series_point``); a series
     cleared and logged again, one point longer, once its first page is served
-    (``rewrite_series``).
+    (``rewrite_series``); series pages of more points than ``series_page_max`` refused with
+    the status ``series_page_refusal``.
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -150,6 +166,8 @@ class Faults:
     gzip: bool = False
     repeat_series_point: bool = False
     rewrite_series: bool = False
+    series_page_max: int | None = None  # series pages asking for more points are refused
+    series_page_refusal: int = 400  # with this status
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
@@ -403,6 +421,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "slow":
             fake.stats.fault(fault)
             fake.pause(fake.faults.slow_seconds)
+        if fault in PAGE_SHIFTS and operation in SERIES_PAGE_OPERATIONS:
+            asked = request.int_arg("offset", 0)
+            if (offset := asked + PAGE_SHIFTS[fault]) >= 0:
+                fake.stats.fault(fault)
+                request = replace(request, query={**request.query, "offset": [str(offset)]})
         response = fake.answer(operation, request)
         if fault == "cut":
             fake.stats.fault(fault)

@@ -66,7 +66,8 @@ def properties(path: str, value: Value, owner: str) -> Json:
         out["values"] = sorted(value.values)
     elif isinstance(value, FloatSeries | StringSeries):
         if isinstance(value, FloatSeries):
-            out["config"] = {}  # the chart's unit and range, never set here
+            config = {"min": value.min, "max": value.max, "unit": value.unit}
+            out["config"] = {k: v for k, v in config.items() if v is not None}  # a chart's range and unit
         if value.points:
             out["last"] = value.points[-1].value
             out["lastStep"] = value.points[-1].step

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain import FieldType
+from ..format.values import ms_from_time
 
 MAX_PARAM_VALUE = 6000  # MAX_PARAM_VAL_LENGTH of MLflow
 MAX_TAG_VALUE = 8000  # MAX_TAG_VAL_LENGTH
@@ -121,8 +122,16 @@ def parse_float_series(lines: list[str]) -> list[Point]:
         if not line:
             continue
         step, value, stamp = line.split(",")
-        out.append(Point(float(step), float(value), ms(stamp) or 0))
+        out.append(Point(float(step), float(value), _series_ms(stamp)))
     return out
+
+
+def _series_ms(text: str) -> int:
+    """A series CSV's timestamp as epoch milliseconds (its own, past year 9999); 0 if unreadable."""
+    try:
+        return ms_from_time(text)
+    except ValueError:
+        return 0
 
 
 def step_rule(points: Iterable[Point]) -> str:

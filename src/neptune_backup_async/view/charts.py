@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from ..format.values import ms_from_time
 from .data import FloatSeries
 from .escape import h
 from .lttb import lttb
@@ -31,14 +31,12 @@ def numbers(values: Iterable[float | None], digits: int = 7) -> str:
 
 
 def epoch_seconds(text: str) -> float | None:
-    """An ISO 8601 time of the CSV as seconds since 1970 (UTC when it names no zone); None if unreadable."""
+    """A time of the CSV (ISO 8601, UTC when it names no zone, or epoch milliseconds past
+    year 9999) as seconds since 1970; None if unreadable."""
     try:
-        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return ms_from_time(text) / 1000
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()
 
 
 class Drawn(NamedTuple):

@@ -24,6 +24,7 @@ from ...domain import (
 )
 
 log = logging.getLogger("neptune_backup_async")
+SERIES_CONFIG = ("min", "max", "unit")  # a float series' own properties (FloatSeriesAttributeConfigDTO)
 _POINT = operator.itemgetter("step", "value", "timestampMillis")  # a series point as a tuple, in C
 
 
@@ -65,7 +66,13 @@ def field_from_dto(attr: dict[str, Any]) -> FieldInfo | None:
     if kind is FieldType.IMAGE_SERIES:  # no last value; its id as a channel, to read the images' metadata
         return FieldInfo(path, kind, props.get("channelId"), last_step=props.get("lastStep"))
     if kind in (FieldType.FLOAT_SERIES, FieldType.STRING_SERIES):
-        return FieldInfo(path, kind, props.get("last"), last_step=props.get("lastStep"))
+        config = props.get("config") if kind is FieldType.FLOAT_SERIES else None
+        kept = (
+            {k: config[k] for k in SERIES_CONFIG if config.get(k) is not None}
+            if isinstance(config, dict)
+            else {}
+        )
+        return FieldInfo(path, kind, props.get("last"), last_step=props.get("lastStep"), config=kept or None)
     if kind is FieldType.FILE:
         return FieldInfo(path, kind, props.get("name"), ext=props.get("ext"), size=props.get("size"))
     if kind is FieldType.FILE_SET:
