@@ -453,6 +453,19 @@ def test_models(server: FakeNeptuneServer) -> None:
         assert v["sys/model_id"].fetch() == "VIS-MOD"
 
 
+def test_trashed_models_are_listed_only_when_asked_for() -> None:
+    world = small_world()
+    world.trash(PROJECT, "VIS-MOD")
+    with serve(world) as fresh:
+        token = fresh.api_token
+        with neptune.init_project(project=PROJECT, mode="read-only", api_token=token) as project:
+            assert ids(project.fetch_models_table(progress_bar=False)) == []
+            assert ids(project.fetch_models_table(trashed=True, progress_bar=False)) == ["VIS-MOD"]
+            world.trash(PROJECT, "VIS-MOD", trashed=False)
+            assert ids(project.fetch_models_table(progress_bar=False)) == ["VIS-MOD"]
+            assert ids(project.fetch_models_table(trashed=True, progress_bar=False)) == []
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

@@ -264,6 +264,12 @@ class World:
                 now = old.value + dt.timedelta(milliseconds=1)
             container.fields["sys/modification_time"] = Datetime(now)
 
+    def trash(self, project: str, sys_id: str, trashed: bool = True) -> None:
+        """Move a run, model or model version to the trash (``trashed=False``: restore it).
+        Listings leave it out unless their query asks for ``sys/trashed``; it stays readable."""
+        with self.lock:
+            self.projects[project].containers[sys_id].trashed = trashed
+
     def remove_container(self, project: str, sys_id: str) -> None:
         with self.lock:
             container = self.projects[project].containers.pop(sys_id)
