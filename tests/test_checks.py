@@ -119,6 +119,9 @@ def test_an_image_must_be_whole_when_its_type_has_fixed_ends() -> None:
     assert check_body(IMAGE, sample(JPEG[:100]), "image/jpeg", 100) is not None
     assert check_body(IMAGE, sample(b"{}"), "image/png", 2) == "the answer does not start as image/png does"
     assert check_body(IMAGE, sample(b"<svg/>"), "image/svg+xml", None) is None  # no fixed ends known
+    # The client uploads an image over its limit empty: that is the whole image, not a cut one.
+    assert check_body(IMAGE, sample(b""), "image/png", 0) is None
+    assert check_body(IMAGE, sample(b""), "image/png", 10) == "got 0 of 10 bytes"
 
 
 def test_a_file_sets_zip_must_hold_what_neptune_lists() -> None:

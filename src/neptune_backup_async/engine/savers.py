@@ -365,6 +365,11 @@ class FieldSavers:
                 f"images {', '.join(map(str, sorted(failed)))} of {total} were not saved: "
                 + "; ".join(failed[i] for i in sorted(failed))
             )
+        if empty := [str(i) for i in range(total) if not written[i].size]:  # whole, by checks.check_body
+            why = "the neptune client uploads an image over 32 MB empty"
+            self.folder.notice(
+                info.path, f"images {', '.join(empty)} of {total} are empty ({why}): saved empty"
+            )
         index_doc = []
         for i in range(total):
             item = by_index.get(i)

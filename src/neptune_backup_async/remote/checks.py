@@ -108,14 +108,16 @@ def check_body(
     """Why a whole body cannot be the download; None if it can.
 
     ``content_length`` is what the answer's header promised. For a zip this judges only
-    the size against ``Content-Length``; :func:`check_zip` judges what it holds.
+    the size against ``Content-Length``; :func:`check_zip` judges what it holds. An image
+    of no bytes at all is whole: the ``neptune`` client uploads an image over its size
+    limit empty, and the server keeps it so (the saver says so in a notice).
     """
     if content_length is not None and body.size != content_length:
         return f"got {body.size} of {content_length} bytes"
     if expected.kind is Kind.FILE and expected.size is not None and body.size != expected.size:
         return f"got {body.size} bytes where Neptune lists {expected.size}"
     media = media_type(content_type)
-    if expected.kind is Kind.IMAGE and media in _IMAGE_EDGES:
+    if expected.kind is Kind.IMAGE and media in _IMAGE_EDGES and body.size:
         signature, end = _IMAGE_EDGES[media]
         if not body.head.startswith(signature):
             return f"the answer does not start as {media} does"
