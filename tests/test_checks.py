@@ -91,6 +91,17 @@ def test_the_types_a_download_may_have() -> None:
     assert check_type(FILE, "text/plain") is None  # a file may be any text
 
 
+def test_a_notebook_is_json_of_the_size_neptune_lists() -> None:
+    notebook = Expected(Kind.NOTEBOOK, size=20)
+    assert check_type(notebook, "application/json", 20) is None  # what the API declares it as
+    assert check_type(notebook, "application/octet-stream", None) is None
+    assert check_type(notebook, "text/html", 20) == (
+        "the answer is an HTML page (text/html), not the notebook's JSON"
+    )
+    assert check_body(notebook, sample(b"x" * 20), "application/json", 20) is None
+    assert check_body(notebook, sample(b"{}"), "application/json", 2) == "got 2 bytes where Neptune lists 20"
+
+
 def test_a_body_shorter_or_longer_than_its_content_length_is_wrong() -> None:
     assert check_body(FILE, sample(b"x" * 5), None, 10) == "got 5 of 10 bytes"
     assert check_body(FILE, sample(b"x" * 11), None, 10) == "got 11 of 10 bytes"

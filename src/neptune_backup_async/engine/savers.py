@@ -46,6 +46,7 @@ from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
 from ..format.reader import Action, decide, facts
 from ..remote import checks
+from . import notebooks
 from .context import Context
 from .limiter import each
 
@@ -97,7 +98,8 @@ class FieldSavers:
         folder = self.folder
         if info.type.is_simple:
             folder.keep_simple(info, values.simple_value(info.type, info.value))
-            return None
+            if not notebooks.has_checkpoint(info):  # a notebook ref's checkpoint is fetched too
+                return None
         if info.type is FieldType.ARTIFACT:
             folder.simple[info.path] = info.value  # the hash, as the seed script kept it
         action, prev = decide(
@@ -118,6 +120,9 @@ class FieldSavers:
             FieldType.FILE_SET: self._file_set,
             FieldType.IMAGE_SERIES: self._images,
             FieldType.ARTIFACT: self._artifact,
+            FieldType.NOTEBOOK_REF: functools.partial(
+                notebooks.save, self.ctx, self.project, folder, self.paths, self._download
+            ),
         }
         return _Pending(savers[info.type], info, prev if action is Action.EXTEND else None)
 
@@ -138,7 +143,8 @@ class FieldSavers:
             log.error("%s/%s: a bug", self.run.sys_id, info.path, exc_info=True)
             self.folder.failed(info, unexpected(e))
             return
-        await self.folder.saved(info, written, {**facts(info, self.ctx.download_artifacts), **extra})
+        if written:  # none: the saver recorded what it kept itself (a notebook the server refused)
+            await self.folder.saved(info, written, {**facts(info, self.ctx.download_artifacts), **extra})
 
     # -- series -------------------------------------------------------------------------------
 
