@@ -429,6 +429,22 @@ def test_file_set(run: neptune.Run, server: FakeNeptuneServer, tmp_path: Path) -
     assert [(e.name, e.file_type) for e in nested] == [("a.py", "file"), ("pkg", "directory")]
 
 
+def test_a_zip_built_slowly_is_polled_until_it_is_ready(fresh: FakeNeptuneServer, tmp_path: Path) -> None:
+    fresh.faults.zip_polls = 2  # two answers without a downloadUrl, then the one with it
+    token = fresh.api_token
+    with neptune.init_run(with_id="VIS-1", project=PROJECT, mode="read-only", api_token=token) as opened:
+        opened["source_code/files"].download(str(tmp_path), progress_bar=False)
+    file_set = full_run_fields()["source_code/files"]
+    assert isinstance(file_set, FileSet)
+    assert (tmp_path / "files.zip").read_bytes() == zip_bytes(file_set)
+    settle(fresh)
+    by_operation = fresh.stats.by_operation
+    assert (
+        by_operation["prepareForDownloadFileSetAttributeZip"],
+        by_operation["getDownloadPrepareRequest"],
+    ) == (1, 3)
+
+
 def test_artifact(run: neptune.Run) -> None:
     assert run["datasets/train"].fetch_hash() == "f" * 64
     files = run["datasets/train"].fetch_files_list()

@@ -46,7 +46,7 @@ from ..format.manifest import FieldRecord
 from ..format.object_folder import RunFolder
 from ..format.reader import Action, decide, facts
 from ..remote import checks
-from . import notebooks
+from . import file_sets, notebooks
 from .context import Context
 from .limiter import each
 
@@ -55,7 +55,6 @@ if sys.version_info < (3, 11):
 
 log = logging.getLogger("neptune_backup_async")
 IMAGE_PAGE = 1_000
-ZIP_PATIENCE = 600.0  # seconds the server may take to build a file set's zip
 Saved = tuple[list[WrittenFile], dict[str, Any]]  # the files a field was saved to, and facts for its record
 
 
@@ -289,24 +288,11 @@ class FieldSavers:
         return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.ctx.source, self.ctx.retrier
-        what = "file set download"
-        request_id = await retrier.call(source.prepare_file_set, self.run, info, what=what)
-        url: str | None = None
-        delay = 0.1
-        with anyio.move_on_after(ZIP_PATIENCE):
-            while (url := await retrier.call(source.file_set_url, request_id, what=what)) is None:
-                await anyio.sleep(delay)  # the server is still building the zip
-                delay = min(delay * 2, 5.0)
-        if url is None:
-            raise FetchError(
-                f"{what}: Neptune did not prepare the zip in {ZIP_PATIENCE:.0f} s; run the same command"
-                " again later"
-            )
-        rel = self.paths.field_file(info.path, info.type)
-        opener = functools.partial(source.open_file_set, url)
-        expected = checks.Expected(checks.Kind.ZIP, size=info.size)
-        return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
+        async with file_sets.zip_url(self.ctx, self.place, self.run, info) as url:
+            rel = self.paths.field_file(info.path, info.type)
+            opener = functools.partial(self.ctx.source.open_file_set, url)
+            expected = checks.Expected(checks.Kind.ZIP, size=info.size)
+            return [await self._download(opener, functools.partial(_fixed, rel), info.path, expected)], {}
 
     async def _image_metadata(self, info: FieldInfo, total: int) -> list[ImageInfo]:
         """The step, time, name and description of a series' images, as far as the server

@@ -133,7 +133,8 @@ class Faults:
     gzip-encoded for a client that accepts it (``gzip``); series pages after the first
     starting with the last point of the page before (``repeat_series_point``); a series
     cleared and logged again, one point longer, once its first page is served
-    (``rewrite_series``).
+    (``rewrite_series``); a file set's zip that is ready only after its request was polled
+    ``zip_polls`` times (the answers before say nothing of a ``downloadUrl``).
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -150,6 +151,7 @@ class Faults:
     gzip: bool = False
     repeat_series_point: bool = False
     rewrite_series: bool = False
+    zip_polls: int = 0  # polls of a zip request answered "not built yet" before its downloadUrl
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
