@@ -17,6 +17,7 @@ import pytest
 from expect import check_backup
 from neptune_backup_async import backup
 from neptune_backup_async.format.verify import verify
+from neptune_backup_async.remote.http import RetryPolicy
 from neptune_backup_async.testing import MINIMAL, generate, serve
 from neptune_backup_async.testing.model import Int, NotebookRef, World
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.anyio
 PROJECT = "workspace-0/project-0"
 WORLD = replace(MINIMAL, runs_per_project=3, notebook_every=1)
 FIELD = "source_code/notebook"
+QUICK = RetryPolicy(attempts=2, base=0.0, cap=0.0)
 
 
 def _world() -> World:
@@ -119,13 +121,20 @@ async def test_a_checkpoint_saved_once_is_kept_when_the_server_refuses_it_later(
     saved = world.checkpoints[ref.checkpoint_id].content
     with serve(world) as server:
         assert (await backup("all", tmp_path, api_token=server.api_token)).exit_code == 0
+        # A backup that fails the checkpoint keeps the copy, marked stale ...
+        server.faults.always("getCheckpointContent", 500)
+        failed = await backup("all", tmp_path, api_token=server.api_token, full=True, retry=QUICK)
+        assert failed.exit_code == 1 and "stale" in _record(tmp_path, run.sys_id)
+        server.faults.clear()
+        # ... and one it is refused to keeps that copy too, current again.
         del world.checkpoints[ref.checkpoint_id]  # deleted in Neptune: 404 from now on
         report = await backup("all", tmp_path, api_token=server.api_token, full=True)
     assert (report.exit_code, report.failures) == (0, [])
     [notice] = report.notices
     assert "HTTP 404" in notice.reason and notice.run == run.sys_id
     assert _notebook(tmp_path, run.sys_id).read_bytes() == saved
-    assert _record(tmp_path, run.sys_id)["checkpoint_id"] == ref.checkpoint_id
+    record = _record(tmp_path, run.sys_id)
+    assert record["checkpoint_id"] == ref.checkpoint_id and "stale" not in record
     assert verify(tmp_path, deep=True).problems == []
 
 

@@ -79,8 +79,8 @@ def _earlier_copy(folder: RunFolder, paths: layout.RunLayout, info: FieldInfo) -
     on disk where this layout puts it."""
     previous = folder.previous
     record = previous.record(info.path) if previous is not None else None
-    if previous is None or record is None or record.failure is not None or record.type != info.type.value:
-        return None
+    if previous is None or record is None or record.status != "ok" or record.type != info.type.value:
+        return None  # a stale copy (an earlier failure) is still a copy
     if record.files == [layout.SIMPLE_METADATA] or not previous.is_intact(record):
         return None
     return record if paths.files_of(info.path, record.type, record.files, None) else None
