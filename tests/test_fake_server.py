@@ -32,6 +32,7 @@ from neptune_backup_async.testing.model import (
     Artifact,
     ArtifactFile,
     Bool,
+    Checkpoint,
     Container,
     Datetime,
     File,
@@ -443,6 +444,22 @@ def test_a_zip_built_slowly_is_polled_until_it_is_ready(fresh: FakeNeptuneServer
         by_operation["prepareForDownloadFileSetAttributeZip"],
         by_operation["getDownloadPrepareRequest"],
     ) == (1, 3)
+
+
+def test_notebook_checkpoints(fresh: FakeNeptuneServer) -> None:
+    content = b'{"cells": [], "nbformat": 4}\n'
+    checkpoint = Checkpoint("5d0c3cb6-8e7c-4d2e-9f2b-3c1a0d9e8f70", "nb-1", "first", "nb.ipynb", content, T0)
+    fresh.world.checkpoints[checkpoint.id] = checkpoint
+    base = "/api/leaderboard/v1/notebooks/checkpoints"
+    listed = raw(fresh, "GET", f"{base}/{checkpoint.id}").json()
+    assert (listed["id"], listed["notebookId"], listed["size"]) == (checkpoint.id, "nb-1", len(content))
+    assert listed["creationTime"] == "2024-03-01T12:00:00.000Z"
+    answer = raw(fresh, "GET", f"{base}/{checkpoint.id}/content")
+    assert (answer.status_code, answer.content) == (200, content)
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="nb.ipynb"'
+    # The small world's notebook ref names "ck-1", a checkpoint the server does not have.
+    assert raw(fresh, "GET", f"{base}/ck-1").status_code == 404
+    assert raw(fresh, "GET", f"{base}/ck-1/content").status_code == 404
 
 
 def test_artifact(run: neptune.Run) -> None:
