@@ -79,13 +79,27 @@ def check_series(value: m.FloatSeries | m.StringSeries, path: Path) -> None:
         assert _dt(row[2]) == dt.datetime.fromtimestamp(point.timestamp_ms / 1000, UTC), path
 
 
-def check_container(container: m.Container, folder: Path, *, artifacts_downloaded: bool) -> None:
+def check_container(
+    container: m.Container,
+    folder: Path,
+    *,
+    artifacts_downloaded: bool,
+    checkpoints: dict[str, m.Checkpoint] | None = None,
+) -> None:
     """Every field saved exactly, and a manifest that says the run is complete."""
-    check_fields(container, folder, artifacts_downloaded=artifacts_downloaded)
+    check_fields(container, folder, artifacts_downloaded=artifacts_downloaded, checkpoints=checkpoints)
     check_manifest(folder, container.sys_id)
 
 
-def check_fields(container: m.Container, folder: Path, *, artifacts_downloaded: bool) -> None:
+def check_fields(
+    container: m.Container,
+    folder: Path,
+    *,
+    artifacts_downloaded: bool,
+    checkpoints: dict[str, m.Checkpoint] | None = None,
+) -> None:
+    """``checkpoints``: the notebook checkpoints the server has; each one a notebook ref of
+    the container names must be saved beside it, as ``<path>.ipynb``, byte for byte."""
     assert folder.is_dir(), f"missing {folder}"
     simple = json.loads((folder / "simple_metadata.json").read_text(encoding="utf-8"))
     expected_simple = {p for p, v in container.fields.items() if isinstance(v, (*m.ATOM_TYPES, m.Artifact))}
@@ -94,6 +108,12 @@ def check_fields(container: m.Container, folder: Path, *, artifacts_downloaded: 
         where = f"{container.sys_id}/{path}"
         if isinstance(value, m.ATOM_TYPES):
             check_simple(value, simple[path], where)
+            if isinstance(value, m.NotebookRef) and checkpoints is not None:
+                checkpoint = checkpoints.get(value.checkpoint_id)
+                notebook = folder / f"{path}.ipynb"
+                assert notebook.read_bytes() == checkpoint.content if checkpoint else not notebook.exists(), (
+                    where
+                )
         elif isinstance(value, (m.FloatSeries, m.StringSeries)):
             check_series(value, folder / f"{path}.csv")
         elif isinstance(value, m.File):
@@ -174,7 +194,9 @@ def check_backup(
     for project in world.projects.values():
         for container in objects_of(project, kinds):
             folder = folder_of(dest, project, container)
-            check_container(container, folder, artifacts_downloaded=artifacts_downloaded)
+            check_container(
+                container, folder, artifacts_downloaded=artifacts_downloaded, checkpoints=world.checkpoints
+            )
             checked += 1
     assert not list(dest.rglob("*.partial")), "temporary files left behind"
     return checked

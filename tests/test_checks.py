@@ -91,6 +91,17 @@ def test_the_types_a_download_may_have() -> None:
     assert check_type(FILE, "text/plain") is None  # a file may be any text
 
 
+def test_a_notebook_is_json_of_the_size_neptune_lists() -> None:
+    notebook = Expected(Kind.NOTEBOOK, size=20)
+    assert check_type(notebook, "application/json", 20) is None  # what the API declares it as
+    assert check_type(notebook, "application/octet-stream", None) is None
+    assert check_type(notebook, "text/html", 20) == (
+        "the answer is an HTML page (text/html), not the notebook's JSON"
+    )
+    assert check_body(notebook, sample(b"x" * 20), "application/json", 20) is None
+    assert check_body(notebook, sample(b"{}"), "application/json", 2) == "got 2 bytes where Neptune lists 20"
+
+
 def test_a_body_shorter_or_longer_than_its_content_length_is_wrong() -> None:
     assert check_body(FILE, sample(b"x" * 5), None, 10) == "got 5 of 10 bytes"
     assert check_body(FILE, sample(b"x" * 11), None, 10) == "got 11 of 10 bytes"
@@ -119,6 +130,9 @@ def test_an_image_must_be_whole_when_its_type_has_fixed_ends() -> None:
     assert check_body(IMAGE, sample(JPEG[:100]), "image/jpeg", 100) is not None
     assert check_body(IMAGE, sample(b"{}"), "image/png", 2) == "the answer does not start as image/png does"
     assert check_body(IMAGE, sample(b"<svg/>"), "image/svg+xml", None) is None  # no fixed ends known
+    # The client uploads an image over its limit empty: that is the whole image, not a cut one.
+    assert check_body(IMAGE, sample(b""), "image/png", 0) is None
+    assert check_body(IMAGE, sample(b""), "image/png", 10) == "got 0 of 10 bytes"
 
 
 def test_a_file_sets_zip_must_hold_what_neptune_lists() -> None:

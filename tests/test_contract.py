@@ -52,6 +52,8 @@ BACKUP_OPERATIONS = frozenset(
         "prepareForDownloadFileSetAttributeZip",
         "getDownloadPrepareRequest",
         "listArtifactFiles",
+        "getCheckpoint",
+        "getCheckpointContent",
     }
 )
 

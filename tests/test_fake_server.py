@@ -32,6 +32,7 @@ from neptune_backup_async.testing.model import (
     Artifact,
     ArtifactFile,
     Bool,
+    Checkpoint,
     Container,
     Datetime,
     File,
@@ -429,6 +430,38 @@ def test_file_set(run: neptune.Run, server: FakeNeptuneServer, tmp_path: Path) -
     assert [(e.name, e.file_type) for e in nested] == [("a.py", "file"), ("pkg", "directory")]
 
 
+def test_a_zip_built_slowly_is_polled_until_it_is_ready(fresh: FakeNeptuneServer, tmp_path: Path) -> None:
+    fresh.faults.zip_polls = 2  # two answers without a downloadUrl, then the one with it
+    token = fresh.api_token
+    with neptune.init_run(with_id="VIS-1", project=PROJECT, mode="read-only", api_token=token) as opened:
+        opened["source_code/files"].download(str(tmp_path), progress_bar=False)
+    file_set = full_run_fields()["source_code/files"]
+    assert isinstance(file_set, FileSet)
+    assert (tmp_path / "files.zip").read_bytes() == zip_bytes(file_set)
+    settle(fresh)
+    by_operation = fresh.stats.by_operation
+    assert (
+        by_operation["prepareForDownloadFileSetAttributeZip"],
+        by_operation["getDownloadPrepareRequest"],
+    ) == (1, 3)
+
+
+def test_notebook_checkpoints(fresh: FakeNeptuneServer) -> None:
+    content = b'{"cells": [], "nbformat": 4}\n'
+    checkpoint = Checkpoint("5d0c3cb6-8e7c-4d2e-9f2b-3c1a0d9e8f70", "nb-1", "first", "nb.ipynb", content, T0)
+    fresh.world.checkpoints[checkpoint.id] = checkpoint
+    base = "/api/leaderboard/v1/notebooks/checkpoints"
+    listed = raw(fresh, "GET", f"{base}/{checkpoint.id}").json()
+    assert (listed["id"], listed["notebookId"], listed["size"]) == (checkpoint.id, "nb-1", len(content))
+    assert listed["creationTime"] == "2024-03-01T12:00:00.000Z"
+    answer = raw(fresh, "GET", f"{base}/{checkpoint.id}/content")
+    assert (answer.status_code, answer.content) == (200, content)
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="nb.ipynb"'
+    # The small world's notebook ref names "ck-1", a checkpoint the server does not have.
+    assert raw(fresh, "GET", f"{base}/ck-1").status_code == 404
+    assert raw(fresh, "GET", f"{base}/ck-1/content").status_code == 404
+
+
 def test_artifact(run: neptune.Run) -> None:
     assert run["datasets/train"].fetch_hash() == "f" * 64
     files = run["datasets/train"].fetch_files_list()
@@ -451,6 +484,19 @@ def test_models(server: FakeNeptuneServer) -> None:
     ) as v:
         assert v["validation/acc"].fetch() == pytest.approx(0.7)
         assert v["sys/model_id"].fetch() == "VIS-MOD"
+
+
+def test_trashed_models_are_listed_only_when_asked_for() -> None:
+    world = small_world()
+    world.trash(PROJECT, "VIS-MOD")
+    with serve(world) as fresh:
+        token = fresh.api_token
+        with neptune.init_project(project=PROJECT, mode="read-only", api_token=token) as project:
+            assert ids(project.fetch_models_table(progress_bar=False)) == []
+            assert ids(project.fetch_models_table(trashed=True, progress_bar=False)) == ["VIS-MOD"]
+            world.trash(PROJECT, "VIS-MOD", trashed=False)
+            assert ids(project.fetch_models_table(progress_bar=False)) == ["VIS-MOD"]
+            assert ids(project.fetch_models_table(trashed=True, progress_bar=False)) == []
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -69,3 +69,26 @@ async def test_without_the_channel_route_the_index_holds_what_the_server_gave(
     site = build_site(tmp_path)
     pages = "".join(p.read_text(encoding="utf-8") for p in site.parent.rglob("*.html"))
     assert pages.count("<figcaption>no step") == 9  # every image in the gallery, without a step to name
+
+
+async def test_an_empty_image_is_saved_empty_with_a_notice(tmp_path: Path) -> None:
+    """The neptune client uploads an image over 32 MB as no bytes at all: the server serves
+    it empty, and that is the image, not a cut answer to retry until the field fails."""
+    world = generate(WORLD)
+    project = world.project("workspace-0/project-0")
+    run = project.runs[1]
+    series = run.fields["images/predictions"]
+    assert isinstance(series, ImageSeries)
+    images = list(series.images)
+    images[1] = replace(images[1], data=b"")
+    world.set_field(project.qualified_name, run.sys_id, "images/predictions", ImageSeries(tuple(images)))
+    with serve(world) as server:
+        report = await backup("all", tmp_path, api_token=server.api_token)
+        asked = server.stats.by_operation["getImageSeriesValue"]
+    assert (report.exit_code, report.failures, report.retries) == (0, [], {})
+    [notice] = report.notices
+    assert (notice.run, notice.field) == (run.sys_id, "images/predictions")
+    assert "images 1 of 3 are empty" in notice.reason and "saved empty" in notice.reason
+    assert asked == 9  # each image once: the empty one too, never again
+    assert check_backup(world, tmp_path) == 4  # the empty image's file is empty; the others as served
+    assert verify(tmp_path, deep=True).problems == []

@@ -72,6 +72,7 @@ def test_ordinary_names_keep_the_seed_layout() -> None:
     )
     assert layout.field_file("parameters/lr", FieldType.FLOAT) == PurePosixPath("simple_metadata.json")
     assert layout.image_file("images/pred", 2, "png") == PurePosixPath("images/pred/2.png")
+    assert layout.notebook_file("source_code/notebook") == PurePosixPath("source_code/notebook.ipynb")
     assert layout.container_dir("ws", "proj", "PROJ-1") == PurePosixPath("ws/proj/PROJ-1")
 
 
@@ -171,6 +172,7 @@ VARIANTS: list[tuple[FieldType, str | None]] = [
     (FieldType.FILE_SET, None),
     (FieldType.ARTIFACT, None),
     (FieldType.IMAGE_SERIES, None),
+    (FieldType.NOTEBOOK_REF, None),  # its checkpoint's .ipynb
     *((FieldType.FILE, ext) for ext in EXTS),
 ]
 ARTIFACT_INNER = ["train.csv", "Train.csv", "index.json", "sub/x", "SUB/x"]
@@ -182,6 +184,8 @@ def _outputs(run: layout.RunLayout, path: str, kind: FieldType, ext: str | None)
         return [run.field_file(path, kind), *run.artifact_files(path, ARTIFACT_INNER)]
     if kind is FieldType.IMAGE_SERIES:
         return [run.image_file(path, 0, "png"), run.image_file(path, 10, "PNG"), run.image_index(path)]
+    if kind is FieldType.NOTEBOOK_REF:
+        return [run.notebook_file(path)]
     return [run.field_file(path, kind, ext)]
 
 
@@ -230,7 +234,11 @@ def test_the_names_of_the_issue_are_told_apart() -> None:
 
 
 def test_suffixes_we_add_never_meet_a_field_named_like_them() -> None:
-    run = layout.RunLayout(["loss", "loss.csv", "img", "img/index", "art", "art.artifact", "simple_metadata"])
+    run = layout.RunLayout(
+        ["loss", "loss.csv", "img", "img/index", "art", "art.artifact", "simple_metadata", "nb", "nb.ipynb"]
+    )
+    assert run.notebook_file("nb") == PurePosixPath("nb.ipynb")
+    assert run.field_file("nb.ipynb", FieldType.FILE) != PurePosixPath("nb.ipynb")
     assert run.field_file("loss", FieldType.FLOAT_SERIES) == PurePosixPath("loss.csv")
     assert run.field_file("loss.csv", FieldType.FILE) != PurePosixPath("loss.csv")
     assert run.field_file("art.artifact", FieldType.FILE, "json") != run.field_file("art", FieldType.ARTIFACT)
@@ -296,3 +304,13 @@ def test_the_layout_refuses_to_give_one_path_to_two_fields() -> None:
     with pytest.raises(LayoutError):
         run.claim("b", PurePosixPath("x/Loss.csv/inside"))
     run.claim("a", PurePosixPath("x/Loss.csv"))  # the same field again (a retry) is fine
+
+
+def test_a_notebook_refs_earlier_files_are_its_ref_alone_or_its_checkpoint_where_the_layout_puts_it() -> None:
+    run = layout.RunLayout(["nb", "nb.ipynb"])
+    kind = FieldType.NOTEBOOK_REF.value
+    assert run.files_of("nb", kind, [layout.SIMPLE_METADATA], None)  # saved before, or refused
+    assert run.files_of("nb", kind, ["nb.ipynb"], None)
+    assert not run.files_of("nb", kind, ["other.ipynb"], None)
+    assert not run.files_of("nb", kind, [], None)
+    assert not run.files_of("f", FieldType.FLOAT.value, ["f.ipynb"], None)

@@ -324,6 +324,28 @@ def test_versions_of_a_trashed_model_are_left_out_with_it(tmp_path: Path) -> Non
     assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
 
 
+def test_include_trashed_saves_trashed_models_and_versions_too(tmp_path: Path) -> None:
+    world = generate(replace(MINIMAL, runs_per_project=1, models=2, versions_per_model=2))
+    project = world.project(PROJECT)
+    trashed, kept = list(project.of_kind("model"))
+    world.trash(PROJECT, trashed.sys_id)
+    kept_versions = [
+        c for c in project.of_kind("modelVersion") if c.fields["sys/model_id"] == m.String(kept.sys_id)
+    ]
+    world.trash(PROJECT, kept_versions[0].sys_id)  # a version in the trash, of a model that is not
+    selection = Selection(objects=frozenset({"models"}), runs=RunFilter(include_trashed=True))
+    with serve(world) as server:
+        report = anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token, selection=selection))
+    assert report.exit_code == 0
+    saved = [*project.of_kind("model"), *project.of_kind("modelVersion")]
+    assert len(saved) == 6
+    for container in saved:
+        check_container(container, folder_of(tmp_path, project, container), artifacts_downloaded=False)
+    assert report.projects[PROJECT].counts["model"].done == 2
+    assert report.projects[PROJECT].counts["modelVersion"].done == 4
+    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+
+
 def test_a_project_without_models_costs_one_listing_for_them(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=2))
     with serve(world) as server:

@@ -72,7 +72,7 @@ class RunFilter:
     created_since: dt.datetime | None = None
     created_until: dt.datetime | None = None
     modified_since: dt.datetime | None = None
-    include_trashed: bool = False
+    include_trashed: bool = False  # runs, and models and model versions too
 
     def __post_init__(self) -> None:
         bad = [s for s in self.states if s not in STATES]
@@ -201,6 +201,11 @@ class Selection:
 
     def owns(self, sys_id: str) -> bool:
         return self.shard is None or self.shard.owns(sys_id)
+
+    def models_nql(self) -> str:
+        """The query of the models and model versions listings: the run filters narrow runs
+        only, but ``include_trashed`` brings in the trashed models and versions too."""
+        return RunFilter(include_trashed=self.runs.include_trashed).nql()
 
     @property
     def shard_label(self) -> str | None:

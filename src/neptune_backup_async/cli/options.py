@@ -93,7 +93,11 @@ def _selection_arguments(b: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--created-until", metavar="TIME", help="only runs created before TIME")
     g.add_argument("--modified-since", metavar="TIME", help="only runs modified at or after TIME")
-    g.add_argument("--include-trashed", action="store_true", help="also back up runs in the trash")
+    g.add_argument(
+        "--include-trashed",
+        action="store_true",
+        help="also back up runs, models and model versions in the trash",
+    )
     g.add_argument(
         "--exclude-fields",
         metavar="GLOBS",

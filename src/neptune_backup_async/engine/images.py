@@ -106,6 +106,9 @@ async def save_images(obj: ObjectFiles, info: FieldInfo, prev: FieldRecord | Non
                     "its last saved image is no longer Neptune's (the series was logged anew): fetched whole",
                 )
     await fetch([i for i in range(total) if i not in written])
+    if empty := [str(i) for i in range(total) if not written[i].size]:  # whole, by checks.check_body
+        why = "the neptune client uploads an image over 32 MB empty"
+        obj.folder.notice(info.path, f"images {', '.join(empty)} of {total} are empty ({why}): saved empty")
     index_doc = []
     for i in range(total):
         item = by_index.get(i)

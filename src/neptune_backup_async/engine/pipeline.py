@@ -25,7 +25,6 @@ from ..errors import FetchError
 from ..format import layout
 from ..format.report import BACKING_UP, ProjectSummary, listing
 from ..remote.source import Source
-from ..selection import RunFilter
 from ..settings import BackupSettings
 from .gone import gone_runs
 from .limiter import Limits, pull
@@ -110,7 +109,7 @@ class Pipeline:
     async def _produce(self, projects: list[ProjectInfo], send: MemoryObjectSendStream[Job]) -> None:
         select = self.settings.selection
         objects = select.objects
-        untrashed = RunFilter().nql()  # models and versions: every one not in the trash
+        models_query = select.models_nql()
         async with send:
             for project in projects:
                 self.report.stage = listing(project.qualified_name)
@@ -127,10 +126,10 @@ class Pipeline:
                     if runs is not None and not select.runs.narrows:
                         await self._note_runs_gone(project, runs)
                 if "models" in objects:
-                    models = await self._list(project, "model", untrashed, send)
+                    models = await self._list(project, "model", models_query, send)
                     if models:  # versions are saved under their model, so only those of a listed model
                         versions = await self._list(
-                            project, "modelVersion", untrashed, send, models.__contains__
+                            project, "modelVersion", models_query, send, models.__contains__
                         )
                 summary.listed = runs is not None and models is not None and versions is not None
                 self.recorder.changed()

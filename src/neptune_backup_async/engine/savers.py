@@ -14,21 +14,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-import anyio
-
 from ..domain import FieldInfo, FieldType
 from ..errors import BackupError, FetchError, LayoutError, unexpected
 from ..format import values
 from ..format.manifest import FieldRecord
 from ..format.reader import Action, decide, facts
 from ..remote import checks
+from . import file_sets, notebooks
 from .downloads import ObjectFiles, Saved, fixed
 from .images import save_images
 from .limiter import each
 from .series import save_series
 
 log = logging.getLogger("neptune_backup_async")
-ZIP_PATIENCE = 600.0  # seconds the server may take to build a file set's zip
 
 
 class _Pending(NamedTuple):
@@ -53,7 +51,8 @@ class FieldSavers(ObjectFiles):
         folder = self.folder
         if info.type.is_simple:
             folder.keep_simple(info, values.simple_value(info.type, info.value))
-            return None
+            if not notebooks.has_checkpoint(info):  # a notebook ref's checkpoint is fetched too
+                return None
         if info.type is FieldType.ARTIFACT:
             folder.simple[info.path] = info.value  # the hash, as the seed script kept it
         action, prev = decide(
@@ -74,6 +73,9 @@ class FieldSavers(ObjectFiles):
             FieldType.FILE_SET: self._file_set,
             FieldType.IMAGE_SERIES: functools.partial(save_images, self),
             FieldType.ARTIFACT: self._artifact,
+            FieldType.NOTEBOOK_REF: functools.partial(
+                notebooks.save, self.ctx, self.project, folder, self.paths, self.download
+            ),
         }
         return _Pending(savers[info.type], info, prev if action is Action.EXTEND else None)
 
@@ -94,7 +96,8 @@ class FieldSavers(ObjectFiles):
             log.error("%s/%s: a bug", self.run.sys_id, info.path, exc_info=True)
             self.folder.failed(info, unexpected(e))
             return
-        await self.folder.saved(info, written, {**facts(info, self.ctx.download_artifacts), **extra})
+        if written:  # none: the saver recorded what it kept itself (a notebook the server refused)
+            await self.folder.saved(info, written, {**facts(info, self.ctx.download_artifacts), **extra})
 
     # -- files --------------------------------------------------------------------------------
 
@@ -105,24 +108,11 @@ class FieldSavers(ObjectFiles):
         return [await self.download(opener, functools.partial(fixed, rel), info.path, expected)], {}
 
     async def _file_set(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
-        source, retrier = self.ctx.source, self.ctx.retrier
-        what = "file set download"
-        request_id = await retrier.call(source.prepare_file_set, self.run, info, what=what)
-        url: str | None = None
-        delay = 0.1
-        with anyio.move_on_after(ZIP_PATIENCE):
-            while (url := await retrier.call(source.file_set_url, request_id, what=what)) is None:
-                await anyio.sleep(delay)  # the server is still building the zip
-                delay = min(delay * 2, 5.0)
-        if url is None:
-            raise FetchError(
-                f"{what}: Neptune did not prepare the zip in {ZIP_PATIENCE:.0f} s; run the same command"
-                " again later"
-            )
-        rel = self.paths.field_file(info.path, info.type)
-        opener = functools.partial(source.open_file_set, url)
-        expected = checks.Expected(checks.Kind.ZIP, size=info.size)
-        return [await self.download(opener, functools.partial(fixed, rel), info.path, expected)], {}
+        async with file_sets.zip_url(self.ctx, self.place, self.run, info) as url:
+            rel = self.paths.field_file(info.path, info.type)
+            opener = functools.partial(self.ctx.source.open_file_set, url)
+            expected = checks.Expected(checks.Kind.ZIP, size=info.size)
+            return [await self.download(opener, functools.partial(fixed, rel), info.path, expected)], {}
 
     async def _artifact(self, info: FieldInfo, prev: FieldRecord | None) -> Saved:
         source, retrier = self.ctx.source, self.ctx.retrier

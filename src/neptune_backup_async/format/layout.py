@@ -31,6 +31,7 @@ MIGRATION = ".migration.json"  # an object folder being brought to this format (
 REPORT = "backup-report.json"
 IMAGE_INDEX = "index.json"
 ARTIFACT_SUFFIX = ".artifact.json"
+NOTEBOOK_SUFFIX = ".ipynb"  # a notebook ref's checkpoint, beside the ref in simple_metadata.json
 # Folders of a project beside its runs; no run folder starts with "_" (see object_segment).
 PROJECT_FOLDER = "_project"
 MODELS_FOLDER = "_models"
@@ -263,6 +264,10 @@ class RunLayout:
             return base
         raise ValueError(f"no layout for field type {field_type!r}")
 
+    def notebook_file(self, field_path: str) -> PurePosixPath:
+        """The checkpoint a notebook ref names: ``<path>.ipynb`` (the ref itself is a simple value)."""
+        return self.claim(field_path, _with_suffix(self.stem(field_path), NOTEBOOK_SUFFIX))
+
     def image_file(self, field_path: str, index: int, ext: str) -> PurePosixPath:
         """One image of a file series: ``<path>/<index>.<ext>``, as the seed script wrote it."""
         return self.claim(field_path, self.stem(field_path) / f"{index}.{safe_segment(ext, MAX_EXT_BYTES)}")
@@ -282,12 +287,14 @@ class RunLayout:
             kind = FieldType(field_type)
         except ValueError:
             return False
-        if kind.is_simple:
-            return files == [SIMPLE_METADATA]
-        if not files:
+        if files == [SIMPLE_METADATA]:
+            return kind.is_simple  # a notebook ref's too, when its checkpoint was not saved
+        if not files or (kind.is_simple and kind is not FieldType.NOTEBOOK_REF):
             return False
         stem = self.stem(field_path)
         try:
+            if kind is FieldType.NOTEBOOK_REF:
+                return files == [self.notebook_file(field_path).as_posix()]
             if kind is FieldType.IMAGE_SERIES:
                 return all(PurePosixPath(f).parent == stem for f in files)
             if kind is FieldType.ARTIFACT:
@@ -306,6 +313,10 @@ def field_file(field_path: str, field_type: FieldType, ext: str | None = None) -
 
 def image_file(field_path: str, index: int, ext: str) -> PurePosixPath:
     return RunLayout([field_path]).image_file(field_path, index, ext)
+
+
+def notebook_file(field_path: str) -> PurePosixPath:
+    return RunLayout([field_path]).notebook_file(field_path)
 
 
 def image_index(field_path: str) -> PurePosixPath:

@@ -20,7 +20,7 @@ import anyio
 
 from ..disk.files import Journal, WrittenFile, file_sha256, write_whole
 from ..disk.place import Place
-from ..domain import FieldInfo
+from ..domain import FieldInfo, FieldType
 from . import layout, values
 from .manifest import STALE, FieldRecord, Manifest
 from .reader import Previous, journal_line
@@ -156,19 +156,19 @@ class RunFolder:
         for path in await anyio.to_thread.run_sync(self._not_whole, failed, limiter=self.limiter):
             del marks[path]
         old_simple: dict[str, Any] = {}
-        if any(old.fields[p].files == [layout.SIMPLE_METADATA] for p in marks):
+        if any(_has_simple_value(old.fields[p]) for p in marks):
             with contextlib.suppress(OSError, ValueError):
                 read = functools.partial((self.root / layout.SIMPLE_METADATA).read_text, encoding="utf-8")
                 text = await anyio.to_thread.run_sync(read, limiter=self.limiter)
                 old_simple = json.loads(text)
         for path, (mark, value) in sorted(marks.items()):
             record = old.fields[path]
-            if record.files == [layout.SIMPLE_METADATA]:
-                if path not in old_simple:
-                    continue
-                self.simple[path] = old_simple[path]
-            else:
-                for rel in record.files:
+            if _has_simple_value(record) and path in old_simple:
+                self.simple.setdefault(path, old_simple[path])  # a failed notebook's ref is the new one
+            elif record.files == [layout.SIMPLE_METADATA]:
+                continue
+            for rel in record.files:
+                if rel != layout.SIMPLE_METADATA:
                     self.manifest.add_file(old.files[rel])
             extra = {k: v for k, v in record.extra.items() if k not in KEPT_MARKS}
             self.manifest.fields[path] = FieldRecord(
@@ -227,3 +227,9 @@ class RunFolder:
                         self.place.unlink(rel)
                         for folder in PurePosixPath(rel).parents[:-1]:  # and the folders it leaves empty
                             self.place.rmdir(folder)
+
+
+def _has_simple_value(record: FieldRecord) -> bool:
+    """Whether a field's value is in simple_metadata.json: a simple one's, or a notebook ref's
+    beside the .ipynb of its checkpoint."""
+    return record.files == [layout.SIMPLE_METADATA] or record.type == FieldType.NOTEBOOK_REF.value

@@ -46,7 +46,16 @@ def facts(info: FieldInfo, download_artifacts: bool) -> dict[str, object]:
         return {"size": info.size}
     if info.type is FieldType.ARTIFACT:
         return {"hash": info.value, "downloaded": download_artifacts}
+    if info.type is FieldType.NOTEBOOK_REF:  # a checkpoint never changes: a new one has a new id
+        return {"checkpoint_id": checkpoint_id(info)}
     return {}
+
+
+def checkpoint_id(info: FieldInfo) -> str | None:
+    """The checkpoint a notebook ref names, or None (no ref, or one without a checkpoint)."""
+    ref = info.value if info.type is FieldType.NOTEBOOK_REF else None
+    found = ref.get("checkpoint_id") if isinstance(ref, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def plan(info: FieldInfo, previous: FieldRecord | None, intact: bool, download_artifacts: bool) -> Action:
@@ -94,7 +103,8 @@ def layout_for(
     """The layout of one object: of the fields listed now and of those an earlier backup saved
     (kept when gone), so a field that disappears never moves another. The files of fields kept
     but not listed are claimed first: a new field that would meet one fails instead."""
-    listed = {f.path for f in fields if not f.type.is_simple}
+    # A notebook ref's checkpoint is a file of its own (.ipynb), beside its simple value.
+    listed = {f.path for f in fields if not f.type.is_simple or f.type is FieldType.NOTEBOOK_REF}
     old = previous.manifest.fields if previous is not None else {}
     kept = {p: r for p, r in old.items() if p not in listed and r.files != [layout.SIMPLE_METADATA]}
     paths = layout.RunLayout([*listed, *kept], reserved)

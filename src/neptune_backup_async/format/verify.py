@@ -88,7 +88,7 @@ class Role(enum.Enum):
     """How ``--deep`` reads a file: as what we wrote it, or only by its hash."""
 
     SERIES = "series"  # our CSV: step,value,timestamp
-    JSON = "json"  # simple_metadata.json, an image series' index.json, an artifact's listing
+    JSON = "json"  # simple_metadata.json, an image series' index.json, an artifact's listing, a notebook
     ZIP = "zip"  # a file set, as the server built it
     BYTES = "bytes"  # a user's file, an image, an artifact's file: any bytes at all
 
@@ -104,6 +104,8 @@ def roles(manifest: Manifest) -> dict[str, Role]:
             out[files[0]] = Role.SERIES
         elif record.type == FieldType.FILE_SET.value:
             out[files[0]] = Role.ZIP
+        elif record.type == FieldType.NOTEBOOK_REF.value:  # the checkpoint's .ipynb
+            out[files[0]] = Role.JSON
         elif record.type == FieldType.ARTIFACT.value:
             out[files[0]] = Role.JSON
             out.update((f, Role.BYTES) for f in files[1:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import random
 import struct
 import uuid
@@ -20,6 +21,7 @@ from .model import (
     Artifact,
     ArtifactFile,
     Bool,
+    Checkpoint,
     Container,
     Datetime,
     File,
@@ -125,6 +127,19 @@ def tiny_png(rgb: tuple[int, int, int], size: int = 8) -> bytes:
     )
 
 
+def notebook_json(source: str) -> bytes:
+    """A Jupyter notebook of one code cell, as Jupyter writes it (nbformat 4, keys sorted)."""
+    cell: dict[str, object] = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": [source],
+    }
+    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return (json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
 def _ms(moment: dt.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -135,6 +150,7 @@ class _Generator:
         self.rng = random.Random(spec.seed)
         self.artifact_root = artifact_root
         self.clock = EPOCH
+        self.checkpoints: dict[str, Checkpoint] = {}
 
     def tick(self, seconds: float = 1.0) -> dt.datetime:
         self.clock += dt.timedelta(seconds=seconds, milliseconds=self.rng.randrange(1, 999))
@@ -216,6 +232,19 @@ class _Generator:
         digest = hashlib.sha256("".join(f.file_hash for f in files).encode()).hexdigest()
         return Artifact(digest, tuple(files))
 
+    def notebook(self, sys_id: str, created: dt.datetime) -> NotebookRef:
+        """A ref to a notebook's checkpoint, which goes into :attr:`checkpoints`."""
+        checkpoint = Checkpoint(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"checkpoint-{sys_id}")),
+            notebook_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"notebook-{sys_id}")),
+            name="checkpoint 1",
+            path="explore.ipynb",
+            content=notebook_json(f"print('explored in {sys_id}')"),
+            created=created - dt.timedelta(minutes=5),
+        )
+        self.checkpoints[checkpoint.id] = checkpoint
+        return NotebookRef(checkpoint.notebook_id, checkpoint.path, checkpoint.id, checkpoint.name)
+
     def run_fields(self, key: str, index: int, created: dt.datetime) -> dict[str, Value]:
         spec, rng = self.spec, self.rng
         sys_id = f"{key}-{index}"
@@ -247,11 +276,7 @@ class _Generator:
         )
         out["source_code/entrypoint"] = String("train.py")
         if spec.notebook_every and index % spec.notebook_every == 0:
-            out["source_code/notebook"] = NotebookRef(
-                notebook_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"notebook-{index}")), notebook_name="explore.ipynb",
-                checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"checkpoint-{index}")),
-                checkpoint_name="checkpoint 1",
-            )  # fmt: skip
+            out["source_code/notebook"] = self.notebook(sys_id, created)
         if spec.file_size:
             out["data/sample"] = File("sample", "bin", rng.randbytes(spec.file_size))
         if spec.file_set_files:
@@ -365,4 +390,5 @@ def generate(spec: WorkloadSpec, artifact_root: Path | None = None) -> World:
         workspace = f"workspace-{w}"
         for p in range(spec.projects_per_workspace):
             world.add_project(gen.project(workspace, w * spec.projects_per_workspace + p))
+    world.checkpoints.update(gen.checkpoints)
     return world

@@ -2,8 +2,8 @@
 stays correct by the API, yet a careless reader loses or mixes data.
 
 Switched on through :class:`~.server.Faults` (``table_page``, ``projects_page``, ``gzip``,
-``repeat_series_point``, ``rewrite_series``, ``series_page_max``), applied to the real
-answers of :meth:`~.server.FakeNeptuneServer.answer`:
+``repeat_series_point``, ``rewrite_series``, ``series_page_max``, ``zip_polls``), applied to
+the real answers of :meth:`~.server.FakeNeptuneServer.answer`:
 
 - pages of the runs table, or of the projects list, no longer than the server's own length,
   whatever ``limit`` was asked for (the count stays that of the whole listing);
@@ -15,7 +15,10 @@ answers of :meth:`~.server.FakeNeptuneServer.answer`:
   value changed, and one point more, so its last step grows;
 - float and string series pages that ask for more points than the server serves at once
   refused with an error status (``series_page_refusal``: 400, 413 or 422, as a server or a
-  proxy before it may answer).
+  proxy before it may answer);
+- a file set's zip that takes the server a while to build: the first polls of its request
+  (``getDownloadPrepareRequest``) answer without a ``downloadUrl``, counted per request
+  over the server's life, so a client that asks anew waits anew.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Switches(Protocol):
     rewrite_series: bool
     series_page_max: int | None
     series_page_refusal: int
+    zip_polls: int
 
 
 def _first(request: Request, name: str) -> int:
@@ -62,6 +66,7 @@ class Habits:
         self._faults = faults
         self._lock = threading.Lock()
         self._rewritten: set[tuple[str, str]] = set()  # (container uuid, path)
+        self._polls: dict[str, int] = {}  # zip request id -> polls so far
 
     def answer(self, operation: str, request: Request, handle: Callable[[Request], Response]) -> Response:
         faults = self._faults()
@@ -88,7 +93,20 @@ class Habits:
             )
         if faults.rewrite_series and operation in SERIES_VALUES and offset == 0:
             self._rewrite(request)
+        if operation == "getDownloadPrepareRequest":
+            response = self._building(request, response, faults.zip_polls)
         return response
+
+    def _building(self, request: Request, response: Response, polls: int) -> Response:
+        """A zip request's answer without its ``downloadUrl`` for its first ``polls`` polls."""
+        request_id = request.arg("id") or ""
+        with self._lock:
+            self._polls[request_id] = seen = self._polls.get(request_id, 0) + 1
+        if seen > polls:
+            return response
+        data = json.loads(response.body)
+        data.pop("downloadUrl", None)
+        return Response(response.status, json.dumps(data).encode(), response.content_type, response.headers)
 
     def _rewrite(self, request: Request) -> None:
         """Clear the requested series and log it again, changed and one point longer; once."""

@@ -179,6 +179,21 @@ Value = (
 ATOM_TYPES: tuple[type, ...] = (Float, Int, Bool, String, Datetime, StringSet, State, GitRef, NotebookRef)
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved state of a notebook, which a notebook ref names by id: Neptune keeps the
+    notebooks and their checkpoints beside the runs, in the project."""
+
+    id: str  # a uuid
+    notebook_id: str
+    name: str
+    path: str  # the notebook's path where it was checkpointed
+    content: bytes  # the .ipynb, as uploaded
+    created: dt.datetime
+    owner: str = "alice"
+    description: str = ""
+
+
 @dataclass
 class Container:
     """A run, model, model version or the project itself: a flat map of field path to value."""
@@ -222,6 +237,7 @@ class World:
     """Everything a fake server serves. Safe to mutate from tests while it serves."""
 
     projects: dict[str, Project] = field(default_factory=dict)  # by "workspace/name"
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)  # notebook checkpoints, by id
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _by_uuid: dict[str, tuple[Project, Container]] = field(default_factory=dict, repr=False)
 
@@ -267,6 +283,12 @@ class World:
             if isinstance(old, Datetime) and old.value >= now:
                 now = old.value + dt.timedelta(milliseconds=1)
             container.fields["sys/modification_time"] = Datetime(now)
+
+    def trash(self, project: str, sys_id: str, trashed: bool = True) -> None:
+        """Move a run, model or model version to the trash (``trashed=False``: restore it).
+        Listings leave it out unless their query asks for ``sys/trashed``; it stays readable."""
+        with self.lock:
+            self.projects[project].containers[sys_id].trashed = trashed
 
     def remove_container(self, project: str, sys_id: str) -> None:
         with self.lock:

@@ -22,6 +22,7 @@ from .messages import ApiError, Request, Response, json_response
 from .model import (
     Artifact,
     Bool,
+    Checkpoint,
     Container,
     Datetime,
     File,
@@ -88,6 +89,8 @@ class Operations:
             "searchLeaderboardAttributes": self.search_attributes,
             "searchLeaderboardEntries": self.search_entries,
             "listArtifactFiles": self.list_artifact_files,
+            "getCheckpoint": self.get_checkpoint,
+            "getCheckpointContent": self.get_checkpoint_content,
         }
         for operation_id, value_type in _GETTERS.items():
             self.handlers[operation_id] = self._getter(value_type)
@@ -310,6 +313,40 @@ class Operations:
         if prefix and not entries:
             raise ApiError(404, "ATTRIBUTE_NOT_FOUND", f"{path} has no {prefix!r}")
         return json_response([entries[name] for name in sorted(entries)])
+
+    # -- notebooks ------------------------------------------------------------------------
+
+    def checkpoint(self, request: Request) -> Checkpoint:
+        """The checkpoint whose id is the path's segment after ``checkpoints/``; 404 otherwise."""
+        parts = request.path.split("/")
+        checkpoint_id = parts[parts.index("checkpoints") + 1]
+        with self.world.lock:
+            found = self.world.checkpoints.get(checkpoint_id)
+        if found is None:
+            raise ApiError(404, "CHECKPOINT_NOT_FOUND", f"checkpoint {checkpoint_id!r} not found")
+        return found
+
+    def get_checkpoint(self, request: Request) -> Response:
+        checkpoint = self.checkpoint(request)
+        return json_response(
+            {
+                "id": checkpoint.id,
+                "notebookId": checkpoint.notebook_id,
+                "name": checkpoint.name,
+                "path": checkpoint.path,
+                "description": checkpoint.description,
+                "owner": checkpoint.owner,
+                "creationTime": wire.iso(checkpoint.created),
+                "removable": True,
+                "size": len(checkpoint.content),
+            }
+        )
+
+    def get_checkpoint_content(self, request: Request) -> Response:
+        """The .ipynb as uploaded, with the type the API declares for it (JSON)."""
+        checkpoint = self.checkpoint(request)
+        name = checkpoint.path.rsplit("/", 1)[-1]
+        return Response(200, checkpoint.content, "application/json", _attachment(name))
 
     # -- runs table and artifacts ---------------------------------------------------------
 

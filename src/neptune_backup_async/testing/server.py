@@ -149,7 +149,8 @@ class Faults:
     starting with the last point of the page before (``repeat_series_point``); a series
     cleared and logged again, one point longer, once its first page is served
     (``rewrite_series``); series pages of more points than ``series_page_max`` refused with
-    the status ``series_page_refusal``.
+    the status ``series_page_refusal``; a file set's zip that is ready only after its request
+    was polled ``zip_polls`` times (the answers before say nothing of a ``downloadUrl``).
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -168,6 +169,7 @@ class Faults:
     rewrite_series: bool = False
     series_page_max: int | None = None  # series pages asking for more points are refused
     series_page_refusal: int = 400  # with this status
+    zip_polls: int = 0  # polls of a zip request answered "not built yet" before its downloadUrl
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)

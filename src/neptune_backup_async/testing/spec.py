@@ -17,6 +17,7 @@ BOOL: Json = {"type": "boolean"}
 INT: Json = {"type": "integer", "format": "int64"}
 DOUBLE: Json = {"type": "number", "format": "double"}
 DATETIME: Json = {"type": "string", "format": "date-time"}
+UUID: Json = {"type": "string", "format": "uuid"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ HOLDER = (
     query("attribute", required=True),
 )
 PAGED = (*HOLDER, query("offset", INT), query("limit", INT))
+CHECKPOINT_ID: Json = {"in": "path", "name": "id", "required": True, **UUID}
 
 
 def _attribute_dto(**props: Json) -> Json:
@@ -344,6 +346,18 @@ LEADERBOARD_DEFINITIONS: dict[str, Json] = {
         values=array(ref("PointValueDTO")),
     ),
     "DownloadPrepareRequest": model(("id",), id=STRING, downloadUrl=STRING),
+    "CheckpointDTO": model(
+        ("creationTime", "description", "id", "name", "notebookId", "owner", "path", "removable", "size"),
+        creationTime=DATETIME,
+        description=STRING,
+        id=UUID,
+        name=STRING,
+        notebookId=UUID,
+        owner=STRING,
+        path=STRING,
+        removable=BOOL,
+        size=INT,
+    ),
     "FileEntry": model(("name", "fileType", "mtime"), name=STRING, fileType=STRING, mtime=DATETIME, size=INT),
 }
 
@@ -450,6 +464,22 @@ LEADERBOARD_OPERATIONS = (
         "/api/leaderboard/v1/download/downloadRequest",
         (query("id", required=True),),
         ref("DownloadPrepareRequest"),
+    ),
+    Operation(
+        "leaderboard",
+        "getCheckpoint",
+        "get",
+        "/api/leaderboard/v1/notebooks/checkpoints/{id}",
+        (CHECKPOINT_ID,),
+        ref("CheckpointDTO"),
+    ),
+    Operation(
+        "leaderboard",
+        "getCheckpointContent",
+        "get",
+        "/api/leaderboard/v1/notebooks/checkpoints/{id}/content",
+        (CHECKPOINT_ID, query("expectedContentDisposition")),
+        {"type": "file"},
     ),
     Operation(
         "leaderboard",

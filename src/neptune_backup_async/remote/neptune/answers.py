@@ -166,3 +166,11 @@ def artifact_files(answer: dict[str, Any]) -> list[ArtifactFileInfo]:
         )
         for f in answer["files"]
     ]
+
+
+def size(answer: dict[str, Any]) -> int:
+    """The ``size`` of an answer (a notebook checkpoint's): a count of bytes."""
+    value = answer["size"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"size is {value!r}, not a count of bytes")
+    return value

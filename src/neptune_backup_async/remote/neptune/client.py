@@ -265,8 +265,15 @@ class NeptuneSource:
 
     # -- one request ------------------------------------------------------------------------
 
+    def _url(self, api: str, operation: str, **path: str) -> tuple[str, str]:
+        """The method and URL of an operation, with its ``path`` parameters filled in."""
+        method, url = self._operation(api, operation)
+        for name, value in path.items():
+            url = url.replace(f"{{{name}}}", urllib.parse.quote(value, safe=""))
+        return method, url
+
     @functools.cache  # noqa: B019 - one source per backup; a handful of operations
-    def _url(self, api: str, operation: str) -> tuple[str, str]:
+    def _operation(self, api: str, operation: str) -> tuple[str, str]:
         from neptune.internal.backends.utils import build_operation_url
 
         client = self._clients[api]
@@ -370,11 +377,8 @@ class NeptuneSource:
         )
 
     def image_page(self, field: FieldInfo, offset: int, limit: int) -> ListingPage[ImageInfo]:
-        method, url = self._url("leaderboard", "getChannelValues")
-        channel = urllib.parse.quote(str(field.value), safe="")
         return self._http.json(  # type: ignore[no-any-return]
-            method,
-            url.replace("{channelId}", channel),
+            *self._url("leaderboard", "getChannelValues", channelId=str(field.value)),
             "getChannelValues",
             params={"offset": offset, "limit": limit},
             required=("totalItemCount", "values"),
@@ -422,6 +426,16 @@ class NeptuneSource:
             params={"projectIdentifier": project.id, "hash": artifact_hash},
             required=("files",),
             convert=answers.artifact_files,
+        )
+
+    def checkpoint_size(self, checkpoint_id: str) -> int:
+        url = self._url("leaderboard", "getCheckpoint", id=checkpoint_id)
+        return self._http.json(*url, "getCheckpoint", required=("size",), convert=answers.size)  # type: ignore[no-any-return]
+
+    def open_checkpoint(self, checkpoint_id: str) -> Download:
+        url = self._url("leaderboard", "getCheckpointContent", id=checkpoint_id)
+        return self._http.open(
+            *url, "getCheckpointContent", params={"expectedContentDisposition": "attachment"}
         )
 
     def close(self) -> None:
