@@ -20,14 +20,13 @@ another process hands its own over, in one :class:`Limits`:
   use the whole bound, even once the share has grown to C, and nothing spawns a task per
   field or image.
 
-So a process starts at most 2S threads for the network and the disk. Besides them: the
-client's start-up pool (at most 3, once, inside a request thread), a worker process's one
-reader of its parent's pipe, and asyncio's default executor, which resolves the server's
-name at start-up and which ``aiofiles`` still uses for streamed downloads
-(:class:`~..disk.files.AtomicFile` and :class:`~..remote.artifacts.files.PartialFile`
-already take the disk limiter for the calls that leave it). A request the transport decodes also takes one of its few decoding
-slots, a bound on CPU within the request threads. A cancel abandons a request's thread,
-which runs to its end outside the bound (see :meth:`Gate.thread`).
+So a process starts at most 2S threads for the network and the disk; the client's start-up
+(its import and each round trip, a few of them at once) runs in request threads too. Besides
+them: a worker process's one reader of its parent's pipe, and asyncio's default executor,
+which resolves the server's name at start-up. A request the transport decodes also takes
+one of its decoding slots (at most 4, and no more than S), a bound on CPU within the
+request threads. A cancel abandons a request's thread, which runs to its end outside the
+bound (see :meth:`Gate.thread`).
 
 The request bound works like TCP's congestion window. It starts at :data:`START` requests
 in flight and doubles each window of completed requests (a window is as many requests as
