@@ -28,7 +28,7 @@ from ..format.report import CONNECTING, BackupReport, Progress, plural, summariz
 from ..format.reports import load_reports, read_report
 from ..selection import Selection
 from ..settings import TOKEN_ENV
-from . import interrupt, logfile, prompt
+from . import interrupt, logfile, prompt, streams
 from . import options as backup_options
 from .display import Bars
 from .options import selection_from
@@ -146,20 +146,9 @@ def _run_view(args: argparse.Namespace) -> int:
 
 
 def _out(text: str) -> None:
-    """Print on stdout; a reader that stopped reading (``| head``) is no error, and the rest is dropped."""
-    if not text:
-        return
-    try:
+    """Print on stdout (a reader that stopped reading is no error: streams.tolerate_closed_outputs)."""
+    if text:
         print(text, flush=True)
-    except BrokenPipeError:
-        _stdout_to_nowhere()
-
-
-def _stdout_to_nowhere() -> None:
-    """Point stdout at nothing, so that flushing it at exit does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _read_token(path: Path | None) -> str | None:
@@ -304,6 +293,7 @@ def _leave_out_unused_imports() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return its exit code."""
     _leave_out_unused_imports()
+    streams.tolerate_closed_outputs()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "backup")  # backup is the default command
@@ -337,9 +327,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackupError as e:
         print(f"error: {redact(str(e), _secrets(token))}", file=sys.stderr)
         return e.exit_code
-    except BrokenPipeError:  # stdout closed early; _out covers the usual places
-        _stdout_to_nowhere()
-        return 1
     except Exception as e:  # a bug: one line for the user, the traceback in a log file
         error, log_file = (e.error, e.log_file) if isinstance(e, _Crashed) else (e, None)
         if log_file is None:

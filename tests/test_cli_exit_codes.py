@@ -1,0 +1,46 @@
+"""The exit codes and counts that cron jobs and CI read, and one-line errors (issue 23)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from cli_helpers import CLI, cli_env
+from neptune_backup_async.testing import FakeNeptuneServer
+
+PROJECT = "workspace-0/project-1"
+
+
+def _closed_pipe() -> int:
+    """The writing end of a pipe whose reader is gone, like ``| head -0``."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+def test_a_closed_stdout_or_stderr_does_not_change_the_exit_code(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "out"
+    pipe = _closed_pipe()
+    try:
+        # `neptune-backup ... 2>&1 | head -0`, then `view DEST | head -0` and `report DEST | head -0`.
+        backup = subprocess.run(
+            [*CLI, "--projects", "all", "--output", str(dest), "--quiet"],
+            stdout=pipe,
+            stderr=pipe,
+            env=cli_env(server.api_token),
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        view = subprocess.run([*CLI, "view", str(dest)], stdout=pipe, stderr=subprocess.PIPE, text=True)
+        report = subprocess.run([*CLI, "report", str(dest)], stdout=pipe, stderr=pipe)
+    finally:
+        os.close(pipe)
+    assert json.loads((dest / "backup-report.json").read_text())["exit_code"] == 0
+    assert backup.returncode == 0
+    assert (view.returncode, view.stderr) == (0, "")
+    assert (dest / "_site" / "index.html").exists()
+    assert report.returncode == 0
