@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from cli_helpers import CLI, cli_env
+from cli_helpers import CLI, cli_env, run_cli
 from neptune_backup_async.testing import FakeNeptuneServer
 
 PROJECT = "workspace-0/project-1"
@@ -44,3 +44,17 @@ def test_a_closed_stdout_or_stderr_does_not_change_the_exit_code(
     assert (view.returncode, view.stderr) == (0, "")
     assert (dest / "_site" / "index.html").exists()
     assert report.returncode == 0
+
+
+def test_report_counts_what_a_later_report_supersedes_once(server: FakeNeptuneServer, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    whole = ["--projects", PROJECT, "--output", str(dest), "--quiet"]
+    for args in (whole, [*whole, "--shard", "0/2"], whole):  # a shard between two whole backups
+        assert run_cli(*args, token=server.api_token).returncode == 0
+        result = run_cli("report", str(dest), "--output", str(tmp_path / "merged.json"))
+        assert result.returncode == 0, result.stdout
+        assert "4 of 4 runs backed up" in result.stdout or ": 4 runs," in result.stdout, result.stdout
+        assert "missing shards" not in result.stdout
+        merged = json.loads((tmp_path / "merged.json").read_text())
+        assert merged["totals"]["runs_found"] == 4
+        assert not merged.get("missing_shards")

@@ -115,17 +115,47 @@ def load_reports(dest: Path) -> dict[str, Any]:
     return merge(docs)
 
 
+def _when(doc: dict[str, Any]) -> dt.datetime:
+    stamp = doc.get("finished_at") or doc.get("started_at")
+    return domain.parse_iso(stamp) if stamp else dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+
+def _covers(newer: dict[str, Any], older: dict[str, Any]) -> bool:
+    """Whether ``newer`` backed up every object ``older`` did: the same filters (or none), its
+    projects and more, and the whole workspace or the same shard."""
+    new_sel, old_sel = dict(newer.get("selection", {})), dict(older.get("selection", {}))
+    new_shard, old_shard = new_sel.pop("shard", None), old_sel.pop("shard", None)
+    return (
+        (not new_sel or new_sel == old_sel)
+        and set(newer["projects"]) >= set(older["projects"])
+        and new_shard in (None, old_shard)
+    )
+
+
+def current(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reports that no later one supersedes: a report made later replaces an older one for
+    the objects it covers (a whole backup after its shards, a shard run again), so nothing is
+    counted twice. A whole backup that later shards only partly redo keeps its counts; those
+    shards then add their failures and notices, not their counts (see :func:`merge`)."""
+    docs = sorted(docs, key=_when)
+    return [old for i, old in enumerate(docs) if not any(_covers(new, old) for new in docs[i + 1 :])]
+
+
 def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """One report from several (of the shards of one backup): counts add up, notes are joined.
 
-    Shards that a report names but none was found for are listed under ``missing_shards`` and
-    make the exit code 1: that part of the workspace was not backed up.
+    Reports that a later one supersedes are left out (:func:`current`). Shards that a report
+    names but none was found for are listed under ``missing_shards`` and make the exit code 1:
+    that part of the workspace was not backed up, unless a whole backup did it.
     """
+    docs = current(docs)
+    whole = [d for d in docs if not d.get("selection", {}).get("shard")]
+    counted = whole or docs  # shards later than a whole backup overlap it: its counts stand
     if len(docs) == 1 and not docs[0].get("selection", {}).get("shard"):
         return docs[0]
     totals: dict[str, Any] = {}
     projects: dict[str, dict[str, Any]] = {}
-    for doc in docs:
+    for doc in counted:
         for key, value in doc["totals"].items():
             if key != "projects":
                 totals[key] = totals.get(key, 0) + value
@@ -143,12 +173,12 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
                     into[key] = into.get(key, 0) + value
     totals["projects"] = len(projects)
     retries: dict[str, int] = {}
-    for doc in docs:
+    for doc in counted:
         for reason, count in doc.get("retries", {}).items():
             retries[reason] = retries.get(reason, 0) + count
     shards = sorted({d.get("selection", {}).get("shard") for d in docs} - {None})
     counts = {int(s.split("/")[1]) for s in shards}
-    missing = [f"{k}/{n}" for n in sorted(counts) for k in range(n) if f"{k}/{n}" not in shards]
+    missing = [f"{k}/{n}" for n in sorted(counts) for k in range(n) if f"{k}/{n}" not in shards and not whole]
     started = [d["started_at"] for d in docs if d.get("started_at")]
     finished = [d["finished_at"] for d in docs if d.get("finished_at")]
     return {
@@ -167,5 +197,5 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "failures": [n for d in docs for n in d.get("failures", [])],
         "notices": [n for d in docs for n in d.get("notices", [])],
         "retries": dict(sorted(retries.items())),
-        "throttled_seconds": round(sum(d.get("throttled_seconds", 0.0) for d in docs), 3),
+        "throttled_seconds": round(sum(d.get("throttled_seconds", 0.0) for d in counted), 3),
     }
