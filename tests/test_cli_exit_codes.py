@@ -58,3 +58,26 @@ def test_report_counts_what_a_later_report_supersedes_once(server: FakeNeptuneSe
         merged = json.loads((tmp_path / "merged.json").read_text())
         assert merged["totals"]["runs_found"] == 4
         assert not merged.get("missing_shards")
+
+
+def test_verify_checks_the_part_of_a_backup_it_is_given(server: FakeNeptuneServer, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    assert (
+        run_cli("--projects", PROJECT, "--output", str(dest), "--quiet", token=server.api_token).returncode
+        == 0
+    )
+    project = dest / PROJECT
+    run, other = sorted(p for p in project.iterdir() if p.is_dir() and not p.name.startswith("_"))[:2]
+    next(f for f in other.rglob("*.csv")).write_text("damaged")  # a problem outside the part verified
+    for part, objects in (
+        (dest / "workspace-0", "8 objects"),
+        (run, "1 object"),
+        (run / "metrics", "1 object"),
+    ):
+        result = run_cli("verify", str(part))
+        assert result.returncode == (1 if part.name == "workspace-0" else 0), result.stdout
+        assert f"Verified {objects} and " in result.stderr, result.stderr
+    (dest / "notes").mkdir()
+    result = run_cli("verify", str(dest / "notes"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {dest / 'notes'} is not a backup root: the backup is at {dest}."

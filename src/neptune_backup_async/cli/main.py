@@ -116,11 +116,12 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from ..format.verify import verify
+    from ..format.verify import locate, verify
 
     if not args.destination.exists():
         raise NotABackupError(f"{args.destination} does not exist. Give the folder a backup was written to.")
-    result = verify(args.destination, deep=args.deep)
+    root, part = locate(args.destination)
+    result = verify(root, deep=args.deep, part=part)
     _out("\n".join(map(str, result.problems)))
     verdict = "intact" if not result.problems else plural(len(result.problems), "problem")
     objects, files = plural(result.objects, "object"), plural(result.files, "file")

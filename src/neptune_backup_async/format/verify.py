@@ -207,8 +207,37 @@ def _check_container(dest: Path, folder: Path, deep: bool, result: Verification)
                 problems.append(Problem("unexpected", f"{name}/{rel}", "not in the manifest"))
 
 
-def verify(dest: Path, *, deep: bool = False) -> Verification:
-    """Check every run folder below ``dest``. Raises NotABackupError when there is no backup there."""
+def _has_backup(folder: Path) -> bool:
+    return any(folder.glob("backup-report*.json")) or (folder / ".neptune-backup").is_dir()
+
+
+def locate(path: Path) -> tuple[Path, Path]:
+    """The backup ``path`` is part of, and the part: ``(root, path)`` for a backup's root, a
+    workspace, project or object folder in it; a folder inside an object stands for the object.
+    Raises NotABackupError when ``path`` is in no backup, or in one but not in its objects."""
+    if not path.is_dir():
+        raise NotABackupError(f"{path} is not a folder. Give the folder a backup was written to.")
+    root = next((p for p in path.absolute().parents if _has_backup(p)), None)
+    if _has_backup(path) or root is None:  # a backup's root, or one that has no report yet
+        if _has_backup(path) or any((f / layout.MANIFEST).is_file() for f in container_folders(path)):
+            return path, path
+        raise NotABackupError(f"{path} is not a backup: it has no {layout.REPORT} and no run manifests.")
+    part = root / path.absolute().relative_to(root)
+    if not any(_within(f, part) for f in container_folders(root)):
+        objects = [f for f in container_folders(root) if f in part.parents]
+        if not objects:
+            raise NotABackupError(f"{path} is not a backup root: the backup is at {root}.")
+        part = objects[-1]
+    return root, part
+
+
+def _within(path: Path, part: Path) -> bool:
+    return path == part or part in path.parents
+
+
+def verify(dest: Path, *, deep: bool = False, part: Path | None = None) -> Verification:
+    """Check every run folder below ``dest`` (only those in ``part`` of it, a folder from
+    :func:`locate`). Raises NotABackupError when there is no backup there."""
     if not dest.is_dir() or not (
         any(dest.glob("backup-report*.json"))
         or any((folder / layout.MANIFEST).is_file() for folder in container_folders(dest))
@@ -216,6 +245,8 @@ def verify(dest: Path, *, deep: bool = False) -> Verification:
         raise NotABackupError(f"{dest} is not a backup: it has no {layout.REPORT} and no run manifests.")
     result = Verification()
     for folder in container_folders(dest):
-        _check_container(dest, folder, deep, result)
-    result.problems.extend(symlinks(dest))
+        if part is None or _within(folder, part):
+            _check_container(dest, folder, deep, result)
+    where = "" if part is None or part == dest else part.relative_to(dest).as_posix() + "/"
+    result.problems.extend(p for p in symlinks(dest) if (p.path + "/").startswith(where))
     return result
