@@ -81,3 +81,19 @@ def test_verify_checks_the_part_of_a_backup_it_is_given(server: FakeNeptuneServe
     result = run_cli("verify", str(dest / "notes"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {dest / 'notes'} is not a backup root: the backup is at {dest}."
+
+
+def test_a_query_the_server_refuses_is_a_usage_error_before_anything_is_fetched(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "out"
+    result = run_cli(
+        "--projects", PROJECT, "--output", str(dest), "--query", "(sys/id = ", token=server.api_token
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: Neptune refused the query '(sys/id =' (HTTP 400). Write --query as you would in the runs"
+        " table of Neptune's web app."
+    ]
+    assert not (dest / "workspace-0").exists()  # no model or project folder fetched first
+    assert not (dest / "backup-report.json").exists()

@@ -25,7 +25,7 @@ import anyio
 from .disk.files import remove_temporaries, tagged_temporaries, temp_tag, write_file
 from .disk.lock import Lock
 from .disk.place import Place
-from .domain import ProjectInfo
+from .domain import PageRequest, ProjectInfo
 from .engine.assembly import build_pipeline, connect, one_error, resolve_token
 from .engine.limiter import Limits
 from .engine.paging import IncompleteListing, KeysetPager
@@ -218,6 +218,7 @@ async def run_backup(
                         report.stage = CHECKING_PROJECTS
                         pipeline.recorder.changed()
                         infos = await _resolve_projects(pipeline, source, names)
+                        await _check_query(pipeline, source, infos, selection)
                         started = True
                         await pipeline.run(infos, pool)
                 finally:
@@ -303,6 +304,28 @@ async def _resolve_projects(pipeline: Pipeline, source: Source, names: list[str]
                 " Run `neptune-backup list-projects` to see the projects you can back up."
             ) from None
     return infos
+
+
+async def _check_query(
+    pipeline: Pipeline, source: Source, infos: list[ProjectInfo], selection: Selection
+) -> None:
+    """Have the server check ``--query`` (one listing of no runs) before anything is fetched, so
+    that a query it refuses is a usage error, not a failed listing in every project."""
+    query = selection.runs.query
+    if not (query and query.strip() and infos and "runs" in selection.objects):
+        return
+    request = PageRequest(after=None, offset=0, limit=0)
+    try:
+        await pipeline.retrier.call(
+            source.objects_page, infos[0], "run", selection.runs.nql(), request, what="checking the query"
+        )
+    except HttpStatusError as e:
+        if e.status not in (400, 422):
+            raise
+        raise UsageError(
+            f"Neptune refused the query {query.strip()!r} (HTTP {e.status}). Write --query as you would in"
+            " the runs table of Neptune's web app."
+        ) from None
 
 
 @one_error_only
