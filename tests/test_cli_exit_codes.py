@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import CLI, cli_env, run_cli
 from neptune_backup_async.testing import FakeNeptuneServer
 
@@ -97,3 +99,20 @@ def test_a_query_the_server_refuses_is_a_usage_error_before_anything_is_fetched(
     ]
     assert not (dest / "workspace-0").exists()  # no model or project folder fetched first
     assert not (dest / "backup-report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "abc"], "Argument --concurrency: invalid int value: 'abc'"),
+        (["--lost-server-after", "abc"], "Argument --lost-server-after: invalid float value: 'abc'"),
+        (["--shard", "-1/4"], "Argument --shard: expected one argument"),
+    ],
+)
+def test_a_bad_argument_is_one_line_with_the_help_hint(args: list[str], message: str, tmp_path: Path) -> None:
+    result = run_cli(*args, "--projects", PROJECT, "--output", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {message}. Run `python -m neptune_backup_async backup --help` for the options."
+    ]
+    assert not (tmp_path / "out").exists()

@@ -38,8 +38,16 @@ log = logging.getLogger("neptune_backup_async")
 T = TypeVar("T")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line starting with ``error:`` as every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = _program() + self.prog[len("neptune-backup") :]  # as the user started it
+        self.exit(2, f"error: {message[0].upper()}{message[1:]}. Run `{hint} --help` for the options.\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neptune-backup",
         description="Back up Neptune.ai projects to local disk: every field of every run, resumable and fast.",
         epilog="The API token is read from NEPTUNE_API_TOKEN, or from the file given to --api-token-file.",
