@@ -116,3 +116,22 @@ def test_a_bad_argument_is_one_line_with_the_help_hint(args: list[str], message:
         f"error: {message}. Run `python -m neptune_backup_async backup --help` for the options."
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_load_mlflow_of_a_project_the_backup_lacks_exits_2_creating_nothing(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    pytest.importorskip("mlflow")
+    dest = tmp_path / "out"
+    assert (
+        run_cli("--projects", PROJECT, "--output", str(dest), "--quiet", token=server.api_token).returncode
+        == 0
+    )
+    before = sorted(dest.rglob("*"))
+    result = run_cli("load-mlflow", str(dest), "--projects", "workspace-0/nope")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: The backup in {dest} has no project 'workspace-0/nope'. Name projects as WORKSPACE/PROJECT,"
+        " as folders in it."
+    ]
+    assert sorted(dest.rglob("*")) == before  # no database, no report

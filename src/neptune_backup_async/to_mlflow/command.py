@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from ..errors import exit_code_of
+from ..errors import ProjectNotFoundError, exit_code_of
 from ..selection import parse_list
 from . import loader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
@@ -83,6 +83,13 @@ def run(
     cleanly on Ctrl-C, SIGTERM and SIGHUP)."""
     tracking.require_mlflow()  # before anything else: say how to install it
     dest: Path = args.destination
+    projects = parse_list(args.projects)
+    missing = [p for p in projects if dest.is_dir() and not (dest / p).is_dir()]
+    if missing:  # before the database is created: exit 2, as the backup does for an unknown project
+        raise ProjectNotFoundError(
+            f"The backup in {dest} has no project {', '.join(map(repr, missing))}. Name projects as"
+            " WORKSPACE/PROJECT, as folders in it."
+        )
     bars = _Bars(enabled=not args.quiet and not args.dry_run and sys.stderr.isatty())
     report: LoadReport | None = None
     try:
@@ -91,7 +98,7 @@ def run(
                 dest,
                 args.tracking_uri,
                 experiment_prefix=args.experiment_prefix,
-                projects=parse_list(args.projects) or None,
+                projects=projects or None,
                 runs=parse_list(args.runs) or None,
                 concurrency=args.concurrency,
                 artifact_root=args.artifact_root,
