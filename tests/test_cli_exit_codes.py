@@ -135,3 +135,23 @@ def test_load_mlflow_of_a_project_the_backup_lacks_exits_2_creating_nothing(
         " as folders in it."
     ]
     assert sorted(dest.rglob("*")) == before  # no database, no report
+
+
+def test_run_ids_that_match_nothing_are_named(server: FakeNeptuneServer, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    result = run_cli(
+        "--projects",
+        PROJECT,
+        "--output",
+        str(dest),
+        "--quiet",
+        "--runs",
+        "NOPE-1,P1-1",
+        token=server.api_token,
+    )
+    assert result.returncode == 0, result.stderr  # documented: a run may have been deleted since
+    reason = "no run has this id (or the other filters, or the trash, leave it out)"
+    assert f"  note: all/NOPE-1: {reason}" in result.stderr.splitlines()
+    report = json.loads((dest / "backup-report.json").read_text())
+    assert report["totals"]["runs_found"] == 1
+    assert [(n["run"], n["reason"]) for n in report["notices"]] == [("NOPE-1", reason)]

@@ -110,6 +110,7 @@ class Pipeline:
         select = self.settings.selection
         objects = select.objects
         models_query = select.models_nql()
+        runs_listed: set[str] | None = set()  # None once a listing failed: then nothing is known missing
         async with send:
             for project in projects:
                 self.report.stage = listing(project.qualified_name)
@@ -123,6 +124,7 @@ class Pipeline:
                 versions: set[str] | None = set()
                 if "runs" in objects:
                     runs = await self._list(project, "run", select.runs.nql(), send)
+                    runs_listed = None if runs is None or runs_listed is None else runs_listed | runs
                     if runs is not None and not select.runs.narrows:
                         await self._note_runs_gone(project, runs)
                 if "models" in objects:
@@ -134,6 +136,10 @@ class Pipeline:
                 summary.listed = runs is not None and models is not None and versions is not None
                 self.recorder.changed()
                 log.info("%s: listed %s", project.qualified_name, summary.found_words())
+            for sys_id in select.runs.runs:  # --runs: name each id that matched nothing
+                if runs_listed is not None and sys_id not in runs_listed and select.owns(sys_id):
+                    reason = "no run has this id (or the other filters, or the trash, leave it out)"
+                    self.recorder.notice("all", sys_id, None, reason)
             self.report.stage = BACKING_UP
             self.recorder.changed()
 
