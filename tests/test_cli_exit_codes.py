@@ -155,3 +155,12 @@ def test_run_ids_that_match_nothing_are_named(server: FakeNeptuneServer, tmp_pat
     report = json.loads((dest / "backup-report.json").read_text())
     assert report["totals"]["runs_found"] == 1
     assert [(n["run"], n["reason"]) for n in report["notices"]] == [("NOPE-1", reason)]
+
+
+def test_an_empty_token_file_is_named_so(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("\n")
+    result = run_cli("list-projects", "--api-token-file", str(tmp_path / "token"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: The API token file {tmp_path / 'token'} is empty. Put your Neptune API token in it."
+    ]

@@ -164,9 +164,12 @@ def _read_token(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8").strip()
+        token = path.read_text(encoding="utf-8").strip()
     except OSError as e:
         raise UsageError(f"Cannot read the API token file {path} ({e.strerror}).") from None
+    if not token:
+        raise UsageError(f"The API token file {path} is empty. Put your Neptune API token in it.")
+    return token
 
 
 class _Crashed(Exception):
