@@ -29,6 +29,9 @@ STATE = "neptune.state"
 STATUS = "neptune.load_status"  # "loading" until everything of this backup is in, then "complete"
 LOADED = "neptune.loaded"  # the fingerprint of the backup of the object that is loaded
 LOADING, COMPLETE = "loading", "complete"
+# MLflow's UI opens an experiment without this tag on its GenAI onboarding page ("Send your
+# first trace"); "custom_model_development" is its ExperimentKind for model training.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MS = dt.timedelta(milliseconds=1)
