@@ -3,11 +3,13 @@ system metrics, descriptive tags, the project's own fields and the progress."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
 from neptune_backup_async.testing import MINIMAL, generate
+from neptune_backup_async.testing import model as m
 
 MlflowClient = e2e.MlflowClient
 empty_db = e2e.empty_db  # the fixture, shared with the end-to-end tests
@@ -28,3 +30,36 @@ def test_experiments_open_as_model_training_not_genai(tmp_path: Path, empty_db: 
     exp = client.get_experiment_by_name("workspace-0/project-0")
     assert exp is not None
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_each_neptune_tag_is_a_searchable_mlflow_tag_and_a_removed_one_goes(
+    tmp_path: Path, empty_db: Path
+) -> None:
+    world = generate(replace(MINIMAL, runs_per_project=2), artifact_root=tmp_path / "sources")
+    proj = "workspace-0/project-0"
+    hostile = frozenset({"gpu", "GPU", "prod team", "a/b?", "mlflow.runName"})
+    world.set_field(proj, "P0-1", "sys/tags", m.StringSet(hostile))
+    world.set_field(proj, "P0-2", "sys/tags", m.StringSet(frozenset({"gpu"})))
+    dest = tmp_path / "backup"
+    e2e.make_backup(world, dest)
+    uri = e2e.fresh_db(empty_db, tmp_path / "mlflow.db")
+    assert e2e.load(dest, uri).exit_code == 0
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(proj)
+    assert exp is not None
+
+    def with_tag(key: str) -> list[str]:
+        runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{key}` = 'true'")
+        return sorted(r.data.tags["neptune.id"] for r in runs)
+
+    assert with_tag("neptune.tag.gpu") == ["P0-1", "P0-2"]
+    assert with_tag("neptune.tag.prod team") == ["P0-1"]
+    run = e2e.find_run(client, proj, "P0-1")
+    ours = sorted(k for k in run.data.tags if k.startswith("neptune.tag."))
+    assert len(ours) == len(hostile) and len({k.casefold() for k in ours}) == len(hostile)
+    assert sorted(json.loads(run.data.tags["sys/tags"])) == sorted(hostile)  # the lossless copy
+
+    world.set_field(proj, "P0-2", "sys/tags", m.StringSet(frozenset({"cpu"})))
+    e2e.make_backup(world, dest)
+    assert e2e.load(dest, uri).exit_code == 0
+    assert with_tag("neptune.tag.gpu") == ["P0-1"] and with_tag("neptune.tag.cpu") == ["P0-2"]

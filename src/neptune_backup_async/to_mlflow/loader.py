@@ -25,7 +25,7 @@ from ..disk.place import Place
 from ..errors import NotABackupError, UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
-from . import convert, plan, reader, tracking
+from . import convert, naming, plan, reader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 from .state import Loaded, SeriesState, file_hashes
 
@@ -169,6 +169,9 @@ class _Loader:
             )
             run_id = found.run_id
             params = {k: v for k, v in the_plan.params.items() if k not in found.params}
+            for key in found.tags:  # a Neptune tag taken off since the last load
+                if key.startswith(naming.TAG_PREFIX) and key not in the_plan.tags:
+                    await self.call(self.mlflow.delete_tag, run_id, key)
         else:
             tags = {**the_plan.shape.tags, convert.STATUS: convert.LOADING}
             run_id = await self.call(self.mlflow.create_run, exp_id, the_plan.shape, tags)

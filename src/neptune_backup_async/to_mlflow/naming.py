@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 MAX_KEY = 250  # MAX_ENTITY_KEY_LENGTH of MLflow
 MAX_SEGMENT_BYTES = 180  # leaves room for the hash and an artifact suffix below NAME_MAX (255)
 RESERVED_PREFIXES = ("mlflow", "neptune")
+TAG_PREFIX = "neptune.tag."  # one MLflow tag per Neptune tag, so runs can be searched by them
 OWN_FOLDER = "neptune"  # our own artifacts: neptune/fields.json and the like
 
 _ALLOWED = re.compile(r"[\w.\- ]")
@@ -70,6 +71,22 @@ def key_of(path: str, hashed: bool, digits: int = 16) -> str:
     if hashed or base != path or len(base) > MAX_KEY:
         return with_hash(base, path, digits)
     return base
+
+
+def tag_keys(tags: Iterable[str]) -> dict[str, str]:
+    """The MLflow tag of each Neptune tag (``sys/tags``): ``neptune.tag.<tag>``, the tag as it
+    is when MLflow accepts it and no other tag equals it ignoring case; else made acceptable as
+    a segment is (``/`` too) and told apart by the hash of the tag."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for tag in sorted(set(tags), key=lambda t: (t != t.lower(), t)):
+        base = clean_segment(tag)
+        key = TAG_PREFIX + base
+        if base != tag or key.casefold() in seen or len(key) > MAX_KEY:
+            key = with_hash(key, tag)
+        seen.add(key.casefold())
+        out[tag] = key
+    return out
 
 
 def _clashes(keys: Mapping[str, str], roots: Mapping[str, list[str]]) -> list[list[str]]:

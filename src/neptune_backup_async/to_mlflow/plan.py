@@ -148,5 +148,10 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
             series[path] = record.files[0]
         if found := _uploads(record, key):
             uploads[path] = found
+    neptune_tags = meta.get("sys/tags")
+    if isinstance(neptune_tags, list):
+        tags.update(
+            dict.fromkeys(naming.tag_keys(t for t in neptune_tags if isinstance(t, str)).values(), "true")
+        )
     shape = convert.run_shape(manifest.kind, manifest.sys_id, manifest.project, manifest.model_id, meta)
     return Plan(keys, params, long_values, {**tags, **shape.tags}, series, uploads, shape, failed)

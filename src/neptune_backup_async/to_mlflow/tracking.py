@@ -179,5 +179,8 @@ class Tracking:
         else:
             self.client.set_terminated(run_id, status=shape.status, end_time=shape.end_ms)
 
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.client.delete_tag(run_id, key)
+
     def delete(self, run_id: str) -> None:
         self.client.delete_run(run_id)
