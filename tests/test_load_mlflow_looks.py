@@ -3,6 +3,7 @@ system metrics, descriptive tags, the project's own fields and the progress."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
 from neptune_backup_async.testing import MINIMAL, generate
 from neptune_backup_async.testing import model as m
+from neptune_backup_async.to_mlflow import command
+from neptune_backup_async.to_mlflow.load_report import LoadProgress
 
 MlflowClient = e2e.MlflowClient
 empty_db = e2e.empty_db  # the fixture, shared with the end-to-end tests
@@ -63,3 +66,29 @@ def test_each_neptune_tag_is_a_searchable_mlflow_tag_and_a_removed_one_goes(
     e2e.make_backup(world, dest)
     assert e2e.load(dest, uri).exit_code == 0
     assert with_tag("neptune.tag.gpu") == ["P0-1"] and with_tag("neptune.tag.cpu") == ["P0-2"]
+
+
+def test_progress_says_mlflow_is_starting_with_the_total_and_mlflow_logs_go_to_a_file(tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    e2e.make_backup(generate(replace(MINIMAL, runs_per_project=2), artifact_root=tmp_path / "sources"), dest)
+    seen: list[LoadProgress] = []
+    db = tmp_path / "new" / "mlflow.db"  # MLflow makes its tables, and logs that it does
+    db.parent.mkdir()
+    e2e.load(dest, f"sqlite:///{db}", progress=seen.append)
+    assert seen[0] == LoadProgress(3, 0, 0, 0, starting=True)  # before MLflow is asked anything
+    assert not any(p.starting for p in seen[1:]) and seen[-1].objects_done == 3
+
+    out = io.StringIO()
+    bars = command._Bars(True, file=out)
+    bars(seen[0])
+    assert "objects (starting MLflow…)" in out.getvalue() and "0/3" in out.getvalue()
+    bars(seen[-1])
+    bars.close()
+    after = out.getvalue().rsplit("starting MLflow…", 1)[1]
+    assert "objects: 100%" in after and "3/3" in after
+
+    (tmp_path / "new" / "mlflow.db").unlink()
+    done = e2e.run_cli("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{db}", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "Creating initial MLflow database tables" not in done.stderr
+    assert "Creating initial MLflow database tables" in (dest / "load-mlflow.log").read_text()

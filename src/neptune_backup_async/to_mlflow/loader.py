@@ -327,6 +327,8 @@ async def _load_all(
     """Load ``objects``, writing the report however it ends."""
     staging: Path | None = None
     try:
+        if progress is not None:  # the total is known; MLflow may take long to start
+            progress(report.progress(starting=True))
         mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
         await anyio.to_thread.run_sync(mlflow.check)
         loader = _Loader(
