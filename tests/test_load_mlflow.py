@@ -146,8 +146,8 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
             where = f"{folder.name}/{path}"
             if kind in SIMPLE or kind == "artifact":
                 expected = param_text(kind, meta[path])
-                held = tags if path.startswith("sys/") else params  # Neptune changes sys/ values; tags can
-                assert (key in params) == (not path.startswith("sys/")), where
+                held = tags if descriptive(path, kind) else params
+                assert (key in params) == (not descriptive(path, kind)), where
                 if len(expected) > (8000 if held is tags else 6000):
                     assert (got / "neptune" / "values" / f"{key}.txt").read_text() == expected, where
                     assert held[key].endswith(f"neptune/values/{key}.txt)"), where
@@ -199,6 +199,11 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         assert run.info.status == state
         checked += 1
     return checked
+
+
+def descriptive(path: str, kind: str) -> bool:
+    """Held as a tag, not a param: what Neptune changes (sys/), and what describes a run."""
+    return path.startswith(("sys/", "monitoring/")) or kind in ("gitRef", "artifact")
 
 
 def deleted_runs(uri: str) -> int:

@@ -92,3 +92,38 @@ def test_progress_says_mlflow_is_starting_with_the_total_and_mlflow_logs_go_to_a
     assert done.returncode == 0, done.stderr
     assert "Creating initial MLflow database tables" not in done.stderr
     assert "Creating initial MLflow database tables" in (dest / "load-mlflow.log").read_text()
+
+
+def test_monitoring_is_system_metrics_and_descriptive_fields_are_tags(tmp_path: Path, empty_db: Path) -> None:
+    dest, client = loaded(tmp_path, empty_db, monitoring=True, artifact_files=1)
+    run = e2e.find_run(client, "workspace-0/project-0", "P0-1")
+    meta = json.loads((dest / "workspace-0" / "project-0" / "P0-1" / "simple_metadata.json").read_text())
+    monitoring = sorted({p.split("/")[1] for p in meta if p.startswith("monitoring/")})
+    assert len(monitoring) == 1
+    ns = monitoring[0]
+    metrics = set(run.data.metrics)
+    assert {f"system/{ns}/{n}" for n in ("cpu", "memory", "gpu")} <= metrics
+    assert not any(k.startswith("monitoring") for k in metrics)
+    tags, params = run.data.tags, run.data.params
+    assert tags[f"system/{ns}/hostname"] == meta[f"monitoring/{ns}/hostname"] == "worker-1"
+    assert json.loads(tags["source_code/git"]) == meta["source_code/git"]
+    assert tags["datasets/train"] == meta["datasets/train"]  # the artifact's hash
+    assert not any(k.startswith(("source_code/git", "datasets/", "system/", "monitoring/")) for k in params)
+    assert "parameters/p1" in params and "source_code/entrypoint" in params
+    got = tmp_path / "got"
+    client.download_artifacts(run.info.run_id, "neptune/fields.json", str(got))
+    fields = json.loads((got / "fields.json").read_text())["fields"]
+    assert fields[f"monitoring/{ns}/cpu"]["metric"] == f"system/{ns}/cpu"  # the lossless record
+    assert fields[f"monitoring/{ns}/hostname"]["tag"] == f"system/{ns}/hostname"
+
+
+def test_a_run_loaded_with_an_earlier_mapping_is_loaded_anew(tmp_path: Path, empty_db: Path) -> None:
+    dest, client = loaded(tmp_path, empty_db)
+    old = e2e.find_run(client, "workspace-0/project-0", "P0-1")
+    client.delete_tag(old.info.run_id, "neptune.mapping")  # as load-mlflow before this mapping left it
+    client.set_tag(old.info.run_id, "neptune.loaded", "an older fingerprint")
+
+    report = e2e.load(dest, client.tracking_uri)
+
+    assert (report.exit_code, report.objects_replaced, report.objects_unchanged) == (0, 1, 1)
+    assert e2e.find_run(client, "workspace-0/project-0", "P0-1").info.run_id != old.info.run_id

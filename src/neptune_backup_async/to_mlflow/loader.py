@@ -159,6 +159,8 @@ class _Loader:
     ) -> None:  # fmt: skip
         loaded, trusted = Loaded(), False
         if found is not None:
+            if found.tags.get(convert.MAPPING) != convert.MAPPING_VERSION:
+                raise _Replace("an earlier version of load-mlflow put its fields elsewhere")
             for key, value in the_plan.params.items():
                 if found.params.get(key, value) != value:
                     raise _Replace(f"the value of param {key} changed")

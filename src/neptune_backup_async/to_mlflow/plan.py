@@ -19,6 +19,7 @@ ZIP_FALLBACK = "archive.zip"  # a file set whose member names cannot be unpacked
 
 _SIMPLE = {t.value for t in SIMPLE_TYPES}
 SYS = "sys/"  # Neptune's own fields: MLflow tags, which a later load may change
+_DESCRIPTIVE = (FieldType.GIT_REF.value, FieldType.ARTIFACT.value)
 _SERIES = (FieldType.FLOAT_SERIES.value, FieldType.STRING_SERIES.value)
 
 
@@ -110,6 +111,13 @@ def _uploads(record: FieldRecord, key: str) -> list[Upload]:
     return out
 
 
+def is_descriptive(path: str, field_type: str) -> bool:
+    """A tag, not a param: Neptune's own fields (it updates them as a run goes on, and MLflow's
+    params cannot change), what monitoring records (the hostname), git info and artifact hashes:
+    they describe the run, they are not its inputs."""
+    return path.startswith((SYS, naming.MONITORING)) or field_type in _DESCRIPTIVE
+
+
 def long_value_path(key: str) -> str:
     return f"{VALUES_FOLDER}/{key}.txt"
 
@@ -133,16 +141,15 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
                 failed[path] = "missing from simple_metadata.json"
                 continue
             value = convert.param_value(record.type, meta[path])
-            # Neptune updates its sys/ fields as a run goes on, and MLflow's params cannot change.
-            volatile = path.startswith(SYS)
-            limit = convert.MAX_TAG_VALUE if volatile else convert.MAX_PARAM_VALUE
+            descriptive = is_descriptive(path, record.type)
+            limit = convert.MAX_TAG_VALUE if descriptive else convert.MAX_PARAM_VALUE
             if len(value) > limit:
                 target = long_value_path(key)
                 long_values[target] = value
                 value = f"{value[:200]}… ({len(value)} characters; in full: artifact {target})"
-            if not volatile:
+            if not descriptive:
                 params[key] = value
-            if volatile or record.type == FieldType.STRING_SET.value:
+            if descriptive or record.type == FieldType.STRING_SET.value:
                 tags[key] = value
         if record.type == FieldType.FLOAT_SERIES.value and record.files:
             series[path] = record.files[0]
