@@ -125,5 +125,5 @@ def test_a_run_loaded_with_an_earlier_mapping_is_loaded_anew(tmp_path: Path, emp
 
     report = e2e.load(dest, client.tracking_uri)
 
-    assert (report.exit_code, report.objects_replaced, report.objects_unchanged) == (0, 1, 1)
+    assert (report.exit_code, report.objects_replaced, report.objects_unchanged) == (0, 1, 2)  # P0-2, P0
     assert e2e.find_run(client, "workspace-0/project-0", "P0-1").info.run_id != old.info.run_id
