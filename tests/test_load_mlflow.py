@@ -129,10 +129,9 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         manifest = json.loads((folder / ".manifest.json").read_text())
         saved = folder / "simple_metadata.json"
         meta = json.loads(saved.read_text()) if saved.exists() else {}
-        models = manifest["kind"] in ("model", "modelVersion")
-        run = find_run(
-            client, prefix + manifest["project"] + ("/models" if models else ""), manifest["sys_id"]
-        )
+        models, project = manifest["kind"] in ("model", "modelVersion"), manifest["kind"] == "project"
+        suffix = "/models" if models else "/project-fields" if project else ""
+        run = find_run(client, prefix + manifest["project"] + suffix, manifest["sys_id"])
         got = tmp / f"artifacts-{checked}"
         client.download_artifacts(run.info.run_id, "", str(got))
         fields = json.loads((got / "neptune" / "fields.json").read_text())["fields"]
@@ -190,7 +189,17 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         assert set(run.data.metrics) == metrics
         assert tags["neptune.id"] == manifest["sys_id"] and tags["neptune.kind"] == manifest["kind"]
         assert tags["neptune.load_status"] == "complete"
-        assert run.info.run_name == (meta.get("sys/name") or manifest["sys_id"])
+        if project:  # in a run of its own, and its single values are tags of the runs' experiment
+            assert run.info.run_name == f"project fields of {manifest['project']}"
+            experiment = client.get_experiment_by_name(prefix + manifest["project"])
+            for path, record in manifest["fields"].items():
+                if record["type"] in SIMPLE:
+                    key = fields[path]["key"]
+                    assert (
+                        experiment.tags[key] == (tags if descriptive(path, record["type"]) else params)[key]
+                    )
+        else:
+            assert run.info.run_name == (meta.get("sys/name") or manifest["sys_id"])
         if "sys/creation_time" in meta:
             assert run.info.start_time == ms(meta["sys/creation_time"])
         if meta.get("sys/owner"):

@@ -127,3 +127,36 @@ def test_a_run_loaded_with_an_earlier_mapping_is_loaded_anew(tmp_path: Path, emp
 
     assert (report.exit_code, report.objects_replaced, report.objects_unchanged) == (0, 1, 2)  # P0-2, P0
     assert e2e.find_run(client, "workspace-0/project-0", "P0-1").info.run_id != old.info.run_id
+
+
+def test_the_projects_own_fields_are_experiment_tags_not_a_run_among_its_runs(
+    tmp_path: Path, empty_db: Path
+) -> None:
+    dest, client = loaded(tmp_path, empty_db, project_fields=True)
+    runs_experiment = client.get_experiment_by_name("workspace-0/project-0")
+    assert runs_experiment is not None
+    runs = client.search_runs([runs_experiment.experiment_id])
+    assert sorted(r.data.tags["neptune.id"] for r in runs) == ["P0-1", "P0-2"]
+    assert runs_experiment.tags["general/brief"] == "Project project-0 of workspace-0"
+    assert runs_experiment.tags["general/data_version"] == "3"
+    assert runs_experiment.tags["sys/name"] == "project-0"
+    own = e2e.find_run(client, "workspace-0/project-0/project-fields", "P0")
+    assert own.info.run_name == "project fields of workspace-0/project-0"
+    assert own.data.tags["neptune.kind"] == "project"
+    assert len(client.get_metric_history(own.info.run_id, "general/baseline_score")) == 10  # its series
+    assert e2e.load(dest, client.tracking_uri).objects_unchanged == 3
+
+
+def test_a_project_run_an_earlier_load_put_among_the_runs_is_deleted(tmp_path: Path, empty_db: Path) -> None:
+    dest, client = loaded(tmp_path, empty_db)
+    runs_experiment = client.get_experiment_by_name("workspace-0/project-0")
+    assert runs_experiment is not None
+    tags = {"neptune.id": "P0", "neptune.kind": "project", "neptune.mapping": "1"}
+    old = client.create_run(runs_experiment.experiment_id, tags=tags, run_name="project-0")
+
+    report = e2e.load(dest, client.tracking_uri)
+
+    assert report.exit_code == 0 and [n.run for n in report.notices] == ["P0"]
+    assert client.get_run(old.info.run_id).info.lifecycle_stage == "deleted"
+    runs = client.search_runs([runs_experiment.experiment_id])
+    assert sorted(r.data.tags["neptune.id"] for r in runs) == ["P0-1", "P0-2"]

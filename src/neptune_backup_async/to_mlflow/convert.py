@@ -106,6 +106,8 @@ def run_shape(
     else:
         status = "FINISHED"
     end = ms(meta.get("sys/ping_time")) or ms(meta.get("sys/modification_time"))
+    if kind == "project":  # no run of the project: say what it holds
+        name = f"project fields of {project}"
     return RunShape(
         name=name if isinstance(name, str) and name else sys_id,
         start_ms=ms(meta.get("sys/creation_time")),

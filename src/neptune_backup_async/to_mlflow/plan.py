@@ -15,12 +15,24 @@ VALUES_FOLDER = f"{naming.OWN_FOLDER}/values"  # params too long for MLflow, in 
 FIELDS_JSON = f"{naming.OWN_FOLDER}/fields.json"
 LOADED_JSON = f"{naming.OWN_FOLDER}/loaded.json"
 METADATA_JSON = f"{naming.OWN_FOLDER}/simple_metadata.json"
+MODELS_SUFFIX = "/models"
+PROJECT_SUFFIX = "/project-fields"
 ZIP_FALLBACK = "archive.zip"  # a file set whose member names cannot be unpacked safely
 
 _SIMPLE = {t.value for t in SIMPLE_TYPES}
 SYS = "sys/"  # Neptune's own fields: MLflow tags, which a later load may change
 _DESCRIPTIVE = (FieldType.GIT_REF.value, FieldType.ARTIFACT.value)
 _SERIES = (FieldType.FLOAT_SERIES.value, FieldType.STRING_SERIES.value)
+
+
+def experiment_name(prefix: str, manifest: Manifest) -> str:
+    """The experiment of the object's run. The project's own fields get one of their own, out
+    of the comparisons of its runs; their single values are tags of the runs' experiment too."""
+    kind = manifest.kind
+    suffix = (
+        MODELS_SUFFIX if kind in ("model", "modelVersion") else PROJECT_SUFFIX if kind == "project" else ""
+    )
+    return prefix + manifest.project + suffix
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,10 @@ class Plan:
     uploads: dict[str, list[Upload]]  # field path -> its artifacts
     shape: convert.RunShape
     failed: dict[str, str] = field(default_factory=dict)  # field path -> why the backup failed it
+
+    def values(self) -> dict[str, str]:
+        """The object's single values by key, params and tags alike (our own tags left out)."""
+        return {k: v for k, v in {**self.params, **self.tags}.items() if k in self.keys.values()}
 
     def fields_doc(self, manifest: Manifest, steps: dict[str, str]) -> dict[str, Any]:
         """``neptune/fields.json``: every field, its Neptune type, and where it is in MLflow."""

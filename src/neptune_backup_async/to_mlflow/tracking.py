@@ -179,6 +179,9 @@ class Tracking:
         else:
             self.client.set_terminated(run_id, status=shape.status, end_time=shape.end_ms)
 
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self.client.set_experiment_tag(experiment_id, key, value)
+
     def delete_tag(self, run_id: str, key: str) -> None:
         self.client.delete_tag(run_id, key)
 
