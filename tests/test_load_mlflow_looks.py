@@ -91,7 +91,10 @@ def test_progress_says_mlflow_is_starting_with_the_total_and_mlflow_logs_go_to_a
     done = e2e.run_cli("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{db}", "--quiet")
     assert done.returncode == 0, done.stderr
     assert "Creating initial MLflow database tables" not in done.stderr
-    assert "Creating initial MLflow database tables" in (dest / "load-mlflow.log").read_text()
+    assert (
+        "Creating initial MLflow database tables"
+        in (dest / ".neptune-backup" / "load-mlflow.log").read_text()
+    )
 
 
 def test_monitoring_is_system_metrics_and_descriptive_fields_are_tags(tmp_path: Path, empty_db: Path) -> None:

@@ -12,13 +12,14 @@ from typing import Any, TextIO
 
 import anyio
 
+from ..disk import lock
 from ..errors import exit_code_of
 from ..selection import parse_list
 from . import loader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 
 OBJECTS = "objects"
-LOG = "load-mlflow.log"  # in DEST: what MLflow itself logs, which would break the bars on stderr
+LOG = f"{lock.FOLDER}/load-mlflow.log"  # in DEST: what MLflow itself logs, which would break the bars
 # The loggers MLflow gives a handler of its own that writes to stderr.
 MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy.engine", "huey")
 
@@ -26,7 +27,8 @@ MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy.engine", "huey")
 @contextlib.contextmanager
 def mlflow_log_to(path: Path) -> Iterator[None]:
     """Send what MLflow logs (``Creating initial MLflow database tables...``) to ``path``, made
-    only once something is logged, instead of stderr."""
+    only once something is logged (in a backup, after the load took its lock beside it), instead
+    of stderr."""
     handler = logging.FileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     saved = [(lg, lg.handlers) for lg in map(logging.getLogger, MLFLOW_LOGGERS)]
