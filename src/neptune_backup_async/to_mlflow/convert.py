@@ -106,7 +106,7 @@ def run_shape(
     else:
         status = "FINISHED"
     end = ms(meta.get("sys/ping_time")) or ms(meta.get("sys/modification_time"))
-    if kind == "project":  # no run of the project: say what it holds
+    if kind == "project":  # not a run, though loaded as one: say what it holds
         name = f"project fields of {project}"
     return RunShape(
         name=name if isinstance(name, str) and name else sys_id,
