@@ -129,10 +129,9 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         manifest = json.loads((folder / ".manifest.json").read_text())
         saved = folder / "simple_metadata.json"
         meta = json.loads(saved.read_text()) if saved.exists() else {}
-        models = manifest["kind"] in ("model", "modelVersion")
-        run = find_run(
-            client, prefix + manifest["project"] + ("/models" if models else ""), manifest["sys_id"]
-        )
+        models, project = manifest["kind"] in ("model", "modelVersion"), manifest["kind"] == "project"
+        suffix = "/models" if models else "/project-fields" if project else ""
+        run = find_run(client, prefix + manifest["project"] + suffix, manifest["sys_id"])
         got = tmp / f"artifacts-{checked}"
         client.download_artifacts(run.info.run_id, "", str(got))
         fields = json.loads((got / "neptune" / "fields.json").read_text())["fields"]
@@ -146,8 +145,8 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
             where = f"{folder.name}/{path}"
             if kind in SIMPLE or kind == "artifact":
                 expected = param_text(kind, meta[path])
-                held = tags if path.startswith("sys/") else params  # Neptune changes sys/ values; tags can
-                assert (key in params) == (not path.startswith("sys/")), where
+                held = tags if descriptive(path, kind) else params
+                assert (key in params) == (not descriptive(path, kind)), where
                 if len(expected) > (8000 if held is tags else 6000):
                     assert (got / "neptune" / "values" / f"{key}.txt").read_text() == expected, where
                     assert held[key].endswith(f"neptune/values/{key}.txt)"), where
@@ -190,7 +189,17 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         assert set(run.data.metrics) == metrics
         assert tags["neptune.id"] == manifest["sys_id"] and tags["neptune.kind"] == manifest["kind"]
         assert tags["neptune.load_status"] == "complete"
-        assert run.info.run_name == (meta.get("sys/name") or manifest["sys_id"])
+        if project:  # in a run of its own, and its single values are tags of the runs' experiment
+            assert run.info.run_name == f"project fields of {manifest['project']}"
+            experiment = client.get_experiment_by_name(prefix + manifest["project"])
+            for path, record in manifest["fields"].items():
+                if record["type"] in SIMPLE:
+                    key = fields[path]["key"]
+                    assert (
+                        experiment.tags[key] == (tags if descriptive(path, record["type"]) else params)[key]
+                    )
+        else:
+            assert run.info.run_name == (meta.get("sys/name") or manifest["sys_id"])
         if "sys/creation_time" in meta:
             assert run.info.start_time == ms(meta["sys/creation_time"])
         if meta.get("sys/owner"):
@@ -199,6 +208,11 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         assert run.info.status == state
         checked += 1
     return checked
+
+
+def descriptive(path: str, kind: str) -> bool:
+    """Held as a tag, not a param: what Neptune changes (sys/), and what describes a run."""
+    return path.startswith(("sys/", "monitoring/")) or kind in ("gitRef", "artifact")
 
 
 def deleted_runs(uri: str) -> int:

@@ -144,3 +144,13 @@ def test_hostile_names_load_without_two_fields_sharing_a_metric_or_artifact(
     fields = json.loads((tmp_path / "artifacts-0" / "neptune" / "fields.json").read_text())["fields"]
     assert "metrics/Loss" in fields and fields["metrics/Loss"]["key"] != fields["metrics/loss"]["key"]
     assert fields["long/" + "x" * 300]["key"] != fields["long/" + "x" * 299 + "y"]["key"]
+
+
+def test_monitoring_goes_under_system_and_never_merges_with_a_field_already_there() -> None:
+    paths = ["monitoring/a1/cpu", "system/a1/gpu", "monitoring/a1/GPU", "monitoring/a1/mem", "system/a1/mem"]
+    keys = naming.assign(paths, roots)
+    assert keys["monitoring/a1/cpu"] == "system/a1/cpu"
+    assert keys["system/a1/gpu"] == "system/a1/gpu"  # all lower case: it keeps its name
+    assert keys["monitoring/a1/GPU"].startswith("system/a1/GPU-")
+    assert keys["monitoring/a1/mem"] == "system/a1/mem" and keys["system/a1/mem"].startswith("system/a1/mem-")
+    assert len({k.casefold() for k in keys.values()}) == len(paths)

@@ -3,17 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 
+from ..disk import lock
 from ..errors import ProjectNotFoundError, exit_code_of
 from ..selection import parse_list
 from . import loader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
+
+OBJECTS = "objects"
+LOG = f"{lock.FOLDER}/load-mlflow.log"  # in DEST: what MLflow itself logs, which would break the bars
+# The loggers MLflow gives a handler of its own that writes to stderr.
+MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy.engine", "huey")
+
+
+@contextlib.contextmanager
+def mlflow_log_to(path: Path) -> Iterator[None]:
+    """Send what MLflow logs (``Creating initial MLflow database tables...``) to ``path``, made
+    only once something is logged (in a backup, after the load took its lock beside it), instead
+    of stderr."""
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = [(lg, lg.handlers) for lg in map(logging.getLogger, MLFLOW_LOGGERS)]
+    for lg, _ in saved:
+        lg.handlers = [handler]
+    try:
+        yield
+    finally:
+        for lg, handlers in saved:
+            lg.handlers = handlers
+        handler.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,20 +77,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class _Bars:
     """tqdm bars for objects and points, on stderr, only when it is a terminal."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, file: TextIO | None = None) -> None:
         self.objects: Any = None
         self.points: Any = None
         if enabled:
             from tqdm import tqdm
 
-            self.objects = tqdm(desc="objects", unit="obj", file=sys.stderr, position=0, dynamic_ncols=True)
-            self.points = tqdm(desc="points", unit="pt", unit_scale=True, file=sys.stderr, position=1)
+            out = file or sys.stderr
+            self.objects = tqdm(desc=OBJECTS, unit="obj", file=out, position=0, dynamic_ncols=True)
+            self.points = tqdm(desc="points", unit="pt", unit_scale=True, file=out, position=1)
 
     def __call__(self, p: LoadProgress) -> None:
         if self.objects is None:
             return
-        if self.objects.total != p.objects_found:
+        desc = f"{OBJECTS} (starting MLflow…)" if p.starting else OBJECTS
+        if self.objects.total != p.objects_found or self.objects.desc != desc:
             self.objects.total = p.objects_found
+            self.objects.set_description_str(desc, refresh=False)
             self.objects.refresh()
         self.objects.update(p.objects_done + p.objects_failed - self.objects.n)
         self.points.update(p.points - self.points.n)
@@ -93,19 +122,20 @@ def run(
     bars = _Bars(enabled=not args.quiet and not args.dry_run and sys.stderr.isatty())
     report: LoadReport | None = None
     try:
-        report = run_async(
-            lambda: loader.load_mlflow(
-                dest,
-                args.tracking_uri,
-                experiment_prefix=args.experiment_prefix,
-                projects=projects or None,
-                runs=parse_list(args.runs) or None,
-                concurrency=args.concurrency,
-                artifact_root=args.artifact_root,
-                dry_run=args.dry_run,
-                progress=bars,
+        with mlflow_log_to(dest / LOG):
+            report = run_async(
+                lambda: loader.load_mlflow(
+                    dest,
+                    args.tracking_uri,
+                    experiment_prefix=args.experiment_prefix,
+                    projects=projects or None,
+                    runs=parse_list(args.runs) or None,
+                    concurrency=args.concurrency,
+                    artifact_root=args.artifact_root,
+                    dry_run=args.dry_run,
+                    progress=bars,
+                )
             )
-        )
     except KeyboardInterrupt as e:
         bars.close()
         print(

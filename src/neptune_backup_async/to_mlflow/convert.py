@@ -29,6 +29,13 @@ STATE = "neptune.state"
 STATUS = "neptune.load_status"  # "loading" until everything of this backup is in, then "complete"
 LOADED = "neptune.loaded"  # the fingerprint of the backup of the object that is loaded
 LOADING, COMPLETE = "loading", "complete"
+# The mapping of this file and plan.py: part of every fingerprint, and the tag MAPPING of every
+# run. A run loaded with another mapping is loaded anew (MLflow cannot take a param or a
+# metric away); 2: descriptive fields as tags, monitoring under system/, neptune.tag.*.
+MAPPING, MAPPING_VERSION = "neptune.mapping", "2"
+# MLflow's UI opens an experiment without this tag on its GenAI onboarding page ("Send your
+# first trace"); "custom_model_development" is its ExperimentKind for model training.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MS = dt.timedelta(milliseconds=1)
@@ -81,7 +88,7 @@ def run_shape(
     kind: str, sys_id: str, project: str, model_id: str | None, meta: Mapping[str, Any]
 ) -> RunShape:
     name = meta.get("sys/name")
-    tags = {ID: sys_id, KIND: kind, PROJECT: project}
+    tags = {ID: sys_id, KIND: kind, PROJECT: project, MAPPING: MAPPING_VERSION}
     if model_id:
         tags[MODEL] = model_id
     owner, description = meta.get("sys/owner"), meta.get("sys/description")
@@ -99,6 +106,8 @@ def run_shape(
     else:
         status = "FINISHED"
     end = ms(meta.get("sys/ping_time")) or ms(meta.get("sys/modification_time"))
+    if kind == "project":  # not a run, though loaded as one: say what it holds
+        name = f"project fields of {project}"
     return RunShape(
         name=name if isinstance(name, str) and name else sys_id,
         start_ms=ms(meta.get("sys/creation_time")),

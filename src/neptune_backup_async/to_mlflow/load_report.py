@@ -20,6 +20,7 @@ class LoadProgress:
     objects_done: int
     objects_failed: int
     points: int
+    starting: bool = False  # MLflow is starting (a new database takes tens of seconds): nothing is loaded yet
 
 
 @dataclass
@@ -50,9 +51,9 @@ class LoadReport:
             return self.stopped_with
         return 1 if self.failures or self.interrupted else 0
 
-    def progress(self) -> LoadProgress:
+    def progress(self, starting: bool = False) -> LoadProgress:
         done = self.objects_loaded + self.objects_unchanged
-        return LoadProgress(self.objects_found, done, self.objects_failed, self.points)
+        return LoadProgress(self.objects_found, done, self.objects_failed, self.points, starting)
 
     def to_json(self) -> dict[str, Any]:
         return {

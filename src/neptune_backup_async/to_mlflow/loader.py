@@ -25,13 +25,12 @@ from ..disk.place import Place
 from ..errors import NotABackupError, UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
-from . import convert, plan, reader, tracking
+from . import convert, naming, plan, reader, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 from .state import Loaded, SeriesState, file_hashes
 
 T = TypeVar("T")
 HOME = ".mlflow"  # in DEST: the default SQLite database, its artifacts, and files being staged
-MODELS_SUFFIX = "/models"
 
 
 class _Replace(Exception):
@@ -52,15 +51,11 @@ def default_artifact_root(dest: Path, uri: str) -> str | None:
     return None
 
 
-def experiment_name(prefix: str, obj: reader.BackupObject) -> str:
-    models = obj.manifest.kind in ("model", "modelVersion")
-    return prefix + obj.project + (MODELS_SUFFIX if models else "")
-
-
 class _Loader:
     def __init__(
         self, dest: Path, mlflow: tracking.Tracking, report: LoadReport, concurrency: int,
         progress: Callable[[LoadProgress], None] | None, experiment_of: dict[str, str],
+        prefix: str = "",
     ) -> None:  # fmt: skip
         self.dest = dest
         self.mlflow = mlflow
@@ -70,6 +65,7 @@ class _Loader:
         self.progress = progress
         self.staging = dest / HOME / "staging" / str(os.getpid())
         self.experiment_of = experiment_of  # object folder -> experiment name
+        self.prefix = prefix
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
@@ -159,6 +155,8 @@ class _Loader:
     ) -> None:  # fmt: skip
         loaded, trusted = Loaded(), False
         if found is not None:
+            if found.tags.get(convert.MAPPING) != convert.MAPPING_VERSION:
+                raise _Replace("an earlier version of load-mlflow put its fields elsewhere")
             for key, value in the_plan.params.items():
                 if found.params.get(key, value) != value:
                     raise _Replace(f"the value of param {key} changed")
@@ -169,6 +167,9 @@ class _Loader:
             )
             run_id = found.run_id
             params = {k: v for k, v in the_plan.params.items() if k not in found.params}
+            for key in found.tags:  # a Neptune tag taken off since the last load
+                if key.startswith(naming.TAG_PREFIX) and key not in the_plan.tags:
+                    await self.call(self.mlflow.delete_tag, run_id, key)
         else:
             tags = {**the_plan.shape.tags, convert.STATUS: convert.LOADING}
             run_id = await self.call(self.mlflow.create_run, exp_id, the_plan.shape, tags)
@@ -206,6 +207,10 @@ class _Loader:
             self.report.points += len(last.metrics)
             self.report.params += len(last.params)
         await self._artifacts(obj, run_id, the_plan, loaded, trusted, new, meta)
+        if obj.manifest.kind == "project":  # where MLflow shows an experiment's own data
+            runs_experiment = self.report.experiments[self.prefix + obj.project]
+            for key, value in the_plan.values().items():
+                await self.call(self.mlflow.set_experiment_tag, runs_experiment, key, value)
         await self.call(self.mlflow.finish, run_id, the_plan.shape)
         done = convert.Batch(tags=[(convert.STATUS, convert.COMPLETE), (convert.LOADED, obj.fingerprint)])
         await self.call(self.mlflow.log_batch, run_id, done)
@@ -324,6 +329,8 @@ async def _load_all(
     """Load ``objects``, writing the report however it ends."""
     staging: Path | None = None
     try:
+        if progress is not None:  # the total is known; MLflow may take long to start
+            progress(report.progress(starting=True))
         mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
         await anyio.to_thread.run_sync(mlflow.check)
         loader = _Loader(
@@ -332,15 +339,23 @@ async def _load_all(
             report,
             concurrency,
             progress,
-            {o.rel: experiment_name(experiment_prefix, o) for o in objects},
+            {o.rel: plan.experiment_name(experiment_prefix, o.manifest) for o in objects},
+            experiment_prefix,
         )
         staging = loader.staging
         found: dict[str, dict[str, tracking.FoundRun]] = {}
         await anyio.to_thread.run_sync(_remove_stale_staging, dest / HOME / "staging")
-        for name in sorted(set(loader.experiment_of.values())):
+        projects = {experiment_prefix + o.project for o in objects if o.manifest.kind == "project"}
+        for name in sorted(set(loader.experiment_of.values()) | projects):
             exp_id = await loader.call(mlflow.experiment, name)
             report.experiments[name] = exp_id
             found[exp_id] = _by_id(await loader.call(mlflow.find_runs, exp_id), report, name)
+            if name in projects:  # the project's fields as a run among its runs, as loads before put them
+                for run in [r for r in found[exp_id].values() if r.tags.get(convert.KIND) == "project"]:
+                    await loader.call(mlflow.delete, run.run_id)
+                    report.notices.append(Note(name, run.tags[convert.ID], None, f"the project's fields are now"
+                        f" in {name}{plan.PROJECT_SUFFIX} and tags of {name}; the run {run.run_id} that held them"
+                        " is deleted (restorable until `mlflow gc`)"))  # fmt: skip
         await loader.run(objects, found)
     except BaseException as e:  # the report says what stopped it, with the command's exit code
         report.interrupted = True
@@ -412,13 +427,13 @@ async def _dry_run(
     if local_db is None or Path(local_db).exists():
         mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
         await anyio.to_thread.run_sync(mlflow.check)
-        for name in sorted({experiment_name(prefix, o) for o in objects}):
+        for name in sorted({plan.experiment_name(prefix, o.manifest) for o in objects}):
             exp_id = await anyio.to_thread.run_sync(mlflow.find_experiment, name)
             if exp_id is not None:
                 runs = await anyio.to_thread.run_sync(mlflow.find_runs, exp_id)
                 found.update({f"{name}\n{k}": v for k, v in _by_id(runs, report, name).items()})
     for obj in objects:
-        run = found.get(f"{experiment_name(prefix, obj)}\n{obj.manifest.sys_id}")
+        run = found.get(f"{plan.experiment_name(prefix, obj.manifest)}\n{obj.manifest.sys_id}")
         if run is not None and _is_loaded(run, obj):
             report.objects_unchanged += 1
             continue

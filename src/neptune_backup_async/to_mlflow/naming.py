@@ -3,8 +3,8 @@
 MLflow accepts metric, param and tag keys of at most 250 characters made of word
 characters, ``/ . - :`` and spaces, that do not change under ``posixpath.normpath``; its
 artifact paths become file names. A Neptune field path is kept as it is when it already
-fits (with no ``:``, which Windows forbids in file names), and otherwise changed by this
-rule:
+fits (with no ``:``, which Windows forbids in file names; ``monitoring/`` becomes
+``system/`` first, see ``placed``), and otherwise changed by this rule:
 
 - in each ``/``-separated segment, a character MLflow rejects becomes ``_``; an empty
   segment, ``.`` or ``..`` becomes ``_``; a segment longer than 180 bytes of UTF-8 is cut;
@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping
 MAX_KEY = 250  # MAX_ENTITY_KEY_LENGTH of MLflow
 MAX_SEGMENT_BYTES = 180  # leaves room for the hash and an artifact suffix below NAME_MAX (255)
 RESERVED_PREFIXES = ("mlflow", "neptune")
+MONITORING, SYSTEM = "monitoring/", "system/"
+TAG_PREFIX = "neptune.tag."  # one MLflow tag per Neptune tag, so runs can be searched by them
 OWN_FOLDER = "neptune"  # our own artifacts: neptune/fields.json and the like
 
 _ALLOWED = re.compile(r"[\w.\- ]")
@@ -65,11 +67,34 @@ def with_hash(base: str, path: str, digits: int = 16) -> str:
     return head + suffix
 
 
+def placed(path: str) -> str:
+    """Where a field goes before any cleaning: Neptune's ``monitoring/`` namespace (CPU, memory,
+    GPU, stdout of each process) under ``system/``, where MLflow's UI shows system metrics."""
+    return SYSTEM + path[len(MONITORING) :] if path.startswith(MONITORING) else path
+
+
 def key_of(path: str, hashed: bool, digits: int = 16) -> str:
-    base = clean(path)
-    if hashed or base != path or len(base) > MAX_KEY:
+    natural = placed(path)
+    base = clean(natural)
+    if hashed or base != natural or len(base) > MAX_KEY:
         return with_hash(base, path, digits)
     return base
+
+
+def tag_keys(tags: Iterable[str]) -> dict[str, str]:
+    """The MLflow tag of each Neptune tag (``sys/tags``): ``neptune.tag.<tag>``, the tag as it
+    is when MLflow accepts it and no other tag equals it ignoring case; else made acceptable as
+    a segment is (``/`` too) and told apart by the hash of the tag."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for tag in sorted(set(tags), key=lambda t: (t != t.lower(), t)):
+        base = clean_segment(tag)
+        key = TAG_PREFIX + base
+        if base != tag or key.casefold() in seen or len(key) > MAX_KEY:
+            key = with_hash(key, tag)
+        seen.add(key.casefold())
+        out[tag] = key
+    return out
 
 
 def _clashes(keys: Mapping[str, str], roots: Mapping[str, list[str]]) -> list[list[str]]:
@@ -112,7 +137,7 @@ def assign(paths: Iterable[str], artifact_roots: Callable[[str, str], list[str]]
         for group in groups:
             order = sorted(group, key=lambda p: (p != p.lower(), p))
             for p in order[1:]:
-                if keys[p] == p:  # kept as it was: the hash tells it apart
+                if keys[p] == placed(p):  # kept as it was: the hash tells it apart
                     hashed[p] = grew = True
         if not grew:
             if digits >= 64:

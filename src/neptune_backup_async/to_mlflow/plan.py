@@ -15,11 +15,24 @@ VALUES_FOLDER = f"{naming.OWN_FOLDER}/values"  # params too long for MLflow, in 
 FIELDS_JSON = f"{naming.OWN_FOLDER}/fields.json"
 LOADED_JSON = f"{naming.OWN_FOLDER}/loaded.json"
 METADATA_JSON = f"{naming.OWN_FOLDER}/simple_metadata.json"
+MODELS_SUFFIX = "/models"
+PROJECT_SUFFIX = "/project-fields"
 ZIP_FALLBACK = "archive.zip"  # a file set whose member names cannot be unpacked safely
 
 _SIMPLE = {t.value for t in SIMPLE_TYPES}
 SYS = "sys/"  # Neptune's own fields: MLflow tags, which a later load may change
+_DESCRIPTIVE = (FieldType.GIT_REF.value, FieldType.ARTIFACT.value)
 _SERIES = (FieldType.FLOAT_SERIES.value, FieldType.STRING_SERIES.value)
+
+
+def experiment_name(prefix: str, manifest: Manifest) -> str:
+    """The experiment of the object's run. The project's own fields get one of their own, out
+    of the comparisons of its runs; their single values are tags of the runs' experiment too."""
+    kind = manifest.kind
+    suffix = (
+        MODELS_SUFFIX if kind in ("model", "modelVersion") else PROJECT_SUFFIX if kind == "project" else ""
+    )
+    return prefix + manifest.project + suffix
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,10 @@ class Plan:
     uploads: dict[str, list[Upload]]  # field path -> its artifacts
     shape: convert.RunShape
     failed: dict[str, str] = field(default_factory=dict)  # field path -> why the backup failed it
+
+    def values(self) -> dict[str, str]:
+        """The object's single values by key, params and tags alike (our own tags left out)."""
+        return {k: v for k, v in {**self.params, **self.tags}.items() if k in self.keys.values()}
 
     def fields_doc(self, manifest: Manifest, steps: dict[str, str]) -> dict[str, Any]:
         """``neptune/fields.json``: every field, its Neptune type, and where it is in MLflow."""
@@ -110,6 +127,13 @@ def _uploads(record: FieldRecord, key: str) -> list[Upload]:
     return out
 
 
+def is_descriptive(path: str, field_type: str) -> bool:
+    """A tag, not a param: Neptune's own fields (it updates them as a run goes on, and MLflow's
+    params cannot change), what monitoring records (the hostname), git info and artifact hashes:
+    they describe the run, they are not its inputs."""
+    return path.startswith((SYS, naming.MONITORING)) or field_type in _DESCRIPTIVE
+
+
 def long_value_path(key: str) -> str:
     return f"{VALUES_FOLDER}/{key}.txt"
 
@@ -133,20 +157,24 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
                 failed[path] = "missing from simple_metadata.json"
                 continue
             value = convert.param_value(record.type, meta[path])
-            # Neptune updates its sys/ fields as a run goes on, and MLflow's params cannot change.
-            volatile = path.startswith(SYS)
-            limit = convert.MAX_TAG_VALUE if volatile else convert.MAX_PARAM_VALUE
+            descriptive = is_descriptive(path, record.type)
+            limit = convert.MAX_TAG_VALUE if descriptive else convert.MAX_PARAM_VALUE
             if len(value) > limit:
                 target = long_value_path(key)
                 long_values[target] = value
                 value = f"{value[:200]}… ({len(value)} characters; in full: artifact {target})"
-            if not volatile:
+            if not descriptive:
                 params[key] = value
-            if volatile or record.type == FieldType.STRING_SET.value:
+            if descriptive or record.type == FieldType.STRING_SET.value:
                 tags[key] = value
         if record.type == FieldType.FLOAT_SERIES.value and record.files:
             series[path] = record.files[0]
         if found := _uploads(record, key):
             uploads[path] = found
+    neptune_tags = meta.get("sys/tags")
+    if isinstance(neptune_tags, list):
+        tags.update(
+            dict.fromkeys(naming.tag_keys(t for t in neptune_tags if isinstance(t, str)).values(), "true")
+        )
     shape = convert.run_shape(manifest.kind, manifest.sys_id, manifest.project, manifest.model_id, meta)
     return Plan(keys, params, long_values, {**tags, **shape.tags}, series, uploads, shape, failed)

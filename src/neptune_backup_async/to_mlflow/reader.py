@@ -24,8 +24,6 @@ from ..format.verify import container_folders
 from . import convert, naming
 from .plan import ZIP_FALLBACK, Upload
 
-MAPPING_VERSION = "1"  # part of every fingerprint: a new mapping loads every object again
-
 
 @dataclass
 class BackupObject:
@@ -78,7 +76,7 @@ def find_objects(
         if ids is not None and manifest.sys_id not in ids:
             continue
         digest = hashlib.sha256(
-            f"{MAPPING_VERSION}\n".encode() + (saved.manifest_bytes or b"") + saved.journal_bytes
+            f"{convert.MAPPING_VERSION}\n".encode() + (saved.manifest_bytes or b"") + saved.journal_bytes
         )
         found.append(
             BackupObject(rel, folder, manifest, digest.hexdigest(), saved.journal is not None, damage)

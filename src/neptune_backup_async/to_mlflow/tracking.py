@@ -104,12 +104,19 @@ class Tracking:
         return None if found is None or found.lifecycle_stage == "deleted" else str(found.experiment_id)
 
     def experiment(self, name: str) -> str:
+        """The experiment's id, made (or restored) if need be, marked as model training unless
+        someone chose its kind already."""
         found = self.client.get_experiment_by_name(name)
-        if found is not None:
+        if found is None:
+            exp_id = str(self.client.create_experiment(name, artifact_location=self.artifact_root))
+            tags: dict[str, str] = {}
+        else:
+            exp_id, tags = str(found.experiment_id), found.tags
             if found.lifecycle_stage == "deleted":
-                self.client.restore_experiment(found.experiment_id)
-            return str(found.experiment_id)
-        return str(self.client.create_experiment(name, artifact_location=self.artifact_root))
+                self.client.restore_experiment(exp_id)
+        if convert.EXPERIMENT_KIND not in tags:
+            self.client.set_experiment_tag(exp_id, convert.EXPERIMENT_KIND, convert.MODEL_TRAINING)
+        return exp_id
 
     def find_runs(self, experiment_id: str) -> list[FoundRun]:
         """Every active run of the experiment that a load made (it has the ``neptune.id`` tag)."""
@@ -171,6 +178,12 @@ class Tracking:
             self.client.update_run(run_id, status="RUNNING")
         else:
             self.client.set_terminated(run_id, status=shape.status, end_time=shape.end_ms)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self.client.set_experiment_tag(experiment_id, key, value)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.client.delete_tag(run_id, key)
 
     def delete(self, run_id: str) -> None:
         self.client.delete_run(run_id)
