@@ -164,3 +164,28 @@ def test_an_empty_token_file_is_named_so(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"error: The API token file {tmp_path / 'token'} is empty. Put your Neptune API token in it."
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--concurrency", "0"],
+        ["--processes", "-1"],
+        ["--lost-server-after", "0"],
+        ["--projects", "nope"],
+        ["--shard", "5/4"],
+        ["--state", "bogus"],
+        ["--s3-endpoint-url", "notaurl"],
+        [],  # with no token
+    ],
+)
+def test_a_usage_error_creates_nothing(args: list[str], server: FakeNeptuneServer, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    token = server.api_token if args else None
+    result = run_cli(
+        "--projects", PROJECT, "--output", str(dest), *args, token=token
+    )  # the last --projects wins
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    assert not dest.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import UsageError
 from .remote.http import RetryPolicy
@@ -51,4 +52,17 @@ class BackupSettings:
             raise UsageError(
                 f"--lost-server-after must be a number of seconds above 0; got {self.retry.lost_after!r}."
             )
+        if self.s3_endpoint_url is not None and not _is_http_url(self.s3_endpoint_url):
+            raise UsageError(
+                "--s3-endpoint-url must be an http:// or https:// address, such as http://localhost:9000;"
+                f" got {self.s3_endpoint_url!r}."
+            )
         object.__setattr__(self, "destination", Path(self.destination).resolve())
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        url = urlsplit(text)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname)

@@ -22,12 +22,12 @@ from typing import NoReturn, TypeVar
 
 from .. import api, domain
 from ..disk.place import Place
+from ..engine.assembly import resolve_token
 from ..errors import BackupError, DestinationError, NotABackupError, UsageError, exit_code_of, redact
 from ..format import layout, values
 from ..format.report import CONNECTING, BackupReport, Progress, plural, summarize, when_line
 from ..format.reports import load_reports, read_report
-from ..selection import Selection
-from ..settings import TOKEN_ENV
+from ..settings import TOKEN_ENV, BackupSettings
 from . import interrupt, logfile, prompt, streams
 from . import options as backup_options
 from .display import Bars
@@ -182,7 +182,13 @@ class _Crashed(Exception):
 
 
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
-    selection = selection_from(args)  # bad flags fail before any prompt
+    # Every flag, the projects and the token are checked before any prompt, and before anything
+    # is created (DEST, the log): a usage error leaves nothing behind.
+    selection = selection_from(args)
+    settings = backup_options.settings_from(args, selection)
+    if args.projects is not None:
+        api.parse_projects(args.projects)
+    resolve_token(token)
     if args.projects is None or args.output is None:
         prompt.ask_for_missing(
             args,
@@ -190,6 +196,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                 lambda: api.list_projects(token, allow_insecure_http=args.allow_insecure_http)
             ),
         )
+        settings = backup_options.settings_from(args, selection)
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
@@ -203,7 +210,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         logfile.log_start(args)
         started = dt.datetime.now(dt.timezone.utc)
         try:
-            report = _backup(args, token, selection)
+            report = _backup(args, token, settings)
         except KeyboardInterrupt as e:
             signum = e.exit_code - 128 if isinstance(e, interrupt.Interrupted) else signal.SIGINT
             log.warning("interrupted by %s", interrupt.what(signum))
@@ -242,7 +249,7 @@ def _log_report(path: Path, since: dt.datetime) -> None:
                 log.info("%s", line.strip())
 
 
-def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -> BackupReport:
+def _backup(args: argparse.Namespace, token: str | None, settings: BackupSettings) -> BackupReport:
     """Run the backup with progress bars (on a terminal) and progress lines in the log."""
     bars = Bars(not args.quiet and sys.stderr.isatty(), CONNECTING, args.dry_run)
     in_log = logfile.LogProgress()
@@ -252,7 +259,6 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
         in_log(p)
 
     try:
-        settings = backup_options.settings_from(args, selection)
         return interrupt.run_async(
             lambda: api.run_backup(args.projects, settings, api_token=token, progress=progress)
         )

@@ -139,7 +139,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
 def settings_from(args: argparse.Namespace, selection: Selection) -> BackupSettings:
     """The settings the backup command's flags describe, with ``selection`` from :func:`selection_from`."""
     return BackupSettings(
-        args.output,
+        Path() if args.output is None else args.output,  # until the prompt asks for it
         concurrency=args.concurrency,
         download_artifacts=args.download_artifacts,
         full=args.full,
