@@ -189,3 +189,19 @@ def test_a_usage_error_creates_nothing(args: list[str], server: FakeNeptuneServe
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("error: "), result.stderr
     assert not dest.exists()
+
+
+def test_a_concurrency_beyond_the_cap_is_cut_with_one_warning(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest, log = tmp_path / "out", tmp_path / "backup.log"
+    result = run_cli(
+        *("--projects", PROJECT, "--output", str(dest), "--quiet", "--processes", "1"),
+        *("--concurrency", "100000", "--log-file", str(log)),
+        token=server.api_token,
+    )
+    assert result.returncode == 0, result.stderr
+    cut = "--concurrency 100000 is more than a backup can use; using 256."
+    assert result.stderr.splitlines().count(f"warning: {cut}") == 1, result.stderr
+    assert log.read_text().count(cut) == 1
+    assert "at most 256, a larger value is cut" in " ".join(run_cli("backup", "--help").stdout.split())

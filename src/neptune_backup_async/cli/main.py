@@ -208,6 +208,10 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
     with logfile.log_to(log_file, _secrets(token)) if log_file else contextlib.nullcontext():
         logfile.log_start(args)
+        if settings.concurrency < args.concurrency:
+            cut = f"--concurrency {args.concurrency} is more than a backup can use; using {settings.concurrency}."
+            log.warning("%s", cut)
+            print(f"warning: {cut}", file=sys.stderr)
         started = dt.datetime.now(dt.timezone.utc)
         try:
             report = _backup(args, token, settings)
