@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -205,3 +206,41 @@ def test_a_concurrency_beyond_the_cap_is_cut_with_one_warning(
     assert result.stderr.splitlines().count(f"warning: {cut}") == 1, result.stderr
     assert log.read_text().count(cut) == 1
     assert "at most 256, a larger value is cut" in " ".join(run_cli("backup", "--help").stdout.split())
+
+
+def test_ctrl_c_while_the_program_starts_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    for _ in range(3):
+        # -X importtime prints a line as each module has been imported: the signal is sent as
+        # soon as the command line's own modules load, the slow second before any work.
+        proc = subprocess.Popen(
+            [CLI[0], "-X", "importtime", *CLI[1:], "--projects", PROJECT, "--output", str(tmp_path / "out")],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=cli_env(None),
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "neptune_backup_async.cli" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+        said = [line for line in rest.splitlines() if line and not line.startswith("import time:")]
+        assert said == ["Interrupted."], rest
+        assert not (tmp_path / "out").exists()
+
+
+def test_importing_the_package_imports_none_of_its_parts_until_used() -> None:
+    code = (
+        "import sys, neptune_backup_async as n\n"
+        "print(sorted(m for m in sys.modules if m.startswith('neptune_backup_async')))\n"
+        "from neptune_backup_async import backup, UsageError, load_reports\n"
+        "print(backup.__module__, UsageError.__module__, load_reports.__module__, 'api' in dir(n))"
+    )
+    result = subprocess.run([CLI[0], "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == [
+        "['neptune_backup_async']",
+        "neptune_backup_async.api neptune_backup_async.errors neptune_backup_async.format.reports True",
+    ]
