@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import CLI, cli_env, run_cli
-from neptune_backup_async.testing import FakeNeptuneServer
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, generate, serve
 
 PROJECT = "workspace-0/project-1"
 
@@ -244,3 +244,25 @@ def test_importing_the_package_imports_none_of_its_parts_until_used() -> None:
         "['neptune_backup_async']",
         "neptune_backup_async.api neptune_backup_async.errors neptune_backup_async.format.reports True",
     ]
+
+
+@pytest.mark.parametrize("requests_before", [1, 60])  # while connecting, and while backing up
+def test_the_log_of_an_interrupted_backup_is_true_and_ends_with_a_summary(
+    tmp_path: Path, requests_before: int
+) -> None:
+    from test_stop_signals import after_requests, start
+
+    spec = WorkloadSpec(projects_per_workspace=1, runs_per_project=6, float_series=4, float_series_length=300)
+    world = generate(spec, artifact_root=tmp_path / "artifact-sources")
+    dest = tmp_path / "dest"
+    with serve(world, faults=Faults(latency=0.02)) as server:
+        proc = start(server, dest, "2")  # with a worker process, which stops cleanly
+        after_requests(server, proc, requests_before)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    (log,) = (dest / ".neptune-backup").glob("backup-*.log")
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if "did not stop" in line]
+    summary = "Stopped before the backup began" if requests_before == 1 else "Interrupted in "
+    assert [line for line in lines if summary in line], lines

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from .. import api, domain
+from .. import api
 from ..disk.place import Place
 from ..engine.assembly import resolve_token
 from ..errors import BackupError, DestinationError, NotABackupError, UsageError, exit_code_of, redact
 from ..format import layout, values
 from ..format.report import CONNECTING, BackupReport, Progress, plural, summarize, when_line
-from ..format.reports import load_reports, read_report
+from ..format.reports import load_reports
 from ..settings import TOKEN_ENV, BackupSettings
 from . import interrupt, logfile, prompt, streams
 from . import options as backup_options
@@ -218,7 +218,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         except KeyboardInterrupt as e:
             signum = e.exit_code - 128 if isinstance(e, interrupt.Interrupted) else signal.SIGINT
             log.warning("interrupted by %s", interrupt.what(signum))
-            _log_report(output / layout.report_name(selection.shard_label), started)
+            logfile.log_stopped(output / layout.report_name(selection.shard_label), started)
             print(
                 "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
                 file=sys.stderr,
@@ -226,7 +226,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
             return exit_code_of(e)
         except BackupError as e:
             log.error("%s", e)  # a failure before the backup started is in the log too
-            _log_report(output / layout.report_name(selection.shard_label), started)
+            logfile.log_stopped(output / layout.report_name(selection.shard_label), started)
             raise
         except Exception as e:
             log.exception("unexpected error")
@@ -241,16 +241,6 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     name = layout.report_name(selection.shard_label)
     print(f"Report: {output / name}\nLog: {log_file}", file=sys.stderr)
     return report.exit_code
-
-
-def _log_report(path: Path, since: dt.datetime) -> None:
-    """The summary of the report that a backup stopped midway wrote at ``path``, in the log;
-    nothing when it wrote none (it stopped before it began)."""
-    with contextlib.suppress(OSError, ValueError):
-        doc = read_report(path)
-        if doc.get("started_at") and domain.parse_iso(doc["started_at"]) >= since:
-            for line in summarize(doc).splitlines():
-                log.info("%s", line.strip())
 
 
 def _backup(args: argparse.Namespace, token: str | None, settings: BackupSettings) -> BackupReport:
