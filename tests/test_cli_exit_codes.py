@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import CLI, cli_env, run_cli
-from neptune_backup_async.testing import FakeNeptuneServer
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, generate, serve
 
 PROJECT = "workspace-0/project-1"
 
@@ -164,3 +165,104 @@ def test_an_empty_token_file_is_named_so(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"error: The API token file {tmp_path / 'token'} is empty. Put your Neptune API token in it."
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--concurrency", "0"],
+        ["--processes", "-1"],
+        ["--lost-server-after", "0"],
+        ["--projects", "nope"],
+        ["--shard", "5/4"],
+        ["--state", "bogus"],
+        ["--s3-endpoint-url", "notaurl"],
+        [],  # with no token
+    ],
+)
+def test_a_usage_error_creates_nothing(args: list[str], server: FakeNeptuneServer, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    token = server.api_token if args else None
+    result = run_cli(
+        "--projects", PROJECT, "--output", str(dest), *args, token=token
+    )  # the last --projects wins
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    assert not dest.exists()
+
+
+def test_a_concurrency_beyond_the_cap_is_cut_with_one_warning(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    dest, log = tmp_path / "out", tmp_path / "backup.log"
+    result = run_cli(
+        *("--projects", PROJECT, "--output", str(dest), "--quiet", "--processes", "1"),
+        *("--concurrency", "100000", "--log-file", str(log)),
+        token=server.api_token,
+    )
+    assert result.returncode == 0, result.stderr
+    cut = "--concurrency 100000 is more than a backup can use; using 256."
+    assert result.stderr.splitlines().count(f"warning: {cut}") == 1, result.stderr
+    assert log.read_text().count(cut) == 1
+    assert "at most 256, a larger value is cut" in " ".join(run_cli("backup", "--help").stdout.split())
+
+
+def test_ctrl_c_while_the_program_starts_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    for _ in range(3):
+        # -X importtime prints a line as each module has been imported: the signal is sent as
+        # soon as the command line's own modules load, the slow second before any work.
+        proc = subprocess.Popen(
+            [CLI[0], "-X", "importtime", *CLI[1:], "--projects", PROJECT, "--output", str(tmp_path / "out")],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=cli_env(None),
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "neptune_backup_async.cli" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+        said = [line for line in rest.splitlines() if line and not line.startswith("import time:")]
+        assert said == ["Interrupted."], rest
+        assert not (tmp_path / "out").exists()
+
+
+def test_importing_the_package_imports_none_of_its_parts_until_used() -> None:
+    code = (
+        "import sys, neptune_backup_async as n\n"
+        "print(sorted(m for m in sys.modules if m.startswith('neptune_backup_async')))\n"
+        "from neptune_backup_async import backup, UsageError, load_reports\n"
+        "print(backup.__module__, UsageError.__module__, load_reports.__module__, 'api' in dir(n))"
+    )
+    result = subprocess.run([CLI[0], "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == [
+        "['neptune_backup_async']",
+        "neptune_backup_async.api neptune_backup_async.errors neptune_backup_async.format.reports True",
+    ]
+
+
+@pytest.mark.parametrize("requests_before", [1, 60])  # while connecting, and while backing up
+def test_the_log_of_an_interrupted_backup_is_true_and_ends_with_a_summary(
+    tmp_path: Path, requests_before: int
+) -> None:
+    from test_stop_signals import after_requests, start
+
+    spec = WorkloadSpec(projects_per_workspace=1, runs_per_project=6, float_series=4, float_series_length=300)
+    world = generate(spec, artifact_root=tmp_path / "artifact-sources")
+    dest = tmp_path / "dest"
+    with serve(world, faults=Faults(latency=0.02)) as server:
+        proc = start(server, dest, "2")  # with a worker process, which stops cleanly
+        after_requests(server, proc, requests_before)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    (log,) = (dest / ".neptune-backup").glob("backup-*.log")
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if "did not stop" in line]
+    summary = "Stopped before the backup began" if requests_before == 1 else "Interrupted in "
+    assert [line for line in lines if summary in line], lines

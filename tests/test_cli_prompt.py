@@ -37,6 +37,7 @@ def test_projects_are_chosen_by_number_name_or_all(answer: str, chosen: list[str
         ("4", "There is no project 4: the numbers go from 1 to 3."),
         ("0", "There is no project 0: the numbers go from 1 to 3."),
         ("2-9", "There is no project 2-9: the numbers go from 1 to 3."),
+        ("2-1", "There is no project 2-1: the range is backwards; write 1-2."),
         ("ws/zzz", "'ws/zzz' is not one of the projects listed"),
         ("all,1", "'all' is not one of the projects listed"),
     ],
@@ -126,5 +127,27 @@ def test_the_prompt_takes_all_and_ends_cleanly_without_an_answer(
         term.close()
     assert term.proc.returncode == 2
     assert "error: No answer given; nothing was backed up." in screen
+    no_traceback(screen)
+    assert list(home.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_created_is_asked_again_and_ctrl_d_ends_on_a_new_line(
+    server: FakeNeptuneServer, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    term = Terminal([*CLI, "--quiet", "--projects", "all"], cli_env(server.api_token), home)
+    output = "Where to write the backup [./neptune-backup]: "
+    try:
+        term.read_until(output)
+        term.type("/proc/nope/x")  # /proc exists, and even root cannot create a folder in it
+        term.read_until("  Cannot create /proc/nope/x in /proc (")
+        term.read_until("); choose another folder.\r\n" + output)
+        os.write(term.master, b"\x04")  # Ctrl-D: no answer
+        screen = term.read_to_end()
+    finally:
+        term.close()
+    assert term.proc.returncode == 2
+    assert "error: No answer given; nothing was backed up." in screen.splitlines()
     no_traceback(screen)
     assert list(home.iterdir()) == []

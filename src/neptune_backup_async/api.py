@@ -133,7 +133,8 @@ async def backup(
     ``processes=N`` (N > 1) backs up in N worker processes (fewer when ``concurrency`` cannot
     give each one request besides the one this process keeps for listing): this process
     lists, and the workers save the objects, with ``concurrency`` still the total of
-    requests in flight. The CPU-heavy work then leaves the caller's process entirely. It
+    requests in flight (at most :data:`~.settings.MAX_CONCURRENCY`, 256: more is cut to it).
+    The CPU-heavy work then leaves the caller's process entirely. It
     is ignored (one process) for a dry run and with an injected ``source``, which cannot
     cross processes. The default, 1, backs up in this process. With ``work_here=True`` this
     process backs up too, as one of the ``processes`` (the command line does this): one

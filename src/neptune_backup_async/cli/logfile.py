@@ -20,8 +20,10 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import domain
 from ..errors import DestinationError, redact
-from ..format.report import NAMES, BackupReport, Progress, plural
+from ..format.report import NAMES, BackupReport, Progress, plural, summarize
+from ..format.reports import read_report
 
 log = logging.getLogger("neptune_backup_async")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -110,6 +112,18 @@ def log_end(report: BackupReport) -> None:
         log.info("%s: %s", name, counts or "nothing backed up")
     for line in report.summary().splitlines():  # with the retries, by reason
         log.info("%s", line.strip())
+
+
+def log_stopped(report: Path, since: dt.datetime) -> None:
+    """The summary of the report that a backup stopped midway wrote at ``report``, in the log;
+    when it wrote none there since ``since`` (it stopped before it began), a line that says so."""
+    with contextlib.suppress(OSError, ValueError):
+        doc = read_report(report)
+        if doc.get("started_at") and domain.parse_iso(doc["started_at"]) >= since:
+            for line in summarize(doc).splitlines():
+                log.info("%s", line.strip())
+            return
+    log.info("Stopped before the backup began: nothing was backed up.")
 
 
 class LogProgress:

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from .. import api, domain
+from .. import api
 from ..disk.place import Place
+from ..engine.assembly import resolve_token
 from ..errors import BackupError, DestinationError, NotABackupError, UsageError, exit_code_of, redact
 from ..format import layout, values
 from ..format.report import CONNECTING, BackupReport, Progress, plural, summarize, when_line
-from ..format.reports import load_reports, read_report
-from ..selection import Selection
-from ..settings import TOKEN_ENV
+from ..format.reports import load_reports
+from ..settings import TOKEN_ENV, BackupSettings
 from . import interrupt, logfile, prompt, streams
 from . import options as backup_options
 from .display import Bars
@@ -182,7 +182,13 @@ class _Crashed(Exception):
 
 
 def _run_backup(args: argparse.Namespace, token: str | None) -> int:
-    selection = selection_from(args)  # bad flags fail before any prompt
+    # Every flag, the projects and the token are checked before any prompt, and before anything
+    # is created (DEST, the log): a usage error leaves nothing behind.
+    selection = selection_from(args)
+    settings = backup_options.settings_from(args, selection)
+    if args.projects is not None:
+        api.parse_projects(args.projects)
+    resolve_token(token)
     if args.projects is None or args.output is None:
         prompt.ask_for_missing(
             args,
@@ -190,6 +196,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
                 lambda: api.list_projects(token, allow_insecure_http=args.allow_insecure_http)
             ),
         )
+        settings = backup_options.settings_from(args, selection)
     output: Path = args.output
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     shard = f"-{selection.shard_label}" if selection.shard_label else ""
@@ -201,13 +208,17 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
         log_file = output / ".neptune-backup" / f"backup-{stamp}{shard}.log"
     with logfile.log_to(log_file, _secrets(token)) if log_file else contextlib.nullcontext():
         logfile.log_start(args)
+        if settings.concurrency < args.concurrency:
+            cut = f"--concurrency {args.concurrency} is more than a backup can use; using {settings.concurrency}."
+            log.warning("%s", cut)
+            print(f"warning: {cut}", file=sys.stderr)
         started = dt.datetime.now(dt.timezone.utc)
         try:
-            report = _backup(args, token, selection)
+            report = _backup(args, token, settings)
         except KeyboardInterrupt as e:
             signum = e.exit_code - 128 if isinstance(e, interrupt.Interrupted) else signal.SIGINT
             log.warning("interrupted by %s", interrupt.what(signum))
-            _log_report(output / layout.report_name(selection.shard_label), started)
+            logfile.log_stopped(output / layout.report_name(selection.shard_label), started)
             print(
                 "\nInterrupted. Everything finished so far is kept; run the same command again to resume.",
                 file=sys.stderr,
@@ -215,7 +226,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
             return exit_code_of(e)
         except BackupError as e:
             log.error("%s", e)  # a failure before the backup started is in the log too
-            _log_report(output / layout.report_name(selection.shard_label), started)
+            logfile.log_stopped(output / layout.report_name(selection.shard_label), started)
             raise
         except Exception as e:
             log.exception("unexpected error")
@@ -232,17 +243,7 @@ def _run_backup(args: argparse.Namespace, token: str | None) -> int:
     return report.exit_code
 
 
-def _log_report(path: Path, since: dt.datetime) -> None:
-    """The summary of the report that a backup stopped midway wrote at ``path``, in the log;
-    nothing when it wrote none (it stopped before it began)."""
-    with contextlib.suppress(OSError, ValueError):
-        doc = read_report(path)
-        if doc.get("started_at") and domain.parse_iso(doc["started_at"]) >= since:
-            for line in summarize(doc).splitlines():
-                log.info("%s", line.strip())
-
-
-def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -> BackupReport:
+def _backup(args: argparse.Namespace, token: str | None, settings: BackupSettings) -> BackupReport:
     """Run the backup with progress bars (on a terminal) and progress lines in the log."""
     bars = Bars(not args.quiet and sys.stderr.isatty(), CONNECTING, args.dry_run)
     in_log = logfile.LogProgress()
@@ -252,7 +253,6 @@ def _backup(args: argparse.Namespace, token: str | None, selection: Selection) -
         in_log(p)
 
     try:
-        settings = backup_options.settings_from(args, selection)
         return interrupt.run_async(
             lambda: api.run_backup(args.projects, settings, api_token=token, progress=progress)
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..processes.shares import usable_cores
 from ..remote.http import LOST_AFTER, RetryPolicy
 from ..selection import FieldFilter, RunFilter, Selection, Shard, parse_list, parse_objects, parse_time
-from ..settings import CONCURRENCY, BackupSettings
+from ..settings import CONCURRENCY, MAX_CONCURRENCY, BackupSettings
 
 DEMO_OUTPUT = Path("neptune-backup-demo")
 
@@ -22,7 +22,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
         type=int,
         default=CONCURRENCY,
         help="the most requests in flight at once, to Neptune and to S3 for artifacts (default:"
-        f" {CONCURRENCY})",
+        f" {CONCURRENCY}; at most {MAX_CONCURRENCY}, a larger value is cut, with a warning)",
     )
     b.add_argument(
         "--processes",
@@ -139,7 +139,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
 def settings_from(args: argparse.Namespace, selection: Selection) -> BackupSettings:
     """The settings the backup command's flags describe, with ``selection`` from :func:`selection_from`."""
     return BackupSettings(
-        args.output,
+        Path() if args.output is None else args.output,  # until the prompt asks for it
         concurrency=args.concurrency,
         download_artifacts=args.download_artifacts,
         full=args.full,

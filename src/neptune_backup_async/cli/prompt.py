@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -35,6 +36,8 @@ def choose_projects(answer: str, projects: Sequence[str]) -> list[str]:
         numbers = re.fullmatch(r"(\d+)(?:-(\d+))?", word)
         if numbers:
             first, last = int(numbers[1]), int(numbers[2] or numbers[1])
+            if last < first:
+                raise ValueError(f"There is no project {word}: the range is backwards; write {last}-{first}.")
             if not 1 <= first <= last <= len(projects):
                 raise ValueError(f"There is no project {word}: the numbers go from 1 to {len(projects)}.")
             chosen += projects[first - 1 : last]
@@ -49,7 +52,10 @@ def choose_projects(answer: str, projects: Sequence[str]) -> list[str]:
 
 
 def check_destination(answer: str) -> Path:
-    """The backup folder an answer names, if it exists and is writable or can be created; else ValueError."""
+    """The backup folder an answer names, if it exists and is writable or can be created; else ValueError.
+
+    Leaves nothing behind.
+    """
     path = Path(os.path.expanduser(answer)) if answer else DEFAULT_OUTPUT
     existing = path.absolute()
     while not existing.exists():
@@ -58,8 +64,14 @@ def check_destination(answer: str) -> Path:
         raise ValueError(f"{path} is a file; give a folder.")
     if not existing.is_dir():
         raise ValueError(f"Cannot create {path}: {existing} is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"Cannot write to {existing}; choose another folder.")
+    # Permissions do not tell (root may write anywhere, yet not in /proc): create a folder there
+    # and remove it at once.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".neptune-backup-probe-", dir=existing))
+    except OSError as e:
+        raise ValueError(
+            f"Cannot create {path} in {existing} ({e.strerror or e}); choose another folder."
+        ) from None
     return path
 
 
@@ -79,6 +91,7 @@ def ask(question: str, parse: Callable[[str], T]) -> T:
         sys.stderr.flush()
         line = sys.stdin.readline()
         if not line:
+            sys.stderr.write("\n")  # the error starts on a line of its own, not after the question
             raise UsageError("No answer given; nothing was backed up.")
         try:
             return parse(line.strip())

@@ -72,6 +72,7 @@ class Gate:
         self._ceiling = concurrency  # the bound at the last congestion event
         self._probe = PROBE  # quiet windows before trying that bound again
         self._window = 0  # requests completed since the bound last changed
+        self._low: int | None = None  # the lowest bound a 429 has cut it to
 
     @property
     def limit(self) -> int:
@@ -126,12 +127,14 @@ class Gate:
         self._probe = min(self._probe * 2, MAX_PROBE) if same else PROBE
         self._ceiling = self.limit
         self._resize(max(1, int(self.limit * DECREASE)))
+        # Only the new lows go to the log: every cut and regrowth would fill it under a trickle of 429s.
+        if self._low is None or self.limit < self._low:
+            self._low = self.limit
+            log.debug("requests in flight: at most %d", self.limit)
 
     def _resize(self, limit: int) -> None:
         self._window = 0
-        if limit != self.limit:
-            log.debug("requests in flight: at most %d", limit)
-            self.requests.total_tokens = limit
+        self.requests.total_tokens = limit
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn`` in a worker thread; the caller must hold a request token.

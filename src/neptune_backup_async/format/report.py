@@ -105,7 +105,8 @@ class BackupReport:
     dry_run: bool = False
     selection: dict[str, Any] = field(default_factory=dict)  # what narrowed it, as given
     # Requests tried again, by reason ("HTTP 429", "HTTP 503", "connection", "cut off"...),
-    # and the seconds spent waiting out 429s (each request waits its own Retry-After).
+    # and the seconds spent waiting out 429s, summed over the requests that waited (each waits
+    # its own Retry-After, side by side: the sum may exceed the backup's duration).
     retries: dict[str, int] = field(default_factory=dict)
     throttled_seconds: float = 0.0
     previous_backup: dt.datetime | None = None  # when the last backup into this destination finished
@@ -318,7 +319,8 @@ def summarize(report: dict[str, Any]) -> str:
         )
     if report.get("retries"):
         waited = report.get("throttled_seconds") or 0
-        throttled = f", {waited:.1f} s spent waiting out 429s" if waited else ""
+        throttled = f"; throttled requests waited {waited:.1f} s in all (summed over requests, not wall time)"
+        throttled = throttled if waited else ""
         lines.append(f"  {retries_text(report['retries'])}{throttled}")
     for label, key in (("failed", "failures"), ("note", "notices")):
         notes = report.get(key) or []

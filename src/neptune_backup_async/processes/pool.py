@@ -171,11 +171,14 @@ class ProcessPool:
             if worker.process.stdin is not None:
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     await worker.process.stdin.aclose()
+        # The process's own end, not only its reader's: a cancel (Ctrl-C) ends the readers at
+        # once, while the workers still clean up.
         with anyio.move_on_after(STOP_WAIT):
             for worker in self._all:
                 await worker.read.wait()
+                await worker.process.wait()
         for worker in self._all:
-            if worker.process.returncode is None:
+            if worker.process.returncode is None:  # the wait really ran out
                 log.warning("worker process %s did not stop in %.0f s: killed", worker.name, STOP_WAIT)
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.kill()
