@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, cli_env, no_traceback, run_cli
+from cli_helpers import CLI, cli_env, command, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import Selection, backup
 from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
@@ -120,7 +120,7 @@ def test_ctrl_c_while_listing_projects_on_a_slow_server(demo_world: World) -> No
 @pytest.mark.slow
 def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
-    args = [*CLI, "--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts"]
+    args = command("--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts")
     with serve(demo_world, faults=Faults(latency=0.3)) as server:
         # The second Ctrl-C at once, or once the first has been answered (requests still in flight).
         for second_after_answer in (False, True):

@@ -15,14 +15,13 @@ from pathlib import Path
 import anyio
 import pytest
 
+from cli_helpers import command
 from expect import check_backup, check_container, check_fields
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
 from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
-
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 
 
 def secrets_of(token: str) -> list[str]:
@@ -62,7 +61,7 @@ def test_a_failing_backup_never_shows_the_token(server: FakeNeptuneServer, tmp_p
     env = dict(os.environ, NEPTUNE_API_TOKEN=server.api_token)
     dest = tmp_path / "out"
     result = subprocess.run(
-        [*CLI, "--projects", "all", "--output", str(dest), "--concurrency", "2"],
+        command("--projects", "all", "--output", str(dest), "--concurrency", "2"),
         env=env,
         capture_output=True,
         text=True,
@@ -87,10 +86,10 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_existing_backup(
         set -u
         mount -t tmpfs -o size=3m tmpfs {disk}
         cli() {{ {sys.executable} -m neptune_backup_async "$@"; }}
-        cli --projects workspace-0/project-0 --output {disk}/dest --quiet 2>{tmp_path}/first.err
+        cli --projects workspace-0/project-0 --output {disk}/dest --quiet --processes 1 2>{tmp_path}/first.err
         echo "first=$?"
         head -c 2400000 /dev/zero > {disk}/filler 2>/dev/null
-        cli --projects all --output {disk}/dest --quiet --full --download-artifacts 2>{tmp_path}/second.err
+        cli --projects all --output {disk}/dest --quiet --full --download-artifacts --processes 1 2>{tmp_path}/second.err
         echo "second=$?"
         cli verify {disk}/dest > {tmp_path}/verify.out 2>&1
         echo "verify=$?"
@@ -131,7 +130,7 @@ def test_unreachable_server_fails_fast_with_exit_2(tmp_path: Path) -> None:
     ).decode()
     env = dict(os.environ, NEPTUNE_API_TOKEN=token)
     result = subprocess.run(
-        [*CLI, "--projects", "a/b", "--output", str(tmp_path / "out")],
+        command("--projects", "a/b", "--output", str(tmp_path / "out")),
         env=env,
         capture_output=True,
         text=True,

@@ -24,6 +24,7 @@ import anyio
 import pytest
 from boto3.s3.transfer import TransferConfig
 
+from cli_helpers import CLI, command
 from expect import check_container
 from neptune_backup_async import BackupReport, backup
 from neptune_backup_async.domain import ArtifactFileInfo
@@ -33,7 +34,6 @@ from neptune_backup_async.testing import model as m
 from neptune_backup_async.testing.generator import S3Object, s3_artifact
 from neptune_backup_async.testing.s3 import InFlight, S3Server, serve_s3
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 MiB = 2**20
 BIG = 200 * MiB
 BIG_KEY = "models/big.bin"
@@ -133,9 +133,9 @@ def sha256(path: Path) -> str:
 def cli(neptune: FakeNeptuneServer, server: S3Server, dest: Path, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "S3_ENDPOINT_URL"}
     env.update(server.env(), NEPTUNE_API_TOKEN=neptune.api_token)
-    args = [*CLI, "--projects", PROJECT, "--output", str(dest), "--quiet", "--s3-endpoint-url", server.url]
+    args = ["--projects", PROJECT, "--output", str(dest), "--quiet", "--s3-endpoint-url", server.url]
     return subprocess.Popen(
-        [*args, *extra],
+        command(*args, *extra),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from cli_helpers import CLI, command
 from expect import check_backup, check_container, folder_of, objects_of
 from neptune_backup_async import backup
 from neptune_backup_async.errors import UsageError
@@ -26,7 +27,6 @@ from neptune_backup_async.selection import FieldFilter, RunFilter, Selection, Sh
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, FakeNeptuneServer, World, generate, serve
 from neptune_backup_async.testing import model as m
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 PROJECT = "workspace-0/project-0"
 
 
@@ -219,7 +219,7 @@ def test_run_filters_from_the_command_line(
     since = _created(filter_world, "P0-30").isoformat()
     args = ["--projects", PROJECT, "--output", str(tmp_path / "out"), "--api-token-file", str(token)]
     done = subprocess.run(
-        [*CLI, *args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet"],
+        command(*args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet"),
         capture_output=True,
         text=True,
     )
@@ -231,7 +231,7 @@ def test_run_filters_from_the_command_line(
     }
     assert {p.name for p in (tmp_path / "out" / "workspace-0" / "project-0").iterdir()} == expected
 
-    bad = subprocess.run([*CLI, *args, "--created-since", "last tuesday"], capture_output=True, text=True)
+    bad = subprocess.run(command(*args, "--created-since", "last tuesday"), capture_output=True, text=True)
     assert bad.returncode == 2 and "--created-since takes an ISO 8601 date" in bad.stderr
 
 
@@ -437,7 +437,7 @@ def test_dry_run_from_the_command_line(demo_world: World, server: FakeNeptuneSer
     token.write_text(server.api_token)
     out = tmp_path / "never"
     done = subprocess.run(
-        [*CLI, "--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run"],
+        command("--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run"),
         capture_output=True,
         text=True,
     )
@@ -544,7 +544,7 @@ def test_a_shard_with_a_field_filter_from_the_command_line(
     out = tmp_path / "out"
     args = ["--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--quiet"]
     done = subprocess.run(
-        [*CLI, *args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images"],
+        command(*args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images"),
         capture_output=True,
         text=True,
     )

@@ -20,11 +20,10 @@ from typing import Any
 import anyio
 import pytest
 
+from cli_helpers import command as cli_command
 from neptune_backup_async import BackupError, Progress, ProgressCallbackError, backup
 from neptune_backup_async.api import connect
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, FakeNeptuneServer, Faults, World, generate, serve
-
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 
 
 def tree(dest: Path) -> dict[str, bytes]:
@@ -118,8 +117,10 @@ def test_a_server_lost_mid_backup_stops_it_with_exit_2_and_the_same_command_resu
     clean, dest = tmp_path / "clean", tmp_path / "dest"
     with serve(demo_world) as server:
         anyio.run(lambda: backup("all", clean, api_token=server.api_token, download_artifacts=True))
-    command = [*CLI, "--projects", "all", "--output", str(dest), "--download-artifacts", "--concurrency", "2"]
-    command += ["--quiet", "--lost-server-after", "5"]
+    command = cli_command(
+        "--projects", "all", "--output", str(dest), "--download-artifacts", "--concurrency", "2",
+        "--quiet", "--lost-server-after", "5",
+    )  # fmt: skip
     server = FakeNeptuneServer(demo_world, faults=Faults(latency=0.05))
     port = server.base_url.rsplit(":", 1)[1]
     server.start()
@@ -206,7 +207,7 @@ def test_a_full_disk_counts_only_the_fields_that_are_on_disk(tmp_path: Path) -> 
         f"""
         mount -t tmpfs -o size=1m tmpfs {disk}
         {sys.executable} -m neptune_backup_async --projects all --output {disk}/dest --quiet \\
-            --concurrency 2 --log-file {tmp_path}/log 2>{tmp_path}/err
+            --concurrency 2 --processes 1 --log-file {tmp_path}/log 2>{tmp_path}/err
         echo "code=$?"
         cp -r {disk}/dest {tmp_path}/copy
         """

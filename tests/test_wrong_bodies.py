@@ -9,20 +9,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import pytest
 
+from cli_helpers import CLI, command
 from expect import check_backup, check_fields
 from neptune_backup_async import backup
 from neptune_backup_async.engine import savers
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing.server import HTML_PAGE
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 DOWNLOADS = ("downloadAttribute", "downloadFileSetZip", "getImageSeriesValue")
 
 
@@ -42,7 +41,7 @@ def small_world() -> World:
 
 def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, NEPTUNE_API_TOKEN=token)
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("small_body", [savers.SMALL_BODY, 0], ids=["read whole", "streamed"])
