@@ -6,7 +6,8 @@ every request in :class:`Stats` and injects the faults of :class:`Faults`: laten
 5xx, responses cut off mid-body, slow answers, malformed bodies (not JSON, half bodies,
 missing keys, short series pages, downloads that are no zip, HTML error pages and ``{}``
 where anything else was due), at random or scripted per operation (once or for good, for
-every request or only those with given arguments), and 429s above a concurrency limit.
+every request or only those with given arguments), and 429s above a concurrency limit. It
+can also hold requests until a test lets them go (:mod:`.holding`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .auth import REFRESH_PATH, Auth
 from .habits import Habits
+from .holding import Gather, Hold
 from .messages import ApiError, Request, Response, json_response
 from .model import World
 from .operations import ZIP_PATH, Operations
@@ -134,6 +136,9 @@ class Faults:
     starting with the last point of the page before (``repeat_series_point``); a series
     cleared and logged again, one point longer, once its first page is served
     (``rewrite_series``).
+
+    Last, requests can be held in the server (start-up operations aside, see :mod:`.holding`):
+    until some are in flight at once (``gather``), or after a number of them (``hold``).
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -150,6 +155,8 @@ class Faults:
     gzip: bool = False
     repeat_series_point: bool = False
     rewrite_series: bool = False
+    gather: Gather | None = None
+    hold: Hold | None = None
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
@@ -220,12 +227,14 @@ class Stats:
             # injected faults by kind: a status ("429", "503"), a FaultKind, or "over_limit"
             self.faults: collections.Counter[str] = collections.Counter()
 
-    def begin(self, operation: str) -> None:
+    def begin(self, operation: str) -> int:
+        """Count a request that arrives; return how many are in flight, this one included."""
         with self._lock:
             self.by_operation[operation] += 1
             self.total += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.in_flight
 
     @property
     def unbooked(self) -> int:
@@ -367,12 +376,13 @@ class _Handler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
         )
         operation = route(self.command, url.path)
-        fake.stats.begin(operation)
+        in_flight = fake.stats.begin(operation)
         admitted = fake.admit(operation)
         status, sent, cut = 0, 0, False
         try:
             try:
                 faults = fake.faults
+                fake.wait_to_answer(operation, in_flight)
                 if faults.latency > 0:
                     fake.pause(faults.latency)
                 if not admitted:
@@ -499,6 +509,18 @@ class FakeNeptuneServer:
             arguments["experimentId"], arguments["attribute"] = target
         return arguments
 
+    def wait_to_answer(self, operation: str, in_flight: int) -> None:
+        """Hold a request that arrived with ``in_flight`` in flight (admitted under
+        ``max_in_flight`` or not) while ``faults.hold`` or ``faults.gather`` says so; start-up
+        operations are never held."""
+        if operation in STARTUP_OPERATIONS:
+            return
+        faults = self.faults
+        if faults.hold is not None:
+            faults.hold.arrive()
+        if faults.gather is not None:
+            faults.gather.arrive(operation, in_flight)
+
     def pause(self, seconds: float) -> None:
         """Sleep, but no longer than until the server stops."""
         self._stopping.wait(seconds)
@@ -547,6 +569,9 @@ class FakeNeptuneServer:
 
     def stop(self) -> None:
         self._stopping.set()
+        for holding in (self.faults.hold, self.faults.gather):
+            if holding is not None:
+                holding.release()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
