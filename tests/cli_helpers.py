@@ -12,6 +12,9 @@ import sys
 import termios
 import time
 from pathlib import Path
+from typing import Any
+
+from neptune_backup_async.testing import Hold
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
 #: Every command but the backup, which is the default one.
@@ -48,6 +51,17 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         timeout=timeout,
     )
+
+
+def held(hold: Hold, proc: subprocess.Popen[Any], timeout: float = 60) -> bool:
+    """Wait until the fake server holds a request of ``proc`` (see ``Hold``); False if the
+    process ended first."""
+    deadline = time.monotonic() + timeout  # a guard against a hang, not a measure
+    while not hold.reached.wait(0.005):
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the backup made no progress"
+    return True
 
 
 def no_traceback(text: str) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, cli_env, command, no_traceback, run_cli
+from cli_helpers import CLI, cli_env, command, held, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import Selection, backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, Hold, World, serve
 
 PROJECT = "workspace-0/project-1"
 
@@ -121,10 +121,11 @@ def test_ctrl_c_while_listing_projects_on_a_slow_server(demo_world: World) -> No
 def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     args = command("--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts")
-    with serve(demo_world, faults=Faults(latency=0.3)) as server:
-        # The second Ctrl-C at once, or once the first has been answered (requests still in flight).
+    with serve(demo_world) as server:
+        # The second Ctrl-C at once, or once the first has been answered; both while requests
+        # are in flight: after its first 30, the server holds every request of the backup.
         for second_after_answer in (False, True):
-            server.stats.reset()
+            hold = server.faults.hold = Hold(after=30)
             with subprocess.Popen(
                 args,
                 env=cli_env(server.api_token),
@@ -133,10 +134,7 @@ def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World
                 text=True,
             ) as proc:
                 assert proc.stderr is not None
-                deadline = time.monotonic() + 60
-                while server.stats.total < 30 and proc.poll() is None:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.005)
+                assert held(hold, proc), proc.stderr.read()
                 proc.send_signal(signal.SIGINT)
                 stderr = ""
                 while (
@@ -146,10 +144,11 @@ def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
                 stderr += proc.communicate(timeout=30)[1]
+            hold.release()
             assert proc.returncode == 130, stderr
             no_traceback(stderr)
             assert "run the same command again to resume" in stderr
-        server.faults.latency = 0
+        server.faults.hold = None
         done = subprocess.run(
             args, env=cli_env(server.api_token), capture_output=True, text=True, timeout=120
         )

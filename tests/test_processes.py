@@ -19,9 +19,9 @@ from cli_helpers import CLI, cli_env, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import backup
 from neptune_backup_async.format.report import LABELS
-from neptune_backup_async.processes.pool import capacity, shares
-from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
-from test_resume import tree
+from neptune_backup_async.processes.pool import capacity, shares, usable_cores
+from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, Gather, World, generate, serve
+from test_resume import FIELD_OPERATIONS, tree
 
 KINDS = tuple(LABELS.values())
 
@@ -81,6 +81,13 @@ def wait_for(condition: Any, proc: subprocess.Popen[Any] | None = None, timeout:
         time.sleep(0.005)
 
 
+def more_than_one_share() -> Faults:
+    """Requests for objects' fields held until more than one process's share (4 of 8) is in
+    flight, so that a peak above it is seen however a busy machine times the processes; each
+    request lingers, so that one beyond the bound would meet the others at the server."""
+    return Faults(latency=0.03, gather=Gather(5, FIELD_OPERATIONS))
+
+
 def test_concurrency_is_shared_out_with_one_kept_for_listing() -> None:
     assert shares(2, 8) == (1, [4, 3])  # 8 in all
     assert shares(3, 16) == (1, [5, 5, 5])
@@ -121,6 +128,27 @@ def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp
     assert check_backup(world, tmp_path / "in-3") == 22
 
 
+def test_by_default_the_command_line_backs_up_in_one_process_per_usable_core(
+    world: World, tmp_path: Path
+) -> None:
+    """The default the other tests of the command line leave out (they give ``--processes 1``)."""
+    dest = tmp_path / "out"
+    with serve(world) as server:
+        result = subprocess.run(
+            [*CLI, "--projects", "all", "--output", str(dest), "--quiet"],
+            env=cli_env(server.api_token),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr
+    _, workers = shares(usable_cores(), 8, work_here=True)  # this process is one of them
+    log = next((dest / ".neptune-backup").glob("*.log")).read_text()
+    started = re.findall(r"worker process (w\d+) started", log)
+    assert started == [f"w{n}" for n in range(1, len(workers) + 1)], log
+    assert check_backup(world, dest, artifacts_downloaded=False) == 22
+
+
 def test_a_failing_field_in_a_worker_is_in_the_one_report_and_the_log(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         server.faults.always("getFloatSeriesValues", 400, match={"attribute": "metrics/train/acc"})
@@ -144,7 +172,7 @@ def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_fligh
     where: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG", logger="neptune_backup_async")
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    with serve(world, faults=more_than_one_share()) as server:
         if where == "command line":  # this process backs up too: 4 here, 4 in the worker
             result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
             assert result.returncode == 0, result.stderr
@@ -180,7 +208,7 @@ def test_one_huge_run_still_gets_the_whole_concurrency(
     process that still holds a job: the run, which ends up with all 8."""
     caplog.set_level("DEBUG", logger="neptune_backup_async")
     world = generate(replace(MINIMAL, runs_per_project=1, float_series=60))
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    with serve(world, faults=more_than_one_share()) as server:
         if where == "command line":
             result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
             assert result.returncode == 0, result.stderr

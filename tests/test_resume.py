@@ -8,19 +8,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import anyio
 import pytest
 
+from cli_helpers import CLI, command, held
 from expect import check_backup, check_container
 from neptune_backup_async import backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
+from neptune_backup_async.testing import FakeNeptuneServer, Hold, WorkloadSpec, World, generate, serve
 from neptune_backup_async.testing import model as m
+from neptune_backup_async.testing.server import STARTUP_OPERATIONS
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 # Requests that read a run's fields; a rerun over unchanged data makes none of them.
 FIELD_OPERATIONS = {
     "getExperimentAttributes",
@@ -161,51 +160,44 @@ def slow_world(tmp_path: Path) -> World:
 
 def _cli(server: FakeNeptuneServer, dest: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, NEPTUNE_API_TOKEN=server.api_token)
-    args = [
-        *CLI,
-        "--projects",
-        "all",
-        "--output",
-        str(dest),
-        "--concurrency",
-        "4",
-        "--download-artifacts",
-        "--quiet",
-    ]
+    args = command(
+        "--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts", "--quiet"
+    )
     return subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
 
 
-def _after_requests(server: FakeNeptuneServer, proc: subprocess.Popen[bytes], count: int) -> bool:
-    """Wait until the server has answered ``count`` requests of this process; False if it ended first."""
-    deadline = time.monotonic() + 60
-    while server.stats.total < count:
-        if proc.poll() is not None:
-            return False
-        assert time.monotonic() < deadline, "the backup made no progress"
-        time.sleep(0.005)
-    return True
+def _work(server: FakeNeptuneServer) -> int:
+    """The requests served so far but those of the clients' start-up: those a Hold counts."""
+    return server.stats.total - sum(server.stats.by_operation[op] for op in STARTUP_OPERATIONS)
 
 
 @pytest.mark.slow
 def test_killed_at_many_points_and_rerun_equals_an_uninterrupted_backup(
     slow_world: World, tmp_path: Path
 ) -> None:
-    with serve(slow_world, faults=Faults(latency=0.01)) as server:
+    with serve(slow_world) as server:
         baseline = tmp_path / "baseline"
         assert _cli(server, baseline).wait(timeout=120) == 0
-        total = server.stats.total
+        work = _work(server)
         dest = tmp_path / "killed"
+        # Each run is stopped after a share of the requests of a whole backup, and killed
+        # there. Shares that add up to less than one leave each run more to do than its share
+        # (a request saves at most its own part), so every run is killed.
+        shares = (0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.15)
+        assert sum(shares) < 1
         kills = 0
-        for point in (0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
-            server.stats.reset()
+        for share in shares:
+            hold = server.faults.hold = Hold(after=int(work * share))
             proc = _cli(server, dest)
-            if _after_requests(server, proc, int(total * point)):
+            if held(hold, proc):
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.wait(timeout=60)
-        assert kills >= 5
+            hold.release()
+        assert kills == len(shares)
+        server.faults.hold = None
         assert _cli(server, dest).wait(timeout=120) == 0
     assert tree(dest) == tree(baseline)
     assert not list(dest.rglob("*.partial")) and not list(dest.rglob(".journal.jsonl"))
@@ -214,16 +206,17 @@ def test_killed_at_many_points_and_rerun_equals_an_uninterrupted_backup(
 
 @pytest.mark.slow
 def test_ctrl_c_exits_cleanly_and_the_rerun_completes(slow_world: World, tmp_path: Path) -> None:
-    with serve(slow_world, faults=Faults(latency=0.02)) as server:
+    with serve(slow_world) as server:
         baseline = tmp_path / "baseline"
         assert _cli(server, baseline).wait(timeout=120) == 0
-        total = server.stats.total
-        server.stats.reset()
         dest = tmp_path / "interrupted"
+        hold = server.faults.hold = Hold(after=_work(server) // 2)  # halfway, requests in flight
         proc = _cli(server, dest)
-        assert _after_requests(server, proc, total // 2)
+        assert held(hold, proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
+        hold.release()
+        server.faults.hold = None
         assert proc.returncode == 130
         assert (
             "Interrupted. Everything finished so far is kept; run the same command again to resume."
