@@ -226,6 +226,9 @@ class Stats:
             self.cuts = 0
             # injected faults by kind: a status ("429", "503"), a FaultKind, or "over_limit"
             self.faults: collections.Counter[str] = collections.Counter()
+            # for each request admitted (start-up aside), how many admitted requests were then
+            # in progress, itself included: how busy the client keeps a server that takes N
+            self.admitted_with: collections.Counter[int] = collections.Counter()
 
     def begin(self, operation: str) -> int:
         """Count a request that arrives; return how many are in flight, this one included."""
@@ -256,6 +259,10 @@ class Stats:
     def fault(self, kind: str) -> None:
         with self._lock:
             self.faults[kind] += 1
+
+    def admitted(self, serving: int) -> None:
+        with self._lock:
+            self.admitted_with[serving] += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -493,6 +500,7 @@ class FakeNeptuneServer:
             if limit is not None and self._serving >= limit:
                 return False
             self._serving += 1
+            self.stats.admitted(self._serving)
             return True
 
     def release(self, operation: str) -> None:
@@ -569,15 +577,15 @@ class FakeNeptuneServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        for holding in (self.faults.hold, self.faults.gather):
-            if holding is not None:
-                holding.release()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
         self._httpd.close_connections()
         self._httpd.server_close()
+        for holding in (self.faults.hold, self.faults.gather):  # into connections now cut
+            if holding is not None:
+                holding.release()
 
     def __enter__(self) -> FakeNeptuneServer:
         self.start()
