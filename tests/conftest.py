@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, World, generate, serve
 
 
@@ -29,3 +30,9 @@ def demo_world(tmp_path: Path) -> World:
 def server(demo_world: World) -> Iterator[FakeNeptuneServer]:
     with serve(demo_world) as s:
         yield s
+
+
+@pytest.fixture
+def memory(demo_world: World) -> MemorySource:
+    """The demo world in memory, for tests where the neptune client is not what is tested."""
+    return MemorySource(demo_world)

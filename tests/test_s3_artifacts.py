@@ -167,9 +167,9 @@ def test_every_object_is_saved_byte_exact_under_the_one_knob(
         counter = aws.in_flight
         begin, answered = neptune.stats.begin, neptune.stats.answered
 
-        def neptune_begin(operation: str) -> None:
+        def neptune_begin(operation: str) -> int:
             counter.begin()
-            begin(operation)
+            return begin(operation)
 
         def neptune_answered() -> None:
             counter.end()
