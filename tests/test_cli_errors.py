@@ -15,15 +15,16 @@ import pytest
 
 from cli_helpers import CLI, cli_env, command, held, no_traceback, run_cli
 from expect import check_backup
+from memory_source import MemorySource
 from neptune_backup_async import Selection, backup
 from neptune_backup_async.testing import FakeNeptuneServer, Faults, Hold, World, serve
 
 PROJECT = "workspace-0/project-1"
 
 
-def small_backup(server: FakeNeptuneServer, dest: Path) -> None:
+def small_backup(world: World, dest: Path) -> None:
     selection = Selection(objects=frozenset({"runs"}))
-    report = anyio.run(lambda: backup(PROJECT, dest, api_token=server.api_token, selection=selection))
+    report = anyio.run(lambda: backup(PROJECT, dest, source=MemorySource(world), selection=selection))
     assert report.exit_code == 0
 
 
@@ -45,8 +46,8 @@ def test_a_log_file_that_cannot_be_written_exits_2_before_anything_is_created(
     assert not dest.exists()
 
 
-def test_view_into_a_folder_that_cannot_be_written_exits_2(server: FakeNeptuneServer, tmp_path: Path) -> None:
-    small_backup(server, tmp_path / "backup")
+def test_view_into_a_folder_that_cannot_be_written_exits_2(demo_world: World, tmp_path: Path) -> None:
+    small_backup(demo_world, tmp_path / "backup")
     (tmp_path / "a-file").write_text("")
     site = tmp_path / "a-file" / "site"
     result = run_cli("view", str(tmp_path / "backup"), "--output", str(site))
@@ -68,8 +69,8 @@ def test_a_backup_folder_that_does_not_exist_is_named_so(command: str, tmp_path:
     assert not missing.exists()
 
 
-def test_verify_into_a_closed_pipe_keeps_its_exit_code(server: FakeNeptuneServer, tmp_path: Path) -> None:
-    small_backup(server, tmp_path)
+def test_verify_into_a_closed_pipe_keeps_its_exit_code(demo_world: World, tmp_path: Path) -> None:
+    small_backup(demo_world, tmp_path)
     for csv in list(tmp_path.rglob("*.csv"))[:20]:  # 20 problems, one line each
         csv.write_text("damaged")
     read, write = os.pipe()

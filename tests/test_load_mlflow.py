@@ -27,8 +27,9 @@ from typing import Any
 import anyio
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async import ServerUnreachableError, backup, load_mlflow
-from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate, serve
+from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate
 from neptune_backup_async.testing import model as m
 from optional import need
 
@@ -70,10 +71,9 @@ def fresh_db(empty_db: Path, where: Path) -> str:
 
 
 def make_backup(world: World, dest: Path) -> None:
-    with serve(world) as server:
-        report = anyio.run(
-            lambda: backup("all", dest, api_token=server.api_token, concurrency=4, download_artifacts=True)
-        )
+    report = anyio.run(
+        lambda: backup("all", dest, source=MemorySource(world), concurrency=4, download_artifacts=True)
+    )
     assert report.exit_code == 0, report.failures
 
 
@@ -267,7 +267,9 @@ def mlflow_server(tmp_path: Path, empty_db: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(
+            proc.pid, signal.SIGKILL
+        )  # its database goes with tmp_path: no need to wait for a clean stop
         proc.wait(timeout=30)
 
 

@@ -27,8 +27,9 @@ from typing import Any
 import anyio
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async import backup
-from neptune_backup_async.testing import WORKLOADS, generate, serve
+from neptune_backup_async.testing import WORKLOADS, generate
 from neptune_backup_async.view import build_site
 from neptune_backup_async.view.browser import HOW_TO_INSTALL, find_browser
 from neptune_backup_async.view.charts import epoch_seconds
@@ -71,8 +72,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     spec = dataclasses.replace(WORKLOADS["demo"], projects_per_workspace=1, runs_per_project=RUNS)
     world = generate(spec, artifact_root=tmp_path / "artifact-sources")
     dest = tmp_path / "backup"
-    with serve(world) as server:
-        anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+    anyio.run(lambda: backup("all", dest, source=MemorySource(world), download_artifacts=True))
     make_hostile(dest, "P0-3")  # a run named <script>alert(1)</script>
     yield dest, build_site(dest)
 
