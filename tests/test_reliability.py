@@ -17,6 +17,7 @@ import pytest
 
 from cli_helpers import command
 from expect import check_backup, check_container, check_fields
+from fast_retry import FAST_RETRY
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
 from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
@@ -162,7 +163,14 @@ def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: Wo
     faults = Faults(rate_429=0.04, rate_5xx=0.04, rate_cut=0.02, retry_after="0", seed=7)
     with serve(demo_world, faults=faults) as server:
         report = anyio.run(
-            lambda: backup("all", faulty, api_token=server.api_token, concurrency=4, download_artifacts=True)
+            lambda: backup(
+                "all",
+                faulty,
+                api_token=server.api_token,
+                concurrency=4,
+                download_artifacts=True,
+                **FAST_RETRY,
+            )
         )
         injected = sum(n for status, n in server.stats.statuses.items() if status >= 429) + server.stats.cuts
     assert report.exit_code == 0, report.failures
@@ -195,6 +203,7 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
                 api_token=server.api_token,
                 concurrency=1,
                 selection=runs_only,
+                **FAST_RETRY,
             )
         )
         assert server.stats.faults["short_page"] == server.stats.faults["garbage"] == 1

@@ -17,6 +17,7 @@ import pytest
 
 from cli_helpers import CLI, command
 from expect import check_backup, check_fields
+from fast_retry import FAST_RETRY
 from neptune_backup_async import backup
 from neptune_backup_async.engine import savers
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
@@ -56,7 +57,9 @@ def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
         server.faults.script("downloadAttribute", "html", "empty_json", "truncated_json")
         server.faults.script("downloadFileSetZip", "truncated_json", "html", "empty_json")
         server.faults.script("getImageSeriesValue", "empty_json", "truncated_json", "html")
-        report = anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=4))
+        report = anyio.run(
+            lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=4, **FAST_RETRY)
+        )
     assert (report.exit_code, report.failures) == (0, [])
     check_backup(world, tmp_path)
     assert server.stats.faults == {"html": 3, "empty_json": 3, "truncated_json": 3}
