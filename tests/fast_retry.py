@@ -9,11 +9,20 @@ tests pay the real back-off.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from neptune_backup_async import backup
 from neptune_backup_async.remote.http import RetryPolicy
 
+T = TypeVar("T")
+
 FAST_RETRY: dict[str, Any] = (
     {"retry": RetryPolicy(base=0.001, cap=0.01)} if "retry" in inspect.signature(backup).parameters else {}
 )
+
+
+def backs_off(test: T) -> T:
+    """A test that is slow only for its back-offs: marked slow until FAST_RETRY takes effect."""
+    return test if FAST_RETRY else pytest.mark.slow(test)

@@ -51,7 +51,7 @@ async def test_artifact_files_are_only_listed_unless_asked(
 
 # Each request is in flight at least this long, so that one beyond the bound would meet those
 # within it at the server; the peak itself is made certain by a Gather, not by timing.
-LINGER = 0.05
+LINGER = 0.02
 
 
 @pytest.mark.parametrize("concurrency", [1, 4, 16])

@@ -105,6 +105,7 @@ def test_a_parent_that_backs_up_too_takes_a_share_like_a_workers() -> None:
     assert shares(2, 1, work_here=True) == (1, [])
 
 
+@pytest.mark.slow
 def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         single = backup_cli(server, tmp_path / "one", "--processes", "1", "--download-artifacts")
@@ -128,6 +129,7 @@ def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp
     assert check_backup(world, tmp_path / "in-3") == 22
 
 
+@pytest.mark.slow
 def test_by_default_the_command_line_backs_up_in_one_process_per_usable_core(
     world: World, tmp_path: Path
 ) -> None:
@@ -149,6 +151,7 @@ def test_by_default_the_command_line_backs_up_in_one_process_per_usable_core(
     assert check_backup(world, dest, artifacts_downloaded=False) == 22
 
 
+@pytest.mark.slow
 def test_a_failing_field_in_a_worker_is_in_the_one_report_and_the_log(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         server.faults.always("getFloatSeriesValues", 400, match={"attribute": "metrics/train/acc"})
@@ -167,6 +170,7 @@ def test_a_failing_field_in_a_worker_is_in_the_one_report_and_the_log(world: Wor
         assert f"/{run}/metrics/train/acc: " in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["command line", "embedded"])
 def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_flight(
     where: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -200,6 +204,7 @@ def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_fligh
     assert 4 < peak <= 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["command line", "embedded"])
 def test_one_huge_run_still_gets_the_whole_concurrency(
     where: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -227,6 +232,7 @@ def test_one_huge_run_still_gets_the_whole_concurrency(
     assert 4 < peak <= 8  # more than any one process's first share, never more than the bound
 
 
+@pytest.mark.slow
 def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         one = backup_cli(server, tmp_path / "one", "--shard", "1/2", "--processes", "1")
@@ -242,6 +248,7 @@ def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path
     assert 0 < reports[1]["totals"]["runs_found"] < 14  # a part of the runs
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_process(
     world: World, tmp_path: Path
 ) -> None:
@@ -278,6 +285,7 @@ def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_
     assert tree(dest) == tree(tmp_path / "one")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_leaves_no_temporary_file(world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     args = ["--projects", "all", "--output", str(dest), "--processes", "3", "--download-artifacts"]
@@ -315,6 +323,7 @@ def nothing_counted_twice(report: dict[str, Any]) -> None:
         assert totals[f"{kind}_done"] + totals[f"{kind}_failed"] <= totals[f"{kind}_found"], (kind, totals)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_cancelled_embedded_backup_stops_its_workers_and_leaves_no_temporary_file(
     world: World, tmp_path: Path
@@ -340,6 +349,7 @@ async def test_a_cancelled_embedded_backup_stops_its_workers_and_leaves_no_tempo
     nothing_counted_twice(report_of(dest))
 
 
+@pytest.mark.slow
 def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
     world: World, tmp_path: Path
 ) -> None:
@@ -403,6 +413,7 @@ def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
     assert not [r for r in caplog.records if "worker process" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_workers_of_a_parent_killed_with_sigkill_stop_and_clean_up(world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "3", "--download-artifacts"]

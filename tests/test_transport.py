@@ -95,6 +95,7 @@ def proxy() -> Iterator[_Proxy]:
         server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_token_that_expires_mid_backup_is_refreshed_and_the_backup_completes(
     demo_world: World, tmp_path: Path

@@ -45,6 +45,7 @@ def tree(dest: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_cancel_during_a_retry_after_wait_stops_every_request(
     demo_world: World, tmp_path: Path
@@ -129,6 +130,7 @@ def test_a_deadline_stops_the_connect_to_a_server_that_never_answers() -> None:
     server.listener.close()
 
 
+@pytest.mark.slow
 def test_a_server_lost_mid_backup_stops_it_with_exit_2_and_the_same_command_resumes(
     demo_world: World, tmp_path: Path
 ) -> None:
@@ -173,6 +175,7 @@ def test_a_server_lost_mid_backup_stops_it_with_exit_2_and_the_same_command_resu
     assert tree(dest) == tree(clean)
 
 
+@pytest.mark.slow
 def test_behind_a_server_that_takes_4_requests_at_once_64_is_about_as_fast_as_4(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=40, float_series=8, float_series_length=3))
     faults = Faults(latency=0.02, max_in_flight=4, retry_after="0.1")

@@ -77,6 +77,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     yield dest, build_site(dest)
 
 
+@pytest.mark.slow
 def test_site_in_a_browser(chromium: Path, site: tuple[Path, Path], tmp_path: Path) -> None:
     from playwright.sync_api import Dialog, expect, sync_playwright
 
@@ -433,6 +434,7 @@ def _run_browser_test(tmp_path: Path, require: bool) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.slow
 def test_without_a_browser_the_test_skips_and_says_how_to_enable_it(tmp_path: Path) -> None:
     result = _run_browser_test(tmp_path, require=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -441,6 +443,7 @@ def test_without_a_browser_the_test_skips_and_says_how_to_enable_it(tmp_path: Pa
     assert "apt-get install chromium" in result.stdout and "playwright install chromium" in result.stdout
 
 
+@pytest.mark.slow
 def test_without_a_browser_the_test_fails_where_ci_requires_it(tmp_path: Path) -> None:
     result = _run_browser_test(tmp_path, require=True)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -17,7 +17,7 @@ import pytest
 
 from cli_helpers import CLI, command
 from expect import check_backup, check_fields
-from fast_retry import FAST_RETRY
+from fast_retry import FAST_RETRY, backs_off
 from neptune_backup_async import backup
 from neptune_backup_async.engine import savers
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
@@ -45,6 +45,7 @@ def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=300)
 
 
+@backs_off
 @pytest.mark.parametrize("small_body", [savers.SMALL_BODY, 0], ids=["read whole", "streamed"])
 def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_body: int
@@ -67,6 +68,7 @@ def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     assert verified.returncode == 0, verified.stdout
 
 
+@pytest.mark.slow
 def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_so(tmp_path: Path) -> None:
     world = small_world()
     project = world.project("workspace-0/project-0")
