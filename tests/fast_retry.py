@@ -9,7 +9,7 @@ tests pay the real back-off.
 from __future__ import annotations
 
 import inspect
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -25,4 +25,4 @@ FAST_RETRY: dict[str, Any] = (
 
 def backs_off(test: T) -> T:
     """A test that is slow only for its back-offs: marked slow until FAST_RETRY takes effect."""
-    return test if FAST_RETRY else pytest.mark.slow(test)
+    return test if FAST_RETRY else cast(T, pytest.mark.slow(test))

@@ -113,11 +113,16 @@ class MemorySource:
         operation = (
             "getFloatSeriesValues" if field.type is FieldType.FLOAT_SERIES else "getStringSeriesValues"
         )
-        query = {"experimentId": run.id, "attribute": field.path, "offset": offset, "limit": limit}
+        query: dict[str, Any] = {
+            "experimentId": run.id,
+            "attribute": field.path,
+            "offset": offset,
+            "limit": limit,
+        }
         return self._json(operation, answers.series_page, **query)
 
     def image_count(self, run: ObjectRef, field: FieldInfo) -> int:
-        query = {"experimentId": run.id, "attribute": field.path, "offset": 0, "limit": 1}
+        query: dict[str, Any] = {"experimentId": run.id, "attribute": field.path, "offset": 0, "limit": 1}
         return self._json("getImageSeriesValues", lambda answer: int(answer["totalItemCount"]), **query)
 
     def image_page(self, field: FieldInfo, offset: int, limit: int) -> ListingPage[ImageInfo]:
@@ -144,9 +149,8 @@ class MemorySource:
         return self._json("prepareForDownloadFileSetAttributeZip", lambda answer: str(answer["id"]), **query)
 
     def file_set_url(self, request_id: str) -> str | None:
-        return self._json(
-            "getDownloadPrepareRequest", lambda answer: answer.get("downloadUrl"), id=request_id
-        )
+        url = self._json("getDownloadPrepareRequest", lambda answer: answer.get("downloadUrl"), id=request_id)
+        return str(url) if url else None
 
     def open_file_set(self, url: str) -> Download:
         return self._download("downloadFileSetZip", "file set download", path=url.removeprefix(BASE_URL))
