@@ -12,8 +12,24 @@ import sys
 import termios
 import time
 from pathlib import Path
+from typing import Any
+
+from neptune_backup_async.testing import Hold
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
+#: Every command but the backup, which is the default one.
+OTHER_COMMANDS = ("list-projects", "verify", "view", "report", "load-mlflow", "-h", "--help")
+
+
+def command(*args: str) -> list[str]:
+    """The command line that runs ``args``; a backup in one process unless ``--processes`` is given.
+
+    The default, one process per usable core, starts worker processes that each import the
+    neptune client (a second of CPU each): only the tests of processes ask for them, by name.
+    """
+    backs_up = not args or args[0] not in OTHER_COMMANDS
+    one_process = ["--processes", "1"] if backs_up and "--processes" not in args else []
+    return [*CLI, *args, *one_process]
 
 
 def cli_env(token: str | None) -> dict[str, str]:
@@ -27,7 +43,7 @@ def run_cli(
     *args: str, token: str | None = None, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args],
+        command(*args),
         capture_output=True,
         text=True,
         env=cli_env(token),
@@ -37,6 +53,17 @@ def run_cli(
     )
 
 
+def held(hold: Hold, proc: subprocess.Popen[Any], timeout: float = 60) -> bool:
+    """Wait until the fake server holds a request of ``proc`` (see ``Hold``); False if the
+    process ended first."""
+    deadline = time.monotonic() + timeout  # a guard against a hang, not a measure
+    while not hold.reached.wait(0.005):
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the backup made no progress"
+    return True
+
+
 def no_traceback(text: str) -> None:
     """What Python prints when something escaped: never for a user."""
     assert "Traceback" not in text, text
@@ -44,14 +71,15 @@ def no_traceback(text: str) -> None:
 
 
 class Terminal:
-    """A child process on a pseudo-terminal, read and typed into like a person would."""
+    """The command line (``args`` as :func:`command` takes them) on a pseudo-terminal, read
+    and typed into like a person would."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.master, slave = pty.openpty()
         # A terminal of 50 lines of 200 columns: one opened without a size has 0 columns.
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
         self.proc = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True
+            command(*args), stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True
         )
         os.close(slave)
         self.screen = ""

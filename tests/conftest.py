@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, World, generate, serve
+
+# The neptune client imported as the command line and its workers import it: without
+# rfc3987_syntax, which nothing of it uses (see cli.main._leave_out_unused_imports); a second
+# less for every test session.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +36,9 @@ def demo_world(tmp_path: Path) -> World:
 def server(demo_world: World) -> Iterator[FakeNeptuneServer]:
     with serve(demo_world) as s:
         yield s
+
+
+@pytest.fixture
+def memory(demo_world: World) -> MemorySource:
+    """The demo world in memory, for tests where the neptune client is not what is tested."""
+    return MemorySource(demo_world)

@@ -13,17 +13,18 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, cli_env, no_traceback, run_cli
+from cli_helpers import CLI, cli_env, command, held, no_traceback, run_cli
 from expect import check_backup
+from memory_source import MemorySource
 from neptune_backup_async import Selection, backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, Hold, World, serve
 
 PROJECT = "workspace-0/project-1"
 
 
-def small_backup(server: FakeNeptuneServer, dest: Path) -> None:
+def small_backup(world: World, dest: Path) -> None:
     selection = Selection(objects=frozenset({"runs"}))
-    report = anyio.run(lambda: backup(PROJECT, dest, api_token=server.api_token, selection=selection))
+    report = anyio.run(lambda: backup(PROJECT, dest, source=MemorySource(world), selection=selection))
     assert report.exit_code == 0
 
 
@@ -45,8 +46,8 @@ def test_a_log_file_that_cannot_be_written_exits_2_before_anything_is_created(
     assert not dest.exists()
 
 
-def test_view_into_a_folder_that_cannot_be_written_exits_2(server: FakeNeptuneServer, tmp_path: Path) -> None:
-    small_backup(server, tmp_path / "backup")
+def test_view_into_a_folder_that_cannot_be_written_exits_2(demo_world: World, tmp_path: Path) -> None:
+    small_backup(demo_world, tmp_path / "backup")
     (tmp_path / "a-file").write_text("")
     site = tmp_path / "a-file" / "site"
     result = run_cli("view", str(tmp_path / "backup"), "--output", str(site))
@@ -68,8 +69,8 @@ def test_a_backup_folder_that_does_not_exist_is_named_so(command: str, tmp_path:
     assert not missing.exists()
 
 
-def test_verify_into_a_closed_pipe_keeps_its_exit_code(server: FakeNeptuneServer, tmp_path: Path) -> None:
-    small_backup(server, tmp_path)
+def test_verify_into_a_closed_pipe_keeps_its_exit_code(demo_world: World, tmp_path: Path) -> None:
+    small_backup(demo_world, tmp_path)
     for csv in list(tmp_path.rglob("*.csv"))[:20]:  # 20 problems, one line each
         csv.write_text("damaged")
     read, write = os.pipe()
@@ -127,11 +128,12 @@ def test_ctrl_c_while_listing_projects_on_a_slow_server(demo_world: World) -> No
 @pytest.mark.slow
 def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
-    args = [*CLI, "--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts"]
-    with serve(demo_world, faults=Faults(latency=0.3)) as server:
-        # The second Ctrl-C at once, or once the first has been answered (requests still in flight).
+    args = command("--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts")
+    with serve(demo_world) as server:
+        # The second Ctrl-C at once, or once the first has been answered; both while requests
+        # are in flight: after its first 30, the server holds every request of the backup.
         for second_after_answer in (False, True):
-            server.stats.reset()
+            hold = server.faults.hold = Hold(after=30)
             with subprocess.Popen(
                 args,
                 env=cli_env(server.api_token),
@@ -140,10 +142,7 @@ def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World
                 text=True,
             ) as proc:
                 assert proc.stderr is not None
-                deadline = time.monotonic() + 60
-                while server.stats.total < 30 and proc.poll() is None:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.005)
+                assert held(hold, proc), proc.stderr.read()
                 proc.send_signal(signal.SIGINT)
                 stderr = ""
                 while (
@@ -153,10 +152,11 @@ def test_two_quick_ctrl_c_stop_a_backup_cleanly_and_it_resumes(demo_world: World
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
                 stderr += proc.communicate(timeout=30)[1]
+            hold.release()
             assert proc.returncode == 130, stderr
             no_traceback(stderr)
             assert "run the same command again to resume" in stderr
-        server.faults.latency = 0
+        server.faults.hold = None
         done = subprocess.run(
             args, env=cli_env(server.api_token), capture_output=True, text=True, timeout=120
         )

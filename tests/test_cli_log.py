@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, Terminal, cli_env, no_traceback, run_cli
+from cli_helpers import Terminal, cli_env, no_traceback, run_cli
 from neptune_backup_async.cli.display import bar_state
 from neptune_backup_async.cli.logfile import LogProgress
 from neptune_backup_async.format.report import BACKING_UP, CHECKING_PROJECTS, CONNECTING, Progress, listing
@@ -25,7 +25,7 @@ def test_the_log_of_a_backup_with_a_failing_field(
     server.faults.script("searchLeaderboardEntries", 429)  # waited out
     dest, log_file = tmp_path / "out", tmp_path / "logs" / "backup.log"
     result = run_cli(
-        "--projects", "workspace-0/project-0", "--output", str(dest), "--concurrency", "1",
+        "--projects", "workspace-0/project-0", "--output", str(dest), "--concurrency", "1", "--processes", "1",
         "--objects", "runs", "--log-file", str(log_file), token=server.api_token,
     )  # fmt: skip
     assert result.returncode == 1
@@ -40,7 +40,8 @@ def test_the_log_of_a_backup_with_a_failing_field(
     assert lines[0].startswith("neptune-backup-async 0.1.0 (neptune ")
     assert lines[0].endswith(f": backup of workspace-0/project-0 into {dest}")
     assert (
-        lines[1] == f"options: --concurrency 1 --lost-server-after 30.0 --objects runs --log-file {log_file}"
+        lines[1]
+        == f"options: --concurrency 1 --processes 1 --lost-server-after 30.0 --objects runs --log-file {log_file}"
     )
     # What the listing found, what failed and why.
     assert "workspace-0/project-0: listed 4 runs" in lines
@@ -137,7 +138,7 @@ def test_the_progress_bars_on_a_terminal(server: FakeNeptuneServer, tmp_path: Pa
     server.faults.latency = 0.05  # long enough to be seen listing
     server.faults.script("getExperimentAttributes", 503, 503)
     dest = tmp_path / "out"
-    term = Terminal([*CLI, "--projects", "all", "--output", str(dest)], cli_env(server.api_token), tmp_path)
+    term = Terminal(["--projects", "all", "--output", str(dest)], cli_env(server.api_token), tmp_path)
     try:
         screen = term.read_to_end()
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, Terminal, cli_env, no_traceback
+from cli_helpers import Terminal, cli_env, no_traceback
 from neptune_backup_async.cli.prompt import check_destination, choose_projects, yes_or_no
 from neptune_backup_async.testing import FakeNeptuneServer, World
 
@@ -70,7 +70,7 @@ def test_the_prompt_numbers_projects_re_asks_and_creates_nothing_before_valid_an
     home = tmp_path / "home"
     home.mkdir()
     (home / "a-file").write_text("")
-    term = Terminal([*CLI, "--quiet"], cli_env(server.api_token), home)
+    term = Terminal(["--quiet"], cli_env(server.api_token), home)
     try:
         projects = "Projects to back up (numbers or names, comma-separated; 1-3 for a range; or 'all'): "
         screen = term.read_until(projects)
@@ -116,7 +116,7 @@ def test_the_prompt_takes_all_and_ends_cleanly_without_an_answer(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    term = Terminal([*CLI, "--quiet"], cli_env(server.api_token), home)
+    term = Terminal(["--quiet"], cli_env(server.api_token), home)
     try:
         term.read_until("or 'all'): ")
         term.type("all")
@@ -136,7 +136,7 @@ def test_a_folder_that_cannot_be_created_is_asked_again_and_ctrl_d_ends_on_a_new
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    term = Terminal([*CLI, "--quiet", "--projects", "all"], cli_env(server.api_token), home)
+    term = Terminal(["--quiet", "--projects", "all"], cli_env(server.api_token), home)
     output = "Where to write the backup [./neptune-backup]: "
     try:
         term.read_until(output)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.parametrize("processes", [1, 2])  # 2: the workers' log records come through it
+# 2: the workers' log records come through it
+@pytest.mark.parametrize("processes", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_an_embedded_backup_with_a_failing_field_prints_nothing(processes: int, tmp_path: Path) -> None:
     # In a process of its own: pytest's log capture would hide what Python's last-resort
     # handler prints when a library logs without a handler of its own.

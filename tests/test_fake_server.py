@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from neptune.exceptions import (
     ProjectNotFound,
 )
 
+from neptune_backup_async.testing import Gather, Hold
 from neptune_backup_async.testing.model import (
     Artifact,
     ArtifactFile,
@@ -244,6 +245,7 @@ def test_project_fields(server: FakeNeptuneServer) -> None:
 # -- runs table --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_runs_table_past_10000_returns_every_run_once(big_server: FakeNeptuneServer) -> None:
     with neptune.init_project(
@@ -857,9 +859,25 @@ def test_not_zip_file_set(fresh: FakeNeptuneServer) -> None:
     assert fresh.stats.faults == {"not_zip": 1}
 
 
+def in_threads(count: int, call: Callable[[], requests.Response]) -> tuple[list[threading.Thread], list[int]]:
+    """``count`` threads that each make ``call`` once, started; and the statuses they get, as they come."""
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(call().status_code)) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, statuses
+
+
+def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10  # a guard against a hang, not a measure
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.005)
+
+
 def test_over_limit_gets_429(fresh: FakeNeptuneServer) -> None:
     fresh.faults.max_in_flight = 2
-    fresh.faults.latency = 0.3  # every request holds its place this long
+    fresh.faults.hold = Hold()  # every request is held, the admitted ones holding their places
     fresh.faults.retry_after = "3"
     answers: list[requests.Response] = []
     threads = [
@@ -867,6 +885,8 @@ def test_over_limit_gets_429(fresh: FakeNeptuneServer) -> None:
     ]
     for thread in threads:
         thread.start()
+    until(lambda: fresh.stats.in_flight == 5)
+    fresh.faults.hold.release()
     for thread in threads:
         thread.join()
     assert sorted(a.status_code for a in answers) == [200, 200, 429, 429, 429]
@@ -875,7 +895,6 @@ def test_over_limit_gets_429(fresh: FakeNeptuneServer) -> None:
     assert fresh.stats.faults == {"over_limit": 3}
     assert fresh.stats.statuses[429] == 3 and fresh.stats.max_in_flight == 5
 
-    fresh.faults.latency = 0.0
     assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200  # the places were given back
     fresh.faults.max_in_flight = 0
     assert raw(fresh, "GET", ORGANIZATIONS).status_code == 429
@@ -902,6 +921,72 @@ def test_client_within_limit_gets_no_429(fresh: FakeNeptuneServer) -> None:
         thread.join()
     assert statuses == [200] * 60
     assert fresh.stats.faults == {}
+
+
+# -- held requests -----------------------------------------------------------------------------
+
+
+def test_a_hold_lets_some_requests_through_and_holds_the_rest_until_released(
+    fresh: FakeNeptuneServer,
+) -> None:
+    hold = fresh.faults.hold = Hold(after=2)
+    assert raw(fresh, "GET", "/api/backend/v1/clients/config").status_code == 200  # start-up is spared
+    assert [raw(fresh, "GET", ORGANIZATIONS).status_code for _ in range(2)] == [200, 200]
+    assert not hold.reached.is_set()
+    threads, statuses = in_threads(3, lambda: raw(fresh, "GET", ORGANIZATIONS))
+    assert hold.reached.wait(10)
+    until(lambda: fresh.stats.in_flight == 3)
+    assert statuses == []  # every later one is held
+    hold.release()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200, 200]
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200  # and none is held any more
+
+
+def test_stopping_the_server_lets_held_requests_go() -> None:
+    ended: list[str] = []
+
+    def request(server: FakeNeptuneServer) -> None:
+        try:
+            raw(server, "GET", ORGANIZATIONS)
+        except requests.ConnectionError:  # cut, as a stopped server cuts what it held
+            ended.append("cut")
+
+    with serve(small_world(), faults=Faults(hold=Hold())) as server:
+        threads = [threading.Thread(target=request, args=(server,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        until(lambda: server.stats.in_flight == 2)
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert ended == ["cut", "cut"]
+
+
+def test_a_gather_holds_requests_until_enough_are_in_flight_then_holds_no_more(
+    fresh: FakeNeptuneServer,
+) -> None:
+    gather = fresh.faults.gather = Gather(3, quiet=60)  # a guard against a hang: never reached here
+    threads, statuses = in_threads(2, lambda: raw(fresh, "GET", ORGANIZATIONS))
+    until(lambda: fresh.stats.in_flight == 2)
+    assert statuses == [] and not gather.reached
+    threads += in_threads(1, lambda: raw(fresh, "GET", ORGANIZATIONS))[0]
+    for thread in threads:
+        thread.join()
+    assert gather.reached and gather.rounds == 0
+    assert fresh.stats.max_in_flight == 3
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200  # alone, and not held
+
+
+def test_a_gather_lets_requests_go_once_no_more_come_and_then_gathers_again(fresh: FakeNeptuneServer) -> None:
+    gather = fresh.faults.gather = Gather(3, operations={"listOrganizations"}, quiet=0.2)
+    assert get_project(fresh).status_code == 200  # another operation: never held
+    assert gather.rounds == 0
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200  # held alone until nothing else came
+    assert gather.rounds == 1 and not gather.reached
+    assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200  # and the next is held again
+    assert gather.rounds == 2 and not gather.reached
 
 
 # -- NQL ---------------------------------------------------------------------------------------

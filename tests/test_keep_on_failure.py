@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from cli_helpers import run_cli
 from expect import check_backup
@@ -82,6 +83,7 @@ def assert_kept(
     ]
 
 
+@pytest.mark.slow
 def test_a_field_that_fails_keeps_its_earlier_copy_until_a_backup_fetches_it(tmp_path: Path) -> None:
     world = small_world()
     dest = tmp_path / "backup"

@@ -1,6 +1,6 @@
-"""End to end, through the fake server and the real neptune client: fields named to meet each
-other on disk are each saved losslessly, verify --deep reads each file by its role, and a
-backup of format 1 is moved to format 2."""
+"""Through the backup, from the fake's world in memory (the client is not what is tested here):
+fields named to meet each other on disk are each saved losslessly, verify --deep reads each
+file by its role, and a backup of format 1 is moved to format 2."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import anyio
 import pytest
 
 from expect import check_series, check_simple
+from memory_source import MemorySource
 from neptune_backup_async import DestinationError, backup
 from neptune_backup_async.disk.place import Place
 from neptune_backup_async.format import layout
 from neptune_backup_async.format.reader import load_previous
 from neptune_backup_async.format.verify import verify
-from neptune_backup_async.testing import MINIMAL, World, generate, serve
+from neptune_backup_async.testing import MINIMAL, World, generate
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.testing.generator import tiny_png
 
@@ -115,8 +116,8 @@ async def test_fields_named_after_each_others_files_are_all_saved(tmp_path: Path
     world = one_run_world(tmp_path / "sources")
     run_of(world).fields.update(adversarial(tmp_path / "sources"))
     dest = tmp_path / "backup"
-    with serve(world) as server:
-        report = await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+    with MemorySource(world) as source:
+        report = await backup("all", dest, source=source, download_artifacts=True)
     assert (report.exit_code, report.failures) == (0, [])
     folder = dest / "workspace-0" / "project-0" / "P0-1"
     check_lossless(run_of(world), folder)
@@ -134,22 +135,22 @@ async def test_fields_named_after_each_others_files_are_all_saved_incrementally(
     run_of(world).fields.update(first)
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+    with MemorySource(world) as source:
+        await backup("all", dest, source=source, download_artifacts=True)
         assert (folder / "metrics" / "Loss.csv").is_file()  # alone, it keeps its plain name
         for path, value in [*later.items(), ("metrics/acc", series(8))]:  # now they meet
             world.set_field(PROJECT, "P0-1", path, value)
-        report = await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+        report = await backup("all", dest, source=source, download_artifacts=True)
         assert (report.exit_code, report.failures) == (0, [])
         check_lossless(run_of(world), folder)
         assert verify(dest, deep=True).problems == []
         # A series that grows under a marked name is extended, not fetched again.
         grown = series(2, length=6)
         world.set_field(PROJECT, "P0-1", "metrics/Loss", grown)
-        server.stats.reset()
-        report = await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+        source.requests.clear()
+        report = await backup("all", dest, source=source, download_artifacts=True)
         assert report.exit_code == 0
-        assert server.stats.by_operation["getFloatSeriesValues"] == 1
+        assert source.requests["getFloatSeriesValues"] == 1
     check_lossless(run_of(world), folder)
     assert verify(dest, deep=True).problems == []
 
@@ -162,8 +163,8 @@ async def test_the_layout_refuses_two_fields_one_file_and_the_backup_says_so(
     monkeypatch.setattr(layout, "_digest", lambda text, length: "0" * length)
     world = one_run_world(tmp_path / "sources")
     run_of(world).fields.update({"m/loss": series(1), "m/Loss": series(2), "m/LOSS": series(3)})
-    with serve(world) as server:
-        report = await backup("all", tmp_path / "backup", api_token=server.api_token)
+    with MemorySource(world) as source:
+        report = await backup("all", tmp_path / "backup", source=source)
     assert report.exit_code == 1
     [failure] = report.failures
     assert failure.field in ("m/Loss", "m/LOSS") and "would be saved as m/" in failure.reason
@@ -187,8 +188,8 @@ def test_verify_deep_passes_a_clean_backup_with_artifacts(tmp_path: Path) -> Non
         }
     )
     dest = tmp_path / "backup"
-    with serve(world) as server:
-        report = anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+    with MemorySource(world) as source:
+        report = anyio.run(lambda: backup("all", dest, source=source, download_artifacts=True))
     assert report.exit_code == 0
     assert (dest / "workspace-0" / "project-0" / "P0-1" / "datasets" / "csv" / "train.csv").is_file()
     env = {k: v for k, v in os.environ.items() if k != "NEPTUNE_API_TOKEN"}
@@ -277,17 +278,17 @@ async def test_a_backup_of_format_1_is_moved_to_format_2_without_fetching_again(
     world = old_format_world(tmp_path / "sources")
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+    with MemorySource(world) as source:
+        await backup("all", dest, source=source, download_artifacts=True)
         expected = tree(folder)
         write_format_1(folder)
         assert (folder / "a~b.csv").is_file() and (folder / "art~x" / "F~1.bin").is_file()
         assert verify(dest).problems == []  # verify reads either format
-        server.stats.reset()
-        report = await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+        source.requests.clear()
+        report = await backup("all", dest, source=source, download_artifacts=True)
         assert (report.exit_code, report.runs_unchanged) == (0, 1)
-        assert server.stats.by_operation["getFloatSeriesValues"] == 0
-        assert server.stats.by_operation["downloadAttribute"] == 0
+        assert source.requests["getFloatSeriesValues"] == 0
+        assert source.requests["downloadAttribute"] == 0
     assert tree(folder) == expected  # the same bytes under the same names as a fresh backup
     check_lossless(run_of(world), folder)
     assert verify(dest, deep=True).problems == []
@@ -298,8 +299,8 @@ def test_a_journal_of_format_1_is_moved_too(tmp_path: Path) -> None:
     world = old_format_world(tmp_path / "sources")
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+    with MemorySource(world) as source:
+        anyio.run(lambda: backup("all", dest, source=source, download_artifacts=True))
         expected = tree(folder)
         write_format_1(folder)
         manifest = json.loads((folder / layout.MANIFEST).read_text())
@@ -310,10 +311,10 @@ def test_a_journal_of_format_1_is_moved_too(tmp_path: Path) -> None:
         ]  # fmt: skip
         (folder / layout.JOURNAL).write_text("\n".join(lines) + "\n")
         (folder / layout.MANIFEST).unlink()
-        server.stats.reset()
-        report = anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+        source.requests.clear()
+        report = anyio.run(lambda: backup("all", dest, source=source, download_artifacts=True))
         assert report.exit_code == 0
-        assert server.stats.by_operation["downloadAttribute"] == 0  # the journaled file was kept
+        assert source.requests["downloadAttribute"] == 0  # the journaled file was kept
     assert tree(folder) == expected
 
 
@@ -347,8 +348,8 @@ def test_a_move_to_format_2_cut_short_anywhere_is_finished_by_the_next_backup(
     world = old_format_world(tmp_path / "sources")
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+    with MemorySource(world) as source:
+        anyio.run(lambda: backup("all", dest, source=source, download_artifacts=True))
     expected = tree(folder)
     write_format_1(folder)
     old = tmp_path / "format-1"
@@ -377,11 +378,11 @@ async def test_a_new_field_never_overwrites_the_kept_copy_of_a_field_gone_from_n
     run_of(world).fields["m/Loss"] = series(1)
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        await backup("all", dest, api_token=server.api_token)
+    with MemorySource(world) as source:
+        await backup("all", dest, source=source)
         world.set_field(PROJECT, "P0-1", "m/Loss", None)
         world.set_field(PROJECT, "P0-1", "m/loss", series(2))
-        report = await backup("all", dest, api_token=server.api_token)
+        report = await backup("all", dest, source=source)
     assert report.exit_code == 1
     assert [(f.field, "meets 'm/Loss'" in f.reason) for f in report.failures] == [("m/loss", True)]
     check_series(series(1), folder / "m" / "Loss.csv")
@@ -398,8 +399,8 @@ async def test_two_fields_that_format_1_saved_in_one_file_are_fetched_again(tmp_
     )
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        await backup("all", dest, api_token=server.api_token)
+    with MemorySource(world) as source:
+        await backup("all", dest, source=source)
         manifest = json.loads((folder / layout.MANIFEST).read_text())
         shared = "metrics/Loss~5082800c.csv"  # format 1's name for both fields
         os.replace(folder / "metrics/Loss%7E5082800c.csv", folder / shared)  # the last write wins
@@ -408,10 +409,10 @@ async def test_two_fields_that_format_1_saved_in_one_file_are_fetched_again(tmp_
         manifest["fields"]["metrics/Loss~5082800c"]["files"] = [shared]
         manifest["format"] = 1
         (folder / layout.MANIFEST).write_text(json.dumps(manifest))
-        server.stats.reset()
-        report = await backup("all", dest, api_token=server.api_token)
+        source.requests.clear()
+        report = await backup("all", dest, source=source)
         assert (report.exit_code, report.runs_unchanged) == (0, 0)
-        assert server.stats.by_operation["getFloatSeriesValues"] == 2  # the two, and only them
+        assert source.requests["getFloatSeriesValues"] == 2  # the two, and only them
     check_lossless(run_of(world), folder)
     assert verify(dest, deep=True).problems == []
 
@@ -425,13 +426,13 @@ async def test_runs_with_escaped_ids_that_are_gone_are_named_by_their_folders(tm
         fields = {k: v for k, v in run_of(world).fields.items() if k.startswith("sys/")}
         world.add_container(PROJECT, m.Container(sys_id, "run", {**fields, "sys/id": m.String(sys_id)}))
     dest = tmp_path / "backup"
-    with serve(world) as server:
-        await backup("all", dest, api_token=server.api_token)
+    with MemorySource(world) as source:
+        await backup("all", dest, source=source)
         folders = {sys_id: layout.object_segment(sys_id) for sys_id in odd}
         assert folders["A~B"] == "A%7EB" and (dest / PROJECT / folders["x" * 300]).is_dir()
         for sys_id in odd:
             world.remove_container(PROJECT, sys_id)
-        report = await backup("all", dest, api_token=server.api_token)
+        report = await backup("all", dest, source=source)
     gone = sorted(n.run for n in report.notices if n.field is None)
     assert gone == sorted(folders.values())
 
@@ -443,14 +444,14 @@ async def test_a_folder_of_format_1_that_cannot_be_moved_stops_the_backup_and_sa
     world = old_format_world(tmp_path / "sources")
     dest = tmp_path / "backup"
     folder = dest / "workspace-0" / "project-0" / "P0-1"
-    with serve(world) as server:
-        await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+    with MemorySource(world) as source:
+        await backup("all", dest, source=source, download_artifacts=True)
         write_format_1(folder)
         (folder / "art~x.artifact.json").write_text("{")  # which files the artifact holds is lost
         before = tree(folder)
         with pytest.raises(
             DestinationError, match=r"P0-1 holds a backup of format 1 that cannot be moved"
         ) as e:
-            await backup("all", dest, api_token=server.api_token, download_artifacts=True)
+            await backup("all", dest, source=source, download_artifacts=True)
     assert "Move that folder out of the backup and run the backup again." in str(e.value)
     assert tree(folder) == before  # nothing was moved

@@ -27,8 +27,9 @@ from typing import Any
 import anyio
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async import ServerUnreachableError, backup, load_mlflow
-from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate, serve
+from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate
 from neptune_backup_async.testing import model as m
 from optional import need
 
@@ -70,10 +71,9 @@ def fresh_db(empty_db: Path, where: Path) -> str:
 
 
 def make_backup(world: World, dest: Path) -> None:
-    with serve(world) as server:
-        report = anyio.run(
-            lambda: backup("all", dest, api_token=server.api_token, concurrency=4, download_artifacts=True)
-        )
+    report = anyio.run(
+        lambda: backup("all", dest, source=MemorySource(world), concurrency=4, download_artifacts=True)
+    )
     assert report.exit_code == 0, report.failures
 
 
@@ -224,6 +224,7 @@ def deleted_runs(uri: str) -> int:
 # -- the tests -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_load_holds_every_field_of_the_backup_and_a_rerun_writes_nothing(
     tmp_path: Path, empty_db: Path
 ) -> None:
@@ -281,10 +282,13 @@ def mlflow_server(tmp_path: Path, empty_db: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(
+            proc.pid, signal.SIGKILL
+        )  # its database goes with tmp_path: no need to wait for a clean stop
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_load_through_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
     spec = replace(WORKLOADS["demo"], projects_per_workspace=1, runs_per_project=2)
     world = generate(spec, artifact_root=tmp_path / "artifact-sources")
@@ -298,6 +302,7 @@ def test_load_through_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) -
     assert load(dest, mlflow_server, experiment_prefix="neptune/").objects_unchanged == report.objects_loaded
 
 
+@pytest.mark.slow
 def test_incremental_backup_loads_only_what_changed_and_equals_a_fresh_load(
     tmp_path: Path, empty_db: Path
 ) -> None:
@@ -358,11 +363,13 @@ class Stop(Exception):
 @pytest.mark.parametrize(
     ("method", "nth", "after"),
     [
-        ("create_run", 2, True),  # the run exists, nothing in it yet
-        ("log_batch", 1, False),
-        ("log_batch", 2, True),  # points in MLflow, nothing recorded about them
-        ("log_artifacts", 2, True),
-        ("log_batch", 4, True),  # a run's last call: it is complete, but not yet marked so
+        ("create_run", 2, True),  # the run exists, nothing in it yet (the quick suite's one)
+        pytest.param("log_batch", 1, False, marks=pytest.mark.slow),
+        # points in MLflow, nothing recorded about them
+        pytest.param("log_batch", 2, True, marks=pytest.mark.slow),
+        pytest.param("log_artifacts", 2, True, marks=pytest.mark.slow),
+        # a run's last call: it is complete, but not yet marked so
+        pytest.param("log_batch", 4, True, marks=pytest.mark.slow),
     ],
 )
 def test_a_load_stopped_anywhere_and_rerun_equals_an_uninterrupted_one(
@@ -397,6 +404,7 @@ def test_a_load_stopped_anywhere_and_rerun_equals_an_uninterrupted_one(
     assert deleted_runs(uri) == 0
 
 
+@pytest.mark.slow
 def test_an_update_stopped_after_a_batch_and_rerun_sends_each_new_point_once(
     tmp_path: Path, empty_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -435,6 +443,7 @@ def metric_rows(db: Path) -> int:
         return int(c.execute("SELECT count(*) FROM metrics").fetchone()[0])
 
 
+@pytest.mark.slow
 def test_a_load_killed_with_sigkill_and_rerun_loads_every_point_once(tmp_path: Path, empty_db: Path) -> None:
     spec = replace(MINIMAL, runs_per_project=4, float_series=2, float_series_length=2_000)
     dest = tmp_path / "backup"
@@ -489,6 +498,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
     not_backup = run_cli("load-mlflow", str(tmp_path))
     assert not_backup.returncode == 2 and "is not a backup" in not_backup.stderr

@@ -20,9 +20,9 @@ from cli_helpers import CLI, cli_env, no_traceback, run_cli
 from expect import check_backup
 from neptune_backup_async import backup
 from neptune_backup_async.format.report import LABELS
-from neptune_backup_async.processes.shares import capacity, shares
-from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
-from test_resume import tree
+from neptune_backup_async.processes.shares import capacity, shares, usable_cores
+from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, Gather, World, generate, serve
+from test_resume import FIELD_OPERATIONS, tree
 
 KINDS = tuple(LABELS.values())
 
@@ -92,6 +92,13 @@ def wait_for(condition: Any, proc: subprocess.Popen[Any] | None = None, timeout:
         time.sleep(0.005)
 
 
+def more_than_one_share() -> Faults:
+    """Requests for objects' fields held until more than one process's share (4 of 8) is in
+    flight, so that a peak above it is seen however a busy machine times the processes; each
+    request lingers, so that one beyond the bound would meet the others at the server."""
+    return Faults(latency=0.03, gather=Gather(5, FIELD_OPERATIONS))
+
+
 def test_concurrency_is_shared_out_with_one_kept_for_listing() -> None:
     assert shares(2, 8) == (1, [4, 3])  # 8 in all
     assert shares(3, 16) == (1, [5, 5, 5])
@@ -109,6 +116,7 @@ def test_a_parent_that_backs_up_too_takes_a_share_like_a_workers() -> None:
     assert shares(2, 1, work_here=True) == (1, [])
 
 
+@pytest.mark.slow
 def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         single = backup_cli(server, tmp_path / "one", "--processes", "1", "--download-artifacts")
@@ -132,6 +140,29 @@ def test_backups_in_2_and_3_processes_equal_one_in_one_process(world: World, tmp
     assert check_backup(world, tmp_path / "in-3") == 22
 
 
+@pytest.mark.slow
+def test_by_default_the_command_line_backs_up_in_one_process_per_usable_core(
+    world: World, tmp_path: Path
+) -> None:
+    """The default the other tests of the command line leave out (they give ``--processes 1``)."""
+    dest = tmp_path / "out"
+    with serve(world) as server:
+        result = subprocess.run(
+            [*CLI, "--projects", "all", "--output", str(dest), "--quiet"],
+            env=cli_env(server.api_token),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr
+    _, workers = shares(usable_cores(), 8, work_here=True)  # this process is one of them
+    log = next((dest / ".neptune-backup").glob("*.log")).read_text()
+    started = re.findall(r"worker process (w\d+) started", log)
+    assert started == [f"w{n}" for n in range(1, len(workers) + 1)], log
+    assert check_backup(world, dest, artifacts_downloaded=False) == 22
+
+
+@pytest.mark.slow
 def test_a_failing_field_in_a_worker_is_in_the_one_report_and_the_log(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         server.faults.always("getFloatSeriesValues", 400, match={"attribute": "metrics/train/acc"})
@@ -150,12 +181,13 @@ def test_a_failing_field_in_a_worker_is_in_the_one_report_and_the_log(world: Wor
         assert f"/{run}/metrics/train/acc: " in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["command line", "embedded"])
 def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_flight(
     where: str, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG", logger="neptune_backup_async")
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    with serve(world, faults=more_than_one_share()) as server:
         if where == "command line":  # this process backs up too: 4 here, 4 in the worker
             result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
             assert result.returncode == 0, result.stderr
@@ -183,6 +215,7 @@ def test_at_concurrency_8_two_processes_never_have_more_than_8_requests_in_fligh
     assert 4 < peak <= 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["command line", "embedded"])
 def test_one_huge_run_still_gets_the_whole_concurrency(
     where: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -191,7 +224,7 @@ def test_one_huge_run_still_gets_the_whole_concurrency(
     process that still holds a job: the run, which ends up with all 8."""
     caplog.set_level("DEBUG", logger="neptune_backup_async")
     world = generate(replace(MINIMAL, runs_per_project=1, float_series=60))
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    with serve(world, faults=more_than_one_share()) as server:
         if where == "command line":
             result = backup_cli(server, tmp_path / "out", "--processes", "2", "--concurrency", "8")
             assert result.returncode == 0, result.stderr
@@ -210,6 +243,7 @@ def test_one_huge_run_still_gets_the_whole_concurrency(
     assert 4 < peak <= 8  # more than any one process's first share, never more than the bound
 
 
+@pytest.mark.slow
 def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path: Path) -> None:
     with serve(world) as server:
         one = backup_cli(server, tmp_path / "one", "--shard", "1/2", "--processes", "1")
@@ -225,6 +259,7 @@ def test_a_shard_in_two_processes_equals_the_shard_in_one(world: World, tmp_path
     assert 0 < reports[1]["totals"]["runs_found"] < 14  # a part of the runs
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_backup_has_its_runs_retried_and_a_rerun_equals_one_process(
     world: World, tmp_path: Path
 ) -> None:
@@ -319,6 +354,7 @@ def test_a_worker_killed_mid_run_counts_each_field_once(tmp_path: Path) -> None:
     assert (totals["fields_done"], totals["fields_failed"]) == fields_in_manifests(dest)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_leaves_no_temporary_file(world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     args = ["--projects", "all", "--output", str(dest), "--processes", "3", "--download-artifacts"]
@@ -356,6 +392,7 @@ def nothing_counted_twice(report: dict[str, Any]) -> None:
         assert totals[f"{kind}_done"] + totals[f"{kind}_failed"] <= totals[f"{kind}_found"], (kind, totals)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_cancelled_embedded_backup_stops_its_workers_and_leaves_no_temporary_file(
     world: World, tmp_path: Path
@@ -381,6 +418,7 @@ async def test_a_cancelled_embedded_backup_stops_its_workers_and_leaves_no_tempo
     nothing_counted_twice(report_of(dest))
 
 
+@pytest.mark.slow
 def test_an_object_held_by_two_workers_that_died_fails_and_a_rerun_completes(
     world: World, tmp_path: Path
 ) -> None:
@@ -444,6 +482,7 @@ def test_a_dry_run_or_an_injected_source_backs_up_in_this_process(
     assert not [r for r in caplog.records if "worker process" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_workers_of_a_parent_killed_with_sigkill_stop_and_clean_up(world: World, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     args = ["--projects", "all", "--output", str(dest), "--quiet", "--processes", "3", "--download-artifacts"]

@@ -11,11 +11,12 @@ from typing import Any
 import anyio
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async import Progress, ProgressCallbackError, backup
 from neptune_backup_async.engine.progress import EVERY, ProgressFeed
 from neptune_backup_async.engine.recorder import Recorder
 from neptune_backup_async.format.report import BACKING_UP, CHECKING_PROJECTS, listing
-from neptune_backup_async.testing import MINIMAL, generate, serve
+from neptune_backup_async.testing import MINIMAL, generate
 
 
 class SpyReport:
@@ -87,10 +88,10 @@ def test_a_callback_that_raises_stops_with_progress_callback_error() -> None:
 def test_a_backup_calls_back_far_less_than_it_writes_and_ends_on_its_final_numbers(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=150, float_series=2, float_series_length=20))
     seen: list[Progress] = []
-    with serve(world) as server:
+    with MemorySource(world) as source:
         started = time.monotonic()
         report = anyio.run(
-            lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=16, progress=seen.append)
+            lambda: backup("all", tmp_path, source=source, concurrency=16, progress=seen.append)
         )
         elapsed = time.monotonic() - started
     files = sum(1 for p in tmp_path.rglob("*") if p.is_file() and p.name != "backup-report.json")

@@ -15,14 +15,14 @@ from pathlib import Path
 import anyio
 import pytest
 
+from cli_helpers import command
 from expect import check_backup, check_container, check_fields
+from fast_retry import FAST_RETRY, backs_off
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
 from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
-
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 
 
 def secrets_of(token: str) -> list[str]:
@@ -62,7 +62,7 @@ def test_a_failing_backup_never_shows_the_token(server: FakeNeptuneServer, tmp_p
     env = dict(os.environ, NEPTUNE_API_TOKEN=server.api_token)
     dest = tmp_path / "out"
     result = subprocess.run(
-        [*CLI, "--projects", "all", "--output", str(dest), "--concurrency", "2"],
+        command("--projects", "all", "--output", str(dest), "--concurrency", "2"),
         env=env,
         capture_output=True,
         text=True,
@@ -76,6 +76,7 @@ def test_a_failing_backup_never_shows_the_token(server: FakeNeptuneServer, tmp_p
         assert secret not in written
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_cleanly_and_keeps_the_existing_backup(
     demo_world: World, server: FakeNeptuneServer, tmp_path: Path
 ) -> None:
@@ -87,10 +88,10 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_existing_backup(
         set -u
         mount -t tmpfs -o size=3m tmpfs {disk}
         cli() {{ {sys.executable} -m neptune_backup_async "$@"; }}
-        cli --projects workspace-0/project-0 --output {disk}/dest --quiet 2>{tmp_path}/first.err
+        cli --projects workspace-0/project-0 --output {disk}/dest --quiet --processes 1 2>{tmp_path}/first.err
         echo "first=$?"
         head -c 2400000 /dev/zero > {disk}/filler 2>/dev/null
-        cli --projects all --output {disk}/dest --quiet --full --download-artifacts 2>{tmp_path}/second.err
+        cli --projects all --output {disk}/dest --quiet --full --download-artifacts --processes 1 2>{tmp_path}/second.err
         echo "second=$?"
         cli verify {disk}/dest > {tmp_path}/verify.out 2>&1
         echo "verify=$?"
@@ -131,7 +132,7 @@ def test_unreachable_server_fails_fast_with_exit_2(tmp_path: Path) -> None:
     ).decode()
     env = dict(os.environ, NEPTUNE_API_TOKEN=token)
     result = subprocess.run(
-        [*CLI, "--projects", "a/b", "--output", str(tmp_path / "out")],
+        command("--projects", "a/b", "--output", str(tmp_path / "out")),
         env=env,
         capture_output=True,
         text=True,
@@ -163,7 +164,14 @@ def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: Wo
     faults = Faults(rate_429=0.04, rate_5xx=0.04, rate_cut=0.02, retry_after="0", seed=7)
     with serve(demo_world, faults=faults) as server:
         report = anyio.run(
-            lambda: backup("all", faulty, api_token=server.api_token, concurrency=4, download_artifacts=True)
+            lambda: backup(
+                "all",
+                faulty,
+                api_token=server.api_token,
+                concurrency=4,
+                download_artifacts=True,
+                **FAST_RETRY,
+            )
         )
         injected = sum(n for status, n in server.stats.statuses.items() if status >= 429) + server.stats.cuts
     assert report.exit_code == 0, report.failures
@@ -180,6 +188,7 @@ def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: Wo
     assert tree(faulty) == tree(clean)
 
 
+@backs_off
 def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: World, tmp_path: Path) -> None:
     p02 = demo_world.project("workspace-0/project-0").containers["P0-2"]
     with serve(demo_world) as server:
@@ -196,6 +205,7 @@ def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: Wor
                 api_token=server.api_token,
                 concurrency=1,
                 selection=runs_only,
+                **FAST_RETRY,
             )
         )
         assert server.stats.faults["short_page"] == server.stats.faults["garbage"] == 1

@@ -8,19 +8,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import anyio
 import pytest
 
+from cli_helpers import CLI, command, held
 from expect import check_backup, check_container
+from memory_source import MemorySource
 from neptune_backup_async import backup
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
+from neptune_backup_async.testing import FakeNeptuneServer, Hold, WorkloadSpec, World, generate, serve
 from neptune_backup_async.testing import model as m
+from neptune_backup_async.testing.server import STARTUP_OPERATIONS
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 # Requests that read a run's fields; a rerun over unchanged data makes none of them.
 FIELD_OPERATIONS = {
     "getExperimentAttributes",
@@ -46,23 +46,24 @@ def tree(dest: Path) -> dict[str, bytes]:
     }
 
 
-def run_backup(server: FakeNeptuneServer, dest: Path, **kwargs: object) -> object:
-    return anyio.run(lambda: backup("all", dest, api_token=server.api_token, concurrency=4, **kwargs))  # type: ignore[arg-type]
+def run_backup(where: MemorySource | FakeNeptuneServer, dest: Path, **kwargs: object) -> object:
+    via = {"source": where} if isinstance(where, MemorySource) else {"api_token": where.api_token}
+    return anyio.run(lambda: backup("all", dest, concurrency=4, **via, **kwargs))  # type: ignore[arg-type]
 
 
 def test_rerun_over_unchanged_data_only_lists(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
-    run_backup(server, tmp_path, download_artifacts=True)
+    run_backup(memory, tmp_path, download_artifacts=True)
     before = tree(tmp_path)
-    server.stats.reset()
+    memory.requests.clear()
 
-    report = run_backup(server, tmp_path, download_artifacts=True)
+    report = run_backup(memory, tmp_path, download_artifacts=True)
 
-    fetched = {op: n for op, n in server.stats.by_operation.items() if op in FIELD_OPERATIONS}
+    fetched = {op: n for op, n in memory.requests.items() if op in FIELD_OPERATIONS}
     # Only each project's own field listing: Neptune lists no modification time for a project.
     assert fetched == {"getExperimentAttributes": 2}
-    assert server.stats.by_operation["searchLeaderboardEntries"] == 6  # runs, models, versions per project
+    assert memory.requests["searchLeaderboardEntries"] == 6  # runs, models, versions per project
     assert report.runs_unchanged == report.runs_done == 8  # type: ignore[attr-defined]
     assert tree(tmp_path) == before
 
@@ -73,9 +74,9 @@ def _later(world: World, project: str) -> m.Datetime:
 
 
 def test_rerun_after_changes_fetches_only_what_changed(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
-    run_backup(server, tmp_path)
+    run_backup(memory, tmp_path)
     proj = "workspace-0/project-0"
     project = demo_world.project(proj)
     old_loss = project.containers["P0-2"].fields["metrics/train/loss"]
@@ -93,11 +94,11 @@ def test_rerun_after_changes_fetches_only_what_changed(
     demo_world.set_field(proj, "P0-2", "metrics/train/loss", m.FloatSeries(grown))
     demo_world.set_field(proj, "P0-3", "data/extra", m.File("extra", "txt", b"new file\n"))
     demo_world.remove_container(proj, "P0-4")
-    server.stats.reset()
+    memory.requests.clear()
 
-    report = run_backup(server, tmp_path)
+    report = run_backup(memory, tmp_path)
 
-    ops = server.stats.by_operation
+    ops = memory.requests
     # P0-1, P0-2, P0-3 and P0-99, and each project's own fields; project-1's runs are unchanged
     assert ops["getExperimentAttributes"] == 6
     new_run_series = sum(isinstance(v, m.FloatSeries) for v in new_fields.values())
@@ -114,9 +115,9 @@ def test_rerun_after_changes_fetches_only_what_changed(
 
 
 def test_a_field_removed_from_neptune_keeps_its_copy(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
-    run_backup(server, tmp_path)
+    run_backup(memory, tmp_path)
     proj = "workspace-0/project-0"
     demo_world.set_field(proj, "P0-1", "data/sample", None)
     demo_world.set_field(proj, "P0-1", "parameters/p1", None)
@@ -124,7 +125,7 @@ def test_a_field_removed_from_neptune_keeps_its_copy(
     sample = (folder / "data" / "sample.bin").read_bytes()
     p1 = json.loads((folder / "simple_metadata.json").read_text())["parameters/p1"]
 
-    report = run_backup(server, tmp_path)
+    report = run_backup(memory, tmp_path)
 
     assert (folder / "data" / "sample.bin").read_bytes() == sample
     assert json.loads((folder / "simple_metadata.json").read_text())["parameters/p1"] == p1
@@ -134,13 +135,13 @@ def test_a_field_removed_from_neptune_keeps_its_copy(
     assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
 
 
-def test_full_fetches_everything_again(demo_world: World, server: FakeNeptuneServer, tmp_path: Path) -> None:
-    run_backup(server, tmp_path)
+def test_full_fetches_everything_again(demo_world: World, memory: MemorySource, tmp_path: Path) -> None:
+    run_backup(memory, tmp_path)
     before = tree(tmp_path)
-    server.stats.reset()
-    run_backup(server, tmp_path, full=True)
-    assert server.stats.by_operation["getExperimentAttributes"] == 16  # every object
-    assert server.stats.by_operation["downloadAttribute"] == 14  # a file per run, model and version
+    memory.requests.clear()
+    run_backup(memory, tmp_path, full=True)
+    assert memory.requests["getExperimentAttributes"] == 16  # every object
+    assert memory.requests["downloadAttribute"] == 14  # a file per run, model and version
     assert tree(tmp_path) == before
 
 
@@ -161,51 +162,44 @@ def slow_world(tmp_path: Path) -> World:
 
 def _cli(server: FakeNeptuneServer, dest: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, NEPTUNE_API_TOKEN=server.api_token)
-    args = [
-        *CLI,
-        "--projects",
-        "all",
-        "--output",
-        str(dest),
-        "--concurrency",
-        "4",
-        "--download-artifacts",
-        "--quiet",
-    ]
+    args = command(
+        "--projects", "all", "--output", str(dest), "--concurrency", "4", "--download-artifacts", "--quiet"
+    )
     return subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
 
 
-def _after_requests(server: FakeNeptuneServer, proc: subprocess.Popen[bytes], count: int) -> bool:
-    """Wait until the server has answered ``count`` requests of this process; False if it ended first."""
-    deadline = time.monotonic() + 60
-    while server.stats.total < count:
-        if proc.poll() is not None:
-            return False
-        assert time.monotonic() < deadline, "the backup made no progress"
-        time.sleep(0.005)
-    return True
+def _work(server: FakeNeptuneServer) -> int:
+    """The requests served so far but those of the clients' start-up: those a Hold counts."""
+    return server.stats.total - sum(server.stats.by_operation[op] for op in STARTUP_OPERATIONS)
 
 
 @pytest.mark.slow
 def test_killed_at_many_points_and_rerun_equals_an_uninterrupted_backup(
     slow_world: World, tmp_path: Path
 ) -> None:
-    with serve(slow_world, faults=Faults(latency=0.01)) as server:
+    with serve(slow_world) as server:
         baseline = tmp_path / "baseline"
         assert _cli(server, baseline).wait(timeout=120) == 0
-        total = server.stats.total
+        work = _work(server)
         dest = tmp_path / "killed"
+        # Each run is stopped after a share of the requests of a whole backup, and killed
+        # there. Shares that add up to less than one leave each run more to do than its share
+        # (a request saves at most its own part), so every run is killed.
+        shares = (0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.15)
+        assert sum(shares) < 1
         kills = 0
-        for point in (0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
-            server.stats.reset()
+        for share in shares:
+            hold = server.faults.hold = Hold(after=int(work * share))
             proc = _cli(server, dest)
-            if _after_requests(server, proc, int(total * point)):
+            if held(hold, proc):
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.wait(timeout=60)
-        assert kills >= 5
+            hold.release()
+        assert kills == len(shares)
+        server.faults.hold = None
         assert _cli(server, dest).wait(timeout=120) == 0
     assert tree(dest) == tree(baseline)
     assert not list(dest.rglob("*.partial")) and not list(dest.rglob(".journal.jsonl"))
@@ -214,16 +208,17 @@ def test_killed_at_many_points_and_rerun_equals_an_uninterrupted_backup(
 
 @pytest.mark.slow
 def test_ctrl_c_exits_cleanly_and_the_rerun_completes(slow_world: World, tmp_path: Path) -> None:
-    with serve(slow_world, faults=Faults(latency=0.02)) as server:
+    with serve(slow_world) as server:
         baseline = tmp_path / "baseline"
         assert _cli(server, baseline).wait(timeout=120) == 0
-        total = server.stats.total
-        server.stats.reset()
         dest = tmp_path / "interrupted"
+        hold = server.faults.hold = Hold(after=_work(server) // 2)  # halfway, requests in flight
         proc = _cli(server, dest)
-        assert _after_requests(server, proc, total // 2)
+        assert held(hold, proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
+        hold.release()
+        server.faults.hold = None
         assert proc.returncode == 130
         assert (
             "Interrupted. Everything finished so far is kept; run the same command again to resume."
@@ -245,9 +240,9 @@ def verify_cli(dest: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_verify_passes_an_intact_backup_and_finds_every_kind_of_damage(
-    server: FakeNeptuneServer, tmp_path: Path
+    memory: MemorySource, tmp_path: Path
 ) -> None:
-    run_backup(server, tmp_path, download_artifacts=True)
+    run_backup(memory, tmp_path, download_artifacts=True)
     intact = verify_cli(tmp_path, "--deep")
     assert intact.returncode == 0, intact.stdout
     assert intact.stdout == ""
@@ -294,8 +289,8 @@ def test_verify_reports_incomplete_and_failed_runs(server: FakeNeptuneServer, tm
     )
 
 
-def test_verify_deep_parses_files(server: FakeNeptuneServer, tmp_path: Path) -> None:
-    run_backup(server, tmp_path)
+def test_verify_deep_parses_files(memory: MemorySource, tmp_path: Path) -> None:
+    run_backup(memory, tmp_path)
     folder = tmp_path / "workspace-0" / "project-0" / "P0-1"
     csv_path = folder / "metrics" / "train" / "loss.csv"
     csv_path.write_text("step,value,timestamp\n0.0,1.0\n")  # damaged, and the manifest made to agree
@@ -323,10 +318,10 @@ def test_verify_refuses_a_folder_that_is_not_a_backup(tmp_path: Path) -> None:
 
 
 def test_rerun_resumes_from_the_journal_without_refetching(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
     """A run folder with a journal but no manifest (a kill mid-run) fetches only fields not in the journal."""
-    run_backup(server, tmp_path)
+    run_backup(memory, tmp_path)
     folder = tmp_path / "workspace-0" / "project-0" / "P0-1"
     manifest = json.loads((folder / ".manifest.json").read_text())
     lines = []
@@ -339,11 +334,11 @@ def test_rerun_resumes_from_the_journal_without_refetching(
             lines.append(json.dumps({"field": path, "record": record, "files": files}))
     (folder / ".journal.jsonl").write_text("\n".join(lines) + '\n{"field": "cut off by the ki')
     (folder / ".manifest.json").unlink()
-    server.stats.reset()
-    run_backup(server, tmp_path)
-    assert server.stats.by_operation["getExperimentAttributes"] == 3  # P0-1 and the two projects
-    assert server.stats.by_operation["getFloatSeriesValues"] == 0  # all in the journal
-    assert server.stats.by_operation["downloadAttribute"] == 1  # not in the journal
+    memory.requests.clear()
+    run_backup(memory, tmp_path)
+    assert memory.requests["getExperimentAttributes"] == 3  # P0-1 and the two projects
+    assert memory.requests["getFloatSeriesValues"] == 0  # all in the journal
+    assert memory.requests["downloadAttribute"] == 1  # not in the journal
     check_container(
         demo_world.project("workspace-0/project-0").containers["P0-1"], folder, artifacts_downloaded=False
     )

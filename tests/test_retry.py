@@ -75,14 +75,14 @@ async def test_errors_use_up_the_attempts_and_are_counted_by_reason() -> None:
 
 async def test_429s_do_not_use_up_the_attempts_but_run_out_of_patience() -> None:
     retried: list[tuple[str, float]] = []
-    policy = RetryPolicy(attempts=2, patience=1.0)
+    policy = RetryPolicy(attempts=2, patience=0.1)
     many = Flaky(*(http(429, retry_after=0.0) for _ in range(50)))
     assert await retrier(policy).run(many, "a page") == "ok" and many.calls == 51
-    endless = Flaky(*(http(429, retry_after=0.3) for _ in range(50)))
+    endless = Flaky(*(http(429, retry_after=0.03) for _ in range(50)))
     with pytest.raises(FetchError, match="kept answering HTTP 429"):
         await retrier(policy, retried).run(endless, "a page")
-    assert endless.calls == 4  # 0.3 s each: the fourth wait would pass the 1 s of patience
-    assert retried == [("HTTP 429", 0.3)] * 3  # each wait is the server's Retry-After, exactly
+    assert endless.calls == 4  # 0.03 s each: the fourth wait would pass the 0.1 s of patience
+    assert retried == [("HTTP 429", 0.03)] * 3  # each wait is the server's Retry-After, exactly
 
 
 class Highest:
@@ -142,13 +142,20 @@ async def test_a_429_delays_only_the_request_that_got_it() -> None:
 async def test_a_lost_server_is_named_once_nothing_has_succeeded_for_lost_after() -> None:
     # Far more failures than attempts: while nothing succeeds, the request waits for the
     # server instead of giving up, and the backup is told the server is lost.
-    started = time.monotonic()
-    r = retrier(RetryPolicy(attempts=2, base=0.01, cap=0.01, lost_after=0.3))
+    # On a clock that the waits alone move forward: the server is named lost when, and only
+    # when, the waits add up to lost_after, the last one cut short to end right then.
+    waits: list[float] = []
+    r = Retrier(
+        Gate(4),
+        RetryPolicy(attempts=2, base=0.01, cap=0.01, lost_after=0.05, rng=Highest()),  # type: ignore[arg-type]
+        on_retry=lambda error, seconds: waits.append(seconds),
+        clock=lambda: sum(waits),
+    )
     failing = Flaky(*(refused() for _ in range(1000)))
     with pytest.raises(ServerLostError, match="Lost the Neptune server: no request has succeeded") as raised:
         await r.run(failing, "a page")
-    assert 0.3 <= time.monotonic() - started < 2.0
-    assert failing.calls > 2
+    assert sum(waits) == pytest.approx(0.05) and sum(waits[:-1]) < 0.05
+    assert failing.calls == len(waits) + 1 > 2
     assert raised.value.exit_code == 2 and "run the same command again to resume" in str(raised.value)
 
 

@@ -24,6 +24,7 @@ import anyio
 import pytest
 from boto3.s3.transfer import TransferConfig
 
+from cli_helpers import CLI, command
 from expect import check_container
 from neptune_backup_async import BackupReport, backup
 from neptune_backup_async.domain import ArtifactFileInfo
@@ -33,7 +34,6 @@ from neptune_backup_async.testing import model as m
 from neptune_backup_async.testing.generator import S3Object, s3_artifact
 from neptune_backup_async.testing.s3 import InFlight, S3Server, serve_s3
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 MiB = 2**20
 BIG = 200 * MiB
 BIG_KEY = "models/big.bin"
@@ -133,9 +133,9 @@ def sha256(path: Path) -> str:
 def cli(neptune: FakeNeptuneServer, server: S3Server, dest: Path, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "S3_ENDPOINT_URL"}
     env.update(server.env(), NEPTUNE_API_TOKEN=neptune.api_token)
-    args = [*CLI, "--projects", PROJECT, "--output", str(dest), "--quiet", "--s3-endpoint-url", server.url]
+    args = ["--projects", PROJECT, "--output", str(dest), "--quiet", "--s3-endpoint-url", server.url]
     return subprocess.Popen(
-        [*args, *extra],
+        command(*args, *extra),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -155,6 +155,7 @@ def verify(dest: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "verify", str(dest)], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_every_object_is_saved_byte_exact_under_the_one_knob(
     s3: Store, aws: S3Server, tmp_path: Path
 ) -> None:
@@ -167,9 +168,9 @@ def test_every_object_is_saved_byte_exact_under_the_one_knob(
         counter = aws.in_flight
         begin, answered = neptune.stats.begin, neptune.stats.answered
 
-        def neptune_begin(operation: str) -> None:
+        def neptune_begin(operation: str) -> int:
             counter.begin()
-            begin(operation)
+            return begin(operation)
 
         def neptune_answered() -> None:
             counter.end()
@@ -202,6 +203,7 @@ def test_every_object_is_saved_byte_exact_under_the_one_knob(
     assert not any((dest / ".neptune-backup").rglob("*.part"))
 
 
+@pytest.mark.slow
 def test_without_download_artifacts_no_request_reaches_s3(s3: Store, aws: S3Server, tmp_path: Path) -> None:
     world = world_with(art=s3_artifact([tracked(aws, k, k) for k in s3.small]))
     aws.reads.clear()
@@ -216,6 +218,7 @@ def test_without_download_artifacts_no_request_reaches_s3(s3: Store, aws: S3Serv
     assert not (run_folder(tmp_path) / "art").exists()
 
 
+@pytest.mark.slow
 def test_wrong_credentials_missing_bucket_and_key_fail_only_their_field(
     s3: Store, aws: S3Server, tmp_path: Path
 ) -> None:
@@ -279,6 +282,7 @@ def test_wrong_credentials_missing_bucket_and_key_fail_only_their_field(
             check_container(world.project(PROJECT).runs[1], run_folder(dest, 1), artifacts_downloaded=True)
 
 
+@pytest.mark.slow
 def test_an_object_replaced_after_tracking_is_saved_and_reported_as_changed(
     s3: Store, aws: S3Server, tmp_path: Path
 ) -> None:
@@ -300,6 +304,7 @@ def test_an_object_replaced_after_tracking_is_saved_and_reported_as_changed(
     assert saved["exit_code"] == 0 and saved["notices"][0]["reason"] == notice.reason
 
 
+@pytest.mark.slow
 def test_killed_during_the_big_download_resumes_with_a_ranged_read(
     s3: Store, aws: S3Server, tmp_path: Path
 ) -> None:
@@ -355,6 +360,7 @@ def test_a_partial_download_record_of_the_wrong_shape_starts_the_download_over(
     assert not any(partials.iterdir())
 
 
+@pytest.mark.slow
 def test_without_boto3_an_s3_artifact_fails_naming_the_extra(
     s3: Store, aws: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -420,6 +426,7 @@ def test_differences_compare_what_the_driver_tracked() -> None:
     assert differences(local, Found(3)) == []  # local times are local: only size and content count
 
 
+@pytest.mark.slow
 def test_a_cut_download_goes_on_from_the_bytes_it_has(s3: Store, aws: S3Server, tmp_path: Path) -> None:
     data = os.urandom(5 * MiB + 123)
     aws.client().put_object(Bucket="data", Key="cut.bin", Body=data)
@@ -436,6 +443,7 @@ def test_a_cut_download_goes_on_from_the_bytes_it_has(s3: Store, aws: S3Server, 
     assert 0 < start <= first.bytes and second.bytes == len(data) - start
 
 
+@pytest.mark.slow
 def test_s3_slow_down_narrows_the_one_knob(
     s3: Store, aws: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -452,6 +460,7 @@ def test_s3_slow_down_narrows_the_one_knob(
         assert (run_folder(tmp_path) / "art" / key).read_bytes() == data
 
 
+@pytest.mark.slow
 def test_bytes_that_do_not_hash_to_a_single_part_etag_are_fetched_again(
     s3: Store, aws: S3Server, tmp_path: Path
 ) -> None:

@@ -1,7 +1,8 @@
 """Choosing what to back up: objects, run filters, field filters, shards and dry runs.
 
 Run filters are checked against the generator's ground truth with predicates written
-here in plain Python, and through the real client against the fake server's NQL.
+here in plain Python, and against the fake server's NQL: in memory (the fake's operations),
+and from the command line through the real client.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from cli_helpers import CLI, command
 from expect import check_backup, check_container, folder_of, objects_of
+from memory_source import MemorySource
 from neptune_backup_async import backup
 from neptune_backup_async.errors import UsageError
 from neptune_backup_async.format.report import BackupReport
@@ -26,7 +29,6 @@ from neptune_backup_async.selection import FieldFilter, RunFilter, Selection, Sh
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, FakeNeptuneServer, World, generate, serve
 from neptune_backup_async.testing import model as m
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 PROJECT = "workspace-0/project-0"
 
 
@@ -123,6 +125,11 @@ def filter_server(filter_world: World) -> Iterator[FakeNeptuneServer]:
         yield s
 
 
+@pytest.fixture
+def filter_memory(filter_world: World) -> MemorySource:
+    return MemorySource(filter_world)
+
+
 def _value(run: m.Container, path: str) -> object:
     field = run.fields[path]
     return field.values if isinstance(field, m.StringSet) else field.value  # type: ignore[union-attr]
@@ -183,18 +190,16 @@ FILTERS: dict[str, tuple[Callable[[World], RunFilter], Callable[[World, m.Contai
 
 @pytest.mark.parametrize("name", FILTERS)
 def test_run_filters_back_up_exactly_the_matching_runs(
-    filter_world: World, filter_server: FakeNeptuneServer, tmp_path: Path, name: str
+    filter_world: World, filter_memory: MemorySource, tmp_path: Path, name: str
 ) -> None:
     make, matches = FILTERS[name]
     expected = {r.sys_id for r in filter_world.project(PROJECT).runs if matches(filter_world, r)}
     assert expected, "a filter that matches nothing proves little"
     assert len(expected) < 40 or name == "trashed too"
-    filter_server.stats.reset()
+    filter_memory.requests.clear()
 
     selection = Selection(objects=frozenset({"runs"}), runs=make(filter_world))
-    report = anyio.run(
-        lambda: backup("all", tmp_path, api_token=filter_server.api_token, selection=selection)
-    )
+    report = anyio.run(lambda: backup("all", tmp_path, source=filter_memory, selection=selection))
 
     saved = {p.name for p in (tmp_path / "workspace-0" / "project-0").iterdir()}
     assert saved == expected
@@ -205,8 +210,8 @@ def test_run_filters_back_up_exactly_the_matching_runs(
     # Filtered by the server: one page listed (after one of no runs that checks a --query), and
     # only the matching runs read.
     checks = 1 if selection.runs.query else 0
-    assert filter_server.stats.by_operation["searchLeaderboardEntries"] == 1 + checks
-    assert filter_server.stats.by_operation["getExperimentAttributes"] == len(expected)
+    assert filter_memory.requests["searchLeaderboardEntries"] == 1 + checks
+    assert filter_memory.requests["getExperimentAttributes"] == len(expected)
     assert (
         json.loads((tmp_path / "backup-report.json").read_text())["selection"]["runs_query"]
         == selection.runs.nql()
@@ -221,7 +226,7 @@ def test_run_filters_from_the_command_line(
     since = _created(filter_world, "P0-30").isoformat()
     args = ["--projects", PROJECT, "--output", str(tmp_path / "out"), "--api-token-file", str(token)]
     done = subprocess.run(
-        [*CLI, *args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet"],
+        command(*args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet"),
         capture_output=True,
         text=True,
     )
@@ -233,18 +238,16 @@ def test_run_filters_from_the_command_line(
     }
     assert {p.name for p in (tmp_path / "out" / "workspace-0" / "project-0").iterdir()} == expected
 
-    bad = subprocess.run([*CLI, *args, "--created-since", "last tuesday"], capture_output=True, text=True)
+    bad = subprocess.run(command(*args, "--created-since", "last tuesday"), capture_output=True, text=True)
     assert bad.returncode == 2 and "--created-since takes an ISO 8601 date" in bad.stderr
 
 
 def test_a_filtered_backup_does_not_call_the_runs_it_left_out_gone(
-    filter_world: World, filter_server: FakeNeptuneServer, tmp_path: Path
+    filter_world: World, filter_memory: MemorySource, tmp_path: Path
 ) -> None:
-    anyio.run(lambda: backup("all", tmp_path, api_token=filter_server.api_token))
+    anyio.run(lambda: backup("all", tmp_path, source=filter_memory))
     selection = Selection(runs=RunFilter(runs=("P0-1",)))
-    report = anyio.run(
-        lambda: backup("all", tmp_path, api_token=filter_server.api_token, selection=selection)
-    )
+    report = anyio.run(lambda: backup("all", tmp_path, source=filter_memory, selection=selection))
     assert report.exit_code == 0 and report.notices == []
 
 
@@ -260,13 +263,11 @@ def test_a_filtered_backup_does_not_call_the_runs_it_left_out_gone(
     ],
 )
 def test_objects_chooses_what_is_backed_up(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path, objects: set[str], kinds: tuple[str, ...]
+    demo_world: World, memory: MemorySource, tmp_path: Path, objects: set[str], kinds: tuple[str, ...]
 ) -> None:
     selection = Selection(objects=frozenset(objects))
     report = anyio.run(
-        lambda: backup(
-            "all", tmp_path, api_token=server.api_token, selection=selection, download_artifacts=True
-        )
+        lambda: backup("all", tmp_path, source=memory, selection=selection, download_artifacts=True)
     )
     assert report.exit_code == 0
     expected = sum(len(objects_of(p, kinds)) for p in demo_world.projects.values())
@@ -280,13 +281,13 @@ def test_objects_chooses_what_is_backed_up(
 
 
 def test_models_keep_their_versions_under_them_and_verify_checks_each(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
     project = demo_world.project(PROJECT)
     model = next(project.of_kind("model"))
     # A field of the model that would land on the folder of its versions.
     demo_world.set_field(PROJECT, model.sys_id, "_versions/note", m.File("note", "txt", b"not a version\n"))
-    report = anyio.run(lambda: backup(PROJECT, tmp_path, api_token=server.api_token))
+    report = anyio.run(lambda: backup(PROJECT, tmp_path, source=memory))
     assert report.exit_code == 0
     model_dir = tmp_path / "workspace-0" / "project-0" / "_models" / model.sys_id
     assert (model_dir / "%5Fversions" / "note.txt").read_bytes() == b"not a version\n"
@@ -311,9 +312,9 @@ def test_versions_of_a_trashed_model_are_left_out_with_it(tmp_path: Path) -> Non
     project = world.project(PROJECT)
     trashed, kept = list(project.of_kind("model"))
     trashed.trashed = True
-    with serve(world) as server:
+    with MemorySource(world) as memory:
         selection = Selection(objects=frozenset({"models"}))
-        report = anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token, selection=selection))
+        report = anyio.run(lambda: backup("all", tmp_path, source=memory, selection=selection))
     assert report.exit_code == 0
     models = tmp_path / "workspace-0" / "project-0" / "_models"
     assert [p.name for p in models.iterdir()] == [kept.sys_id]
@@ -350,9 +351,9 @@ def test_include_trashed_saves_trashed_models_and_versions_too(tmp_path: Path) -
 
 def test_a_project_without_models_costs_one_listing_for_them(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=2))
-    with serve(world) as server:
-        anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token))
-        listings = server.stats.by_operation["searchLeaderboardEntries"]
+    with MemorySource(world) as memory:
+        anyio.run(lambda: backup("all", tmp_path, source=memory))
+        listings = memory.requests["searchLeaderboardEntries"]
     assert listings == 2  # runs, and models (none, so no versions)
 
 
@@ -369,11 +370,11 @@ def files_under(dest: Path) -> dict[str, bytes]:
 
 
 def test_shards_together_equal_one_backup_file_for_file(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
     def run(dest: Path, shard: Shard | None) -> BackupReport:
         selection = Selection(shard=shard)
-        return anyio.run(lambda: backup("all", dest, api_token=server.api_token, selection=selection))
+        return anyio.run(lambda: backup("all", dest, source=memory, selection=selection))
 
     run(tmp_path / "whole", None)
     whole = files_under(tmp_path / "whole")
@@ -406,11 +407,11 @@ def test_shards_together_equal_one_backup_file_for_file(
 
 
 def test_shards_sharing_a_folder_each_report_only_their_own_runs_gone(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
     def run(k: int) -> BackupReport:
         selection = Selection(objects=frozenset({"runs"}), shard=Shard(k, 2))
-        return anyio.run(lambda: backup(PROJECT, tmp_path, api_token=server.api_token, selection=selection))
+        return anyio.run(lambda: backup(PROJECT, tmp_path, source=memory, selection=selection))
 
     run(0), run(1)
     gone = next(r.sys_id for r in demo_world.project(PROJECT).runs if Shard(1, 2).owns(r.sys_id))
@@ -424,10 +425,10 @@ def test_shards_sharing_a_folder_each_report_only_their_own_runs_gone(
 
 
 def test_dry_run_counts_what_it_would_fetch_and_writes_nothing(
-    demo_world: World, server: FakeNeptuneServer, tmp_path: Path
+    demo_world: World, memory: MemorySource, tmp_path: Path
 ) -> None:
     dest = tmp_path / "backup"
-    report = anyio.run(lambda: backup("all", dest, api_token=server.api_token, dry_run=True))
+    report = anyio.run(lambda: backup("all", dest, source=memory, dry_run=True))
     assert not dest.exists()
     assert report.exit_code == 0 and report.dry_run and report.bytes_written == 0
     assert report.runs_found == 8
@@ -445,14 +446,14 @@ def test_dry_run_counts_what_it_would_fetch_and_writes_nothing(
         isinstance(v, m.FloatSeries) for c in containers for v in c.fields.values()
     )
     # Requests: listings and one field listing per object, nothing downloaded.
-    ops = server.stats.by_operation
+    ops = memory.requests
     assert ops["getExperimentAttributes"] == len(containers)
     assert not {"getFloatSeriesValues", "downloadAttribute", "getImageSeriesValue"} & set(ops)
 
     # After a backup, a dry run finds nothing to fetch but each project's own fields.
-    anyio.run(lambda: backup("all", dest, api_token=server.api_token))
+    anyio.run(lambda: backup("all", dest, source=memory))
     before = files_under(dest)
-    again = anyio.run(lambda: backup("all", dest, api_token=server.api_token, dry_run=True))
+    again = anyio.run(lambda: backup("all", dest, source=memory, dry_run=True))
     assert again.runs_unchanged == again.runs_found == 8
     assert files_under(dest) == before and len(list(dest.glob("backup-report*"))) == 1
 
@@ -462,7 +463,7 @@ def test_dry_run_from_the_command_line(demo_world: World, server: FakeNeptuneSer
     token.write_text(server.api_token)
     out = tmp_path / "never"
     done = subprocess.run(
-        [*CLI, "--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run"],
+        command("--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run"),
         capture_output=True,
         text=True,
     )
@@ -485,14 +486,14 @@ def test_dry_run_from_the_command_line(demo_world: World, server: FakeNeptuneSer
 def test_field_filters_are_recorded_and_reruns_stay_correct(tmp_path: Path) -> None:
     world = generate(replace(WORKLOADS["demo"], projects_per_workspace=1, models=0))
     run_id = "P0-1"
-    with serve(world) as server:
+    with MemorySource(world) as memory:
 
         def run(dest: Path, fields: FieldFilter) -> dict[str, int]:
-            server.stats.reset()
+            memory.requests.clear()
             selection = Selection(objects=frozenset({"runs"}), fields=fields)
-            report = anyio.run(lambda: backup("all", dest, api_token=server.api_token, selection=selection))
+            report = anyio.run(lambda: backup("all", dest, source=memory, selection=selection))
             assert report.exit_code == 0
-            return dict(server.stats.by_operation)
+            return dict(memory.requests)
 
         dest = tmp_path / "filtered"
         no_monitoring = FieldFilter(exclude=("monitoring/*",))
@@ -569,7 +570,7 @@ def test_a_shard_with_a_field_filter_from_the_command_line(
     out = tmp_path / "out"
     args = ["--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--quiet"]
     done = subprocess.run(
-        [*CLI, *args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images"],
+        command(*args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images"),
         capture_output=True,
         text=True,
     )

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memory_source import MemorySource
 from neptune_backup_async import backup
-from neptune_backup_async.testing import WORKLOADS, generate, serve
+from neptune_backup_async.testing import WORKLOADS, generate
 from neptune_backup_async.view import add_arguments, build_site, lttb, run
 from neptune_backup_async.view.charts import MAX_POINTS, chart, drawn_points, epoch_seconds
 from neptune_backup_async.view.data import FloatSeries, natural_key
@@ -41,8 +42,7 @@ def demo_backup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("view-demo")
     world = generate(WORKLOADS["demo"], artifact_root=root / "artifact-sources")
     dest = root / "backup"
-    with serve(world) as server:
-        anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+    anyio.run(lambda: backup("all", dest, source=MemorySource(world), download_artifacts=True))
     yield dest
 
 

@@ -27,8 +27,9 @@ from typing import Any
 import anyio
 import pytest
 
+from memory_source import MemorySource
 from neptune_backup_async import backup
-from neptune_backup_async.testing import WORKLOADS, generate, serve
+from neptune_backup_async.testing import WORKLOADS, generate
 from neptune_backup_async.view import build_site
 from neptune_backup_async.view.browser import HOW_TO_INSTALL, find_browser
 from neptune_backup_async.view.charts import epoch_seconds
@@ -71,12 +72,12 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     spec = dataclasses.replace(WORKLOADS["demo"], projects_per_workspace=1, runs_per_project=RUNS)
     world = generate(spec, artifact_root=tmp_path / "artifact-sources")
     dest = tmp_path / "backup"
-    with serve(world) as server:
-        anyio.run(lambda: backup("all", dest, api_token=server.api_token, download_artifacts=True))
+    anyio.run(lambda: backup("all", dest, source=MemorySource(world), download_artifacts=True))
     make_hostile(dest, "P0-3")  # a run named <script>alert(1)</script>
     yield dest, build_site(dest)
 
 
+@pytest.mark.slow
 def test_site_in_a_browser(chromium: Path, site: tuple[Path, Path], tmp_path: Path) -> None:
     from playwright.sync_api import Dialog, expect, sync_playwright
 
@@ -433,6 +434,7 @@ def _run_browser_test(tmp_path: Path, require: bool) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.slow
 def test_without_a_browser_the_test_skips_and_says_how_to_enable_it(tmp_path: Path) -> None:
     result = _run_browser_test(tmp_path, require=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -441,6 +443,7 @@ def test_without_a_browser_the_test_skips_and_says_how_to_enable_it(tmp_path: Pa
     assert "apt-get install chromium" in result.stdout and "playwright install chromium" in result.stdout
 
 
+@pytest.mark.slow
 def test_without_a_browser_the_test_fails_where_ci_requires_it(tmp_path: Path) -> None:
     result = _run_browser_test(tmp_path, require=True)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -9,20 +9,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import pytest
 
+from cli_helpers import CLI, command
 from expect import check_backup, check_fields
+from fast_retry import FAST_RETRY, backs_off
 from neptune_backup_async import backup
 from neptune_backup_async.engine import downloads
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing.server import HTML_PAGE
 
-CLI = [sys.executable, "-m", "neptune_backup_async"]
 DOWNLOADS = ("downloadAttribute", "downloadFileSetZip", "getImageSeriesValue")
 
 
@@ -42,9 +42,10 @@ def small_world() -> World:
 
 def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, NEPTUNE_API_TOKEN=token)
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=300)
 
 
+@backs_off
 @pytest.mark.parametrize("small_body", [downloads.SMALL_BODY, 0], ids=["read whole", "streamed"])
 def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_body: int
@@ -57,7 +58,9 @@ def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
         server.faults.script("downloadAttribute", "html", "empty_json", "truncated_json")
         server.faults.script("downloadFileSetZip", "truncated_json", "html", "empty_json")
         server.faults.script("getImageSeriesValue", "empty_json", "truncated_json", "html")
-        report = anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=4))
+        report = anyio.run(
+            lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=4, **FAST_RETRY)
+        )
     assert (report.exit_code, report.failures) == (0, [])
     check_backup(world, tmp_path)
     assert server.stats.faults == {"html": 3, "empty_json": 3, "truncated_json": 3}
@@ -65,6 +68,7 @@ def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     assert verified.returncode == 0, verified.stdout
 
 
+@pytest.mark.slow
 def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_so(tmp_path: Path) -> None:
     world = small_world()
     project = world.project("workspace-0/project-0")

@@ -10,6 +10,7 @@ generated or hand-built :class:`~.model.World`, and can inject latency and fault
 """
 
 from .generator import MINIMAL, WORKLOADS, WorkloadSpec, generate
+from .holding import Gather, Hold
 from .model import World
 from .server import FakeNeptuneServer, Faults, Stats, serve
 
@@ -18,6 +19,8 @@ __all__ = [
     "WORKLOADS",
     "FakeNeptuneServer",
     "Faults",
+    "Gather",
+    "Hold",
     "Stats",
     "WorkloadSpec",
     "World",

@@ -6,7 +6,8 @@ every request in :class:`Stats` and injects the faults of :class:`Faults`: laten
 5xx, responses cut off mid-body, slow answers, malformed bodies (not JSON, half bodies,
 missing keys, short series pages, downloads that are no zip, HTML error pages and ``{}``
 where anything else was due), at random or scripted per operation (once or for good, for
-every request or only those with given arguments), and 429s above a concurrency limit.
+every request or only those with given arguments), and 429s above a concurrency limit. It
+can also hold requests until a test lets them go (:mod:`.holding`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .auth import REFRESH_PATH, Auth
 from .habits import Habits
+from .holding import Gather, Hold
 from .messages import ApiError, Request, Response, json_response
 from .model import World
 from .operations import ZIP_PATH, Operations
@@ -151,6 +153,9 @@ class Faults:
     (``rewrite_series``); series pages of more points than ``series_page_max`` refused with
     the status ``series_page_refusal``; a file set's zip that is ready only after its request
     was polled ``zip_polls`` times (the answers before say nothing of a ``downloadUrl``).
+
+    Last, requests can be held in the server (start-up operations aside, see :mod:`.holding`):
+    until some are in flight at once (``gather``), or after a number of them (``hold``).
     """
 
     latency: float = 0.0  # seconds added to every request
@@ -170,6 +175,8 @@ class Faults:
     series_page_max: int | None = None  # series pages asking for more points are refused
     series_page_refusal: int = 400  # with this status
     zip_polls: int = 0  # polls of a zip request answered "not built yet" before its downloadUrl
+    gather: Gather | None = None
+    hold: Hold | None = None
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
@@ -239,13 +246,18 @@ class Stats:
             self.cuts = 0
             # injected faults by kind: a status ("429", "503"), a FaultKind, or "over_limit"
             self.faults: collections.Counter[str] = collections.Counter()
+            # for each request admitted (start-up aside), how many admitted requests were then
+            # in progress, itself included: how busy the client keeps a server that takes N
+            self.admitted_with: collections.Counter[int] = collections.Counter()
 
-    def begin(self, operation: str) -> None:
+    def begin(self, operation: str) -> int:
+        """Count a request that arrives; return how many are in flight, this one included."""
         with self._lock:
             self.by_operation[operation] += 1
             self.total += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.in_flight
 
     @property
     def unbooked(self) -> int:
@@ -267,6 +279,10 @@ class Stats:
     def fault(self, kind: str) -> None:
         with self._lock:
             self.faults[kind] += 1
+
+    def admitted(self, serving: int) -> None:
+        with self._lock:
+            self.admitted_with[serving] += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -387,12 +403,13 @@ class _Handler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
         )
         operation = route(self.command, url.path)
-        fake.stats.begin(operation)
+        in_flight = fake.stats.begin(operation)
         admitted = fake.admit(operation)
         status, sent, cut = 0, 0, False
         try:
             try:
                 faults = fake.faults
+                fake.wait_to_answer(operation, in_flight)
                 if faults.latency > 0:
                     fake.pause(faults.latency)
                 if not admitted:
@@ -508,6 +525,7 @@ class FakeNeptuneServer:
             if limit is not None and self._serving >= limit:
                 return False
             self._serving += 1
+            self.stats.admitted(self._serving)
             return True
 
     def release(self, operation: str) -> None:
@@ -523,6 +541,18 @@ class FakeNeptuneServer:
         if operation == "downloadFileSetZip" and (target := self.operations.zip_target(request)) is not None:
             arguments["experimentId"], arguments["attribute"] = target
         return arguments
+
+    def wait_to_answer(self, operation: str, in_flight: int) -> None:
+        """Hold a request that arrived with ``in_flight`` in flight (admitted under
+        ``max_in_flight`` or not) while ``faults.hold`` or ``faults.gather`` says so; start-up
+        operations are never held."""
+        if operation in STARTUP_OPERATIONS:
+            return
+        faults = self.faults
+        if faults.hold is not None:
+            faults.hold.arrive()
+        if faults.gather is not None:
+            faults.gather.arrive(operation, in_flight)
 
     def pause(self, seconds: float) -> None:
         """Sleep, but no longer than until the server stops."""
@@ -578,6 +608,9 @@ class FakeNeptuneServer:
             self._thread = None
         self._httpd.close_connections()
         self._httpd.server_close()
+        for holding in (self.faults.hold, self.faults.gather):  # into connections now cut
+            if holding is not None:
+                holding.release()
 
     def __enter__(self) -> FakeNeptuneServer:
         self.start()
