@@ -17,7 +17,7 @@ import pytest
 
 from cli_helpers import command
 from expect import check_backup, check_container, check_fields
-from fast_retry import FAST_RETRY, backs_off
+from fast_retry import FAST_RETRY
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
 from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
@@ -188,7 +188,6 @@ def test_the_backup_survives_random_faults_and_equals_a_clean_one(demo_world: Wo
     assert tree(faulty) == tree(clean)
 
 
-@backs_off
 def test_malformed_answers_fail_their_field_or_run_with_a_reason(demo_world: World, tmp_path: Path) -> None:
     p02 = demo_world.project("workspace-0/project-0").containers["P0-2"]
     with serve(demo_world) as server:

@@ -17,7 +17,7 @@ import pytest
 
 from cli_helpers import CLI, command
 from expect import check_backup, check_fields
-from fast_retry import FAST_RETRY, backs_off
+from fast_retry import FAST_RETRY
 from neptune_backup_async import backup
 from neptune_backup_async.engine import downloads
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
@@ -45,7 +45,6 @@ def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=300)
 
 
-@backs_off
 @pytest.mark.parametrize("small_body", [downloads.SMALL_BODY, 0], ids=["read whole", "streamed"])
 def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_body: int
