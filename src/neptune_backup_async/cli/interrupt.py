@@ -86,17 +86,32 @@ async def _cancel_on_signal(scope: anyio.CancelScope, stop: Stop) -> None:
             received = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
         except NotImplementedError:  # no signal handlers in this event loop: Ctrl-C raises KeyboardInterrupt
             return
+        # Once the receiver is closed (the work has unwound), a second signal would find the
+        # default handler while the event loop tears down: it still stops at once.
+        stack.callback(_at_once_from_now_on, scope, stop)
         async for signum in received:
             if scope.cancel_called:
-                log.warning("%s again: stopped at once", what(signum))
-                print(
-                    "\nStopped at once. Finished files are kept; run the same command again to resume.",
-                    file=sys.stderr,
-                )
-                exit_now(stop.exit_code)
+                _stop_at_once(signum, stop)
             log.warning("%s received: stopping (a second one stops at once)", what(signum))
             stop.exit_code = 128 + signum
             scope.cancel()
+
+
+def _stop_at_once(signum: int, stop: Stop) -> NoReturn:
+    log.warning("%s again: stopped at once", what(signum))
+    print(
+        "\nStopped at once. Finished files are kept; run the same command again to resume.", file=sys.stderr
+    )
+    exit_now(stop.exit_code)
+
+
+def _at_once_from_now_on(scope: anyio.CancelScope, stop: Stop) -> None:
+    """Once stopping, until :func:`run_async` restores the handlers it found, a stop signal
+    stops at once."""
+    if not scope.cancel_called:
+        return
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda received, _: _stop_at_once(received, stop))
 
 
 def exit_now(code: int) -> NoReturn:
