@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from memory_source import MemorySource
-from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, World, generate, serve
+from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, WorkloadSpec, World, generate, serve
 
 # The neptune client imported as the command line and its workers import it: without
 # rfc3987_syntax, which nothing of it uses (see cli.main._leave_out_unused_imports); a second
@@ -30,6 +30,20 @@ def anyio_backend() -> str:
 @pytest.fixture
 def demo_world(tmp_path: Path) -> World:
     return generate(WORKLOADS["demo"], artifact_root=tmp_path / "artifact-sources")
+
+
+@pytest.fixture
+def slow_world(tmp_path: Path) -> World:
+    """Enough work (six runs, long series, 300 kB files) that a backup is still running when a
+    test stops it."""
+    spec = WorkloadSpec(
+        projects_per_workspace=1,
+        runs_per_project=6,
+        float_series=4,
+        float_series_length=300,
+        file_size=300_000,
+    )
+    return generate(spec, artifact_root=tmp_path / "artifact-sources")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +20,7 @@ from neptune_backup_async.remote.neptune import answers, decoding
 from neptune_backup_async.remote.neptune.client import connect
 from neptune_backup_async.remote.neptune.transport import Transport
 from neptune_backup_async.testing import MINIMAL, generate, serve
+from threaded import serving
 
 pytest.importorskip("msgspec")  # a dependency; without it decoding.loads is json.loads itself
 
@@ -159,15 +159,8 @@ class _Token:
 
 @pytest.fixture
 def canned() -> Iterator[_CannedServer]:
-    server = _CannedServer(("127.0.0.1", 0), _Canned)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(_CannedServer(("127.0.0.1", 0), _Canned)) as server:
         yield server
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 @pytest.mark.parametrize(

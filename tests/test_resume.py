@@ -17,7 +17,7 @@ from cli_helpers import CLI, command, held
 from expect import check_backup, check_container
 from memory_source import MemorySource
 from neptune_backup_async import backup
-from neptune_backup_async.testing import FakeNeptuneServer, Hold, WorkloadSpec, World, generate, serve
+from neptune_backup_async.testing import FakeNeptuneServer, Hold, World, serve
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.testing.server import STARTUP_OPERATIONS
 
@@ -146,18 +146,6 @@ def test_full_fetches_everything_again(demo_world: World, memory: MemorySource, 
 
 
 # -- interruptions ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def slow_world(tmp_path: Path) -> World:
-    spec = WorkloadSpec(
-        projects_per_workspace=1,
-        runs_per_project=6,
-        float_series=4,
-        float_series_length=300,
-        file_size=300_000,
-    )
-    return generate(spec, artifact_root=tmp_path / "artifact-sources")
 
 
 def _cli(server: FakeNeptuneServer, dest: Path) -> subprocess.Popen[bytes]:

@@ -14,19 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import CLI, cli_env, no_traceback, run_cli
-from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, World, generate, serve
-
-
-@pytest.fixture
-def slow_world(tmp_path: Path) -> World:
-    spec = WorkloadSpec(
-        projects_per_workspace=1,
-        runs_per_project=6,
-        float_series=4,
-        float_series_length=300,
-        file_size=300_000,
-    )
-    return generate(spec, artifact_root=tmp_path / "artifact-sources")
+from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
 
 
 def start(

@@ -32,6 +32,7 @@ from neptune_backup_async.errors import Retry, TransientError, UsageError
 from neptune_backup_async.remote.neptune.client import connect
 from neptune_backup_async.remote.neptune.transport import Transport, check_plain_http
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
+from threaded import serving
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding"}
 
@@ -84,15 +85,8 @@ class _Proxy(ThreadingHTTPServer):
 
 @pytest.fixture
 def proxy() -> Iterator[_Proxy]:
-    server = _Proxy()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(_Proxy()) as server:
         yield server
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 @pytest.mark.slow

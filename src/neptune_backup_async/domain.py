@@ -171,10 +171,6 @@ def iso(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="milliseconds" if moment.microsecond % 1000 == 0 else "microseconds")
 
 
-def iso_from_ms(epoch_ms: int) -> str:
-    return iso(dt.datetime.fromtimestamp(epoch_ms / 1000, UTC))
-
-
 def parse_iso(text: str) -> dt.datetime:
     """Parse the datetimes Neptune sends (``...Z`` or with an offset) into aware UTC values."""
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

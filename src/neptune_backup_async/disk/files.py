@@ -94,7 +94,7 @@ class ThreadFile:
     into place by :meth:`commit`; the async side that owns it calls :meth:`abort` (in
     :class:`AtomicFile`) if it gives up.
 
-    A cancelled request abandons its worker thread (:meth:`.gate.Gate.thread`), which may run
+    A cancelled request abandons its worker thread (:meth:`.limiter.Gate.thread`), which may run
     on and call :meth:`write` or :meth:`commit` after the abort. So every call checks, under
     one lock, that the file is still wanted: once :meth:`abort` has returned, nothing creates,
     writes or renames anything, and the temporary file is gone (a resumed one is kept). The

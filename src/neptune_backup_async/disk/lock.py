@@ -136,9 +136,8 @@ class Lock:
             except OSError as e:
                 raise DestinationError(f"Cannot lock {mine} ({e.strerror or e}). Check it.") from None
             try:
-                fcntl.flock(
-                    fd, fcntl.LOCK_EX | fcntl.LOCK_NB
-                )  # free, as checked, unless taken without the gate
+                # Free, as checked, unless taken without the gate.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 raise _locked(dest, _held_by(mine) or "process") from None

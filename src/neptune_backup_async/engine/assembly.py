@@ -51,14 +51,14 @@ async def connect(
     limiter = limit if isinstance(limit, anyio.CapacityLimiter) else anyio.CapacityLimiter(limit)
     # Imported in a thread: the client's import takes most of a second, which would stall an
     # embedding service's event loop the first time.
-    neptune_source = await anyio.to_thread.run_sync(
+    client = await anyio.to_thread.run_sync(
         importlib.import_module,
         "..remote.neptune.client",
         __package__,
         limiter=limiter,
         abandon_on_cancel=True,
     )
-    source: Source = await neptune_source.connect(token, limiter, allow_insecure_http=allow_insecure_http)
+    source: Source = await client.connect(token, limiter, allow_insecure_http=allow_insecure_http)
     return source
 
 

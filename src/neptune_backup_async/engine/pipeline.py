@@ -44,7 +44,7 @@ class Job:
 
 class Workers(Protocol):
     """Where the producer's jobs go: tasks of this process (:class:`Tasks`), or worker
-    processes (:class:`~.processes.ProcessPool`). Returns once every job is finished."""
+    processes (:class:`~.pool.ProcessPool`). Returns once every job is finished."""
 
     async def work(self, pipeline: Pipeline, jobs: MemoryObjectReceiveStream[Job]) -> None: ...
 

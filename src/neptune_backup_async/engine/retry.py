@@ -10,7 +10,7 @@ backoff and ``Retry-After`` wait at once, and no abandoned thread sends anything
   that got it waits the server's ``Retry-After``, read whole (the ``neptune`` client reads
   only its first digit), or without one backs off as errors do, for up to ``patience``
   seconds in all, without using up its tries. Other requests go on; the
-  :class:`~.gate.Gate` lowers the bound instead.
+  :class:`~.limiter.Gate` lowers the bound instead.
 - A lost server is named fast: when connections fail and no request has succeeded for
   ``lost_after`` seconds, :class:`~.errors.ServerLostError` stops the backup. Until then a
   request whose connection fails does not give up while nothing else succeeds either: its

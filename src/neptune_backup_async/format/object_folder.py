@@ -83,9 +83,8 @@ class RunFolder:
             self.manifest.add_file(w)
         self.manifest.fields[info.path] = record
         await self._journal(journal_line(info.path, record, written))
-        self._report.count_fields(
-            self.manifest, done=1
-        )  # no checkpoint since the line landed: no cancel between
+        # No checkpoint since the line landed: no cancel between.
+        self._report.count_fields(self.manifest, done=1)
 
     def failed(self, info: FieldInfo, reason: str) -> None:
         self.manifest.fields[info.path] = FieldRecord(info.type.value, "failed", error=reason)
@@ -131,9 +130,8 @@ class RunFolder:
         # no journal then makes a committed run look unfinished, no old file is left unnamed.
         with anyio.CancelScope(shield=True):
             simple_bytes = await anyio.to_thread.run_sync(self._finish, limiter=self.limiter)
-            self._report.count_fields(
-                self.manifest, done=len(simple_fields)
-            )  # saved once the manifest names their file
+            # The simple fields are saved once the manifest names their file.
+            self._report.count_fields(self.manifest, done=len(simple_fields))
         if simple_bytes:
             self._count_bytes(simple_bytes)
 

@@ -40,7 +40,7 @@ from ..disk.files import remove_temporaries, temp_tag
 from ..engine.pipeline import Job, Pipeline, Tasks
 from ..errors import BackupError
 from ..settings import TOKEN_ENV, BackupSettings
-from . import messages as frames
+from . import messages
 from .ledger import FieldLedger
 from .shares import capacity
 
@@ -69,7 +69,7 @@ class _Worker:
     process: Process
     tag: str
     held: dict[int, _Held] = field(default_factory=dict)
-    tally: frames.Tally = field(default_factory=frames.Tally)
+    tally: messages.Tally = field(default_factory=messages.Tally)
     read: anyio.Event = field(default_factory=anyio.Event)  # everything it said has been read
     ended: bool = False  # its end has been dealt with: it takes no more jobs
     retired: bool = False  # it had nothing left to do, and its share went to another
@@ -153,10 +153,10 @@ class ProcessPool:
         levels = {
             name: logging.getLogger(name).getEffectiveLevel() for name in ("neptune_backup_async", "neptune")
         }
-        start = frames.Start(self._settings, share, worker.tag, levels)
+        start = messages.Start(self._settings, share, worker.tag, levels)
         assert process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            await process.stdin.send(frames.encode(start))  # before any job
+            await process.stdin.send(messages.encode(start))  # before any job
         log.debug(
             "worker process %s started (pid %d, %d requests in flight at most)", name, process.pid, share
         )
@@ -244,7 +244,7 @@ class ProcessPool:
                     worker.held[held.job.number] = held  # from here its reader answers for it
                     assert worker.process.stdin is not None
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        await worker.process.stdin.send(frames.encode(held.job))
+                        await worker.process.stdin.send(messages.encode(held.job))
                     return
             await self._wait_for_change()
 
@@ -259,7 +259,7 @@ class ProcessPool:
         log.debug("%s: worker process %s may have %d requests in flight", why, worker.name, worker.share)
         assert worker.process.stdin is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            await worker.process.stdin.send(frames.encode(frames.Bound(worker.share)))
+            await worker.process.stdin.send(messages.encode(messages.Bound(worker.share)))
 
     def _retire_idle(self) -> None:
         """Once the listing is over, stop each worker that has nothing left to do while others
@@ -301,7 +301,7 @@ class ProcessPool:
         try:
             with contextlib.suppress(anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                 while True:
-                    self._heard(worker, await frames.receive(stream))
+                    self._heard(worker, await messages.receive(stream))
             await self._ended(worker, await worker.process.wait())
         except Exception as e:  # a bug, or the progress callback raised: it stops the backup
             self._fail(e)
@@ -309,7 +309,7 @@ class ProcessPool:
             worker.read.set()
 
     def _heard(self, worker: _Worker, message: object) -> None:
-        if isinstance(message, frames.LogLine):
+        if isinstance(message, messages.LogLine):
             record = logging.makeLogRecord(
                 {
                     "name": message.name,
@@ -321,9 +321,9 @@ class ProcessPool:
                 }
             )
             logging.getLogger(message.name).handle(record)
-        elif isinstance(message, frames.Tally):
+        elif isinstance(message, messages.Tally):
             self._merge(worker, message)
-        elif isinstance(message, frames.Finished):
+        elif isinstance(message, messages.Finished):
             held = worker.held.pop(message.number)
             self._unfinished -= 1
             assert self._pipeline is not None and self._fields is not None
@@ -331,12 +331,12 @@ class ProcessPool:
             self._pipeline.finished(held.job, message.outcome)
             self._retire_idle()
             self._notify()
-        elif isinstance(message, frames.Stopped):
+        elif isinstance(message, messages.Stopped):
             self._fail(message.error)
-        elif isinstance(message, frames.Ready):
+        elif isinstance(message, messages.Ready):
             log.debug("worker process %s connected", worker.name)
 
-    def _merge(self, worker: _Worker, tally: frames.Tally) -> None:
+    def _merge(self, worker: _Worker, tally: messages.Tally) -> None:
         """Add what the worker did since its last tally to the backup's report."""
         if self._pipeline is None or self._fields is None:  # stopped before the backup began: it did nothing
             return

@@ -33,7 +33,7 @@ from ..engine.limiter import Limits
 from ..engine.pipeline import Job, Tasks
 from ..errors import BackupError
 from ..format.report import BackupReport, FieldTally, Progress
-from . import messages as frames
+from . import messages
 
 TALLY_EVERY = 0.1  # seconds between counters sent for progress alone
 
@@ -47,7 +47,7 @@ class _Parent:
         self._lock = threading.Lock()
 
     def send(self, message: object) -> None:
-        data = frames.encode(message)
+        data = messages.encode(message)
         with self._lock, contextlib.suppress(OSError):  # the parent is gone: its stdin EOF stops us
             self._out.write(data)
             self._out.flush()
@@ -64,7 +64,7 @@ class _Forward(logging.Handler):
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        self.parent.send(frames.LogLine(record.name, record.levelno, message, record.created))
+        self.parent.send(messages.LogLine(record.name, record.levelno, message, record.created))
 
 
 class _Tallies:
@@ -86,7 +86,7 @@ class _Tallies:
 
     def send(self) -> None:
         r = self.report
-        tally = frames.Tally(
+        tally = messages.Tally(
             {key: (t.done, t.failed) for key, t in (r.by_object or {}).items()},
             r.bytes_written,
             dict(r.retries),
@@ -108,11 +108,11 @@ async def _read_jobs(
     """
     async with jobs:
         while (
-            message := await anyio.to_thread.run_sync(frames.read, stdin, abandon_on_cancel=True)
+            message := await anyio.to_thread.run_sync(messages.read, stdin, abandon_on_cancel=True)
         ) is not None:
             if isinstance(message, Job):
                 jobs.send_nowait(message)  # the parent bounds how many it sends
-            elif isinstance(message, frames.Bound):
+            elif isinstance(message, messages.Bound):
                 limits.widen(message.concurrency)
     stop.cancel()
 
@@ -125,7 +125,7 @@ async def _stop_on_signal(stop: anyio.CancelScope) -> None:
             stop.cancel()
 
 
-async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> int:
+async def _back_up(start: messages.Start, stdin: IO[bytes], parent: _Parent) -> int:
     settings = start.settings
     report = BackupReport(destination=str(settings.destination), started_at=dt.datetime.now(dt.timezone.utc))
     report.by_object = {}  # the parent counts each job's fields once (see ProcessPool._settle)
@@ -137,7 +137,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         assert report.by_object is not None
         fields = report.by_object.pop((job.project.qualified_name, job.ref.sys_id), FieldTally())
         tallies.send()  # first, so that the parent has the job's other counts when it hears of it
-        parent.send(frames.Finished(job.number, outcome, (fields.done, fields.failed)))
+        parent.send(messages.Finished(job.number, outcome, (fields.done, fields.failed)))
 
     async def produce(into: MemoryObjectSendStream[Job]) -> None:
         async with into, receive:
@@ -153,7 +153,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
                     None, limits.gate.threads, allow_insecure_http=settings.allow_insecure_http
                 )
                 try:
-                    parent.send(frames.Ready())
+                    parent.send(messages.Ready())
                     with build_pipeline(
                         source, settings, limits, report=report, on_progress=tallies, on_finished=finished
                     ) as pipeline:
@@ -164,7 +164,7 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
         error = one_error(e)
         if not isinstance(error, BackupError):
             raise
-        parent.send(frames.stopped(error))
+        parent.send(messages.stopped(error))
         return 1
     finally:
         tallies.send()
@@ -172,8 +172,8 @@ async def _back_up(start: frames.Start, stdin: IO[bytes], parent: _Parent) -> in
 
 
 async def _main(stdin: IO[bytes], out: IO[bytes]) -> int:
-    start = frames.read(stdin)
-    if not isinstance(start, frames.Start):
+    start = messages.read(stdin)
+    if not isinstance(start, messages.Start):
         return 2
     parent = _Parent(out)
     forward = _Forward(parent)

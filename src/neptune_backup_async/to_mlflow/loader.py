@@ -314,7 +314,7 @@ async def load_mlflow(
     report.objects_found = len(objects) + len(bad)
     report.objects_failed = len(bad)
     if dry_run:
-        await _dry_run(dest, uri, root, experiment_prefix, objects, report)
+        await _dry_run(uri, root, experiment_prefix, objects, report)
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         return report
     # One load at a time: its staging, its default database and its report are DEST's.
@@ -414,7 +414,6 @@ def _by_id(
 
 
 async def _dry_run(
-    dest: Path,
     uri: str,
     root: str | None,
     prefix: str,

@@ -88,7 +88,7 @@ class Differs(Exception):
     """A file of the backup is not as its manifest records it: it is not loaded."""
 
 
-def _differs(obj: BackupObject, rel: str) -> Differs:
+def _differs(rel: str) -> Differs:
     return Differs(
         f"{rel} differs from the size and sha256 its manifest records, so nothing of it was loaded;"
         f" run `verify`, then back it up again"
@@ -100,10 +100,10 @@ def read_checked(obj: BackupObject, rel: str) -> bytes:
     records; raises Differs otherwise (a file the manifest does not name, too)."""
     recorded = obj.manifest.files.get(rel)
     if recorded is None:
-        raise _differs(obj, rel)
+        raise _differs(rel)
     data = (obj.folder / rel).read_bytes()
     if len(data) != recorded.size or hashlib.sha256(data).hexdigest() != recorded.sha256:
-        raise _differs(obj, rel)
+        raise _differs(rel)
     return data
 
 
@@ -112,7 +112,7 @@ def check(obj: BackupObject, rel: str) -> Path:
     records (read in chunks: it may be large); raises Differs otherwise."""
     recorded, path = obj.manifest.files.get(rel), obj.folder / rel
     if recorded is None or path.stat().st_size != recorded.size or file_sha256(path) != recorded.sha256:
-        raise _differs(obj, rel)
+        raise _differs(rel)
     return path
 
 

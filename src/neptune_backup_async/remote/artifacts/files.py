@@ -257,9 +257,7 @@ class ArtifactFetch:
         partials = self.files.partials
         try:
             state = json.loads(partials.read(self.state))
-            held = os.lstat(
-                partials.path / self.partial
-            )  # a symbolic link is none of ours: the bytes start over
+            held = os.lstat(partials.path / self.partial)  # a link is none of ours: the bytes start over
         except (OSError, ValueError):
             return 0, None
         # The record is input too: one of another shape is not ours, and the bytes start over.
