@@ -14,11 +14,11 @@ import pytest
 
 from data_world import world_and_backup
 from expect import objects_of
-from optional import need
 from neptune_backup_async.data import BackupDataWarning, open_backup
 from neptune_backup_async.errors import NotABackupError
 from neptune_backup_async.testing import World
 from neptune_backup_async.testing import model as m
+from optional import need
 
 pd = need("pandas", "data")
 need("pyarrow", "data")
@@ -88,8 +88,8 @@ def check_objects(world: World, rows: dict[tuple[str, str, str], dict[str, Any]]
                     assert got.utcoffset() == dt.timedelta(0) and got == want, where
                 elif isinstance(value, (m.GitRef, m.NotebookRef)):
                     continue
-                elif isinstance(got, list) or hasattr(row[path], "__len__") and not isinstance(got, str):
-                    assert list(got) == want, where
+                elif isinstance(value, m.StringSet):
+                    assert isinstance(got, list) and got == want, where
                 else:
                     assert same(got, want), where
                 checked += 1
