@@ -84,7 +84,10 @@ def test_files_parquet_lists_every_file(exported: tuple[World, Path, Path]) -> N
 
 def test_the_readme_queries_run_in_duckdb(exported: tuple[World, Path, Path]) -> None:
     world, _, out = exported
-    lr_path, acc_path = "parameters/optimizer/p0", "metrics/train/loss"  # the demo's float parameter and metric
+    lr_path, acc_path = (
+        "parameters/optimizer/p0",
+        "metrics/train/loss",
+    )  # the demo's float parameter and metric
     runs = [c for p in world.projects.values() for c in objects_of(p, ("run",))]
     lr = {c.sys_id: c.fields[lr_path] for c in runs if isinstance(c.fields.get(lr_path), m.Float)}
     acc = {c.sys_id: c.fields[acc_path] for c in runs if isinstance(c.fields.get(acc_path), m.FloatSeries)}
