@@ -21,7 +21,7 @@ NAME = "neptune_backup_async"
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"view", "to_mlflow"},
+    {"view", "to_mlflow", "data"},
     {"__init__"},
     {"api"},
     {"processes"},

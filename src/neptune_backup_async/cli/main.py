@@ -33,7 +33,7 @@ from . import options as backup_options
 from .display import Bars
 from .options import selection_from
 
-COMMANDS = ("backup", "list-projects", "verify", "view", "report", "load-mlflow")
+COMMANDS = ("backup", "list-projects", "verify", "view", "report", "load-mlflow", "export-parquet")
 log = logging.getLogger("neptune_backup_async")
 T = TypeVar("T")
 
@@ -109,6 +109,16 @@ def _parser() -> argparse.ArgumentParser:
         " DESTINATION/load-mlflow-report.json); 2: bad usage, not a backup, MLflow missing or unreachable.",
     )
     to_mlflow.add_arguments(m)
+    from .. import data
+
+    x = sub.add_parser(
+        "export-parquet",
+        help="write a backup as Parquet files, to query with DuckDB, pandas or polars (needs the data extra)",
+        description="Write OUTPUT/objects.parquet, float_series.parquet, string_series.parquet and files.parquet"
+        " from a backup (docs/DATA.md). Needs no token. Exit 0: all written; 1: objects that verify would flag"
+        " were skipped or marked ok=false (named on stderr); 2: bad usage, not a backup, pyarrow missing.",
+    )
+    data.add_arguments(x)
     return parser
 
 
@@ -324,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .. import to_mlflow
 
             return to_mlflow.run(args, interrupt.run_async)
+        if args.command == "export-parquet":
+            from .. import data
+
+            return data.run(args)
         if args.command == "list-projects":
             insecure = args.allow_insecure_http
             _out(

@@ -1,0 +1,126 @@
+"""End to end: `neptune-backup export-parquet` writes what the server held, exactly, in
+Parquet files DuckDB queries as the README shows; its exit codes are those of the others."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from data_world import world_and_backup
+from expect import objects_of
+from neptune_backup_async.cli.main import main
+from neptune_backup_async.testing import World
+from neptune_backup_async.testing import model as m
+from optional import need
+from test_data_reader import check_objects, expected_points, key, rows_by_object
+
+need("pandas", "data")
+pa = need("pyarrow", "data")
+pq = need("pyarrow.parquet", "data")
+duckdb = need("duckdb", "data")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path, Path]:
+    tmp = tmp_path_factory.mktemp("parquet")
+    world, dest = world_and_backup(tmp)
+    assert main(["export-parquet", str(dest), str(tmp / "out")]) == 0
+    return world, dest, tmp / "out"
+
+
+def test_objects_parquet_holds_every_atom(exported: tuple[World, Path, Path]) -> None:
+    world, _, out = exported
+    table = pq.read_table(out / "objects.parquet")
+    assert table.schema.field("edge/when").type == pa.timestamp("ns", tz="UTC")
+    assert table.schema.field("edge/big_int").type == pa.int64()
+    assert check_objects(world, rows_by_object(table.to_pylist())) > 100
+
+
+@pytest.mark.parametrize(("kind", "series"), [("float", m.FloatSeries), ("string", m.StringSeries)])
+def test_series_parquet_holds_every_point_in_row_groups_of_one_series(
+    exported: tuple[World, Path, Path], kind: str, series: Any
+) -> None:
+    world, _, out = exported
+    file = pq.ParquetFile(out / f"{kind}_series.parquet")
+    assert file.schema_arrow.field("timestamp").type == pa.timestamp("ms", tz="UTC")
+    assert file.schema_arrow.field("step").type == pa.float64()
+    got = []
+    for i in range(file.num_row_groups):
+        group = file.read_row_group(i).to_pylist()
+        assert len({(r["object_id"], r["path"]) for r in group}) == 1
+        got.extend(
+            (
+                r["project"],
+                r["object_id"],
+                r["path"],
+                r["step"],
+                r["value"],
+                int(r["timestamp"].timestamp() * 1000),
+            )
+            for r in group
+        )
+    assert sorted(map(key, got)) == sorted(map(key, expected_points(world, series)))
+
+
+def test_files_parquet_lists_every_file(exported: tuple[World, Path, Path]) -> None:
+    world, dest, out = exported
+    rows = pq.read_table(out / "files.parquet").to_pylist()
+    files = {(r["object_id"], r["path"]): r for r in rows if r["type"] == "file"}
+    expected = {
+        (c.sys_id, p): v.data
+        for project in world.projects.values()
+        for c in objects_of(project)
+        for p, v in c.fields.items()
+        if isinstance(v, m.File)
+    }
+    assert set(files) == set(expected)
+    for where, data in expected.items():
+        assert (dest / files[where]["file"]).read_bytes() == data
+        assert files[where]["size"] == len(data)
+
+
+def test_the_readme_queries_run_in_duckdb(exported: tuple[World, Path, Path]) -> None:
+    world, _, out = exported
+    lr_path, acc_path = (
+        "parameters/optimizer/p0",
+        "metrics/train/loss",
+    )  # the demo's float parameter and metric
+    runs = [c for p in world.projects.values() for c in objects_of(p, ("run",))]
+    lr = {c.sys_id: c.fields[lr_path] for c in runs if isinstance(c.fields.get(lr_path), m.Float)}
+    acc = {c.sys_id: c.fields[acc_path] for c in runs if isinstance(c.fields.get(acc_path), m.FloatSeries)}
+    assert len(lr) == len(acc) == len(runs) > 2
+    threshold = sorted(v.value for v in lr.values())[len(lr) // 2]
+    found = duckdb.sql(
+        f"""SELECT object_id, "{acc_path}" FROM '{out}/objects.parquet'
+            WHERE kind = 'runs' AND "{lr_path}" < {threshold!r} ORDER BY "{acc_path}" DESC"""
+    ).fetchall()
+    want = sorted(
+        ((i, acc[i].points[-1].value) for i, v in lr.items() if v.value < threshold), key=lambda r: -r[1]
+    )
+    assert found == want
+    joined = duckdb.sql(
+        f"""SELECT o.object_id, max(s.step) AS last_step
+            FROM '{out}/float_series.parquet' s JOIN '{out}/objects.parquet' o USING (project, object_id)
+            WHERE s.path = 'edge/curve' GROUP BY o.object_id"""
+    ).fetchall()
+    assert [last for _, last in joined] == [3.0]
+
+
+def test_a_damaged_backup_exits_1_and_a_folder_not_a_backup_2(
+    exported: tuple[World, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world, source, _ = exported
+    dest = tmp_path / "copy"
+    shutil.copytree(source, dest)
+    name, project = next(iter(world.projects.items()))
+    run = objects_of(project, ("run",))[0]
+    (dest / name / run.sys_id / ".manifest.json").write_text("{}")
+    assert main(["export-parquet", str(dest), str(tmp_path / "out")]) == 1
+    assert f"skipped: {name}/{run.sys_id}: .manifest.json:" in capsys.readouterr().err
+    ids = pq.read_table(tmp_path / "out" / "objects.parquet").column("object_id").to_pylist()
+    assert run.sys_id not in ids and len(ids) > 0
+    assert main(["export-parquet", str(tmp_path / "out"), str(tmp_path / "out2")]) == 2
+    assert "is not a backup" in capsys.readouterr().err
