@@ -4,6 +4,7 @@ taken over."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 from cli_helpers import no_traceback, run_cli
 from neptune_backup_async import DestinationLockedError, backup
 from neptune_backup_async.api import backup_lock
+from neptune_backup_async.errors import DestinationError
 from neptune_backup_async.selection import Selection, Shard
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, generate, serve
 
@@ -110,3 +112,20 @@ def test_a_lock_file_that_names_nobody_readable_is_input_too(
         f"error: Another process (its lock file {path} names none we can read) is writing into {dest}."
         in stderr
     )
+
+
+def test_a_lock_that_cannot_be_written_says_why_and_leaves_the_lock_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the lock records its holder: a DestinationError that says what to do,
+    and no file descriptor left holding the lock, so the next try (in the same process) takes it."""
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "pwrite", full)
+        with pytest.raises(DestinationError, match=r"is full\. Free some space"):
+            backup_lock(tmp_path, Selection())
+    with backup_lock(tmp_path, Selection()) as lock:  # free again
+        assert lock is not None

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import domain
 from ..errors import DestinationError, DestinationLockedError
+from .place import destination_error
 
 try:
     import fcntl
@@ -141,13 +142,19 @@ class Lock:
             except BlockingIOError:
                 os.close(fd)
                 raise _locked(dest, _held_by(mine) or "process") from None
-            stale = Holder.read(os.pread(fd, 4096, 0))
-            if stale is not None:
-                log.warning("took over the lock %s of %s: that process is gone", mine, stale)
-            started = domain.iso(dt.datetime.now(dt.timezone.utc))
-            record = Holder(os.getpid(), socket.gethostname()[:255] or "?", started, command)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(vars(record)).encode("utf-8"), 0)
+            try:
+                stale = Holder.read(os.pread(fd, 4096, 0))
+                if stale is not None:
+                    log.warning("took over the lock %s of %s: that process is gone", mine, stale)
+                started = domain.iso(dt.datetime.now(dt.timezone.utc))
+                record = Holder(os.getpid(), socket.gethostname()[:255] or "?", started, command)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(vars(record)).encode("utf-8"), 0)
+            except OSError as e:  # a full disk, say: no lock held, no file descriptor left open
+                os.close(fd)
+                raise destination_error(e, mine) or DestinationError(
+                    f"Cannot lock {mine} ({e.strerror or e}). Check it."
+                ) from None
             return cls(fd)
         finally:
             os.close(gate)  # and with it the gate
