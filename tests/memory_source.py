@@ -160,11 +160,13 @@ class MemorySource:
         return self._json("listArtifactFiles", answers.artifact_files, f"artifact {artifact_hash}", **query)
 
     def checkpoint_size(self, checkpoint_id: str) -> int:
-        return self._json("getCheckpoint", answers.size, id=checkpoint_id)
+        path = f"/api/leaderboard/v1/notebooks/checkpoints/{checkpoint_id}"
+        return self._json("getCheckpoint", answers.size, path=path)
 
     def open_checkpoint(self, checkpoint_id: str) -> Download:
-        query = {"id": checkpoint_id, "expectedContentDisposition": "attachment"}
-        return self._download("getCheckpointContent", "getCheckpointContent", **query)
+        path = f"/api/leaderboard/v1/notebooks/checkpoints/{checkpoint_id}/content"
+        query = {"expectedContentDisposition": "attachment"}
+        return self._download("getCheckpointContent", "getCheckpointContent", path=path, **query)
 
     def close(self) -> None:
         pass
