@@ -82,7 +82,9 @@ class SeriesFormatter:
         self._prefix = ""
 
     def _stamp_prefix(self, minute: int) -> str:
-        self._prefix = dt.datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+        # Not strftime("%Y"): it writes years before 1000 with fewer than the four digits ISO 8601 reads.
+        m = dt.datetime.fromtimestamp(minute * 60, UTC)
+        self._prefix = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:"
         self._minute = minute
         return self._prefix
 
