@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from neptune_backup_async.testing.generator import tiny_png
 from optional import need
 
 wandb = need("wandb", "wandb")
+need("PIL", "wandb")  # wandb.Image needs pillow, which wandb itself does not require
 
 from wandb_log import FIRST, LAST, MIDDLE, CorruptLog, LoggedRun, _chunks, read_all, read_run, records  # noqa: E402
 
@@ -57,6 +59,7 @@ def everything(wandb_home: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     src.mkdir()
     (src / "weights.bin").write_bytes(bytes(range(256)) * 3)
     (src / "notes.txt").write_text("é ünïcode\n")
+    (src / "plot.png").write_bytes(tiny_png((200, 30, 10)))
     run = offline(
         root,
         "everything1",
@@ -78,6 +81,7 @@ def everything(wandb_home: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     run.log({"train/loss": 0.25, "train/step": 0.5, "_timestamp": 1_700_000_000.125})
     run.log({"train/loss": math.nan, "train/step": 1.5, "_timestamp": 1_700_000_001.5})
     run.log({"text": "a string point", "edge": math.inf})
+    run.log({"images/plot": wandb.Image(str(src / "plot.png"), caption="at 2.5"), "images/plot@step": 2.5})
     run.log({"table": wandb.Table(columns=["step", "line"], data=[[1.5, "first"], [2.5, "second"]])})
     run.summary["final"] = {"acc": 0.75}
     run.save(str(src / "notes.txt"), base_path=str(src), policy="now")
@@ -145,6 +149,15 @@ def test_tables_files_and_artifacts(everything: tuple[LoggedRun, Path]) -> None:
     assert model.entries == {"dir/weights.bin": md5(src / "weights.bin"), "notes.txt": md5(src / "notes.txt")}
     for name, staged in model.local_paths.items():
         assert md5(Path(staged)) == model.entries[name]
+
+
+def test_images_keep_their_bytes(everything: tuple[LoggedRun, Path]) -> None:
+    run, src = everything
+    (row,) = [row for row in run.history if "images/plot" in row]
+    image = row["images/plot"]
+    assert image["_type"] == "image-file" and image["caption"] == "at 2.5" and row["images/plot@step"] == 2.5
+    assert image["path"] in run.files
+    assert (run.dir / "files" / image["path"]).read_bytes() == (src / "plot.png").read_bytes()
 
 
 def test_console_output_lines(wandb_home: Path, tmp_path: Path) -> None:
