@@ -21,7 +21,8 @@ NAME = "neptune_backup_async"
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"view", "to_mlflow", "data"},
+    {"view", "to_mlflow", "to_wandb", "data"},
+    {"loading"},  # what the loaders share
     {"__init__"},
     {"api"},
     {"processes"},

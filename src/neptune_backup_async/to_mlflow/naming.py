@@ -53,6 +53,11 @@ def clean_segment(segment: str) -> str:
     return _cut(out, MAX_SEGMENT_BYTES)
 
 
+def is_plain_segment(segment: str) -> bool:
+    """The segment is a name MLflow takes as it is (a zip member's, to be unpacked)."""
+    return clean_segment(segment) == segment
+
+
 def clean(path: str) -> str:
     """The field path with every segment made acceptable; equal to ``path`` when it already was."""
     segments = [clean_segment(s) for s in path.split("/")]
