@@ -163,3 +163,16 @@ def remove_stale_staging(staging: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             continue
+
+
+def backup_failures(obj: BackupObject, failed: dict[str, str]) -> list[tuple[str | None, str]]:
+    """What of the object the backup itself did not save, as (field, reason) for the load report."""
+    out: list[tuple[str | None, str]] = [
+        (path, f"not in the backup (the backup failed it: {why}); back it up again")
+        for path, why in sorted(failed.items())
+    ]
+    if obj.damage:
+        out.append((None, f"damaged in the backup ({obj.damage}): left out; run the backup again to heal it"))
+    if obj.interrupted:
+        out.append((None, "a later backup of it was interrupted; loaded what it saved, run the backup again"))
+    return out

@@ -117,16 +117,8 @@ class _Loader:
             self.report.objects_failed += 1
             self._fail(obj, None, f"cannot read it from the backup ({e}); run verify")
             return
-        for path, why in sorted(the_plan.failed.items()):
-            self._fail(obj, path, f"not in the backup (the backup failed it: {why}); back it up again")
-        if obj.damage:
-            self._fail(
-                obj, None, f"damaged in the backup ({obj.damage}): left out; run the backup again to heal it"
-            )
-        if obj.interrupted:
-            self._fail(
-                obj, None, "a later backup of it was interrupted; loaded what it saved, run the backup again"
-            )
+        for path, why in reader.backup_failures(obj, the_plan.failed):
+            self._fail(obj, path, why)
         if found is not None and _is_loaded(found, obj):
             self.report.objects_unchanged += 1
             return
