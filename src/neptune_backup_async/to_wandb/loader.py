@@ -14,9 +14,9 @@ import functools
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -33,14 +33,12 @@ from ..loading.report import LoadProgress
 from ..loading.series import Point, Text, parse_string_series
 from . import client, convert, naming, plan
 from .load_report import REPORT, LoadReport
+from .offline import OfflineRuns
 from .state import Loaded, SeriesState, config_hashes, file_hashes
 
 T = TypeVar("T")
+BATCH_PER_WORKER = 4  # objects per worker between two stops of wandb (each costs a restart, ~0.7 s)
 STAGING = f"{FOLDER}/wandb-staging"  # in DIR (offline) or DEST: runs being written, by pid
-RUNS = "wandb"  # in DIR: the finished offline runs, as `wandb sync DIR/wandb/offline-run-*` takes them
-OFFLINE_PREFIX = "offline-run-"
-_STAMP = "%Y%m%d_%H%M%S"
-_OFFLINE = re.compile(r"offline-run-(\d{8}_\d{6})-(.+)")
 
 
 class Rewritten(Exception):
@@ -55,38 +53,16 @@ def _prefix(points: Sequence[Point | Text], rows: int) -> str:
     return digest.hexdigest()
 
 
-class OfflineRuns:
-    """The offline runs in ``DIR/wandb``: each load of an object adds one, named after it in time."""
+@dataclass
+class Written:
+    """One object's run, written but not yet in place (wandb's logs are whole only once it stops)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / RUNS
-        self.by_id: dict[str, list[Path]] = {}
-        if self.root.is_dir():
-            for folder in sorted(self.root.iterdir()):
-                match = _OFFLINE.fullmatch(folder.name)
-                if match and folder.is_dir():
-                    self.by_id.setdefault(match.group(2), []).append(folder)
-
-    def state(self, run_id: str) -> Loaded | None:
-        for folder in reversed(self.by_id.get(run_id, [])):
-            try:
-                doc = json.loads((folder / "files" / plan.LOADED_JSON).read_bytes())
-            except (OSError, ValueError):
-                continue  # not one of ours, or not finished: an earlier one is
-            return Loaded.from_json(doc)
-        return None
-
-    def add(self, run_id: str, written: Path) -> None:
-        """Rename the finished run folder ``written`` into place, named later than any of its id."""
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
-        for folder in self.by_id.get(run_id, []):
-            match = _OFFLINE.fullmatch(folder.name)
-            assert match is not None
-            now = max(now, dt.datetime.strptime(match.group(1), _STAMP) + dt.timedelta(seconds=1))
-        target = self.root / f"{OFFLINE_PREFIX}{now.strftime(_STAMP)}-{run_id}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.rename(written, target)
-        self.by_id.setdefault(run_id, []).append(target)
+    obj: backup.BackupObject
+    run_id: str
+    folder: Path  # the run folder wandb wrote, in staging
+    points: int
+    values: int
+    size: int
 
 
 class _Loader:
@@ -111,17 +87,31 @@ class _Loader:
             self.progress(self.report.progress())
 
     async def run(self, objects: list[backup.BackupObject]) -> None:
+        """Load ``objects`` in batches: each batch's runs are written concurrently, then wandb is
+        stopped (which writes its logs out whole: ``finish()`` may return before), then they are
+        put in place."""
+        size = self.concurrency * BATCH_PER_WORKER
+        for start in range(0, len(objects), size):
+            written = await self._batch(objects[start : start + size])
+            if written:
+                await self.call(client.teardown)
+            for done in written:
+                await self.place(done)
+
+    async def _batch(self, batch: list[backup.BackupObject]) -> list[Written]:
+        written: list[Written] = []
         send, receive = anyio.create_memory_object_stream[backup.BackupObject](self.concurrency)
 
         async def produce() -> None:
             async with send:
-                for obj in objects:
+                for obj in batch:
                     await send.send(obj)
 
         async def work(inbox: Any) -> None:
             async with inbox:
                 async for obj in inbox:
-                    await self.load_object(obj)
+                    if (done := await self.load_object(obj)) is not None:
+                        written.append(done)
                     self._tick()
 
         async with anyio.create_task_group() as tg:
@@ -129,6 +119,16 @@ class _Loader:
             for _ in range(self.concurrency):
                 tg.start_soon(work, receive.clone())
             receive.close()
+        return written
+
+    async def place(self, done: Written) -> None:
+        if self.offline is not None:
+            await self.call(self.offline.add, done.run_id, done.folder)
+        self.report.objects_loaded += 1
+        self.report.points += done.points
+        self.report.params += done.values
+        self.report.artifact_bytes += done.size
+        self._tick()
 
     def _fail(self, obj: backup.BackupObject, field: str | None, reason: str) -> None:
         self.report.failures.append(Note(obj.project, obj.manifest.sys_id, field, reason))
@@ -139,18 +139,19 @@ class _Loader:
         found = await self.call(client.read_online_state, self.entity, project, run_id, plan.LOADED_JSON)
         return Loaded.from_json(json.loads(found)) if found is not None else None
 
-    async def load_object(self, obj: backup.BackupObject) -> None:
+    async def load_object(self, obj: backup.BackupObject) -> Written | None:
+        """Write the object's run, or count it as unchanged or failed."""
         try:
             meta, meta_bytes = await self.call(backup.read_metadata, obj)
             the_plan = plan.build(obj.manifest, meta)
         except backup.Differs as e:
             self.report.objects_failed += 1
             self._fail(obj, None, str(e))
-            return
+            return None
         except (OSError, ValueError) as e:
             self.report.objects_failed += 1
             self._fail(obj, None, f"cannot read it from the backup ({e}); run verify")
-            return
+            return None
         for path, why in backup.backup_failures(obj, the_plan.failed):
             self._fail(obj, path, why)
         project = self.project_of(obj.project)
@@ -158,17 +159,17 @@ class _Loader:
             before = await self.state(project, the_plan.run_id)
             if before is not None and before.fingerprint == obj.fingerprint:
                 self.report.objects_unchanged += 1
-                return
-            await self._load(obj, project, the_plan, before or Loaded(), meta_bytes)
+                return None
+            if self.offline is not None or before is None:  # offline, every load writes the whole run
+                before = Loaded()
+            return await self._load(obj, project, the_plan, before, meta_bytes)
         except (backup.Differs, Rewritten) as e:
             self.report.objects_failed += 1
             self._fail(obj, None, str(e))
-            return
         except Exception as e:  # one object's failure never stops the others
             self.report.objects_failed += 1
             self._fail(obj, None, f"loading into W&B failed: {type(e).__name__}: {e}")
-            return
-        self.report.objects_loaded += 1
+        return None
 
     async def _series(
         self, obj: backup.BackupObject, the_plan: plan.Plan, before: Loaded, new: Loaded
@@ -198,7 +199,8 @@ class _Loader:
 
     async def _load(
         self, obj: backup.BackupObject, project: str, the_plan: plan.Plan, before: Loaded, meta: bytes | None
-    ) -> None:
+    ) -> Written:
+        """Write what W&B does not hold (``before``) of the object as one run, in staging."""
         new = Loaded(obj.fingerprint, before.step, config=config_hashes(the_plan.config))
         pending = await self._series(obj, the_plan, before, new)
         rows = convert.rows(pending)
@@ -235,7 +237,7 @@ class _Loader:
                 the_plan.group, the_plan.job_type,
             )  # fmt: skip
             keys = [s.key for s in the_plan.series]
-            written = await self.call(
+            folder = await self.call(
                 client.write,
                 spec,
                 self.offline is not None,
@@ -247,13 +249,11 @@ class _Loader:
                 staged,
                 laid,
             )
-            if self.offline is not None:
-                await self.call(self.offline.add, the_plan.run_id, written)
-        finally:
+        except BaseException:
             await self.call(functools.partial(shutil.rmtree, where, ignore_errors=True))
-        self.report.points += sum(len(points) for _, points in pending)
-        self.report.params += sum(_leaves(v) for v in config.values())
-        self.report.artifact_bytes += size
+            raise
+        points = sum(len(points) for _, points in pending)
+        return Written(obj, the_plan.run_id, folder, points, sum(_leaves(v) for v in config.values()), size)
 
 
 def _leaves(value: Any) -> int:
