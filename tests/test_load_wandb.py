@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import math
@@ -208,6 +209,16 @@ def check_wandb(dest: Path, out: Path) -> int:
                     points = [(s, float(v), t) for s, v, t in points]
                     got = [(s, float(v), t) for s, v, t in got]
                 assert sorted(map(key_of_point, got)) == sorted(map(key_of_point, points)), where
+            if kind == "imageSeries":  # each item also a wandb.Image at its step, its bytes kept
+                stem = next(f for f in record["files"] if f.endswith("/index.json"))[: -len("index.json")]
+                items = json.loads((folder / stem / "index.json").read_text())
+                shown = sorted((r[key + "@step"], r[key]["sha256"], r[key]["path"]) for r in rows if key in r)
+                assert [s for s, _, _ in shown] == sorted(i["step"] for i in items) and items, where
+                for item, (_, digest, media) in zip(
+                    sorted(items, key=lambda i: i["step"]), shown, strict=True
+                ):
+                    data = (folder / stem / item["file"]).read_bytes()
+                    assert hashlib.sha256(data).hexdigest() == digest and (files / media).read_bytes() == data
             for target, source in expected_files(folder, record, key):
                 assert (files / target).read_bytes() == source, f"{where}: {target}"
                 assert target in logged, f"{where}: {target} has no FilesRecord"
@@ -265,11 +276,17 @@ def total_points(dest: Path) -> int:
 
 
 def logged_points(out: Path) -> int:
-    """Every series point in every offline run in DIR/wandb (so a point there twice counts twice)."""
+    """Every float and string series point in every offline run in DIR/wandb (so a point there
+    twice counts twice); images are dicts in history."""
     count = 0
     for runs in read_all(out / "wandb").values():
         for run in runs:
-            count += sum(1 for row in run.history for k in row if k.endswith("@step"))
+            count += sum(
+                1
+                for row in run.history
+                for k, v in row.items()
+                if k + "@step" in row and not isinstance(v, dict)
+            )
     return count
 
 

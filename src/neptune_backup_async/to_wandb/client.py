@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackupError
-from . import naming
+from . import convert, naming
 
 INSTALL_HINT = 'load-wandb needs W&B\'s client. Install it with: pip install "neptune-backup-async[wandb]"'
 LOGGERS = ("wandb",)
@@ -66,6 +66,20 @@ def kept_process_state() -> Iterator[None]:
         for key in set(os.environ) - set(environ):
             del os.environ[key]
         os.environ.update(environ)
+
+
+def _with_images(wandb: Any, row: dict[str, Any], run_files: Path) -> dict[str, Any]:
+    """The row with each image item as a ``wandb.Image`` of its run file (kept byte for byte
+    under ``media/images/``). An item wandb cannot open (no pillow, or not an image) is left
+    out of the row, with its step: it stays a run file."""
+    out = dict(row)
+    for key, value in row.items():
+        if isinstance(value, convert.ImageRef):
+            try:
+                out[key] = wandb.Image(str(run_files / value.file), caption=value.caption)
+            except (ImportError, OSError, ValueError):
+                del out[key], out[naming.step_metric(key)]
+    return out
 
 
 def write(
@@ -117,12 +131,13 @@ def write(
             run.config.update(config, allow_val_change=True)
         for key in series_keys:
             run.define_metric(key, step_metric=naming.step_metric(key))
-        for i, row in enumerate(rows):
-            run.log(row, step=first_step + i)
         run_files = Path(run.dir)
         for rel in files:
             (run_files / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged / rel, run_files / rel)
+        for i, row in enumerate(rows):
+            run.log(_with_images(wandb, row, run_files), step=first_step + i)
+        for rel in files:
             run.save(str(run_files / rel), base_path=str(run_files), policy="now", glob=False)
     except BaseException:
         run.finish(exit_code=1)

@@ -45,11 +45,12 @@ class Rewritten(Exception):
     """A series is not an extension of what W&B holds: W&B cannot take history rows away."""
 
 
-def _prefix(points: Sequence[Point | Text], rows: int) -> str:
+def _prefix(points: Sequence[Point | Text | convert.Item], rows: int) -> str:
     """Of the first ``rows`` points: tells whether a series only grew."""
     digest = hashlib.sha256()
     for p in points[:rows]:
-        digest.update(json.dumps([p.step, p.value, p.timestamp]).encode("utf-8") + b"\n")
+        value = [p.value.file, p.value.caption] if isinstance(p.value, convert.ImageRef) else p.value
+        digest.update(json.dumps([p.step, value, p.timestamp]).encode("utf-8") + b"\n")
     return digest.hexdigest()
 
 
@@ -173,13 +174,16 @@ class _Loader:
 
     async def _series(
         self, obj: backup.BackupObject, the_plan: plan.Plan, before: Loaded, new: Loaded
-    ) -> list[tuple[str, Sequence[Point | Text]]]:
+    ) -> list[tuple[str, Sequence[Point | Text | convert.Item]]]:
         """The points of each series not yet in W&B; Rewritten when one is not an extension."""
-        out: list[tuple[str, Sequence[Point | Text]]] = []
+        out: list[tuple[str, Sequence[Point | Text | convert.Item]]] = []
         for s in the_plan.series:
-            points: Sequence[Point | Text]
+            points: Sequence[Point | Text | convert.Item]
             if s.kind == "float":
                 points = (await self.call(backup.read_series, obj, s.csv)).points()
+            elif s.kind == "image":
+                index = await self.call(backup.read_checked, obj, s.csv)
+                points = convert.image_items(index, f"{plan.FILES}/{s.key}")
             else:
                 text = (await self.call(backup.read_checked, obj, s.csv)).decode("utf-8")
                 points = parse_string_series(text)
@@ -252,7 +256,8 @@ class _Loader:
         except BaseException:
             await self.call(functools.partial(shutil.rmtree, where, ignore_errors=True))
             raise
-        points = sum(len(points) for _, points in pending)
+        images = {s.key for s in the_plan.series if s.kind == "image"}
+        points = sum(len(points) for key, points in pending if key not in images)
         return Written(obj, the_plan.run_id, folder, points, sum(_leaves(v) for v in config.values()), size)
 
 

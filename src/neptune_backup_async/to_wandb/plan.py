@@ -23,14 +23,15 @@ JOB_TYPES = {"run": "run", "model": "model", "modelVersion": "model-version", "p
 
 _CONFIG = {t.value for t in SIMPLE_TYPES} | {FieldType.ARTIFACT.value}  # an artifact's hash too
 _SERIES = {FieldType.FLOAT_SERIES.value: "float", FieldType.STRING_SERIES.value: "string"}
+INDEX = "/index.json"  # of an image series, in the object folder
 
 
 @dataclass(frozen=True)
 class Series:
     path: str
     key: str
-    csv: str  # in the object folder
-    kind: str  # "float" or "string"
+    csv: str  # in the object folder; of an image series, its index.json
+    kind: str  # "float", "string" or "image"
 
 
 @dataclass
@@ -126,6 +127,9 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
             _nest(config, key, meta[path])  # as the backup holds it: NaN as "NaN", datetimes ISO 8601
         if record.type in _SERIES and record.files:
             series.append(Series(path, key, record.files[0], _SERIES[record.type]))
+        index = [f for f in record.files if f.endswith(INDEX)]
+        if record.type == FieldType.IMAGE_SERIES.value and index:
+            series.append(Series(path, key, index[0], "image"))
         if found := _uploads(record, key):
             uploads[path] = found
     neptune_tags = meta.get("sys/tags")
