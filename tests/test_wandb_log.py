@@ -8,6 +8,7 @@ import hashlib
 import math
 import shutil
 import struct
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,14 @@ from wandb_log import FIRST, LAST, MIDDLE, CorruptLog, LoggedRun, _chunks, read_
 
 @pytest.fixture(scope="module")
 def wandb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """wandb's own folders (settings, cache, artifact staging) in a temporary place, and quiet."""
+    """wandb's own folders (settings, cache, artifact staging) in a temporary place, wandb quiet,
+    and the process as it was afterwards."""
     home = tmp_path_factory.mktemp("wandb-home")
     with pytest.MonkeyPatch.context() as mp:
         for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
             mp.setenv(var, str(home / var.lower()))
         mp.setenv("WANDB_SILENT", "true")
+        mp.setattr(sys, "excepthook", sys.excepthook)  # wandb.init replaces it for good
         mp.delenv("WANDB_API_KEY", raising=False)
         yield home
 
