@@ -9,6 +9,7 @@ import math
 import shutil
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,21 @@ from optional import need
 wandb = need("wandb", "wandb")
 need("PIL", "wandb")  # wandb.Image needs pillow, which wandb itself does not require
 
-from wandb_log import FIRST, LAST, MIDDLE, CorruptLog, LoggedRun, _chunks, read_all, read_run, records  # noqa: E402
+from wandb_log import (  # noqa: E402
+    BLOCK,
+    FIRST,
+    FULL,
+    HEADER,
+    LAST,
+    MIDDLE,
+    CorruptLog,
+    LoggedRun,
+    _chunks,
+    pb,
+    read_all,
+    read_run,
+    records,
+)
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +241,49 @@ def test_read_all_groups_runs_of_one_id_oldest_first(wandb_home: Path, tmp_path:
     assert sorted(found) == ["again1", "other1"] and len(found["other1"]) == 1, "only what wandb sync uploads"
     assert [r.history[0]["i"] for r in found["again1"]] == [0, 1]
     assert len({r.dir for r in found["again1"]}) == 2
+
+
+def leveldb_log(payloads: list[bytes]) -> bytes:
+    """A log as wandb-core's writer lays it out (core/pkg/leveldb/record.go): a chunk header
+    goes where 7 bytes are left, even with no room for data (an empty chunk), else zeros pad
+    the block."""
+    out = bytearray(HEADER)
+    for payload in payloads:
+        first, rest = True, payload
+        while True:
+            left = BLOCK - len(out) % BLOCK
+            if left < 7:
+                out += bytes(left)
+                continue
+            piece, rest = rest[: left - 7], rest[left - 7 :]
+            kind = (FULL if not rest else FIRST) if first else (LAST if not rest else MIDDLE)
+            out += struct.pack("<IHB", zlib.crc32(bytes([kind]) + piece), len(piece), kind) + piece
+            first = False
+            if not rest:
+                break
+    return bytes(out)
+
+
+def test_block_edges(tmp_path: Path) -> None:
+    """Records that end exactly at a block's end, leave 4 bytes (padding) or exactly 7 (an
+    empty first chunk), and one longer than two blocks, all read back whole."""
+
+    def record(size: int) -> bytes:
+        """A history record of exactly ``size`` bytes."""
+        for n in range(size, 0, -1):
+            raw = pb.Record(history=pb.HistoryRecord(item=[pb.HistoryItem(key="k", value_json="x" * n)]))
+            if len(data := raw.SerializeToString()) == size:
+                return data
+        raise AssertionError(f"no record of {size} bytes")
+
+    # ends at block 0's end; leaves 4 bytes of padding; leaves exactly 7; spans 3 blocks more
+    sizes = [BLOCK - len(HEADER) - 7, BLOCK - 11, BLOCK - 14, 2 * BLOCK + 11, 40]
+    payloads = [record(size) for size in sizes]
+    log = tmp_path / "run-edges.wandb"
+    log.write_bytes(leveldb_log(payloads))
+    chunks = {offset: (kind, len(payload)) for offset, kind, payload in _chunks(log.read_bytes(), log)}
+    assert chunks[len(HEADER)] == (FULL, sizes[0]) and chunks[BLOCK] == (FULL, sizes[1])
+    assert chunks[2 * BLOCK] == (FULL, sizes[2]), "4 bytes of padding before block 2"
+    assert chunks[3 * BLOCK - 7] == (FIRST, 0), "an empty first chunk in block 2's last 7 bytes"
+    assert chunks[3 * BLOCK][0] == chunks[4 * BLOCK][0] == MIDDLE and chunks[5 * BLOCK][0] == LAST
+    assert [r.SerializeToString() for r in records(log)] == payloads
