@@ -21,7 +21,8 @@ NAME = "neptune_backup_async"
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"view", "to_mlflow", "data"},
+    {"view", "to_mlflow", "to_wandb", "data"},
+    {"loading"},  # what the loaders share
     {"__init__"},
     {"api"},
     {"processes"},
@@ -161,3 +162,21 @@ def test_the_root_holds_only_the_entry_points_and_modules_stay_small() -> None:
         if "testing" not in p.parts and (n := len(p.read_text(encoding="utf-8").splitlines())) > LINES_AT_MOST
     }
     assert long == {}
+
+
+def test_only_each_loaders_adapter_imports_its_tracker() -> None:
+    """The optional extras are imported in one module each, so the package imports without them."""
+    importers: dict[str, set[str]] = {"mlflow": set(), "wandb": set()}
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            for n in names:
+                if n.split(".")[0] in importers:
+                    importers[n.split(".")[0]].add(module)
+    assert importers == {"mlflow": {f"{NAME}.to_mlflow.tracking"}, "wandb": {f"{NAME}.to_wandb.client"}}

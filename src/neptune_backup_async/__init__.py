@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .format.reports import load_reports
     from .selection import FieldFilter, RunFilter, Selection, Shard
     from .to_mlflow import LoadReport, load_mlflow
+    from .to_wandb import load_wandb
 
 __all__ = [
     "AuthenticationError",
@@ -59,6 +60,7 @@ __all__ = [
     "list_projects",
     "load_mlflow",
     "load_reports",
+    "load_wandb",
     "summarize",
 ]
 
@@ -69,6 +71,7 @@ _HOME = {
     "load_reports": ".format.reports",
     **dict.fromkeys(("FieldFilter", "RunFilter", "Selection", "Shard"), ".selection"),
     **dict.fromkeys(("LoadReport", "load_mlflow"), ".to_mlflow"),
+    "load_wandb": ".to_wandb",
 }
 
 

@@ -33,7 +33,16 @@ from . import options as backup_options
 from .display import Bars
 from .options import selection_from
 
-COMMANDS = ("backup", "list-projects", "verify", "view", "report", "load-mlflow", "export-parquet")
+COMMANDS = (
+    "backup",
+    "list-projects",
+    "verify",
+    "view",
+    "report",
+    "load-mlflow",
+    "load-wandb",
+    "export-parquet",
+)
 log = logging.getLogger("neptune_backup_async")
 T = TypeVar("T")
 
@@ -109,6 +118,19 @@ def _parser() -> argparse.ArgumentParser:
         " DESTINATION/load-mlflow-report.json); 2: bad usage, not a backup, MLflow missing or unreachable.",
     )
     to_mlflow.add_arguments(m)
+    from .. import to_wandb
+
+    w = sub.add_parser(
+        "load-wandb",
+        help="load a backup into Weights & Biases (needs the wandb extra)",
+        description="Load every run, model, model version and project of a backup into W&B, online or as"
+        " offline runs for `wandb sync`: runs, config, history with each series' own steps, tags and files"
+        " (docs/WANDB.md). A rerun resumes a stopped load and adds what a later backup added, without loading"
+        " anything twice. Needs no Neptune token. Exit 0: all loaded; 1: some objects or fields failed, or the"
+        " backup is incomplete (named in DESTINATION/load-wandb-report.json); 2: bad usage, not a backup,"
+        " wandb missing.",
+    )
+    to_wandb.add_arguments(w)
     from .. import data
 
     x = sub.add_parser(
@@ -334,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .. import to_mlflow
 
             return to_mlflow.run(args, interrupt.run_async)
+        if args.command == "load-wandb":
+            from .. import to_wandb
+
+            return to_wandb.run(args, interrupt.run_async)
         if args.command == "export-parquet":
             from .. import data
 

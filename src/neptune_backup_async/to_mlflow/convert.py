@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain import FieldType
-from ..format.values import ms_from_time
+from ..loading.series import Point
 
 MAX_PARAM_VALUE = 6000  # MAX_PARAM_VAL_LENGTH of MLflow
 MAX_TAG_VALUE = 8000  # MAX_TAG_VAL_LENGTH
@@ -115,32 +115,6 @@ def run_shape(
         status=status,
         tags=tags,
     )
-
-
-@dataclass(frozen=True)
-class Point:
-    step: float
-    value: float
-    timestamp: int  # ms
-
-
-def parse_float_series(lines: list[str]) -> list[Point]:
-    """The rows of a float series CSV (``step,value,timestamp``, header first)."""
-    out = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        step, value, stamp = line.split(",")
-        out.append(Point(float(step), float(value), _series_ms(stamp)))
-    return out
-
-
-def _series_ms(text: str) -> int:
-    """A series CSV's timestamp as epoch milliseconds (its own, past year 9999); 0 if unreadable."""
-    try:
-        return ms_from_time(text)
-    except ValueError:
-        return 0
 
 
 def step_rule(points: Iterable[Point]) -> str:

@@ -22,10 +22,13 @@ import anyio
 from ..disk.files import write_whole
 from ..disk.lock import Lock
 from ..disk.place import Place
-from ..errors import NotABackupError, UsageError, exit_code_of
+from ..errors import UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
-from . import convert, naming, plan, reader, tracking
+from ..loading import backup as reader
+from ..loading import files
+from ..loading.series import Point
+from . import convert, naming, plan, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 from .state import Loaded, SeriesState, file_hashes
 
@@ -114,16 +117,8 @@ class _Loader:
             self.report.objects_failed += 1
             self._fail(obj, None, f"cannot read it from the backup ({e}); run verify")
             return
-        for path, why in sorted(the_plan.failed.items()):
-            self._fail(obj, path, f"not in the backup (the backup failed it: {why}); back it up again")
-        if obj.damage:
-            self._fail(
-                obj, None, f"damaged in the backup ({obj.damage}): left out; run the backup again to heal it"
-            )
-        if obj.interrupted:
-            self._fail(
-                obj, None, "a later backup of it was interrupted; loaded what it saved, run the backup again"
-            )
+        for path, why in reader.backup_failures(obj, the_plan.failed):
+            self._fail(obj, path, why)
         if found is not None and _is_loaded(found, obj):
             self.report.objects_unchanged += 1
             return
@@ -216,7 +211,7 @@ class _Loader:
         await self.call(self.mlflow.log_batch, run_id, done)
 
     async def _start(
-        self, run_id: str, path: str, key: str, rule: str, points: list[convert.Point],
+        self, run_id: str, path: str, key: str, rule: str, points: list[Point],
         series: reader.SeriesFile, loaded: Loaded, trusted: bool, fresh: bool,
     ) -> int:  # fmt: skip
         """How many points of a series are in MLflow already; _Replace when they are not its first ones."""
@@ -245,7 +240,7 @@ class _Loader:
         self, obj: reader.BackupObject, run_id: str, the_plan: plan.Plan, loaded: Loaded, trusted: bool,
         new: Loaded, meta: bytes | None,
     ) -> None:  # fmt: skip
-        uploads: list[plan.Upload] = []
+        uploads: list[files.Upload] = []
         for path, ups in the_plan.uploads.items():
             hashes = file_hashes(obj.manifest, path)
             new.artifacts[path] = hashes
@@ -262,7 +257,8 @@ class _Loader:
         try:
 
             def lay_out() -> int:
-                size = reader.stage(obj, uploads, root)
+                laid = files.stage(obj, uploads, root, naming.is_plain_segment)
+                size = sum((root / p).stat().st_size for p in laid)
                 for target, text in docs.items():
                     (root / target).parent.mkdir(parents=True, exist_ok=True)
                     (root / target).write_text(text, encoding="utf-8")
@@ -298,16 +294,17 @@ async def load_mlflow(
     dest = Path(destination)
     if concurrency < 1:
         raise UsageError("--concurrency must be at least 1.")
-    if not dest.is_dir() or not any(dest.glob("backup-report*.json")):
-        raise NotABackupError(
-            f"{dest} is not a backup: it has no backup-report.json. Give the backup folder."
-        )
+    reader.require_backup(dest)
     uri = tracking_uri or default_uri(dest)
     root = artifact_root or default_artifact_root(dest, uri)
     report = LoadReport(str(dest.resolve()), tracking.redact_uri(uri), dt.datetime.now(dt.timezone.utc))
     report.dry_run = dry_run
     objects, bad = await anyio.to_thread.run_sync(
-        reader.find_objects, dest, set(projects) if projects else None, set(runs) if runs else None
+        reader.find_objects,
+        dest,
+        set(projects) if projects else None,
+        set(runs) if runs else None,
+        convert.MAPPING_VERSION,
     )
     for b in bad:
         report.failures.append(Note("/".join(b.rel.split("/")[:2]), b.rel.split("/")[-1], None, b.reason))
@@ -344,7 +341,7 @@ async def _load_all(
         )
         staging = loader.staging
         found: dict[str, dict[str, tracking.FoundRun]] = {}
-        await anyio.to_thread.run_sync(_remove_stale_staging, dest / HOME / "staging")
+        await anyio.to_thread.run_sync(reader.remove_stale_staging, dest / HOME / "staging")
         projects = {experiment_prefix + o.project for o in objects if o.manifest.kind == "project"}
         for name in sorted(set(loader.experiment_of.values()) | projects):
             exp_id = await loader.call(mlflow.experiment, name)
@@ -376,20 +373,6 @@ def _is_loaded(run: tracking.FoundRun, obj: reader.BackupObject) -> bool:
     return (
         run.tags.get(convert.STATUS) == convert.COMPLETE and run.tags.get(convert.LOADED) == obj.fingerprint
     )
-
-
-def _remove_stale_staging(staging: Path) -> None:
-    """Remove what loads that were killed left half staged (each load stages under its pid)."""
-    if not staging.is_dir():
-        return
-    for folder in staging.iterdir():
-        try:
-            os.kill(int(folder.name), 0)
-            continue  # a load still running
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            continue
 
 
 def _by_id(

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+
+from ..loading import names
 
 MAX_KEY = 250  # MAX_ENTITY_KEY_LENGTH of MLflow
 MAX_SEGMENT_BYTES = 180  # leaves room for the hash and an artifact suffix below NAME_MAX (255)
@@ -51,6 +53,11 @@ def clean_segment(segment: str) -> str:
         segment if _ORDINARY.fullmatch(segment) else "".join(c if _ALLOWED.match(c) else "_" for c in segment)
     )
     return _cut(out, MAX_SEGMENT_BYTES)
+
+
+def is_plain_segment(segment: str) -> bool:
+    """The segment is a name MLflow takes as it is (a zip member's, to be unpacked)."""
+    return clean_segment(segment) == segment
 
 
 def clean(path: str) -> str:
@@ -97,49 +104,10 @@ def tag_keys(tags: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _clashes(keys: Mapping[str, str], roots: Mapping[str, list[str]]) -> list[list[str]]:
-    """Groups of fields whose keys are equal ignoring case, or whose artifacts would share a
-    path ignoring case, or where one field's artifact path is a folder above another's."""
-    groups: list[list[str]] = []
-    by_key: dict[str, list[str]] = {}
-    for field, key in keys.items():
-        by_key.setdefault(key.casefold(), []).append(field)
-    groups += [fields for fields in by_key.values() if len(fields) > 1]
-    owners: dict[str, set[str]] = {}
-    for field, paths in roots.items():
-        for root in paths:
-            owners.setdefault(root.casefold(), set()).add(field)
-    groups += [sorted(fields) for fields in owners.values() if len(fields) > 1]
-    for root, fields in owners.items():
-        parts = root.split("/")
-        for i in range(1, len(parts)):
-            above = owners.get("/".join(parts[:i]))
-            if above is not None and above != fields:
-                groups.append(sorted(above | fields))
-    return groups
-
-
 def assign(paths: Iterable[str], artifact_roots: Callable[[str, str], list[str]]) -> dict[str, str]:
     """The key of every field path of one object.
 
     ``artifact_roots(path, key)`` gives the artifact paths the field would use under that
     key (files, or folders holding its files), so clashes there are resolved too.
     """
-    fields = sorted(set(paths))
-    hashed = {p: False for p in fields}
-    digits = 16
-    while True:
-        keys = {p: key_of(p, hashed[p], digits) for p in fields}
-        groups = _clashes(keys, {p: artifact_roots(p, keys[p]) for p in fields})
-        if not groups:
-            return keys
-        grew = False
-        for group in groups:
-            order = sorted(group, key=lambda p: (p != p.lower(), p))
-            for p in order[1:]:
-                if keys[p] == placed(p):  # kept as it was: the hash tells it apart
-                    hashed[p] = grew = True
-        if not grew:
-            if digits >= 64:
-                raise ValueError(f"cannot tell these fields apart: {groups[0]}")
-            digits *= 2  # hashed names still clash: vanishingly rare, but never merge two fields
+    return names.assign(paths, artifact_roots, key_of, placed)

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain import SIMPLE_TYPES, FieldType
-from ..format import layout
 from ..format.manifest import FieldRecord, Manifest
+from ..loading import files
+from ..loading.files import Upload
 from . import convert, naming
 
 FORMAT = 1  # of neptune/fields.json and neptune/loaded.json
@@ -17,7 +18,6 @@ LOADED_JSON = f"{naming.OWN_FOLDER}/loaded.json"
 METADATA_JSON = f"{naming.OWN_FOLDER}/simple_metadata.json"
 MODELS_SUFFIX = "/models"
 PROJECT_SUFFIX = "/project-fields"
-ZIP_FALLBACK = "archive.zip"  # a file set whose member names cannot be unpacked safely
 
 _SIMPLE = {t.value for t in SIMPLE_TYPES}
 SYS = "sys/"  # Neptune's own fields: MLflow tags, which a later load may change
@@ -33,15 +33,6 @@ def experiment_name(prefix: str, manifest: Manifest) -> str:
         MODELS_SUFFIX if kind in ("model", "modelVersion") else PROJECT_SUFFIX if kind == "project" else ""
     )
     return prefix + manifest.project + suffix
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One artifact: ``target`` in MLflow, from ``source`` in the object folder (or one zip member)."""
-
-    target: str
-    source: str
-    unzip: bool = False  # source is a file set: its members go under target/
 
 
 @dataclass
@@ -93,38 +84,11 @@ def _ext(record: FieldRecord) -> str:
 
 def artifact_roots(record: FieldRecord, key: str) -> list[str]:
     """The artifact paths a field takes under ``key``: files, or folders that hold its files."""
-    if record.type in _SERIES:
-        return [f"{key}.csv"]
-    if record.type == FieldType.FILE.value:
-        ext = _ext(record)
-        return [f"{key}.{ext}" if ext else key]
-    if record.type in (FieldType.FILE_SET.value, FieldType.IMAGE_SERIES.value):
-        return [key]
-    if record.type == FieldType.ARTIFACT.value:
-        return [f"{key}{layout.ARTIFACT_SUFFIX}", key]
-    return []
+    return files.roots(record, key, _ext(record))
 
 
 def _uploads(record: FieldRecord, key: str) -> list[Upload]:
-    files = [f for f in record.files if f != layout.SIMPLE_METADATA]
-    if not files or record.status != "ok":
-        return []
-    if record.type in _SERIES or record.type == FieldType.FILE.value:
-        return [Upload(artifact_roots(record, key)[0], files[0])]
-    if record.type == FieldType.FILE_SET.value:
-        return [Upload(key, files[0], unzip=True)]
-    # Image series and artifacts keep the files below their folder, named as in the backup.
-    if record.type == FieldType.IMAGE_SERIES.value:
-        index = next((f for f in files if f.endswith("/" + layout.IMAGE_INDEX)), None)
-        stem = index.rsplit("/", 1)[0] if index else None
-        listing = None
-    else:
-        listing = next((f for f in files if f.endswith(layout.ARTIFACT_SUFFIX)), None)
-        stem = listing[: -len(layout.ARTIFACT_SUFFIX)] if listing else None
-    out = [Upload(f"{key}{layout.ARTIFACT_SUFFIX}", listing)] if listing else []
-    if stem is not None:
-        out += [Upload(f"{key}/{f[len(stem) + 1 :]}", f) for f in files if f.startswith(stem + "/")]
-    return out
+    return files.uploads(record, key, _ext(record))
 
 
 def is_descriptive(path: str, field_type: str) -> bool:

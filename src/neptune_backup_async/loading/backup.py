@@ -1,5 +1,8 @@
 """Reading a backup for a load, through its manifests (docs/FORMAT.md); blocking I/O.
 
+Nothing is loaded before it is checked: every file read here must have the size and sha256
+its manifest records, and the manifest's paths were checked not to leave the object folder.
+
 Objects are found as ``verify`` finds them, and every field's files are the ones its
 manifest names: no file name is ever turned back into a field path.
 """
@@ -9,20 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..disk.files import file_sha256
+from ..errors import NotABackupError
 from ..format import layout
 from ..format.manifest import Manifest
 from ..format.reader import read_saved
 from ..format.verify import container_folders
-from . import convert, naming
-from .plan import ZIP_FALLBACK, Upload
+from .series import Point, parse_float_series
 
 
 @dataclass
@@ -45,10 +46,18 @@ class Unreadable:
     reason: str
 
 
+def require_backup(dest: Path) -> None:
+    if not dest.is_dir() or not any(dest.glob("backup-report*.json")):
+        raise NotABackupError(
+            f"{dest} is not a backup: it has no backup-report.json. Give the backup folder."
+        )
+
+
 def find_objects(
-    dest: Path, projects: set[str] | None, ids: set[str] | None
+    dest: Path, projects: set[str] | None, ids: set[str] | None, mapping: str
 ) -> tuple[list[BackupObject], list[Unreadable]]:
-    """Every object folder of the backup that passes the filters, and those that cannot be loaded."""
+    """Every object folder of the backup that passes the filters, and those that cannot be loaded.
+    ``mapping`` (the loader's mapping version) is part of each object's fingerprint."""
     found: list[BackupObject] = []
     bad: list[Unreadable] = []
     for folder in container_folders(dest):
@@ -75,9 +84,7 @@ def find_objects(
             continue
         if ids is not None and manifest.sys_id not in ids:
             continue
-        digest = hashlib.sha256(
-            f"{convert.MAPPING_VERSION}\n".encode() + (saved.manifest_bytes or b"") + saved.journal_bytes
-        )
+        digest = hashlib.sha256(f"{mapping}\n".encode() + (saved.manifest_bytes or b"") + saved.journal_bytes)
         found.append(
             BackupObject(rel, folder, manifest, digest.hexdigest(), saved.journal is not None, damage)
         )
@@ -129,8 +136,8 @@ def read_metadata(obj: BackupObject) -> tuple[dict[str, Any], bytes | None]:
 class SeriesFile:
     lines: list[str]  # the CSV's lines, header first
 
-    def points(self) -> list[convert.Point]:
-        return convert.parse_float_series(self.lines)
+    def points(self) -> list[Point]:
+        return parse_float_series(self.lines)
 
     def prefix_sha256(self, rows: int) -> str:
         """Of the header and the first ``rows`` rows: tells whether a series only grew."""
@@ -144,45 +151,28 @@ def read_series(obj: BackupObject, rel: str) -> SeriesFile:
     return SeriesFile(read_checked(obj, rel).decode("utf-8").split("\n"))
 
 
-def _safe_member(name: str) -> bool:
-    norm = posixpath.normpath(name)
-    return (
-        norm == name
-        and not name.startswith("/")
-        and not norm.startswith("..")
-        and "\\" not in name
-        and all(naming.clean_segment(part) == part for part in name.split("/"))
-    )
-
-
-def _place(source: Path, target: Path) -> None:
-    """Put a backup file at its artifact path: a hard link (no copy) where the file system allows."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def stage(obj: BackupObject, uploads: list[Upload], root: Path) -> int:
-    """Lay ``uploads`` out under ``root`` as they go into MLflow; returns their size in bytes."""
-    size = 0
-    for upload in uploads:
-        source = check(obj, upload.source)
-        if not upload.unzip:
-            _place(source, root / upload.target)
-            size += source.stat().st_size
+def remove_stale_staging(staging: Path) -> None:
+    """Remove what loads that were killed left half staged (each load stages under its pid)."""
+    if not staging.is_dir():
+        return
+    for folder in staging.iterdir():
+        try:
+            os.kill(int(folder.name), 0)
+            continue  # a load still running
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
             continue
-        with zipfile.ZipFile(source) as archive:
-            members = [i for i in archive.infolist() if not i.is_dir()]
-            if not all(_safe_member(i.filename) for i in members):
-                _place(source, root / upload.target / ZIP_FALLBACK)
-                size += source.stat().st_size
-                continue
-            for info in members:
-                target = root / upload.target / info.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, target.open("wb") as out:
-                    shutil.copyfileobj(src, out)
-                size += info.file_size
-    return size
+
+
+def backup_failures(obj: BackupObject, failed: dict[str, str]) -> list[tuple[str | None, str]]:
+    """What of the object the backup itself did not save, as (field, reason) for the load report."""
+    out: list[tuple[str | None, str]] = [
+        (path, f"not in the backup (the backup failed it: {why}); back it up again")
+        for path, why in sorted(failed.items())
+    ]
+    if obj.damage:
+        out.append((None, f"damaged in the backup ({obj.damage}): left out; run the backup again to heal it"))
+    if obj.interrupted:
+        out.append((None, "a later backup of it was interrupted; loaded what it saved, run the backup again"))
+    return out
