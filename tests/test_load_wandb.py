@@ -433,6 +433,11 @@ def test_a_rerun_after_a_new_backup_adds_only_what_changed(tmp_path: Path) -> No
     assert superseded == sorted(first[k] for k in ("P0-2", "P0-3"))
     assert check_wandb(dest, out) == 4
     assert newest(out)[(PROJECT, "P0-3")].config["parameters"]["p1"] == 42
+    # A load stopped between renaming the new folder in and moving the old one aside left both:
+    old = out / ".neptune-backup" / "wandb-superseded" / first["P0-3"]
+    old.rename(out / "wandb" / old.name)
+    assert load(dest, out).objects_unchanged == 4
+    assert all(len(r) == 1 for r in read_all(out / "wandb").values()) and old.is_dir()
 
 
 def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
