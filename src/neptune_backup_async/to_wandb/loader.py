@@ -124,8 +124,10 @@ class _Loader:
         return written
 
     async def place(self, done: Written) -> None:
+        """Put the run in place (offline), and free its staging (online, wandb's local copy of it)."""
         if self.offline is not None:
             await self.call(self.offline.add, done.run_id, done.folder)
+        await self.call(functools.partial(shutil.rmtree, self.staging / done.run_id, ignore_errors=True))
         self.report.objects_loaded += 1
         self.report.points += done.points
         self.report.params += done.values
