@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,7 +216,10 @@ def test_read_all_groups_runs_of_one_id_oldest_first(wandb_home: Path, tmp_path:
         finish(run)
     run = offline(tmp_path, "other1")
     finish(run)
+    (kept := tmp_path / ".neptune-backup" / "superseded").mkdir(parents=True)
+    shutil.copytree(next((tmp_path / "wandb").glob("offline-run-*-other1")), kept / "offline-run-x-other1")
     found = read_all(tmp_path)
-    assert sorted(found) == ["again1", "other1"]
+    assert read_all(tmp_path / "wandb").keys() == found.keys()
+    assert sorted(found) == ["again1", "other1"] and len(found["other1"]) == 1, "only what wandb sync uploads"
     assert [r.history[0]["i"] for r in found["again1"]] == [0, 1]
     assert len({r.dir for r in found["again1"]}) == 2

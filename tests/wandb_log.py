@@ -221,10 +221,14 @@ def read_run(run_dir: Path) -> LoggedRun:
 
 
 def read_all(root: Path) -> dict[str, list[LoggedRun]]:
-    """Every offline run under ``root`` (an ``--offline DIR``, its ``wandb/``, or any folder
-    above them): run id -> its offline runs, oldest first (by start time, then folder name)."""
+    """The offline runs ``wandb sync`` would upload from ``root`` (an ``--offline DIR`` or its
+    ``wandb/``): the logs in its ``offline-run-*`` folders, so nothing kept elsewhere in DIR.
+    Run id -> its offline runs, oldest first: by start time, the order ``wandb sync`` uploads
+    them in, then by folder name."""
+    if (root / "wandb").is_dir():
+        root = root / "wandb"
     found: dict[str, list[LoggedRun]] = {}
-    for log in sorted(root.rglob("run-*.wandb")):
+    for log in sorted(root.glob("offline-*/run-*.wandb")):
         run = read_log(log)
         found.setdefault(run.id, []).append(run)
     for runs in found.values():
