@@ -28,6 +28,7 @@ import pytest
 
 from memory_source import MemorySource
 from neptune_backup_async import backup, load_wandb
+from neptune_backup_async.loading.report import LoadProgress
 from neptune_backup_async.testing import MINIMAL, WorkloadSpec, World, generate
 from neptune_backup_async.testing import model as m
 from optional import need
@@ -458,5 +459,7 @@ def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
 def test_process_state_is_left_as_it_was(loaded: tuple[Path, Path, Any], tmp_path: Path) -> None:
     dest, _, _ = loaded
     environ, hook = dict(os.environ), sys.excepthook
-    load(dest, tmp_path / "again", runs=["P0-2"])
+    seen: list[LoadProgress] = []
+    load(dest, tmp_path / "again", runs=["P0-2"], progress=seen.append)
     assert dict(os.environ) == environ and sys.excepthook is hook
+    assert seen[0] == LoadProgress(1, 0, 0, 0, starting=True) and seen[-1].objects_done == 1
