@@ -120,7 +120,9 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--naive-runs", type=int, default=1_000, help="objects the naive loader loads (all)")
-    parser.add_argument("--keep", type=Path, help="keep the backup here (reused when present)")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the backup here (reused when present); runs go to a temp folder"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake server speaks plain http
     os.environ["WANDB_SILENT"] = "true"
@@ -135,9 +137,11 @@ def main() -> None:
         points, naive_points = count_points(folders), count_points(naive_folders)
         ours_seconds = ours(dest, tmp / "ours", args.concurrency)
         naive_seconds = naive(dest, tmp / "naive", args.naive_runs)
+        for out, expected in ((tmp / "ours", folders), (tmp / "naive", naive_folders)):
+            written = len(list((out / "wandb").glob("offline-run-*")))
+            assert written == len(expected), f"{out}: {written} offline runs for {len(expected)} objects"
     finally:
-        if args.keep is None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     ours_rate, naive_rate = points / ours_seconds, naive_points / naive_seconds
     print("| loader | objects | points | wall time (s) | points/s |")
     print("| --- | ---: | ---: | ---: | ---: |")
