@@ -34,7 +34,7 @@ from neptune_backup_async.testing import model as m
 from optional import need
 
 need("wandb", "wandb")
-from wandb_log import LoggedRun, read_all  # noqa: E402
+from wandb_log import LoggedRun, read_all, records  # noqa: E402
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 CONFIG = {
@@ -83,6 +83,7 @@ HOSTILE: dict[str, m.Value] = {
     "config.yaml": m.File("config", "yaml", b"not W&B's config\n"),
     "sys/tags": m.StringSet(frozenset({"gpu", "GPU", "a/b?", "t" * 80})),
     "sys/group_tags": m.StringSet(frozenset({"group-b", "group-a"})),
+    "sys/failed": m.Bool(True),
 }
 
 
@@ -233,8 +234,14 @@ def check_wandb(dest: Path, out: Path) -> int:
         tags = meta.get("sys/tags", [])
         assert set(run.tags) >= {t for t in tags if len(t) <= 64} and len(run.tags) == len(tags)
         assert run.group == ",".join(sorted(meta.get("sys/group_tags", [])))
+        assert exit_code(run) == (1 if meta.get("sys/failed") else 0)  # W&B's "failed" state
         checked += 1
     return checked
+
+
+def exit_code(run: LoggedRun) -> int:
+    (log,) = run.dir.glob("run-*.wandb")
+    return next(r.exit.exit_code for r in records(log) if r.WhichOneof("record_type") == "exit")
 
 
 def expected_files(folder: Path, record: dict[str, Any], key: str) -> Iterator[tuple[str, bytes]]:

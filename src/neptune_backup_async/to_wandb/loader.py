@@ -244,7 +244,7 @@ class _Loader:
             size = sum((staged / rel).stat().st_size for rel in laid) - sum(map(len, own.values()))
             spec = client.RunSpec(
                 self.entity, project, the_plan.run_id, the_plan.name, the_plan.notes, the_plan.tags,
-                the_plan.group, the_plan.job_type,
+                the_plan.group, the_plan.job_type, the_plan.run_failed,
             )  # fmt: skip
             keys = [s.key for s in the_plan.series]
             folder = await self.call(
