@@ -463,10 +463,14 @@ def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
     assert clash.returncode == 2
 
 
-def test_process_state_is_left_as_it_was(loaded: tuple[Path, Path, Any], tmp_path: Path) -> None:
+def test_one_project_of_an_entity_and_process_state_left_as_it_was(
+    loaded: tuple[Path, Path, Any], tmp_path: Path
+) -> None:
     dest, _, _ = loaded
     environ, hook = dict(os.environ), sys.excepthook
     seen: list[LoadProgress] = []
-    load(dest, tmp_path / "again", runs=["P0-2"], progress=seen.append)
+    load(dest, tmp_path / "again", runs=["P0-2"], progress=seen.append, project="imported", entity="team")
     assert dict(os.environ) == environ and sys.excepthook is hook
+    (run,) = (runs[0] for runs in read_all(tmp_path / "again" / "wandb").values())
+    assert (run.project, run.entity, run.config["sys"]["id"]) == ("imported", "team", "P0-2")
     assert seen[0] == LoadProgress(1, 0, 0, 0, starting=True) and seen[-1].objects_done == 1
