@@ -18,7 +18,7 @@ from neptune_backup_async.testing import Hold
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
 #: Every command but the backup, which is the default one.
-OTHER_COMMANDS = ("list-projects", "verify", "view", "report", "load-mlflow", "-h", "--help")
+OTHER_COMMANDS = ("list-projects", "verify", "view", "report", "load-mlflow", "load-wandb", "-h", "--help")
 
 
 def command(*args: str) -> list[str]:

@@ -28,12 +28,13 @@ import pytest
 
 from memory_source import MemorySource
 from neptune_backup_async import backup, load_wandb
+from neptune_backup_async.loading.report import LoadProgress
 from neptune_backup_async.testing import MINIMAL, WorkloadSpec, World, generate
 from neptune_backup_async.testing import model as m
 from optional import need
 
 need("wandb", "wandb")
-from wandb_log import LoggedRun, read_all  # noqa: E402
+from wandb_log import LoggedRun, read_all, records  # noqa: E402
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 CONFIG = {
@@ -82,6 +83,7 @@ HOSTILE: dict[str, m.Value] = {
     "config.yaml": m.File("config", "yaml", b"not W&B's config\n"),
     "sys/tags": m.StringSet(frozenset({"gpu", "GPU", "a/b?", "t" * 80})),
     "sys/group_tags": m.StringSet(frozenset({"group-b", "group-a"})),
+    "sys/failed": m.Bool(True),
 }
 
 
@@ -232,8 +234,14 @@ def check_wandb(dest: Path, out: Path) -> int:
         tags = meta.get("sys/tags", [])
         assert set(run.tags) >= {t for t in tags if len(t) <= 64} and len(run.tags) == len(tags)
         assert run.group == ",".join(sorted(meta.get("sys/group_tags", [])))
+        assert exit_code(run) == (1 if meta.get("sys/failed") else 0)  # W&B's "failed" state
         checked += 1
     return checked
+
+
+def exit_code(run: LoggedRun) -> int:
+    (log,) = run.dir.glob("run-*.wandb")
+    return next(r.exit.exit_code for r in records(log) if r.WhichOneof("record_type") == "exit")
 
 
 def expected_files(folder: Path, record: dict[str, Any], key: str) -> Iterator[tuple[str, bytes]]:
@@ -433,6 +441,11 @@ def test_a_rerun_after_a_new_backup_adds_only_what_changed(tmp_path: Path) -> No
     assert superseded == sorted(first[k] for k in ("P0-2", "P0-3"))
     assert check_wandb(dest, out) == 4
     assert newest(out)[(PROJECT, "P0-3")].config["parameters"]["p1"] == 42
+    # A load stopped between renaming the new folder in and moving the old one aside left both:
+    old = out / ".neptune-backup" / "wandb-superseded" / first["P0-3"]
+    old.rename(out / "wandb" / old.name)
+    assert load(dest, out).objects_unchanged == 4
+    assert all(len(r) == 1 for r in read_all(out / "wandb").values()) and old.is_dir()
 
 
 def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
@@ -450,8 +463,14 @@ def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
     assert clash.returncode == 2
 
 
-def test_process_state_is_left_as_it_was(loaded: tuple[Path, Path, Any], tmp_path: Path) -> None:
+def test_one_project_of_an_entity_and_process_state_left_as_it_was(
+    loaded: tuple[Path, Path, Any], tmp_path: Path
+) -> None:
     dest, _, _ = loaded
     environ, hook = dict(os.environ), sys.excepthook
-    load(dest, tmp_path / "again", runs=["P0-2"])
+    seen: list[LoadProgress] = []
+    load(dest, tmp_path / "again", runs=["P0-2"], progress=seen.append, project="imported", entity="team")
     assert dict(os.environ) == environ and sys.excepthook is hook
+    (run,) = (runs[0] for runs in read_all(tmp_path / "again" / "wandb").values())
+    assert (run.project, run.entity, run.config["sys"]["id"]) == ("imported", "team", "P0-2")
+    assert seen[0] == LoadProgress(1, 0, 0, 0, starting=True) and seen[-1].objects_done == 1

@@ -21,7 +21,6 @@ result depends only on the object's set of field paths, and ``fields.json`` keep
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterable
 
@@ -36,10 +35,6 @@ OWN_FOLDER = "neptune"  # our own artifacts: neptune/fields.json and the like
 
 _ALLOWED = re.compile(r"[\w.\- ]")
 _ORDINARY = re.compile(r"[\w.\- ]+")
-
-
-def _digest(path: str, digits: int) -> str:
-    return hashlib.sha256(path.encode("utf-8")).hexdigest()[:digits]
 
 
 def _cut(segment: str, limit: int) -> str:
@@ -69,7 +64,7 @@ def clean(path: str) -> str:
 
 
 def with_hash(base: str, path: str, digits: int = 16) -> str:
-    suffix = "-" + _digest(path, digits)
+    suffix = "-" + names.digest(path, digits)
     head = base[: MAX_KEY - len(suffix)].rstrip("/")
     return head + suffix
 

@@ -53,6 +53,7 @@ class RunSpec:
     tags: list[str]
     group: str | None
     job_type: str
+    failed: bool  # Neptune's sys/failed: the run ends as W&B's "failed" (exit code 1)
 
 
 @contextlib.contextmanager
@@ -142,7 +143,7 @@ def write(
     except BaseException:
         run.finish(exit_code=1)
         raise
-    run.finish()
+    run.finish(exit_code=1 if spec.failed else 0)
     return run_files.parent
 
 

@@ -1,10 +1,11 @@
 """``load_wandb``: load a backup into W&B, concurrently, resumably and incrementally.
 
-Objects go through a bounded memory stream to ``concurrency`` workers; every blocking call
-(wandb's client, reading the backup) runs in a thread under one CapacityLimiter. Each object
-is checked whole before anything of it is written (its files are laid out, checked, first),
-then written as one W&B run in one call. Offline, wandb writes the run in a staging folder,
-and the finished run folder is renamed into ``DIR/wandb/``: a stopped load leaves no half run.
+Objects go, in batches, through a bounded memory stream to ``concurrency`` workers; every
+blocking call (wandb's client, reading the backup) runs in a thread under one CapacityLimiter.
+Each object is checked whole before anything of it is written (its files are laid out,
+checked, first), then written as one W&B run in one call. wandb writes each run in a staging
+folder; after a batch, wandb is stopped (its logs are whole only then) and, offline, each
+finished run folder is renamed into ``DIR/wandb/``: a stopped load leaves no half run.
 """
 
 from __future__ import annotations
@@ -123,8 +124,10 @@ class _Loader:
         return written
 
     async def place(self, done: Written) -> None:
+        """Put the run in place (offline), and free its staging (online, wandb's local copy of it)."""
         if self.offline is not None:
             await self.call(self.offline.add, done.run_id, done.folder)
+        await self.call(functools.partial(shutil.rmtree, self.staging / done.run_id, ignore_errors=True))
         self.report.objects_loaded += 1
         self.report.points += done.points
         self.report.params += done.values
@@ -138,7 +141,10 @@ class _Loader:
         if self.offline is not None:
             return self.offline.state(run_id)
         found = await self.call(client.read_online_state, self.entity, project, run_id, plan.LOADED_JSON)
-        return Loaded.from_json(json.loads(found)) if found is not None else None
+        try:
+            return Loaded.from_json(json.loads(found)) if found is not None else None
+        except ValueError:  # not ours: loaded as new
+            return None
 
     async def load_object(self, obj: backup.BackupObject) -> Written | None:
         """Write the object's run, or count it as unchanged or failed."""
@@ -238,7 +244,7 @@ class _Loader:
             size = sum((staged / rel).stat().st_size for rel in laid) - sum(map(len, own.values()))
             spec = client.RunSpec(
                 self.entity, project, the_plan.run_id, the_plan.name, the_plan.notes, the_plan.tags,
-                the_plan.group, the_plan.job_type,
+                the_plan.group, the_plan.job_type, the_plan.run_failed,
             )  # fmt: skip
             keys = [s.key for s in the_plan.series]
             folder = await self.call(
@@ -349,6 +355,9 @@ async def _load_all(
             progress(report.progress(starting=True))
         await anyio.to_thread.run_sync(backup.remove_stale_staging, home)
         offline = await anyio.to_thread.run_sync(OfflineRuns, out) if out is not None else None
+        if offline is not None:
+            for run_id in list(offline.by_id):
+                await anyio.to_thread.run_sync(offline.tidy, run_id)
         loader = _Loader(report, concurrency, progress, staging, offline, entity, project_of)
         with client.kept_process_state():
             try:

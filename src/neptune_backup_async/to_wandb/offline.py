@@ -61,8 +61,15 @@ class OfflineRuns:
         target = self.root / f"{PREFIX}{now.strftime(_STAMP)}-{run_id}"
         self.root.mkdir(parents=True, exist_ok=True)
         os.rename(written, target)
+        self.by_id[run_id] = [*earlier, target]
+        self.tidy(run_id)
+
+    def tidy(self, run_id: str) -> None:
+        """Move the run's folders but the newest that ``wandb sync`` has not uploaded out of
+        ``DIR/wandb`` (a load stopped between renaming a new one in and this leaves them)."""
+        *earlier, newest = self.by_id[run_id]
         for folder in earlier:
             if not any(folder.glob("*.wandb.synced")):
                 self.superseded.mkdir(parents=True, exist_ok=True)
                 os.rename(folder, self.superseded / folder.name)
-        self.by_id[run_id] = [f for f in earlier if f.exists()] + [target]
+        self.by_id[run_id] = [f for f in earlier if f.exists()] + [newest]

@@ -42,6 +42,7 @@ class Plan:
     tags: list[str]
     group: str | None
     job_type: str
+    run_failed: bool  # Neptune's sys/failed
     keys: dict[str, str]  # field path -> W&B key
     config: dict[str, Any]  # nested by the keys' segments
     series: list[Series]
@@ -147,6 +148,7 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
         else [],
         group=",".join(groups) or None,
         job_type=JOB_TYPES.get(manifest.kind, manifest.kind),
+        run_failed=meta.get("sys/failed") is True,
         keys=keys,
         config=config,
         series=series,
