@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..disk.files import WrittenFile
 from ..domain import FieldType
 from ..format import layout, values
 from ..format.manifest import Manifest
@@ -222,35 +223,28 @@ class Backup:
         named by its Neptune path, and each float series' last value."""
         return columns.to_frame(self.objects_table(kind, projects), self.backend)
 
-    def series_tables(
+    def series_sources(
         self, pattern: str = "*", objects: Iterable[str] | None = None, kind: str = "float"
-    ) -> Iterator[Any]:
-        """:meth:`series` as Arrow tables, one object and path at a time, ``CHUNK_ROWS`` at most each."""
-        pa = columns.need("pyarrow")
+    ) -> Iterator[tuple[BackupObject, str, Path, WrittenFile]]:
+        """Each series of ``kind`` whose path matches ``pattern`` and whose CSV is readable, by
+        object and path: the object, the path, the CSV, and the manifest's record of the CSV."""
         if kind not in SERIES:
             raise ValueError(f"kind must be 'float' or 'string', not {kind!r}")
-        schema = series_schema(kind)
         for obj in self._select(None, None, objects):
             for path in sorted(obj.manifest.fields):
                 record = obj.manifest.fields[path]
                 if record.type != SERIES[kind] or not fnmatch.fnmatchcase(path, pattern):
                     continue
                 csv_path = obj.series_file(path)
-                if csv_path is None:
-                    continue
-                for steps, vals, times in _points(csv_path, kind == "string"):
-                    n = len(steps)
-                    yield pa.table(
-                        [
-                            pa.array([obj.manifest.project] * n, pa.string()),
-                            pa.array([obj.manifest.sys_id] * n, pa.string()),
-                            pa.array([path] * n, pa.string()),
-                            pa.array(steps, pa.float64()),
-                            pa.array(vals, schema.field("value").type),
-                            pa.array(times, pa.int64()).cast(schema.field("timestamp").type),
-                        ],
-                        schema=schema,
-                    )
+                if csv_path is not None:
+                    yield obj, path, csv_path, obj.manifest.files[record.files[0]]
+
+    def series_tables(
+        self, pattern: str = "*", objects: Iterable[str] | None = None, kind: str = "float"
+    ) -> Iterator[Any]:
+        """:meth:`series` as Arrow tables, one object and path at a time, ``CHUNK_ROWS`` at most each."""
+        for obj, path, csv_path, _ in self.series_sources(pattern, objects, kind):
+            yield from series_chunks(obj, path, csv_path, kind)
 
     def series(self, pattern: str = "*", objects: Iterable[str] | None = None, kind: str = "float") -> Any:
         """Every point of the series whose path matches the glob ``pattern``, of the objects
@@ -297,6 +291,25 @@ class Backup:
 
 def _json_float(value: float | None) -> float | str | None:
     return None if value is None else values.json_float(value)
+
+
+def series_chunks(obj: BackupObject, path: str, csv_path: Path, kind: str) -> Iterator[Any]:
+    """The points of one series CSV as Arrow tables of ``CHUNK_ROWS`` at most."""
+    pa = columns.need("pyarrow")
+    schema = series_schema(kind)
+    for steps, vals, times in _points(csv_path, kind == "string"):
+        n = len(steps)
+        yield pa.table(
+            [
+                pa.array([obj.manifest.project] * n, pa.string()),
+                pa.array([obj.manifest.sys_id] * n, pa.string()),
+                pa.array([path] * n, pa.string()),
+                pa.array(steps, pa.float64()),
+                pa.array(vals, schema.field("value").type),
+                pa.array(times, pa.int64()).cast(schema.field("timestamp").type),
+            ],
+            schema=schema,
+        )
 
 
 def series_schema(kind: str) -> Any:
