@@ -47,8 +47,10 @@ def _same(a: Path, b: Path) -> None:
 
 
 @pytest.fixture
-def exported(tmp_path: Path) -> tuple[World, Path, Path, int]:
-    """A backup exported once: the world, DEST, OUT and how many series it has."""
+def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[World, Path, Path, int]:
+    """A backup exported once: the world, DEST, OUT and how many series it has. Row groups of
+    7 rows: a series copied from the last export spans several, and shares them with others."""
+    monkeypatch.setattr(export, "CHUNK_ROWS", 7)
     world = generate(SPEC)
     dest, out = tmp_path / "backup", tmp_path / "out"
     _backup(world, dest)

@@ -1,12 +1,13 @@
 """``neptune-backup export-parquet DEST OUT``: a backup as four Parquet files (docs/DATA.md).
 
-Series are streamed: each object's series is read from its CSV and written in row groups
-of its own, so no more than one chunk of one series is ever in memory.
+Series are streamed: read from their CSVs a chunk at a time, by object and path, and
+written in row groups of ``CHUNK_ROWS`` rows, so no more than two groups' rows are ever
+in memory.
 
 A rerun is incremental: ``OUT/.export-state.json`` records, for each series, the manifest's
-record of its CSV (sha256 and size) and its row groups in the Parquet file it went into.
-A series whose record is unchanged is copied from that file, row group by row group, and
-its CSV is not read; only the others are. Every file is written to a temporary name and
+record of its CSV (sha256 and size) and its rows in the Parquet file it went into. A
+series whose record is unchanged is copied from that file, and its CSV is not read; only
+the others are. Every file is written to a temporary name and
 renamed into place, the state last, and the state names each Parquet file by an id kept in
 its metadata: a file the state does not name (an export cut short between renames) is not
 trusted, and its series are read from their CSVs again. Files are written by the backup's
@@ -16,6 +17,8 @@ own atomic writer (:mod:`..disk.files`), in OUT as in DEST.
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import json
 import sys
 import uuid
@@ -28,7 +31,7 @@ from ..disk.files import ThreadFile, write_whole
 from ..disk.place import Place
 from ..errors import DestinationError, UsageError
 from . import columns
-from .backup import Backup, Problem, open_backup, series_chunks, series_schema
+from .backup import CHUNK_ROWS, Backup, Problem, open_backup, series_chunks, series_schema
 
 STATE = ".export-state.json"
 # Bump when a series' rows or row groups would come out otherwise: the state of an older
@@ -52,37 +55,62 @@ class Exported:
         return 1 if self.problems else 0
 
 
+class _Rows:
+    """The rows of the previous series file by their position; its row groups are read once
+    each when asked for in order (one is held at a time)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+        self.starts = list(itertools.accumulate(sizes, initial=0))
+        self._held: tuple[int, Any] = (-1, None)
+
+    def slice(self, start: int, count: int) -> Iterator[Any]:
+        while count > 0:
+            group = bisect.bisect_right(self.starts, start) - 1
+            if self._held[0] != group:
+                self._held = (group, self.file.read_row_group(group).replace_schema_metadata(None))
+            table = self._held[1]
+            piece = table.slice(start - self.starts[group], count)
+            yield piece
+            start, count = start + piece.num_rows, count - piece.num_rows
+
+
 @dataclass
 class _Series:
     """One series Parquet file being written: what it reuses of the last one, what it holds."""
 
     kind: str
-    old: Any  # the previous file (a pyarrow ParquetFile), if the state names it
-    index: dict[tuple[str, str], tuple[_Mark, int, int]]  # its series: mark, first group, groups
+    old: _Rows | None  # the previous file, if the state names it
+    index: dict[tuple[str, str], tuple[_Mark, int, int]]  # its series: mark, first row, rows
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    held: list[list[Any]] = field(default_factory=list)  # object folder, path, mark, groups
+    held: list[list[Any]] = field(default_factory=list)  # object folder, path, mark, first row, rows
     read: int = 0
     reused: int = 0
 
     def tables(self, backup: Backup) -> Iterator[Any]:
+        at = 0
         for obj, path, csv_path, written in backup.series_sources(kind=self.kind):
             mark = [obj.manifest.project, obj.manifest.sys_id, written.sha256, written.size]
             before = self.index.get((obj.rel, path))
-            if before is not None and before[0] == mark:
-                _, first, count = before
-                chunks: Iterator[Any] = (self.old.read_row_group(i) for i in range(first, first + count))
+            if self.old is not None and before is not None and before[0] == mark:
+                chunks = self.old.slice(before[1], before[2])
                 self.reused += 1
             else:
                 chunks = series_chunks(obj, path, csv_path, self.kind)
                 self.read += 1
-            groups = 0
+            first = at
             for table in chunks:
-                groups += 1
+                at += table.num_rows
                 yield table
-            self.held.append([obj.rel, path, mark, groups])
+            self.held.append([obj.rel, path, mark, first, at - first])
 
     def state(self) -> dict[str, Any]:
         return {"id": self.id, "series": self.held}
+
+    def close(self) -> None:
+        if self.old is not None:
+            self.old.file.close()
 
 
 def _previous(out: Path, kind: str, state: dict[str, Any]) -> _Series:
@@ -95,18 +123,37 @@ def _previous(out: Path, kind: str, state: dict[str, Any]) -> _Series:
     except (OSError, ValueError):  # none yet, or not Parquet: every CSV is read
         return _Series(kind, None, {})
     index: dict[tuple[str, str], tuple[_Mark, int, int]] = {}
-    first = 0
+    total = old.metadata.num_rows
     try:
-        for rel, path, mark, groups in recorded["series"]:
-            index[rel, path] = (mark, first, groups)
-            first += groups
+        for rel, path, mark, first, rows in recorded["series"]:
+            index[rel, path] = (mark, int(first), int(rows))
         named = (old.schema_arrow.metadata or {}).get(EXPORT_ID) == str(recorded["id"]).encode()
+        named = named and all(first >= 0 and first + rows <= total for _, first, rows in index.values())
     except (TypeError, KeyError, ValueError):  # no state (a first export), or not ours
         named = False
-    if not named or first != old.num_row_groups or not old.schema_arrow.equals(series_schema(kind)):
+    if not named or not old.schema_arrow.equals(series_schema(kind)):
         old.close()
         return _Series(kind, None, {})
-    return _Series(kind, old, index)
+    return _Series(kind, _Rows(old), index)
+
+
+def _grouped(tables: Iterable[Any]) -> Iterator[Any]:
+    """``tables`` as tables of ``CHUNK_ROWS`` rows (the last one fewer): row groups of their
+    own. Fewer, larger groups keep the writer's memory flat (it holds every group's metadata
+    until the footer) and the footer small for the engines that read it."""
+    pa = columns.need("pyarrow")
+    pending: list[Any] = []
+    held = 0
+    for table in tables:
+        pending.append(table)
+        held += table.num_rows
+        while held >= CHUNK_ROWS:
+            whole = pa.concat_tables(pending)
+            yield whole.slice(0, CHUNK_ROWS)
+            pending = [whole.slice(CHUNK_ROWS)]
+            held -= CHUNK_ROWS
+    if held:
+        yield pa.concat_tables(pending)
 
 
 def _read_state(out: Path) -> dict[str, Any]:
@@ -168,10 +215,9 @@ def export_parquet(backup: Backup, out: Path) -> Exported:
         series = _previous(out, kind, state)
         try:
             schema = series_schema(kind).with_metadata({EXPORT_ID: series.id.encode()})
-            points[kind] = _write(out, f"{kind}_series.parquet", series.tables(backup), schema)
+            points[kind] = _write(out, f"{kind}_series.parquet", _grouped(series.tables(backup)), schema)
         finally:
-            if series.old is not None:
-                series.old.close()
+            series.close()
         done.append(series)
     _write(out, "files.parquet", [files], files.schema)
     document = {"format": STATE_FORMAT, **{s.kind: s.state() for s in done}}
