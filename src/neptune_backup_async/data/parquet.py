@@ -1,17 +1,15 @@
 """``neptune-backup export-parquet DEST OUT``: a backup as four Parquet files (docs/DATA.md).
 
 Series are streamed: read from their CSVs a chunk at a time, by object and path, and
-written in row groups of ``CHUNK_ROWS`` rows, so no more than two groups' rows are ever
-in memory.
+written in row groups of ``CHUNK_ROWS`` rows, so only a few groups' rows are ever in memory.
 
 A rerun is incremental: ``OUT/.export-state.json`` records, for each series, the manifest's
 record of its CSV (sha256 and size) and its rows in the Parquet file it went into. A
 series whose record is unchanged is copied from that file, and its CSV is not read; only
-the others are. Every file is written to a temporary name and
-renamed into place, the state last, and the state names each Parquet file by an id kept in
-its metadata: a file the state does not name (an export cut short between renames) is not
-trusted, and its series are read from their CSVs again. Files are written by the backup's
-own atomic writer (:mod:`..disk.files`), in OUT as in DEST.
+the others are. Every file is written under a temporary name by the backup's own atomic
+writer (:mod:`..disk.files`) and renamed into place, the state last; the state names each
+series file by an id kept in its metadata, and a file it does not name (an export cut
+short between renames) is not copied from: its series are read from their CSVs again.
 """
 
 from __future__ import annotations
