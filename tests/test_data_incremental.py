@@ -102,7 +102,7 @@ def test_an_export_cut_short_leaves_whole_files_and_the_next_one_trusts_only_wha
         export_parquet(open_backup(dest), out)
     assert sorted(p.name for p in out.iterdir()) == sorted((*NAMES, export.STATE))  # no temporary left
     assert (out / "float_series.parquet").read_bytes() != before["float_series.parquet"]
-    for name in ("string_series.parquet", "files.parquet", export.STATE):
+    for name in ("string_series.parquet", export.STATE):
         assert (out / name).read_bytes() == before[name], name
     monkeypatch.setattr(export, "_write", write)
     again = export_parquet(open_backup(dest), out)
@@ -120,3 +120,17 @@ def test_a_series_file_that_is_not_the_one_the_state_names_is_not_copied_from(
     (tmp_path / "other" / "string_series.parquet").replace(out / "string_series.parquet")
     again = export_parquet(open_backup(dest), out)
     assert (again.read, again.reused) == (3, series - 3)
+
+
+def test_a_damaged_state_costs_csv_reads_not_a_wrong_file(
+    exported: tuple[World, Path, Path, int], tmp_path: Path
+) -> None:
+    _, dest, out, series = exported
+    lines = (out / export.STATE).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 + series
+    # Cut short in the 4th entry: the three before are trusted, the rest read again.
+    (out / export.STATE).write_text("\n".join([*lines[:4], lines[4][:20]]), encoding="utf-8")
+    again = export_parquet(open_backup(dest), out)
+    assert (again.read, again.reused) == (series - 3, 3)
+    export_parquet(open_backup(dest), tmp_path / "fresh")
+    _same(out, tmp_path / "fresh")

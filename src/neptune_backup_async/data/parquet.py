@@ -20,12 +20,12 @@ import itertools
 import json
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..disk.files import ThreadFile, write_whole
+from ..disk.files import ThreadFile
 from ..disk.place import Place
 from ..errors import DestinationError, UsageError
 from . import columns
@@ -34,9 +34,8 @@ from .backup import CHUNK_ROWS, Backup, Problem, open_backup, series_chunks, ser
 STATE = ".export-state.json"
 # Bump when a series' rows or row groups would come out otherwise: the state of an older
 # export is then not used, and every CSV is read again.
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 EXPORT_ID = b"neptune_backup.export_id"  # the Parquet metadata key naming one written file
-_Mark = list[Any]  # project, object id, sha256 and size of a series CSV
 
 
 @dataclass
@@ -74,25 +73,64 @@ class _Rows:
             start, count = start + piece.num_rows, count - piece.num_rows
 
 
+def _order(rel: str, path: str) -> tuple[tuple[str, ...], str]:
+    """Where a series comes in an export: by object folder (as ``verify`` finds them, sorted
+    level by level), then by path."""
+    return tuple(rel.split("/")), path
+
+
+def _entries(out: Path, kind: str, total: int) -> Generator[list[Any]]:
+    """The last export's entries of ``kind`` in its state, in their order, up to the first
+    that is not of the shape written or names rows outside its file (``total`` rows)."""
+    shape = (str,) * 6 + (int,) * 3
+    try:
+        lines = (out / STATE).open(encoding="utf-8")
+    except OSError:
+        return
+    with lines:
+        next(lines, None)  # the head
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                return
+            if not isinstance(entry, list) or len(entry) != len(shape):
+                return
+            if not all(
+                isinstance(v, t) and not isinstance(v, bool) for v, t in zip(entry, shape, strict=True)
+            ):
+                return
+            if entry[0] == kind:
+                if entry[7] < 0 or entry[7] + entry[8] > total:
+                    return
+                yield entry
+
+
 @dataclass
 class _Series:
-    """One series Parquet file being written: what it reuses of the last one, what it holds."""
+    """One series Parquet file being written: what it copies of the last one, and its entries
+    in the new state (kind, object folder, path, project, object id, the CSV's sha256 and
+    size, its first row and rows), written as it goes."""
 
     kind: str
-    old: _Rows | None  # the previous file, if the state names it
-    index: dict[tuple[str, str], tuple[_Mark, int, int]]  # its series: mark, first row, rows
+    state: ThreadFile
+    old: _Rows | None = None  # the last export's file, if its state names it
+    before: Generator[list[Any]] | None = None  # its entries, in order
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    held: list[list[Any]] = field(default_factory=list)  # object folder, path, mark, first row, rows
     read: int = 0
     reused: int = 0
 
     def tables(self, backup: Backup) -> Iterator[Any]:
         at = 0
+        before = self.before or iter(())
+        ahead = next(before, None)
         for obj, path, csv_path, written in backup.series_sources(kind=self.kind):
-            mark = [obj.manifest.project, obj.manifest.sys_id, written.sha256, written.size]
-            before = self.index.get((obj.rel, path))
-            if self.old is not None and before is not None and before[0] == mark:
-                chunks = self.old.slice(before[1], before[2])
+            entry: list[Any] = [self.kind, obj.rel, path, obj.manifest.project, obj.manifest.sys_id]
+            entry += [written.sha256, written.size]
+            while ahead is not None and _order(ahead[1], ahead[2]) < _order(obj.rel, path):
+                ahead = next(before, None)
+            if self.old is not None and ahead is not None and ahead[:7] == entry:
+                chunks = self.old.slice(ahead[7], ahead[8])
                 self.reused += 1
             else:
                 chunks = series_chunks(obj, path, csv_path, self.kind)
@@ -101,38 +139,28 @@ class _Series:
             for table in chunks:
                 at += table.num_rows
                 yield table
-            self.held.append([obj.rel, path, mark, first, at - first])
-
-    def state(self) -> dict[str, Any]:
-        return {"id": self.id, "series": self.held}
+            self.state.write(json.dumps([*entry, first, at - first], ensure_ascii=False).encode() + b"\n")
 
     def close(self) -> None:
+        if self.before is not None:
+            self.before.close()
         if self.old is not None:
             self.old.file.close()
 
 
-def _previous(out: Path, kind: str, state: dict[str, Any]) -> _Series:
-    """The series file of the last export, with its index, if the state names it and its
-    schema is this one; else none (every CSV is read)."""
+def _previous(out: Path, kind: str, head: dict[str, Any], state: ThreadFile) -> _Series:
+    """The series file of the last export and its entries, if its state names the file and
+    its schema is this one; else none (every CSV is read)."""
     pq = columns.need("pyarrow.parquet")
-    recorded: Any = state.get(kind)
     try:
         old = pq.ParquetFile(out / f"{kind}_series.parquet")
-    except (OSError, ValueError):  # none yet, or not Parquet: every CSV is read
-        return _Series(kind, None, {})
-    index: dict[tuple[str, str], tuple[_Mark, int, int]] = {}
-    total = old.metadata.num_rows
-    try:
-        for rel, path, mark, first, rows in recorded["series"]:
-            index[rel, path] = (mark, int(first), int(rows))
-        named = (old.schema_arrow.metadata or {}).get(EXPORT_ID) == str(recorded["id"]).encode()
-        named = named and all(first >= 0 and first + rows <= total for _, first, rows in index.values())
-    except (TypeError, KeyError, ValueError):  # no state (a first export), or not ours
-        named = False
+    except (OSError, ValueError):  # none yet, or not Parquet
+        return _Series(kind, state)
+    named = (old.schema_arrow.metadata or {}).get(EXPORT_ID) == str(head.get(kind)).encode()
     if not named or not old.schema_arrow.equals(series_schema(kind)):
         old.close()
-        return _Series(kind, None, {})
-    return _Series(kind, _Rows(old), index)
+        return _Series(kind, state)
+    return _Series(kind, state, _Rows(old), _entries(out, kind, old.metadata.num_rows))
 
 
 def _grouped(tables: Iterable[Any]) -> Iterator[Any]:
@@ -154,12 +182,14 @@ def _grouped(tables: Iterable[Any]) -> Iterator[Any]:
         yield pa.concat_tables(pending)
 
 
-def _read_state(out: Path) -> dict[str, Any]:
+def _read_head(out: Path) -> dict[str, Any]:
+    """The first line of the last export's state: its format and the id of each series file."""
     try:
-        state = json.loads((out / STATE).read_text(encoding="utf-8"))
+        with (out / STATE).open(encoding="utf-8") as f:
+            head = json.loads(f.readline())
     except (OSError, ValueError):
         return {}
-    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else {}
+    return head if isinstance(head, dict) and head.get("format") == STATE_FORMAT else {}
 
 
 class _Sink:
@@ -205,21 +235,28 @@ def export_parquet(backup: Backup, out: Path) -> Exported:
     except OSError as e:
         raise DestinationError(f"Cannot create {out} ({e.strerror or e}).") from None
     objects = backup.objects_table(kind=None)
-    files = backup.files_table()
     _write(out, "objects.parquet", [objects], objects.schema)
-    state = _read_state(out)
-    points, done = {}, []
-    for kind in ("float", "string"):
-        series = _previous(out, kind, state)
-        try:
-            schema = series_schema(kind).with_metadata({EXPORT_ID: series.id.encode()})
-            points[kind] = _write(out, f"{kind}_series.parquet", _grouped(series.tables(backup)), schema)
-        finally:
-            series.close()
-        done.append(series)
+    files = backup.files_table()
     _write(out, "files.parquet", [files], files.schema)
-    document = {"format": STATE_FORMAT, **{s.kind: s.state() for s in done}}
-    write_whole(Place(out), PurePosixPath(STATE), json.dumps(document, ensure_ascii=False).encode())
+    head = _read_head(out)
+    state = ThreadFile(Place(out), PurePosixPath(STATE))
+    done: list[_Series] = []
+    points = {}
+    try:
+        for kind in ("float", "string"):
+            done.append(series := _previous(out, kind, head, state))
+        state.write(json.dumps({"format": STATE_FORMAT, **{s.kind: s.id for s in done}}).encode() + b"\n")
+        for series in done:
+            schema = series_schema(series.kind).with_metadata({EXPORT_ID: series.id.encode()})
+            points[series.kind] = _write(
+                out, f"{series.kind}_series.parquet", _grouped(series.tables(backup)), schema
+            )
+        state.commit()
+    finally:
+        for series in done:
+            series.close()
+        if state.result is None:
+            state.abort()
     return Exported(
         objects.num_rows,
         points,
