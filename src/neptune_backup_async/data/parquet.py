@@ -226,6 +226,11 @@ def _write(out: Path, name: str, tables: Iterable[Any], schema: Any) -> int:
     return rows
 
 
+def _write_one(out: Path, name: str, table: Any) -> int:
+    """Write ``table`` as ``out/name`` (see :func:`_write`), not keeping it."""
+    return _write(out, name, [table], table.schema)
+
+
 def export_parquet(backup: Backup, out: Path) -> Exported:
     """Write ``objects.parquet``, ``float_series.parquet``, ``string_series.parquet`` and
     ``files.parquet`` of ``backup`` into the folder ``out``; series unchanged since the last
@@ -234,10 +239,8 @@ def export_parquet(backup: Backup, out: Path) -> Exported:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DestinationError(f"Cannot create {out} ({e.strerror or e}).") from None
-    objects = backup.objects_table(kind=None)
-    _write(out, "objects.parquet", [objects], objects.schema)
-    files = backup.files_table()
-    _write(out, "files.parquet", [files], files.schema)
+    objects = _write_one(out, "objects.parquet", backup.objects_table(kind=None))
+    files = _write_one(out, "files.parquet", backup.files_table())
     head = _read_head(out)
     state = ThreadFile(Place(out), PurePosixPath(STATE))
     done: list[_Series] = []
@@ -258,9 +261,9 @@ def export_parquet(backup: Backup, out: Path) -> Exported:
         if state.result is None:
             state.abort()
     return Exported(
-        objects.num_rows,
+        objects,
         points,
-        files.num_rows,
+        files,
         backup.problems,
         read=sum(s.read for s in done),
         reused=sum(s.reused for s in done),
