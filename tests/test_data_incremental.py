@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from neptune_backup_async import backup
-from neptune_backup_async.data import export_parquet, open_backup
+from neptune_backup_async.data import BackupDataWarning, export_parquet, open_backup
 from neptune_backup_async.data import parquet as export
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from neptune_backup_async.testing import model as m
@@ -134,3 +134,17 @@ def test_a_damaged_state_costs_csv_reads_not_a_wrong_file(
     assert (again.read, again.reused) == (series - 3, 3)
     export_parquet(open_backup(dest), tmp_path / "fresh")
     _same(out, tmp_path / "fresh")
+
+
+def test_a_manifest_damaged_after_the_backup_was_opened_is_warned_of_and_not_ok(
+    exported: tuple[World, Path, Path, int],
+) -> None:
+    _, dest, _, _ = exported
+    opened = open_backup(dest)
+    (dest / PROJECT / "P0-2" / ".manifest.json").write_text("{}")
+    with pytest.warns(
+        BackupDataWarning, match="ok=False: workspace-0/project-0/P0-2: its manifest no longer reads"
+    ):
+        rows = {r["object_id"]: r for r in opened.objects_table().to_pylist()}
+    assert rows["P0-2"]["ok"] is False and rows["P0-2"]["metrics/train/loss"] is None
+    assert rows["P0-1"]["ok"] is True and rows["P0-1"]["metrics/train/loss"] is not None

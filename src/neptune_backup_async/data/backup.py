@@ -8,6 +8,7 @@ kept with ``ok`` false; both with a warning naming them, and listed in ``problem
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import json
@@ -50,15 +51,39 @@ class Problem:
 
 @dataclass
 class BackupObject:
+    """An object of the backup. Its manifest is held only while it is read: a backup's
+    manifests together grow with its series (1.4 KB each), and a table is built an object
+    at a time, and each released when done (:meth:`release`)."""
+
     rel: str
     folder: Path
-    manifest: Manifest
+    of_kind: str  # the manifest's kind
+    project: str
+    sys_id: str
+    held: Manifest | None = None
     problems: list[str] = field(default_factory=list)
     bad_files: set[str] = field(default_factory=set)  # not as the manifest records them: not read
 
     @property
     def kind(self) -> str:
-        return KINDS[self.manifest.kind]
+        return KINDS[self.of_kind]
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest, read again when it was released (as checked when the backup was
+        opened); one without fields if it no longer reads, the object then not ``ok``."""
+        if self.held is None:
+            with contextlib.suppress(OSError):
+                self.held = read_saved(self.folder).merged()
+            if self.held is None:
+                why = "its manifest no longer reads (changed since the backup was opened); run verify"
+                self.problems.append(why)
+                warnings.warn(f"ok=False: {self.rel}: {why}", BackupDataWarning, stacklevel=3)
+                self.held = Manifest(self.of_kind, self.project, self.sys_id, self.sys_id, None)
+        return self.held
+
+    def release(self) -> None:
+        self.held = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +109,13 @@ class BackupObject:
         if record is None or record.status != "ok" or not record.files:
             return None
         return self.readable(record.files[0])
+
+
+def _one_at_a_time(objects: Iterable[BackupObject]) -> Iterator[BackupObject]:
+    """Each of ``objects``, its manifest released once the caller moves on to the next."""
+    for obj in objects:
+        yield obj
+        obj.release()
 
 
 def _check(obj: BackupObject, saved_damage: Iterable[object], journal: bool) -> None:
@@ -122,8 +154,9 @@ def _read(root: Path, part: Path) -> tuple[list[BackupObject], list[Problem]]:
             why = "; ".join(map(str, saved.damage)) or "no manifest: its backup did not finish"
             problems.append(Problem(rel, f"{why}; run the backup again", True))
             continue
-        obj = BackupObject(rel, folder, manifest)
+        obj = BackupObject(rel, folder, manifest.kind, manifest.project, manifest.sys_id, manifest)
         _check(obj, saved.damage, saved.journal is not None)
+        obj.release()
         problems.extend(Problem(rel, why, False) for why in obj.problems)
         found.append(obj)
     return found, problems
@@ -182,8 +215,8 @@ class Backup:
             o
             for o in self._objects
             if (kind is None or o.kind == kind)
-            and (wanted is None or o.manifest.project in wanted)
-            and (chosen is None or o.manifest.sys_id in chosen)
+            and (wanted is None or o.project in wanted)
+            and (chosen is None or o.sys_id in chosen)
         ]
 
     def objects_table(self, kind: str | None = "runs", projects: Iterable[str] | None = None) -> Any:
@@ -192,7 +225,7 @@ class Backup:
         chosen = self._select(kind, projects)
         raw: dict[str, list[Any]] = {}
         kinds: dict[str, set[Kind]] = {}
-        for i, obj in enumerate(chosen):
+        for i, obj in enumerate(_one_at_a_time(chosen)):
             meta = obj.metadata()
             for path, record in obj.manifest.fields.items():
                 if record.status != "ok":
@@ -206,8 +239,8 @@ class Backup:
                 raw.setdefault(path, [None] * len(chosen))[i] = value
                 kinds.setdefault(path, set()).add(kinds_here)
         head = {
-            "project": pa.array([o.manifest.project for o in chosen], pa.string()),
-            "object_id": pa.array([o.manifest.sys_id for o in chosen], pa.string()),
+            "project": pa.array([o.project for o in chosen], pa.string()),
+            "object_id": pa.array([o.sys_id for o in chosen], pa.string()),
             "kind": pa.array([o.kind for o in chosen], pa.string()),
             "ok": pa.array([o.ok for o in chosen], pa.bool_()),
         }
@@ -230,7 +263,7 @@ class Backup:
         object and path: the object, the path, the CSV, and the manifest's record of the CSV."""
         if kind not in SERIES:
             raise ValueError(f"kind must be 'float' or 'string', not {kind!r}")
-        for obj in self._select(None, None, objects):
+        for obj in _one_at_a_time(self._select(None, None, objects)):
             for path in sorted(obj.manifest.fields):
                 record = obj.manifest.fields[path]
                 if record.type != SERIES[kind] or not fnmatch.fnmatchcase(path, pattern):
@@ -260,7 +293,7 @@ class Backup:
         """:meth:`files` as an Arrow table."""
         pa = columns.need("pyarrow")
         rows: list[tuple[str, str, str, str, str, int, str]] = []
-        for obj in self._select(None, projects):
+        for obj in _one_at_a_time(self._select(None, projects)):
             for path, record in sorted(obj.manifest.fields.items()):
                 for rel in record.files:
                     written = obj.manifest.files.get(rel)
@@ -268,8 +301,8 @@ class Backup:
                         where = f"{obj.rel}/{rel}"
                         rows.append(
                             (
-                                obj.manifest.project,
-                                obj.manifest.sys_id,
+                                obj.project,
+                                obj.sys_id,
                                 path,
                                 record.type,
                                 where,
@@ -301,8 +334,8 @@ def series_chunks(obj: BackupObject, path: str, csv_path: Path, kind: str) -> It
         n = len(steps)
         yield pa.table(
             [
-                pa.array([obj.manifest.project] * n, pa.string()),
-                pa.array([obj.manifest.sys_id] * n, pa.string()),
+                pa.array([obj.project] * n, pa.string()),
+                pa.array([obj.sys_id] * n, pa.string()),
                 pa.array([path] * n, pa.string()),
                 pa.array(steps, pa.float64()),
                 pa.array(vals, schema.field("value").type),

@@ -125,7 +125,7 @@ class _Series:
         before = self.before or iter(())
         ahead = next(before, None)
         for obj, path, csv_path, written in backup.series_sources(kind=self.kind):
-            entry: list[Any] = [self.kind, obj.rel, path, obj.manifest.project, obj.manifest.sys_id]
+            entry: list[Any] = [self.kind, obj.rel, path, obj.project, obj.sys_id]
             entry += [written.sha256, written.size]
             while ahead is not None and _order(ahead[1], ahead[2]) < _order(obj.rel, path):
                 ahead = next(before, None)
