@@ -13,7 +13,7 @@ import pytest
 from data_world import world_and_backup
 from expect import objects_of
 from neptune_backup_async.cli.main import main
-from neptune_backup_async.data import parquet
+from neptune_backup_async.data import backup, parquet
 from neptune_backup_async.data.backup import CHUNK_ROWS
 from neptune_backup_async.testing import World
 from neptune_backup_async.testing import model as m
@@ -72,17 +72,21 @@ def test_series_parquet_holds_every_point_sorted_by_object_and_path(
     assert all(paths == sorted(paths) for _, paths in objects)
 
 
-def test_series_row_groups_are_of_chunk_rows_across_series_and_objects(
+def test_row_groups_are_of_chunk_rows_across_series_and_objects(
     exported: tuple[World, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, dest, out = exported
     monkeypatch.setattr(parquet, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(backup, "FILE_ROWS", 5)
     assert main(["export-parquet", str(dest), str(tmp_path / "small")]) == 0
     file = pq.ParquetFile(tmp_path / "small" / "float_series.parquet")
     sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
     assert set(sizes[:-1]) == {7} and 0 < sizes[-1] <= 7 and len(sizes) > 10
     # repr: NaN is a value here, equal to itself, and -0.0 not 0.0
     assert repr(file.read().to_pylist()) == repr(pq.read_table(out / "float_series.parquet").to_pylist())
+    files = pq.ParquetFile(tmp_path / "small" / "files.parquet")
+    assert files.num_row_groups > 10 and files.metadata.row_group(0).num_rows == 5
+    assert files.read().equals(pq.read_table(out / "files.parquet"))
 
 
 def test_files_parquet_lists_every_file(exported: tuple[World, Path, Path]) -> None:

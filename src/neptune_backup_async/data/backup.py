@@ -33,6 +33,7 @@ from .columns import Kind
 KINDS = {"run": "runs", "model": "models", "modelVersion": "versions", "project": "project"}
 SERIES = {"float": FieldType.FLOAT_SERIES.value, "string": FieldType.STRING_SERIES.value}
 CHUNK_ROWS = 100_000  # series points per Arrow table: one Parquet row group at most
+FILE_ROWS = 10_000  # files per Arrow table: gathered as Python tuples, of ~500 bytes each
 
 
 class BackupDataWarning(UserWarning):
@@ -289,10 +290,10 @@ class Backup:
             pa.concat_tables(tables) if tables else series_schema(kind).empty_table(), self.backend
         )
 
-    def files_table(self, projects: Iterable[str] | None = None) -> Any:
-        """:meth:`files` as an Arrow table."""
-        pa = columns.need("pyarrow")
+    def files_tables(self, projects: Iterable[str] | None = None) -> Iterator[Any]:
+        """:meth:`files` as Arrow tables of ``FILE_ROWS`` rows at most (at least one)."""
         rows: list[tuple[str, str, str, str, str, int, str]] = []
+        yielded = False
         for obj in _one_at_a_time(self._select(None, projects)):
             for path, record in sorted(obj.manifest.fields.items()):
                 for rel in record.files:
@@ -300,26 +301,34 @@ class Backup:
                     if rel != layout.SIMPLE_METADATA and written is not None:
                         where = f"{obj.rel}/{rel}"
                         rows.append(
-                            (
-                                obj.project,
-                                obj.sys_id,
-                                path,
-                                record.type,
-                                where,
-                                written.size,
-                                written.sha256,
-                            )
+                            (obj.project, obj.sys_id, path, record.type, where, written.size, written.sha256)
                         )
-        names = ("project", "object_id", "path", "type", "file", "size", "sha256")
-        types = (pa.string(),) * 5 + (pa.int64(), pa.string())
-        return pa.table(
-            {n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))}
-        )
+                        if len(rows) == FILE_ROWS:
+                            yield _files_table(rows)
+                            rows, yielded = [], True
+        if rows or not yielded:
+            yield _files_table(rows)
+
+    def files_table(self, projects: Iterable[str] | None = None) -> Any:
+        """:meth:`files` as an Arrow table."""
+        return columns.need("pyarrow").concat_tables(list(self.files_tables(projects)))
 
     def files(self, projects: Iterable[str] | None = None) -> Any:
         """Every file the manifests list, by field: ``project``, ``object_id``, ``path`` (the
         field), ``type``, ``file`` (relative to the backup root), ``size``, ``sha256``."""
         return columns.to_frame(self.files_table(projects), self.backend)
+
+
+def files_schema() -> Any:
+    pa = columns.need("pyarrow")
+    names = ("project", "object_id", "path", "type", "file", "size", "sha256")
+    return pa.schema(list(zip(names, (pa.string(),) * 5 + (pa.int64(), pa.string()), strict=True)))
+
+
+def _files_table(rows: list[tuple[str, str, str, str, str, int, str]]) -> Any:
+    pa = columns.need("pyarrow")
+    schema = files_schema()
+    return pa.table([pa.array([r[i] for r in rows], f.type) for i, f in enumerate(schema)], schema=schema)
 
 
 def _json_float(value: float | None) -> float | str | None:

@@ -29,7 +29,15 @@ from ..disk.files import ThreadFile
 from ..disk.place import Place
 from ..errors import DestinationError, UsageError
 from . import columns
-from .backup import CHUNK_ROWS, Backup, Problem, open_backup, series_chunks, series_schema
+from .backup import (
+    CHUNK_ROWS,
+    Backup,
+    Problem,
+    files_schema,
+    open_backup,
+    series_chunks,
+    series_schema,
+)
 
 STATE = ".export-state.json"
 # Bump when a series' rows or row groups would come out otherwise: the state of an older
@@ -240,7 +248,7 @@ def export_parquet(backup: Backup, out: Path) -> Exported:
     except OSError as e:
         raise DestinationError(f"Cannot create {out} ({e.strerror or e}).") from None
     objects = _write_one(out, "objects.parquet", backup.objects_table(kind=None))
-    files = _write_one(out, "files.parquet", backup.files_table())
+    files = _write(out, "files.parquet", backup.files_tables(), files_schema())
     head = _read_head(out)
     state = ThreadFile(Place(out), PurePosixPath(STATE))
     done: list[_Series] = []
