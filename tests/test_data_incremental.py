@@ -22,7 +22,7 @@ pa = need("pyarrow", "data")
 pq = need("pyarrow.parquet", "data")
 
 SPEC = replace(MINIMAL, runs_per_project=3, float_series=2, float_series_length=40, string_series=1)
-NAMES = ("objects.parquet", "float_series.parquet", "string_series.parquet", "files.parquet")
+NAMES = export.NAMES
 PROJECT = "workspace-0/project-0"
 GROWN = ("P0-2", "metrics/train/loss")
 
@@ -101,6 +101,8 @@ def test_an_export_cut_short_leaves_whole_files_and_the_next_one_trusts_only_wha
     with pytest.raises(KeyboardInterrupt):
         export_parquet(open_backup(dest), out)
     assert sorted(p.name for p in out.iterdir()) == sorted((*NAMES, export.STATE))  # no temporary left
+    killed = out / ".float_series.parquet.4242-0.partial"  # as a SIGKILL would leave it
+    killed.write_bytes(b"PAR1 half")
     assert (out / "float_series.parquet").read_bytes() != before["float_series.parquet"]
     for name in ("string_series.parquet", export.STATE):
         assert (out / name).read_bytes() == before[name], name
@@ -108,6 +110,7 @@ def test_an_export_cut_short_leaves_whole_files_and_the_next_one_trusts_only_wha
     again = export_parquet(open_backup(dest), out)
     # The state does not name the new float series file: all its series are read again.
     assert (again.read, again.reused) == (3 * 2, series - 3 * 2)
+    assert not killed.exists()
     export_parquet(open_backup(dest), tmp_path / "fresh")
     _same(out, tmp_path / "fresh")
 

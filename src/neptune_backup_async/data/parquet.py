@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import glob
 import itertools
 import json
 import sys
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..disk.files import ThreadFile
+from ..disk.files import TEMP_SUFFIX, ThreadFile
 from ..disk.place import Place
 from ..errors import DestinationError, UsageError
 from . import columns
@@ -39,6 +40,7 @@ from .backup import (
     series_schema,
 )
 
+NAMES = ("objects.parquet", "float_series.parquet", "string_series.parquet", "files.parquet")
 STATE = ".export-state.json"
 # Bump when a series' rows or row groups would come out otherwise: the state of an older
 # export is then not used, and every CSV is read again.
@@ -234,6 +236,13 @@ def _write(out: Path, name: str, tables: Iterable[Any], schema: Any) -> int:
     return rows
 
 
+def _leftovers(out: Path) -> Iterator[Path]:
+    """The temporary files an export killed outright (SIGKILL, a power cut) left in ``out``.
+    Two exports into one OUT at once are not supported: one would remove the other's."""
+    for name in (*NAMES, STATE):
+        yield from out.glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}")
+
+
 def _write_one(out: Path, name: str, table: Any) -> int:
     """Write ``table`` as ``out/name`` (see :func:`_write`), not keeping it."""
     return _write(out, name, [table], table.schema)
@@ -247,6 +256,8 @@ def export_parquet(backup: Backup, out: Path) -> Exported:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DestinationError(f"Cannot create {out} ({e.strerror or e}).") from None
+    for leftover in _leftovers(out):
+        leftover.unlink(missing_ok=True)
     objects = _write_one(out, "objects.parquet", backup.objects_table(kind=None))
     files = _write(out, "files.parquet", backup.files_tables(), files_schema())
     head = _read_head(out)
