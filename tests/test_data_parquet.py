@@ -3,6 +3,7 @@ Parquet files DuckDB queries as the README shows; its exit codes are those of th
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 from data_world import world_and_backup
 from expect import objects_of
 from neptune_backup_async.cli.main import main
+from neptune_backup_async.data import backup, parquet
+from neptune_backup_async.data.backup import CHUNK_ROWS
 from neptune_backup_async.testing import World
 from neptune_backup_async.testing import model as m
 from optional import need
@@ -40,29 +43,50 @@ def test_objects_parquet_holds_every_atom(exported: tuple[World, Path, Path]) ->
 
 
 @pytest.mark.parametrize(("kind", "series"), [("float", m.FloatSeries), ("string", m.StringSeries)])
-def test_series_parquet_holds_every_point_in_row_groups_of_one_series(
+def test_series_parquet_holds_every_point_sorted_by_object_and_path(
     exported: tuple[World, Path, Path], kind: str, series: Any
 ) -> None:
     world, _, out = exported
     file = pq.ParquetFile(out / f"{kind}_series.parquet")
     assert file.schema_arrow.field("timestamp").type == pa.timestamp("ms", tz="UTC")
     assert file.schema_arrow.field("step").type == pa.float64()
-    got = []
-    for i in range(file.num_row_groups):
-        group = file.read_row_group(i).to_pylist()
-        assert len({(r["object_id"], r["path"]) for r in group}) == 1
-        got.extend(
-            (
-                r["project"],
-                r["object_id"],
-                r["path"],
-                r["step"],
-                r["value"],
-                int(r["timestamp"].timestamp() * 1000),
-            )
-            for r in group
+    assert all(file.metadata.row_group(i).num_rows <= CHUNK_ROWS for i in range(file.num_row_groups))
+    rows = file.read().to_pylist()
+    got = [
+        (
+            r["project"],
+            r["object_id"],
+            r["path"],
+            r["step"],
+            r["value"],
+            int(r["timestamp"].timestamp() * 1000),
         )
+        for r in rows
+    ]
     assert sorted(map(key, got)) == sorted(map(key, expected_points(world, series)))
+    # Each series in one stretch of rows, and an object's series one after another by path.
+    stretches = [k for k, _ in itertools.groupby((r["project"], r["object_id"], r["path"]) for r in rows)]
+    assert len(stretches) == len(set(stretches))
+    objects = [(o, [p for *_, p in paths]) for o, paths in itertools.groupby(stretches, lambda s: s[:2])]
+    assert len(objects) == len({o for o, _ in objects}) > 4
+    assert all(paths == sorted(paths) for _, paths in objects)
+
+
+def test_row_groups_are_of_chunk_rows_across_series_and_objects(
+    exported: tuple[World, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, dest, out = exported
+    monkeypatch.setattr(parquet, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(backup, "FILE_ROWS", 5)
+    assert main(["export-parquet", str(dest), str(tmp_path / "small")]) == 0
+    file = pq.ParquetFile(tmp_path / "small" / "float_series.parquet")
+    sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+    assert set(sizes[:-1]) == {7} and 0 < sizes[-1] <= 7 and len(sizes) > 10
+    # repr: NaN is a value here, equal to itself, and -0.0 not 0.0
+    assert repr(file.read().to_pylist()) == repr(pq.read_table(out / "float_series.parquet").to_pylist())
+    files = pq.ParquetFile(tmp_path / "small" / "files.parquet")
+    assert files.num_row_groups > 10 and files.metadata.row_group(0).num_rows == 5
+    assert files.read().equals(pq.read_table(out / "files.parquet"))
 
 
 def test_files_parquet_lists_every_file(exported: tuple[World, Path, Path]) -> None:

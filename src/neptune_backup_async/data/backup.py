@@ -8,6 +8,7 @@ kept with ``ok`` false; both with a warning naming them, and listed in ``problem
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import json
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..disk.files import WrittenFile
 from ..domain import FieldType
 from ..format import layout, values
 from ..format.manifest import Manifest
@@ -31,6 +33,7 @@ from .columns import Kind
 KINDS = {"run": "runs", "model": "models", "modelVersion": "versions", "project": "project"}
 SERIES = {"float": FieldType.FLOAT_SERIES.value, "string": FieldType.STRING_SERIES.value}
 CHUNK_ROWS = 100_000  # series points per Arrow table: one Parquet row group at most
+FILE_ROWS = 10_000  # files per Arrow table: gathered as Python tuples, of ~500 bytes each
 
 
 class BackupDataWarning(UserWarning):
@@ -49,15 +52,39 @@ class Problem:
 
 @dataclass
 class BackupObject:
+    """An object of the backup. Its manifest is held only while it is read: a backup's
+    manifests together grow with its series (1.4 KB each), and a table is built an object
+    at a time, and each released when done (:meth:`release`)."""
+
     rel: str
     folder: Path
-    manifest: Manifest
+    of_kind: str  # the manifest's kind
+    project: str
+    sys_id: str
+    held: Manifest | None = None
     problems: list[str] = field(default_factory=list)
     bad_files: set[str] = field(default_factory=set)  # not as the manifest records them: not read
 
     @property
     def kind(self) -> str:
-        return KINDS[self.manifest.kind]
+        return KINDS[self.of_kind]
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest, read again when it was released (as checked when the backup was
+        opened); one without fields if it no longer reads, the object then not ``ok``."""
+        if self.held is None:
+            with contextlib.suppress(OSError):
+                self.held = read_saved(self.folder).merged()
+            if self.held is None:
+                why = "its manifest no longer reads (changed since the backup was opened); run verify"
+                self.problems.append(why)
+                warnings.warn(f"ok=False: {self.rel}: {why}", BackupDataWarning, stacklevel=3)
+                self.held = Manifest(self.of_kind, self.project, self.sys_id, self.sys_id, None)
+        return self.held
+
+    def release(self) -> None:
+        self.held = None
 
     @property
     def ok(self) -> bool:
@@ -83,6 +110,13 @@ class BackupObject:
         if record is None or record.status != "ok" or not record.files:
             return None
         return self.readable(record.files[0])
+
+
+def _one_at_a_time(objects: Iterable[BackupObject]) -> Iterator[BackupObject]:
+    """Each of ``objects``, its manifest released once the caller moves on to the next."""
+    for obj in objects:
+        yield obj
+        obj.release()
 
 
 def _check(obj: BackupObject, saved_damage: Iterable[object], journal: bool) -> None:
@@ -121,8 +155,9 @@ def _read(root: Path, part: Path) -> tuple[list[BackupObject], list[Problem]]:
             why = "; ".join(map(str, saved.damage)) or "no manifest: its backup did not finish"
             problems.append(Problem(rel, f"{why}; run the backup again", True))
             continue
-        obj = BackupObject(rel, folder, manifest)
+        obj = BackupObject(rel, folder, manifest.kind, manifest.project, manifest.sys_id, manifest)
         _check(obj, saved.damage, saved.journal is not None)
+        obj.release()
         problems.extend(Problem(rel, why, False) for why in obj.problems)
         found.append(obj)
     return found, problems
@@ -181,8 +216,8 @@ class Backup:
             o
             for o in self._objects
             if (kind is None or o.kind == kind)
-            and (wanted is None or o.manifest.project in wanted)
-            and (chosen is None or o.manifest.sys_id in chosen)
+            and (wanted is None or o.project in wanted)
+            and (chosen is None or o.sys_id in chosen)
         ]
 
     def objects_table(self, kind: str | None = "runs", projects: Iterable[str] | None = None) -> Any:
@@ -191,7 +226,7 @@ class Backup:
         chosen = self._select(kind, projects)
         raw: dict[str, list[Any]] = {}
         kinds: dict[str, set[Kind]] = {}
-        for i, obj in enumerate(chosen):
+        for i, obj in enumerate(_one_at_a_time(chosen)):
             meta = obj.metadata()
             for path, record in obj.manifest.fields.items():
                 if record.status != "ok":
@@ -205,8 +240,8 @@ class Backup:
                 raw.setdefault(path, [None] * len(chosen))[i] = value
                 kinds.setdefault(path, set()).add(kinds_here)
         head = {
-            "project": pa.array([o.manifest.project for o in chosen], pa.string()),
-            "object_id": pa.array([o.manifest.sys_id for o in chosen], pa.string()),
+            "project": pa.array([o.project for o in chosen], pa.string()),
+            "object_id": pa.array([o.sys_id for o in chosen], pa.string()),
             "kind": pa.array([o.kind for o in chosen], pa.string()),
             "ok": pa.array([o.ok for o in chosen], pa.bool_()),
         }
@@ -222,35 +257,28 @@ class Backup:
         named by its Neptune path, and each float series' last value."""
         return columns.to_frame(self.objects_table(kind, projects), self.backend)
 
-    def series_tables(
+    def series_sources(
         self, pattern: str = "*", objects: Iterable[str] | None = None, kind: str = "float"
-    ) -> Iterator[Any]:
-        """:meth:`series` as Arrow tables, one object and path at a time, ``CHUNK_ROWS`` at most each."""
-        pa = columns.need("pyarrow")
+    ) -> Iterator[tuple[BackupObject, str, Path, WrittenFile]]:
+        """Each series of ``kind`` whose path matches ``pattern`` and whose CSV is readable, by
+        object and path: the object, the path, the CSV, and the manifest's record of the CSV."""
         if kind not in SERIES:
             raise ValueError(f"kind must be 'float' or 'string', not {kind!r}")
-        schema = series_schema(kind)
-        for obj in self._select(None, None, objects):
+        for obj in _one_at_a_time(self._select(None, None, objects)):
             for path in sorted(obj.manifest.fields):
                 record = obj.manifest.fields[path]
                 if record.type != SERIES[kind] or not fnmatch.fnmatchcase(path, pattern):
                     continue
                 csv_path = obj.series_file(path)
-                if csv_path is None:
-                    continue
-                for steps, vals, times in _points(csv_path, kind == "string"):
-                    n = len(steps)
-                    yield pa.table(
-                        [
-                            pa.array([obj.manifest.project] * n, pa.string()),
-                            pa.array([obj.manifest.sys_id] * n, pa.string()),
-                            pa.array([path] * n, pa.string()),
-                            pa.array(steps, pa.float64()),
-                            pa.array(vals, schema.field("value").type),
-                            pa.array(times, pa.int64()).cast(schema.field("timestamp").type),
-                        ],
-                        schema=schema,
-                    )
+                if csv_path is not None:
+                    yield obj, path, csv_path, obj.manifest.files[record.files[0]]
+
+    def series_tables(
+        self, pattern: str = "*", objects: Iterable[str] | None = None, kind: str = "float"
+    ) -> Iterator[Any]:
+        """:meth:`series` as Arrow tables, one object and path at a time, ``CHUNK_ROWS`` at most each."""
+        for obj, path, csv_path, _ in self.series_sources(pattern, objects, kind):
+            yield from series_chunks(obj, path, csv_path, kind)
 
     def series(self, pattern: str = "*", objects: Iterable[str] | None = None, kind: str = "float") -> Any:
         """Every point of the series whose path matches the glob ``pattern``, of the objects
@@ -262,32 +290,28 @@ class Backup:
             pa.concat_tables(tables) if tables else series_schema(kind).empty_table(), self.backend
         )
 
-    def files_table(self, projects: Iterable[str] | None = None) -> Any:
-        """:meth:`files` as an Arrow table."""
-        pa = columns.need("pyarrow")
+    def files_tables(self, projects: Iterable[str] | None = None) -> Iterator[Any]:
+        """:meth:`files` as Arrow tables of ``FILE_ROWS`` rows at most (at least one)."""
         rows: list[tuple[str, str, str, str, str, int, str]] = []
-        for obj in self._select(None, projects):
+        yielded = False
+        for obj in _one_at_a_time(self._select(None, projects)):
             for path, record in sorted(obj.manifest.fields.items()):
                 for rel in record.files:
                     written = obj.manifest.files.get(rel)
                     if rel != layout.SIMPLE_METADATA and written is not None:
                         where = f"{obj.rel}/{rel}"
                         rows.append(
-                            (
-                                obj.manifest.project,
-                                obj.manifest.sys_id,
-                                path,
-                                record.type,
-                                where,
-                                written.size,
-                                written.sha256,
-                            )
+                            (obj.project, obj.sys_id, path, record.type, where, written.size, written.sha256)
                         )
-        names = ("project", "object_id", "path", "type", "file", "size", "sha256")
-        types = (pa.string(),) * 5 + (pa.int64(), pa.string())
-        return pa.table(
-            {n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))}
-        )
+                        if len(rows) == FILE_ROWS:
+                            yield _files_table(rows)
+                            rows, yielded = [], True
+        if rows or not yielded:
+            yield _files_table(rows)
+
+    def files_table(self, projects: Iterable[str] | None = None) -> Any:
+        """:meth:`files` as an Arrow table."""
+        return columns.need("pyarrow").concat_tables(list(self.files_tables(projects)))
 
     def files(self, projects: Iterable[str] | None = None) -> Any:
         """Every file the manifests list, by field: ``project``, ``object_id``, ``path`` (the
@@ -295,8 +319,39 @@ class Backup:
         return columns.to_frame(self.files_table(projects), self.backend)
 
 
+def files_schema() -> Any:
+    pa = columns.need("pyarrow")
+    names = ("project", "object_id", "path", "type", "file", "size", "sha256")
+    return pa.schema(list(zip(names, (pa.string(),) * 5 + (pa.int64(), pa.string()), strict=True)))
+
+
+def _files_table(rows: list[tuple[str, str, str, str, str, int, str]]) -> Any:
+    pa = columns.need("pyarrow")
+    schema = files_schema()
+    return pa.table([pa.array([r[i] for r in rows], f.type) for i, f in enumerate(schema)], schema=schema)
+
+
 def _json_float(value: float | None) -> float | str | None:
     return None if value is None else values.json_float(value)
+
+
+def series_chunks(obj: BackupObject, path: str, csv_path: Path, kind: str) -> Iterator[Any]:
+    """The points of one series CSV as Arrow tables of ``CHUNK_ROWS`` at most."""
+    pa = columns.need("pyarrow")
+    schema = series_schema(kind)
+    for steps, vals, times in _points(csv_path, kind == "string"):
+        n = len(steps)
+        yield pa.table(
+            [
+                pa.array([obj.project] * n, pa.string()),
+                pa.array([obj.sys_id] * n, pa.string()),
+                pa.array([path] * n, pa.string()),
+                pa.array(steps, pa.float64()),
+                pa.array(vals, schema.field("value").type),
+                pa.array(times, pa.int64()).cast(schema.field("timestamp").type),
+            ],
+            schema=schema,
+        )
 
 
 def series_schema(kind: str) -> Any:
