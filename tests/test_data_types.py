@@ -49,7 +49,9 @@ def same(field_type: FieldType, got: Any, value: Any) -> bool:
             got == value and math.copysign(1, got) == math.copysign(1, value)
         )
     if field_type is FieldType.DATETIME:
-        return got.utcoffset() == dt.timedelta(0) and got == value
+        # The instant in UTC, as the backup writes it: ``==`` between zones is False for a
+        # wall time in a DST gap or fold (PEP 495), though it names one instant.
+        return got.utcoffset() == dt.timedelta(0) and got == value.astimezone(UTC)
     if field_type is FieldType.STRING_SET:
         return got == sorted(value)
     return type(got) is type(value) and got == value
