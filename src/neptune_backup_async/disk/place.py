@@ -152,9 +152,11 @@ class Place:
             except FileNotFoundError:
                 if not create:
                     raise
-                with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
-                    os.mkdir(path)
-                mode = os.lstat(path).st_mode
+                try:
+                    os.mkdir(path)  # a new folder, never a link: nothing more to check
+                    mode = stat.S_IFDIR
+                except FileExistsError:  # made meanwhile by another writer
+                    mode = os.lstat(path).st_mode
             if stat.S_ISLNK(mode):
                 raise link_refused(Path(path))
             if stat.S_ISDIR(mode):  # a file there fails what acts in it: nothing to remember
