@@ -24,12 +24,11 @@ and even without the memory, a folder could be swapped between its check and its
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from types import TracebackType
 
 from ..errors import DestinationError
 
@@ -76,14 +75,25 @@ def destination_error(e: OSError, path: Path) -> DestinationError | None:
     return None
 
 
-@contextlib.contextmanager
-def destination_errors(path: Path) -> Iterator[None]:
+class destination_errors:  # lower case: it reads as the function it was
     """Raise an OSError met inside, while writing ``path``, as the :class:`DestinationError`
-    it means for the whole backup (see :func:`destination_error`), else as it is."""
-    try:
-        yield
-    except OSError as e:
-        raise destination_error(e, path) or e from None
+    it means for the whole backup (see :func:`destination_error`), else as it is.
+
+    A class, not a generator: every write of every file enters one."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, OSError):
+            raise destination_error(exc, self.path) or exc from None
 
 
 class Place:
@@ -128,7 +138,7 @@ class Place:
         names = _names(rel)
         if not names:
             raise UnsafePath(f"refusing to write to {str(rel)!r}: it names no file")
-        return os.path.join(self._folder(names[:-1], create), names[-1])
+        return f"{self._folder(names[:-1], create)}{os.sep}{names[-1]}"
 
     def forget(self) -> None:
         """Forget the folders checked, by this place and those sharing its memory: one was
@@ -144,7 +154,7 @@ class Place:
             return known
         path, key = os.fspath(self.dest), ""
         for part in names:
-            path, key = os.path.join(path, part), f"{key}/{part}" if key else part
+            path, key = f"{path}{os.sep}{part}", f"{key}/{part}" if key else part
             if key in self._checked:
                 continue
             try:
@@ -209,7 +219,9 @@ def _names(rel: PurePosixPath | str) -> list[str]:
     """The names of the relative path ``rel``, as :func:`inside` checks it (in a few string
     operations: every file operation pays for this)."""
     text = str(rel)
-    names = [name for name in text.split("/") if name and name != "."]
+    names = text.split("/")
+    if "" in names or "." in names:  # "a//b", "./a", "a/" or "": as PurePosixPath reads them
+        names = [name for name in names if name and name != "."]
     if text.startswith("/") or ".." in names:
         raise _leaving(rel)
     return names
