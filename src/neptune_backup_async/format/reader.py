@@ -316,9 +316,9 @@ def check_folder(root: Path, dest: Path) -> bool:
     """Blocking: whether the object folder ``root`` (below ``dest``) exists. Raises
     DamagedError when a file or a symbolic link is in its place or in the place of a folder
     above it: nothing there is followed, nor written."""
-    here = dest
+    here = os.fspath(dest)
     for part in root.relative_to(dest).parts:
-        here = here / part
+        here = os.path.join(here, part)
         try:
             st = os.lstat(here)
         except FileNotFoundError:
@@ -379,9 +379,10 @@ def load_previous(place: Place, *, dry_run: bool = False) -> Previous | None:
         return None
     assert manifest is not None
     intact = set()
+    base = os.fspath(root)
     for rel, written in manifest.files.items():
         with contextlib.suppress(OSError):
-            st = os.lstat(root / rel)  # a symbolic link is no file of ours
+            st = os.lstat(os.path.join(base, rel))  # a symbolic link is no file of ours
             if stat.S_ISREG(st.st_mode) and st.st_size == written.size:
                 intact.add(rel)
     return Previous(manifest, intact, saved.damage)
