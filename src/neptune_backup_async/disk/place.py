@@ -11,11 +11,12 @@ nothing outside DEST is ever changed through a link planted in a backup.
 A place remembers the folders it has checked (or made), and so do the places made from it
 with ``/``: an object's files are all written through its one place, so each folder is
 checked once per object, not once per file. That memory assumes a folder found to be a
-folder stays one while the place is in use (an object's backup): inside DEST, which the
-lock keeps to this one backup, only the backup writes, it never makes a link, and it
-removes or moves a folder (or a link) only through :meth:`Place.rmdir` and
-:meth:`Place.replace`, which then forget all they checked. A place made anew
-(``Place(dest, rel)``) checks again.
+folder stays one while the place is in use (an object's backup; the whole backup for the
+partial downloads' place): inside DEST, which the lock keeps to one backup (or to the
+shards of one, each with objects of its own, none removing a shared folder), only the
+backup writes, it never makes a link, and it removes or moves a folder (or a link) only
+through :meth:`Place.rmdir` and :meth:`Place.replace`, which then forget all they checked.
+A place made anew (``Place(dest, rel)``) checks again.
 
 This guards against links that are in DEST; it is not a defence against someone who
 changes DEST's folders while a backup runs in it (they could change the backup anyway,
