@@ -198,6 +198,46 @@ def test_the_tidy_step_deletes_nothing_through_a_link(sandbox: tuple[Path, Path]
     assert (outside / "run" / "old.png").exists()
 
 
+# -- a folder a place checked, then removed or moved -------------------------------------------
+
+
+def test_a_folder_removed_then_planted_as_a_link_is_checked_again(sandbox: tuple[Path, Path]) -> None:
+    """A place remembers the folders it checked; the tidy step's rmdir makes it forget them, so
+    a link planted where one was is refused (by the places made from it too)."""
+    dest, outside = sandbox
+    place = Place(dest, RUN)
+    write_whole(place, PurePosixPath("images/deeper/0.png"), b"png")
+    place.unlink("images/deeper/0.png")
+    place.rmdir("images/deeper")
+    place.rmdir("images")
+    (dest / RUN / "images").symlink_to(outside / "run", target_is_directory=True)
+    before = listing(outside)
+    with pytest.raises(DestinationError) as raised:
+        write_whole(place, PurePosixPath("images/1.png"), b"png")
+    refused(raised, dest / RUN / "images")
+    with pytest.raises(DestinationError) as raised:
+        write_whole(place / "images", PurePosixPath("2.png"), b"png")
+    refused(raised, dest / RUN / "images")
+    assert listing(outside) == before
+
+
+def test_a_link_renamed_into_a_checked_folders_place_is_refused(sandbox: tuple[Path, Path]) -> None:
+    """A rename of a folder or a link (a planted migration plan moves what it names) makes a
+    place forget what it checked: a link moved where a checked folder was is not followed."""
+    dest, outside = sandbox
+    place = Place(dest, RUN)
+    write_whole(place, PurePosixPath("a/0.png"), b"png")
+    (dest / RUN / "link").symlink_to(outside / "run", target_is_directory=True)
+    place.replace("a", place, "b")
+    place.replace("link", place, "a")
+    before = listing(outside)
+    with pytest.raises(DestinationError) as raised:
+        write_whole(place, PurePosixPath("a/1.png"), b"png")
+    refused(raised, dest / RUN / "a")
+    assert listing(outside) == before
+    assert (dest / RUN / "b" / "0.png").read_bytes() == b"png"
+
+
 # -- a partial-downloads folder that is a link ------------------------------------------------
 
 

@@ -19,6 +19,10 @@ import pytest
 
 from cli_helpers import no_traceback, run_cli
 from neptune_backup_async import backup
+from neptune_backup_async.disk.files import WrittenFile
+from neptune_backup_async.format.layout import MANIFEST
+from neptune_backup_async.format.manifest import FieldRecord, Manifest
+from neptune_backup_async.format.reader import read_saved
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, World, generate, serve
 
 RUN = "workspace-0/project-0/P0-1"
@@ -323,3 +327,39 @@ def test_a_manifest_path_that_leads_out_through_a_symbolic_link_is_damage_and_no
     assert (
         f"unexpected: {RUN}/{folder}: a symbolic link (to {sandbox / 'outside' / 'moved'})" in checked.stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("named", "damaged"),
+    [
+        (["real/a.csv", "inner/a.csv", "inner/a.csv"], None),  # a link that stays inside
+        (["real/a.csv", "out/b.csv"], "out/b.csv"),  # a folder that leads out
+        (["real/a.csv", "out.csv"], "out.csv"),  # a file that leads out
+        (["inner/deeper/out.csv"], "inner/deeper/out.csv"),  # below a link that stays inside
+    ],
+)
+def test_only_a_path_that_a_link_leads_out_of_its_object_folder_is_damage(
+    tmp_path: Path, named: list[str], damaged: str | None
+) -> None:
+    """Links met on a manifest's paths, and only they, are resolved: one that stays in the
+    object folder is no damage, one that leads out is, at any depth, once each path."""
+    root, outside = tmp_path / "P0-1", tmp_path / "outside"
+    (root / "real" / "deeper").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "b.csv").write_text("b")
+    (root / "inner").symlink_to(root / "real", target_is_directory=True)
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "out.csv").symlink_to(outside / "b.csv")
+    (root / "real" / "deeper" / "out.csv").symlink_to(outside / "b.csv")
+    written = Manifest("run", "workspace-0/project-0", "P0-1", "P0-1", None)
+    for number, rel in enumerate(named):
+        written.add_file(WrittenFile(rel, 1, hashlib.sha256(b"b").hexdigest()))
+        written.fields[f"f{number}"] = FieldRecord("string", "ok", [rel])
+    (root / MANIFEST).write_text(json.dumps(written.to_json()))
+    saved = read_saved(root)
+    if damaged is None:
+        assert saved.damage == [] and saved.manifest is not None
+    else:
+        assert saved.manifest is None
+        [damage] = saved.damage
+        assert damage.why == f"the path {damaged!r} leads out of its object folder through a symbolic link"

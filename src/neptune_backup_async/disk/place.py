@@ -8,18 +8,28 @@ never followed. Files are opened with ``O_NOFOLLOW``, so a link in a file's own 
 refused too; a rename or a deletion acts on a link itself, never on what it points to. So
 nothing outside DEST is ever changed through a link planted in a backup.
 
+A place remembers the folders it has checked (or made), and so do the places made from it
+with ``/``: an object's files are all written through its one place, so each folder is
+checked once per object, not once per file. That memory assumes a folder found to be a
+folder stays one while the place is in use (an object's backup; the whole backup for the
+partial downloads' place): inside DEST, which the lock keeps to one backup (or to the
+shards of one, each with objects of its own, none removing a shared folder), only the
+backup writes, it never makes a link, and it removes or moves a folder (or a link) only
+through :meth:`Place.rmdir` and :meth:`Place.replace`, which then forget all they checked.
+A place made anew (``Place(dest, rel)``) checks again.
+
 This guards against links that are in DEST; it is not a defence against someone who
-changes DEST's folders while a backup runs in it (they could change the backup anyway).
+changes DEST's folders while a backup runs in it (they could change the backup anyway,
+and even without the memory, a folder could be swapped between its check and its use).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from types import TracebackType
 
 from ..errors import DestinationError
 
@@ -37,8 +47,12 @@ def inside(rel: PurePosixPath | str) -> PurePosixPath:
     """``rel`` as a relative path that stays where it starts; raises :class:`UnsafePath` if not."""
     path = PurePosixPath(rel)
     if path.is_absolute() or ".." in path.parts:
-        raise UnsafePath(f"refusing to write to {str(rel)!r}: it would leave the backup folder")
+        raise _leaving(rel)
     return path
+
+
+def _leaving(rel: PurePosixPath | str) -> UnsafePath:
+    return UnsafePath(f"refusing to write to {str(rel)!r}: it would leave the backup folder")
 
 
 def link_refused(path: Path) -> DestinationError:
@@ -62,14 +76,25 @@ def destination_error(e: OSError, path: Path) -> DestinationError | None:
     return None
 
 
-@contextlib.contextmanager
-def destination_errors(path: Path) -> Iterator[None]:
+class destination_errors:  # lower case: it reads as the function it was
     """Raise an OSError met inside, while writing ``path``, as the :class:`DestinationError`
-    it means for the whole backup (see :func:`destination_error`), else as it is."""
-    try:
-        yield
-    except OSError as e:
-        raise destination_error(e, path) or e from None
+    it means for the whole backup (see :func:`destination_error`), else as it is.
+
+    A class, not a generator: every write of every file enters one."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, OSError):
+            raise destination_error(exc, self.path) or exc from None
 
 
 class Place:
@@ -81,43 +106,73 @@ class Place:
     :class:`UnsafePath` for a path that would leave the place.
     """
 
-    __slots__ = ("dest", "path", "rel")
+    __slots__ = ("_checked", "_names", "dest", "path", "rel")
 
-    def __init__(self, dest: Path, rel: PurePosixPath | str = ".") -> None:
+    def __init__(
+        self, dest: Path, rel: PurePosixPath | str = ".", *, checked: dict[str, str] | None = None
+    ) -> None:
+        """``checked``: the memory of another place of ``dest``, to share (see :meth:`__truediv__`)."""
         self.dest = dest
         self.rel = inside(rel)
         self.path = dest / self.rel
+        self._names = list(self.rel.parts)
+        # The folders found to be no link, by their POSIX path from DEST (see the module's
+        # docstring), and their paths; shared with the places made from this one, and by
+        # thread calls: a dict's get, set and clear are atomic.
+        self._checked: dict[str, str] = {} if checked is None else checked
 
     def __repr__(self) -> str:
         return f"Place({str(self.dest)!r}, {self.rel.as_posix()!r})"
 
     def __truediv__(self, rel: PurePosixPath | str) -> Place:
-        return Place(self.dest, self.rel / inside(rel))
+        return Place(self.dest, self.rel / inside(rel), checked=self._checked)
 
     def folder(self, rel: PurePosixPath | str = ".", *, create: bool = False) -> Path:
         """The folder ``rel`` below this place, once every folder from DEST down to it is
-        checked to be a folder and not a link; with ``create``, the missing ones are made."""
-        path = self.dest
-        for part in (self.rel / inside(rel)).parts:
-            path = path / part
+        checked to be a folder and not a link (or was, by this place: see the module's
+        docstring); with ``create``, the missing ones are made."""
+        return Path(self._folder(_names(rel), create))
+
+    def file_path(self, rel: PurePosixPath | str, *, create: bool = False) -> str:
+        """The file ``rel`` below this place, its folders checked (see :meth:`folder`), as a
+        string (pathlib's objects cost more than the checks the memory saves)."""
+        names = _names(rel)
+        if not names:
+            raise UnsafePath(f"refusing to write to {str(rel)!r}: it names no file")
+        return f"{self._folder(names[:-1], create)}{os.sep}{names[-1]}"
+
+    def forget(self) -> None:
+        """Forget the folders checked, by this place and those sharing its memory: one was
+        removed or moved."""
+        self._checked.clear()
+
+    def _folder(self, names: list[str], create: bool) -> str:
+        """:meth:`folder` of the path ``names`` below this place, as a string."""
+        names = self._names + names
+        full = "/".join(names)
+        known = self._checked.get(full)
+        if known is not None:
+            return known
+        path, key = os.fspath(self.dest), ""
+        for part in names:
+            path, key = f"{path}{os.sep}{part}", f"{key}/{part}" if key else part
+            if key in self._checked:
+                continue
             try:
                 mode = os.lstat(path).st_mode
             except FileNotFoundError:
                 if not create:
                     raise
-                with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
-                    os.mkdir(path)
-                mode = os.lstat(path).st_mode
+                try:
+                    os.mkdir(path)  # a new folder, never a link: nothing more to check
+                    mode = stat.S_IFDIR
+                except FileExistsError:  # made meanwhile by another writer
+                    mode = os.lstat(path).st_mode
             if stat.S_ISLNK(mode):
-                raise link_refused(path)
+                raise link_refused(Path(path))
+            if stat.S_ISDIR(mode):  # a file there fails what acts in it: nothing to remember
+                self._checked[key] = path
         return path
-
-    def file_path(self, rel: PurePosixPath | str, *, create: bool = False) -> Path:
-        """The file ``rel`` below this place, its folders checked (see :meth:`folder`)."""
-        rel = inside(rel)
-        if not rel.name:
-            raise UnsafePath(f"refusing to write to {str(rel)!r}: it names no file")
-        return self.folder(rel.parent, create=create) / rel.name
 
     def open(self, rel: PurePosixPath | str, flags: int, mode: int = 0o666) -> int:
         """``os.open`` of the file ``rel``, never through a link; ``O_CREAT`` makes its folders."""
@@ -126,7 +181,7 @@ class Place:
             return os.open(path, flags | _NOFOLLOW | _BINARY, mode)
         except OSError as e:
             if e.errno == errno.ELOOP and _NOFOLLOW:
-                raise link_refused(path) from None
+                raise link_refused(Path(path)) from None
             raise
 
     def read(self, rel: PurePosixPath | str) -> bytes:
@@ -137,8 +192,14 @@ class Place:
     def replace(self, rel: PurePosixPath | str, to: Place, to_rel: PurePosixPath | str) -> None:
         """Rename the file ``rel`` over ``to_rel`` in ``to`` (of the same DEST), making its folders."""
         assert to.dest == self.dest, "a rename stays inside one DEST"
-        source = self.file_path(rel)
-        os.replace(source, to.file_path(to_rel, create=True))
+        source, target = self.file_path(rel), to.file_path(to_rel, create=True)
+        moved_file = stat.S_ISREG(os.lstat(source).st_mode)
+        try:
+            os.replace(source, target)
+        finally:
+            if not moved_file:  # a folder or link moved: what was checked may have changed
+                self.forget()
+                to.forget()
 
     def unlink(self, rel: PurePosixPath | str, *, missing_ok: bool = False) -> None:
         try:
@@ -149,4 +210,19 @@ class Place:
 
     def rmdir(self, rel: PurePosixPath | str) -> None:
         """Remove the empty folder ``rel`` (a link there is no folder: it stays)."""
-        os.rmdir(self.file_path(rel))
+        try:
+            os.rmdir(self.file_path(rel))
+        finally:  # the folder checked is gone (by whichever of its names, if case is folded)
+            self.forget()
+
+
+def _names(rel: PurePosixPath | str) -> list[str]:
+    """The names of the relative path ``rel``, as :func:`inside` checks it (in a few string
+    operations: every file operation pays for this)."""
+    text = str(rel)
+    names = text.split("/")
+    if "" in names or "." in names:  # "a//b", "./a", "a/" or "": as PurePosixPath reads them
+        names = [name for name in names if name and name != "."]
+    if text.startswith("/") or ".." in names:
+        raise _leaving(rel)
+    return names

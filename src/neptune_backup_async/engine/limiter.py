@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -186,9 +186,15 @@ async def pull(
             tg.start_soon(worker, receive.clone())
 
 
-async def each(items: Sequence[T], work: Callable[[T], Awaitable[object]], tasks: int) -> None:
+async def each(items: Sequence[T], work: Callable[[T], Coroutine[Any, Any, object]], tasks: int) -> None:
     """``work`` on every one of ``items``, by at most ``tasks`` tasks pulling them from a
-    bounded stream: a long list keeps them all busy, and none spawns more."""
+    bounded stream: a long list keeps them all busy, and none spawns more. A list no longer
+    than ``tasks`` (an object's few fields) gets a task an item, with no stream to pay for."""
+    if len(items) <= tasks:
+        async with anyio.create_task_group() as tg:
+            for item in items:
+                tg.start_soon(work, item)
+        return
     send, receive = anyio.create_memory_object_stream[T]()
     async with anyio.create_task_group() as tg:
         tg.start_soon(pull, receive, work, min(tasks, len(items)))

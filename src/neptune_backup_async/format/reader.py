@@ -231,20 +231,39 @@ def read_own(path: Path) -> bytes | None:
 def _leaving(root: Path, paths: Iterable[str]) -> str | None:
     """Blocking: the first of ``paths`` that leads out of ``root`` through a symbolic link.
 
-    Every object of a backup is read on every backup, so each folder is resolved once, and
-    a file only when it is a link itself (one lstat)."""
-    real = os.path.realpath(root)
-    inside: dict[str, bool] = {}
+    Every object of a backup is read on every backup, so each folder costs one lstat, a file
+    one only when named (the same file is named by many simple fields), and a path is only
+    resolved when a link is met on its way: with none, it cannot leave ``root``, as the
+    paths were checked to be relative and without ``..`` (see ``manifest.checked_path``)."""
+    base = os.fspath(root)
+    real = ""  # root resolved, once a link asks for it
 
     def within(path: str) -> bool:
+        nonlocal real
+        real = real or os.path.realpath(root)
         return os.path.commonpath([real, os.path.realpath(path)]) == real
 
-    for rel in paths:
-        folder = os.path.dirname(rel)
+    def is_link(path: str) -> bool:
+        try:
+            return stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            return False  # no such file: nothing to follow, as realpath takes it
+
+    plain = {"": True}  # by folder below root: whether no link is on the way down to it
+    inside = {"": True}
+
+    def folder_inside(folder: str) -> bool:
         if folder not in inside:
-            inside[folder] = within(os.path.join(root, folder))
-        path = os.path.join(root, rel)
-        if not inside[folder] or (os.path.islink(path) and not within(path)):
+            parent = os.path.dirname(folder)
+            folder_inside(parent)
+            path = os.path.join(base, folder)
+            plain[folder] = plain[parent] and not is_link(path)
+            inside[folder] = plain[folder] or within(path)
+        return inside[folder]
+
+    for rel in dict.fromkeys(paths):
+        path = os.path.join(base, rel)
+        if not folder_inside(os.path.dirname(rel)) or (is_link(path) and not within(path)):
             return rel
     return None
 
@@ -297,9 +316,9 @@ def check_folder(root: Path, dest: Path) -> bool:
     """Blocking: whether the object folder ``root`` (below ``dest``) exists. Raises
     DamagedError when a file or a symbolic link is in its place or in the place of a folder
     above it: nothing there is followed, nor written."""
-    here = dest
+    here = os.fspath(dest)
     for part in root.relative_to(dest).parts:
-        here = here / part
+        here = os.path.join(here, part)
         try:
             st = os.lstat(here)
         except FileNotFoundError:
@@ -360,9 +379,10 @@ def load_previous(place: Place, *, dry_run: bool = False) -> Previous | None:
         return None
     assert manifest is not None
     intact = set()
+    base = os.fspath(root)
     for rel, written in manifest.files.items():
         with contextlib.suppress(OSError):
-            st = os.lstat(root / rel)  # a symbolic link is no file of ours
+            st = os.lstat(os.path.join(base, rel))  # a symbolic link is no file of ours
             if stat.S_ISREG(st.st_mode) and st.st_size == written.size:
                 intact.add(rel)
     return Previous(manifest, intact, saved.damage)
