@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
+from neptune_backup_async.loading.command import Bars
 from neptune_backup_async.testing import MINIMAL, generate
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.to_mlflow import command
@@ -79,7 +80,7 @@ def test_progress_says_mlflow_is_starting_with_the_total_and_mlflow_logs_go_to_a
     assert not any(p.starting for p in seen[1:]) and seen[-1].objects_done == 3
 
     out = io.StringIO()
-    bars = command._Bars(True, file=out)
+    bars = Bars(True, command.TRACKER.system, file=out)
     bars(seen[0])
     assert "objects (starting MLflow…)" in out.getvalue() and "0/3" in out.getvalue()
     bars(seen[-1])

@@ -3,12 +3,14 @@ sent to a file, and running the load with the summary and exit code."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from ..errors import ProjectNotFoundError, exit_code_of
 from .report import LoadProgress, LoadReport
@@ -47,12 +49,32 @@ def log_to(path: Path, loggers: Sequence[str]) -> Iterator[None]:
         handler.close()
 
 
+@dataclass(frozen=True)
+class Tracker:
+    """What a ``load-*`` command says of its tracker."""
+
+    system: str  # its name, as the bars say it: "MLflow"
+    log: str  # in DEST: what its client logs, which would break the bars
+    loggers: Sequence[str]  # the loggers its client gives handlers of their own
+    report: str  # in DEST: the load's report
+
+
+def add_arguments(parser: argparse.ArgumentParser, concurrency: str, dry_run: str) -> None:
+    """The options every load takes, after the tracker's own."""
+    parser.add_argument("--projects", help="only these projects: WORKSPACE/PROJECT[,...] (default: all)")
+    parser.add_argument(
+        "--runs", help="only these runs (or models, versions, project keys), by sys/id: RUN-1,RUN-7"
+    )
+    parser.add_argument("--concurrency", type=int, default=8, help=f"{concurrency} (default: 8)")
+    parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 class Bars:
     """tqdm bars for objects and points, on stderr, only when it is a terminal."""
 
-    SYSTEM: ClassVar[str] = "the tracker"
-
-    def __init__(self, enabled: bool, file: TextIO | None = None) -> None:
+    def __init__(self, enabled: bool, system: str = "the tracker", file: TextIO | None = None) -> None:
+        self.system = system
         self.objects: Any = None
         self.points: Any = None
         if enabled:
@@ -65,7 +87,7 @@ class Bars:
     def __call__(self, p: LoadProgress) -> None:
         if self.objects is None:
             return
-        desc = f"{OBJECTS} (starting {self.SYSTEM}…)" if p.starting else OBJECTS
+        desc = f"{OBJECTS} (starting {self.system}…)" if p.starting else OBJECTS
         if self.objects.total != p.objects_found or self.objects.desc != desc:
             self.objects.total = p.objects_found
             self.objects.set_description_str(desc, refresh=False)
@@ -82,17 +104,16 @@ class Bars:
 def run_load(
     load: Callable[[Callable[[LoadProgress], None]], Awaitable[R]],
     run_async: Callable[[Callable[[], Awaitable[R]]], R],
-    bars: Bars,
-    dest: Path,
-    log: str,
-    loggers: Sequence[str],
-    report_name: str,
+    tracker: Tracker,
+    args: argparse.Namespace,
 ) -> R | int:
-    """Run ``load(progress)`` with the bars, and the tracker's log in ``dest/log``; print its
-    summary (on stdout for a dry run, else on stderr with where the report is). Returns the
-    report, or the exit code when it was interrupted."""
+    """Run ``load(progress)`` with the bars, and the tracker's log in DEST; print its summary
+    (on stdout for a dry run, else on stderr with where the report is). Returns the report, or
+    the exit code when it was interrupted."""
+    dest: Path = args.destination
+    bars = Bars(not args.quiet and not args.dry_run and sys.stderr.isatty(), tracker.system)
     try:
-        with log_to(dest / log, loggers):
+        with log_to(dest / tracker.log, tracker.loggers):
             report = run_async(lambda: load(bars))
     except KeyboardInterrupt as e:
         bars.close()
@@ -104,5 +125,5 @@ def run_load(
         print(report.summary())
     else:
         print(report.summary(), file=sys.stderr)
-        print(f"Report: {dest / report_name}", file=sys.stderr)
+        print(f"Report: {dest / tracker.report}", file=sys.stderr)
     return report

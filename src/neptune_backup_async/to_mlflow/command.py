@@ -15,9 +15,12 @@ from ..selection import parse_list
 from . import loader, tracking
 from .load_report import REPORT, LoadReport
 
-LOG = f"{lock.FOLDER}/load-mlflow.log"  # in DEST: what MLflow itself logs, which would break the bars
-# The loggers MLflow gives a handler of its own that writes to stderr.
-MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy.engine", "huey")
+TRACKER = command.Tracker(
+    "MLflow",
+    f"{lock.FOLDER}/load-mlflow.log",
+    ("mlflow", "alembic", "sqlalchemy.engine", "huey"),  # each with a handler of its own, to stderr
+    REPORT,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,30 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--experiment-prefix", default="", help="put before every experiment name (<workspace>/<project>)"
     )
-    parser.add_argument("--projects", help="only these projects: WORKSPACE/PROJECT[,...] (default: all)")
-    parser.add_argument(
-        "--runs", help="only these runs (or models, versions, project keys), by sys/id: RUN-1,RUN-7"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=8,
-        help="the most objects loaded at once, and MLflow calls in flight (default: 8)",
-    )
     parser.add_argument(
         "--artifact-root",
         help="where new experiments keep artifacts (default: beside a SQLite database; else MLflow's default)",
     )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="count what would be loaded, asking MLflow what it holds; write nothing",
+    command.add_arguments(
+        parser,
+        concurrency="the most objects loaded at once, and MLflow calls in flight",
+        dry_run="count what would be loaded, asking MLflow what it holds; write nothing",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-class _Bars(command.Bars):
-    SYSTEM = "MLflow"
 
 
 def run(
@@ -79,11 +67,8 @@ def run(
             progress=progress,
         ),
         run_async,
-        _Bars(enabled=not args.quiet and not args.dry_run and sys.stderr.isatty()),
-        dest,
-        LOG,
-        MLFLOW_LOGGERS,
-        REPORT,
+        TRACKER,
+        args,
     )
     if isinstance(done, int) or done.dry_run:
         return done if isinstance(done, int) else done.exit_code

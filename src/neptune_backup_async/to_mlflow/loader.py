@@ -14,19 +14,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
-from ..disk.files import write_whole
 from ..disk.lock import Lock
-from ..disk.place import Place
-from ..errors import UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
 from ..loading import backup as reader
-from ..loading import files
+from ..loading import files, session
 from ..loading.series import Point
 from . import convert, naming, plan, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
@@ -38,6 +35,10 @@ HOME = ".mlflow"  # in DEST: the default SQLite database, its artifacts, and fil
 
 class _Replace(Exception):
     """The object changed in a way MLflow cannot update in place (a param's value, a series rewritten)."""
+
+
+def _staging(dest: Path) -> Path:
+    return dest / HOME / "staging" / str(os.getpid())
 
 
 def default_uri(dest: Path) -> str:
@@ -66,7 +67,7 @@ class _Loader:
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.concurrency = concurrency
         self.progress = progress
-        self.staging = dest / HOME / "staging" / str(os.getpid())
+        self.staging = _staging(dest)
         self.experiment_of = experiment_of  # object folder -> experiment name
         self.prefix = prefix
 
@@ -292,24 +293,12 @@ async def load_mlflow(
     added; nothing is loaded twice.
     """
     dest = Path(destination)
-    if concurrency < 1:
-        raise UsageError("--concurrency must be at least 1.")
     reader.require_backup(dest)
     uri = tracking_uri or default_uri(dest)
     root = artifact_root or default_artifact_root(dest, uri)
     report = LoadReport(str(dest.resolve()), tracking.redact_uri(uri), dt.datetime.now(dt.timezone.utc))
     report.dry_run = dry_run
-    objects, bad = await anyio.to_thread.run_sync(
-        reader.find_objects,
-        dest,
-        set(projects) if projects else None,
-        set(runs) if runs else None,
-        convert.MAPPING_VERSION,
-    )
-    for b in bad:
-        report.failures.append(Note("/".join(b.rel.split("/")[:2]), b.rel.split("/")[-1], None, b.reason))
-    report.objects_found = len(objects) + len(bad)
-    report.objects_failed = len(bad)
+    objects = await session.find(dest, projects, runs, convert.MAPPING_VERSION, concurrency, report)
     if dry_run:
         await _dry_run(uri, root, experiment_prefix, objects, report)
         report.finished_at = dt.datetime.now(dt.timezone.utc)
@@ -324,8 +313,7 @@ async def _load_all(
     concurrency: int, progress: Callable[[LoadProgress], None] | None, report: LoadReport,
 ) -> LoadReport:  # fmt: skip
     """Load ``objects``, writing the report however it ends."""
-    staging: Path | None = None
-    try:
+    async with session.reported(dest, report, REPORT, _staging(dest)):
         if progress is not None:  # the total is known; MLflow may take long to start
             progress(report.progress(starting=True))
         mlflow = await anyio.to_thread.run_sync(tracking.Tracking, uri, root)
@@ -339,7 +327,6 @@ async def _load_all(
             {o.rel: plan.experiment_name(experiment_prefix, o.manifest) for o in objects},
             experiment_prefix,
         )
-        staging = loader.staging
         found: dict[str, dict[str, tracking.FoundRun]] = {}
         await anyio.to_thread.run_sync(reader.remove_stale_staging, dest / HOME / "staging")
         projects = {experiment_prefix + o.project for o in objects if o.manifest.kind == "project"}
@@ -354,17 +341,6 @@ async def _load_all(
                         f" in {name}{plan.PROJECT_SUFFIX} and tags of {name}; the run {run.run_id} that held them"
                         " is deleted (restorable until `mlflow gc`)"))  # fmt: skip
         await loader.run(objects, found)
-    except BaseException as e:  # the report says what stopped it, with the command's exit code
-        report.interrupted = True
-        report.stopped_with = exit_code_of(e)
-        raise
-    finally:
-        report.finished_at = dt.datetime.now(dt.timezone.utc)
-        with anyio.CancelScope(shield=True):
-            if staging is not None:
-                await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, staging, ignore_errors=True))
-            document = values.dumps(report.to_json()).encode("utf-8")
-            await anyio.to_thread.run_sync(write_whole, Place(dest), PurePosixPath(REPORT), document)
     return report
 
 

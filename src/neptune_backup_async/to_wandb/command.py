@@ -16,11 +16,7 @@ from ..selection import parse_list
 from . import client, loader
 from .load_report import REPORT, LoadReport
 
-LOG = f"{lock.FOLDER}/load-wandb.log"  # in DEST: what wandb itself logs, which would break the bars
-
-
-class _Bars(command.Bars):
-    SYSTEM = "W&B"
+TRACKER = command.Tracker("W&B", f"{lock.FOLDER}/load-wandb.log", client.LOGGERS, REPORT)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,15 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--project-map",
         help="W&B projects by Neptune project: WORKSPACE/PROJECT=NAME[,...] (default: WORKSPACE-PROJECT)",
     )
-    parser.add_argument("--projects", help="only these projects: WORKSPACE/PROJECT[,...] (default: all)")
-    parser.add_argument(
-        "--runs", help="only these runs (or models, versions, project keys), by sys/id: RUN-1,RUN-7"
+    command.add_arguments(
+        parser,
+        concurrency="the most runs written at once",
+        dry_run="count what would be loaded; write nothing",
     )
-    parser.add_argument(
-        "--concurrency", type=int, default=8, help="the most runs written at once (default: 8)"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="count what would be loaded; write nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def parse_map(text: str | None) -> dict[str, str]:
@@ -85,11 +77,8 @@ def run(
             progress=progress,
         ),
         run_async,
-        _Bars(enabled=not args.quiet and not args.dry_run and sys.stderr.isatty()),
-        dest,
-        LOG,
-        client.LOGGERS,
-        REPORT,
+        TRACKER,
+        args,
     )
     if isinstance(done, int):
         return done

@@ -18,18 +18,16 @@ import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
-from ..disk.files import write_whole
 from ..disk.lock import FOLDER, Lock
-from ..disk.place import Place
-from ..errors import UsageError, exit_code_of
+from ..errors import UsageError
 from ..format import values
 from ..format.report import Note
-from ..loading import backup, files
+from ..loading import backup, files, session
 from ..loading.report import LoadProgress
 from ..loading.series import Point, Text, parse_string_series
 from . import client, convert, naming, plan
@@ -305,8 +303,6 @@ async def load_wandb(
     loaded twice.
     """
     dest = Path(destination)
-    if concurrency < 1:
-        raise UsageError("--concurrency must be at least 1.")
     if project is not None and project_map:
         raise UsageError("Give either --project or --project-map, not both.")
     client.require_wandb()
@@ -319,17 +315,7 @@ async def load_wandb(
     )
     report = LoadReport(str(dest.resolve()), target, dt.datetime.now(dt.timezone.utc))
     report.dry_run = dry_run
-    objects, bad = await anyio.to_thread.run_sync(
-        backup.find_objects,
-        dest,
-        set(projects) if projects else None,
-        set(runs) if runs else None,
-        plan.MAPPING,
-    )
-    for b in bad:
-        report.failures.append(Note("/".join(b.rel.split("/")[:2]), b.rel.split("/")[-1], None, b.reason))
-    report.objects_found = len(objects) + len(bad)
-    report.objects_failed = len(bad)
+    objects = await session.find(dest, projects, runs, plan.MAPPING, concurrency, report)
     project_of = project_chooser(project, project_map)
     for obj in objects:
         name = project_of(obj.project)
@@ -350,7 +336,7 @@ async def _load_all(
     """Load ``objects``, writing the report however it ends."""
     home = (out if out is not None else dest) / STAGING
     staging = home / str(os.getpid())
-    try:
+    async with session.reported(dest, report, REPORT, staging):
         if progress is not None:
             progress(report.progress(starting=True))
         await anyio.to_thread.run_sync(backup.remove_stale_staging, home)
@@ -365,16 +351,6 @@ async def _load_all(
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(client.teardown)
-    except BaseException as e:  # the report says what stopped it, with the command's exit code
-        report.interrupted = True
-        report.stopped_with = exit_code_of(e)
-        raise
-    finally:
-        report.finished_at = dt.datetime.now(dt.timezone.utc)
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, staging, ignore_errors=True))
-            document = values.dumps(report.to_json()).encode("utf-8")
-            await anyio.to_thread.run_sync(write_whole, Place(dest), PurePosixPath(REPORT), document)
     return report
 
 

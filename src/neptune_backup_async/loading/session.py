@@ -1,0 +1,61 @@
+"""The frame of one load, the same for every loader: the objects it finds, and its report,
+written however the load ends."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path, PurePosixPath
+
+import anyio
+
+from ..disk.files import write_whole
+from ..disk.place import Place
+from ..errors import UsageError, exit_code_of
+from ..format import values
+from ..format.report import Note
+from . import backup
+from .report import LoadReport
+
+
+async def find(
+    dest: Path,
+    projects: Sequence[str] | None,
+    runs: Sequence[str] | None,
+    mapping: str,
+    concurrency: int,
+    report: LoadReport,
+) -> list[backup.BackupObject]:
+    """The objects to load; those that cannot be are failures of the report."""
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1.")
+    objects, bad = await anyio.to_thread.run_sync(
+        backup.find_objects, dest, set(projects) if projects else None, set(runs) if runs else None, mapping
+    )
+    for b in bad:
+        report.failures.append(Note("/".join(b.rel.split("/")[:2]), b.rel.split("/")[-1], None, b.reason))
+    report.objects_found = len(objects) + len(bad)
+    report.objects_failed = len(bad)
+    return objects
+
+
+@contextlib.asynccontextmanager
+async def reported(dest: Path, report: LoadReport, name: str, staging: Path | None) -> AsyncIterator[None]:
+    """Write ``report`` to ``dest/name`` however the load ends, with what stopped it, after
+    removing the load's ``staging``."""
+    try:
+        yield
+    except BaseException as e:  # the report says what stopped it, with the command's exit code
+        report.interrupted = True
+        report.stopped_with = exit_code_of(e)
+        raise
+    finally:
+        report.finished_at = dt.datetime.now(dt.timezone.utc)
+        with anyio.CancelScope(shield=True):
+            if staging is not None:
+                await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, staging, ignore_errors=True))
+            document = values.dumps(report.to_json()).encode("utf-8")
+            await anyio.to_thread.run_sync(write_whole, Place(dest), PurePosixPath(name), document)
