@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ..disk.lock import Lock
+from ..engine.limiter import each
 from ..format import values
 from ..format.report import Note
 from ..loading import backup as reader
@@ -81,25 +82,12 @@ class _Loader:
     async def run(
         self, objects: list[reader.BackupObject], found: dict[str, dict[str, tracking.FoundRun]]
     ) -> None:
-        send, receive = anyio.create_memory_object_stream[reader.BackupObject](self.concurrency)
+        async def work(obj: reader.BackupObject) -> None:
+            exp_id = self.report.experiments[self.experiment_of[obj.rel]]
+            await self.load_object(obj, exp_id, found[exp_id].get(obj.manifest.sys_id))
+            self._tick()
 
-        async def produce() -> None:
-            async with send:
-                for obj in objects:
-                    await send.send(obj)
-
-        async def work(inbox: Any) -> None:
-            async with inbox:
-                async for obj in inbox:
-                    exp_id = self.report.experiments[self.experiment_of[obj.rel]]
-                    await self.load_object(obj, exp_id, found[exp_id].get(obj.manifest.sys_id))
-                    self._tick()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            for _ in range(self.concurrency):
-                tg.start_soon(work, receive.clone())
-            receive.close()
+        await each(objects, work, self.concurrency)
 
     def _fail(self, obj: reader.BackupObject, field: str | None, reason: str) -> None:
         self.report.failures.append(Note(obj.project, obj.manifest.sys_id, field, reason))

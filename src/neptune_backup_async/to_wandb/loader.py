@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ..disk.lock import FOLDER, Lock
+from ..engine.limiter import each
 from ..errors import UsageError
 from ..format import values
 from ..format.report import Note
@@ -100,25 +101,13 @@ class _Loader:
 
     async def _batch(self, batch: list[backup.BackupObject]) -> list[Written]:
         written: list[Written] = []
-        send, receive = anyio.create_memory_object_stream[backup.BackupObject](self.concurrency)
 
-        async def produce() -> None:
-            async with send:
-                for obj in batch:
-                    await send.send(obj)
+        async def work(obj: backup.BackupObject) -> None:
+            if (done := await self.load_object(obj)) is not None:
+                written.append(done)
+            self._tick()
 
-        async def work(inbox: Any) -> None:
-            async with inbox:
-                async for obj in inbox:
-                    if (done := await self.load_object(obj)) is not None:
-                        written.append(done)
-                    self._tick()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            for _ in range(self.concurrency):
-                tg.start_soon(work, receive.clone())
-            receive.close()
+        await each(batch, work, self.concurrency)
         return written
 
     async def place(self, done: Written) -> None:
