@@ -100,6 +100,17 @@ def test_each_part_imports_only_what_lies_below_it() -> None:
     assert wrong == []
 
 
+def _outside_imports(path: Path) -> set[str]:
+    """The top-level packages a module imports by absolute name, anywhere in it."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
 def test_no_import_cycles() -> None:
     graph = {m: _imports(m, p) for m, p in _modules()}
     cycles = []
@@ -117,18 +128,7 @@ def test_no_import_cycles() -> None:
 
 
 def test_only_the_neptune_adapter_imports_neptune() -> None:
-    clients = set()
-    for module, path in _modules():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom) and not node.level
-                else []
-            )
-            if any(n.split(".")[0] in {"neptune", "bravado", "bravado_core"} for n in names):
-                clients.add(module)
+    clients = {m for m, p in _modules() if _outside_imports(p) & {"neptune", "bravado", "bravado_core"}}
     assert clients == {f"{NAME}.remote.neptune.client"}
 
 
@@ -166,17 +166,5 @@ def test_the_root_holds_only_the_entry_points_and_modules_stay_small() -> None:
 
 def test_only_each_loaders_adapter_imports_its_tracker() -> None:
     """The optional extras are imported in one module each, so the package imports without them."""
-    importers: dict[str, set[str]] = {"mlflow": set(), "wandb": set()}
-    for module, path in _modules():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom) and not node.level
-                else []
-            )
-            for n in names:
-                if n.split(".")[0] in importers:
-                    importers[n.split(".")[0]].add(module)
+    importers = {t: {m for m, p in _modules() if t in _outside_imports(p)} for t in ("mlflow", "wandb")}
     assert importers == {"mlflow": {f"{NAME}.to_mlflow.tracking"}, "wandb": {f"{NAME}.to_wandb.client"}}
