@@ -18,6 +18,7 @@ import test_load_wandb as e2e  # skips this module too when wandb is not install
 from neptune_backup_async import load_wandb
 from neptune_backup_async.testing import model as m
 from neptune_backup_async.to_wandb import client
+from neptune_backup_async.to_wandb.plan import Run
 from wandb_log import LoggedRun, read_all
 
 wandb_home = e2e.wandb_home  # the fixture, shared with the end-to-end tests
@@ -30,10 +31,10 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     sent: list[tuple[str, Path]] = []
     write, teardown = client.write, client.teardown
 
-    def offline_write(spec: client.RunSpec, offline: bool, *rest: Any) -> Path:
+    def offline_write(entity: str | None, project: str, run: Run, offline: bool, *rest: Any) -> Path:
         assert not offline
-        folder = write(spec, True, *rest)
-        sent.append((spec.run_id, folder))
+        folder = write(entity, project, run, True, *rest)
+        sent.append((run.id, folder))
         return folder
 
     def teardown_and_keep() -> None:

@@ -12,12 +12,12 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackupError
 from . import convert, naming
+from .plan import Run
 
 INSTALL_HINT = 'load-wandb needs W&B\'s client. Install it with: pip install "neptune-backup-async[wandb]"'
 LOGGERS = ("wandb",)
@@ -39,21 +39,6 @@ def _wandb() -> Any:
 
 def require_wandb() -> None:
     _wandb()
-
-
-@dataclass
-class RunSpec:
-    """One run of W&B as it is opened: where, and the attributes it has."""
-
-    entity: str | None
-    project: str
-    run_id: str
-    name: str
-    notes: str
-    tags: list[str]
-    group: str | None
-    job_type: str
-    failed: bool  # Neptune's sys/failed: the run ends as W&B's "failed" (exit code 1)
 
 
 @contextlib.contextmanager
@@ -84,7 +69,9 @@ def _with_images(wandb: Any, row: dict[str, Any], run_files: Path) -> dict[str, 
 
 
 def write(
-    spec: RunSpec,
+    entity: str | None,
+    project: str,
+    run_of: Run,
     offline: bool,
     where: Path,
     config: dict[str, Any],
@@ -115,14 +102,14 @@ def write(
     )
     run = wandb.init(
         dir=str(where),
-        id=spec.run_id,
-        entity=spec.entity,
-        project=spec.project,
-        name=spec.name,
-        notes=spec.notes or None,
-        tags=spec.tags,
-        group=spec.group,
-        job_type=spec.job_type,
+        id=run_of.id,
+        entity=entity,
+        project=project,
+        name=run_of.name,
+        notes=run_of.notes or None,
+        tags=run_of.tags,
+        group=run_of.group,
+        job_type=run_of.job_type,
         resume="allow",
         reinit="create_new",
         settings=settings,
@@ -143,7 +130,7 @@ def write(
     except BaseException:
         run.finish(exit_code=1)
         raise
-    run.finish(exit_code=1 if spec.failed else 0)
+    run.finish(exit_code=1 if run_of.failed else 0)
     return run_files.parent
 
 

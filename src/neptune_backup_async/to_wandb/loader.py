@@ -150,7 +150,7 @@ class _Loader:
             self._fail(obj, path, why)
         project = self.project_of(obj.project)
         try:
-            before = await self.state(project, the_plan.run_id)
+            before = await self.state(project, the_plan.run.id)
             if before is not None and before.fingerprint == obj.fingerprint:
                 self.report.objects_unchanged += 1
                 return None
@@ -186,7 +186,7 @@ class _Loader:
                 if had.key != s.key or had.rows > len(points) or _prefix(points, had.rows) != had.prefix:
                     raise Rewritten(
                         f"series {s.path} was rewritten since it was loaded, and W&B cannot take points"
-                        f" away: delete the W&B run {the_plan.run_id} (and its offline runs), then load again"
+                        f" away: delete the W&B run {the_plan.run.id} (and its offline runs), then load again"
                     )
                 start = had.rows
             new.series[s.path] = SeriesState(s.key, len(points), _prefix(points, len(points)))
@@ -214,7 +214,7 @@ class _Loader:
         }
         if meta is not None:  # as checked when it was read
             own[plan.METADATA_JSON] = meta
-        where = self.staging / the_plan.run_id
+        where = self.staging / the_plan.run.id
         staged = where / "staged"
 
         def lay_out() -> list[str]:
@@ -229,14 +229,12 @@ class _Loader:
         try:
             laid = await self.call(lay_out)
             size = sum((staged / rel).stat().st_size for rel in laid) - sum(map(len, own.values()))
-            spec = client.RunSpec(
-                self.entity, project, the_plan.run_id, the_plan.name, the_plan.notes, the_plan.tags,
-                the_plan.group, the_plan.job_type, the_plan.run_failed,
-            )  # fmt: skip
             keys = [s.key for s in the_plan.series]
             folder = await self.call(
                 client.write,
-                spec,
+                self.entity,
+                project,
+                the_plan.run,
                 self.offline is not None,
                 where,
                 config,
@@ -251,7 +249,7 @@ class _Loader:
             raise
         images = {s.key for s in the_plan.series if s.kind == "image"}
         points = sum(len(points) for key, points in pending if key not in images)
-        return Written(obj, the_plan.run_id, folder, points, sum(_leaves(v) for v in config.values()), size)
+        return Written(obj, the_plan.run.id, folder, points, sum(_leaves(v) for v in config.values()), size)
 
 
 def _leaves(value: Any) -> int:

@@ -34,15 +34,22 @@ class Series:
     kind: str  # "float", "string" or "image"
 
 
-@dataclass
-class Plan:
-    run_id: str
+@dataclass(frozen=True)
+class Run:
+    """The W&B run of one object, as it is opened."""
+
+    id: str
     name: str
     notes: str
     tags: list[str]
     group: str | None
     job_type: str
-    run_failed: bool  # Neptune's sys/failed
+    failed: bool  # Neptune's sys/failed: the run ends as W&B's "failed" (exit code 1)
+
+
+@dataclass
+class Plan:
+    run: Run
     keys: dict[str, str]  # field path -> W&B key
     config: dict[str, Any]  # nested by the keys' segments
     series: list[Series]
@@ -139,8 +146,8 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
     name = _text(meta.get("sys/name")) or manifest.sys_id
     if manifest.kind == "project":  # not a run, though loaded as one: say what it holds
         name = f"project fields of {manifest.project}"
-    return Plan(
-        run_id=naming.run_id(manifest.project, manifest.sys_id),
+    run = Run(
+        id=naming.run_id(manifest.project, manifest.sys_id),
         name=name,
         notes=_text(meta.get("sys/description")),
         tags=naming.tags(t for t in neptune_tags if isinstance(t, str))
@@ -148,7 +155,10 @@ def build(manifest: Manifest, meta: dict[str, Any]) -> Plan:
         else [],
         group=",".join(groups) or None,
         job_type=JOB_TYPES.get(manifest.kind, manifest.kind),
-        run_failed=meta.get("sys/failed") is True,
+        failed=meta.get("sys/failed") is True,
+    )
+    return Plan(
+        run=run,
         keys=keys,
         config=config,
         series=series,
