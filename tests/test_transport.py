@@ -30,6 +30,7 @@ from expect import check_backup
 from neptune_backup_async import BackupError, Progress, backup
 from neptune_backup_async.errors import Retry, TransientError, UsageError
 from neptune_backup_async.remote.neptune.client import connect
+from neptune_backup_async.remote.neptune.token import REFRESH_BEFORE
 from neptune_backup_async.remote.neptune.transport import Transport, check_plain_http
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
 from threaded import serving
@@ -99,12 +100,16 @@ async def test_a_token_that_expires_mid_backup_is_refreshed_and_the_backup_compl
     def progress(p: Progress) -> None:
         if p.objects_done >= 2 and not stood:
             # The whole backup stands still (this runs on its event loop) until every access
-            # token issued so far has died: whole seconds of exp, at most 1 s away.
+            # token issued so far is within REFRESH_BEFORE of its exp (whole seconds, at most
+            # REFRESH_BEFORE + 1 s away): the server would refuse it soon, so the client must refresh.
             time.sleep(1.1)
             stood.append(True)
 
     with serve(demo_world) as server:
-        server.auth.token_lifetime = 1
+        # Each token the client sends still has REFRESH_BEFORE seconds to live, so one held up
+        # in flight on a busy machine is still alive when the server reads it; a client that
+        # refreshed only at exp, or on a 401, would refresh once (its first request) or see 401s.
+        server.auth.token_lifetime = REFRESH_BEFORE + 1
         await backup("all", tmp_path, api_token=server.api_token, concurrency=4, progress=progress)
         stats = server.stats.snapshot()
     assert stood
