@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import io
 import os
 import pty
 import select
@@ -13,7 +15,9 @@ import termios
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+from neptune_backup_async.cli import main
 from neptune_backup_async.testing import Hold
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
@@ -51,6 +55,21 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         timeout=timeout,
     )
+
+
+def run_here(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    """:func:`run_cli` in this process, through the same ``main`` with the same arguments, exit
+    code and output: for tests whose point is not the process boundary. It saves a process's
+    start-up (the neptune client's import) and lets a test change the command line's parts
+    (as :func:`fast_retry.fast_command_line` does)."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, cli_env(token), clear=True),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main.main(command(*args)[len(CLI) :])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def held(hold: Hold, proc: subprocess.Popen[Any], timeout: float = 60) -> bool:

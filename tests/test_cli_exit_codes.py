@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, cli_env, run_cli
+from cli_helpers import CLI, cli_env, run_cli, run_here
 from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, generate, serve
 
 PROJECT = "workspace-0/project-1"
@@ -53,7 +53,7 @@ def test_report_counts_what_a_later_report_supersedes_once(server: FakeNeptuneSe
     dest = tmp_path / "out"
     whole = ["--projects", PROJECT, "--output", str(dest), "--quiet"]
     for args in (whole, [*whole, "--shard", "0/2"], whole):  # a shard between two whole backups
-        assert run_cli(*args, token=server.api_token).returncode == 0
+        assert run_here(*args, token=server.api_token).returncode == 0  # the backups: in this process
         result = run_cli("report", str(dest), "--output", str(tmp_path / "merged.json"))
         assert result.returncode == 0, result.stdout
         assert "4 of 4 runs backed up" in result.stdout or ": 4 runs," in result.stdout, result.stdout

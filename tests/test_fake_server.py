@@ -553,6 +553,7 @@ def test_scripted_429_and_cut(server: FakeNeptuneServer) -> None:
     server.faults.script("getProject", "cut")
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         raw(server, "GET", "/api/backend/v1/projects/get", params={"projectIdentifier": PROJECT})
+    settle(server)  # the cut reached the client before the server booked it (seen under load)
     assert server.stats.cuts >= 1
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_here
 from expect import check_backup
+from fast_retry import fast_command_line
 from neptune_backup_async import backup
 from neptune_backup_async.format.report import BackupReport
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, World, generate, serve
@@ -48,7 +49,7 @@ def copies(folder: Path) -> dict[str, bytes]:
 
 
 def verify(dest: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli("verify", str(dest))
+    return run_here("verify", str(dest))
 
 
 def assert_kept(
@@ -83,8 +84,10 @@ def assert_kept(
     ]
 
 
-@pytest.mark.slow
-def test_a_field_that_fails_keeps_its_earlier_copy_until_a_backup_fetches_it(tmp_path: Path) -> None:
+def test_a_field_that_fails_keeps_its_earlier_copy_until_a_backup_fetches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast_command_line(monkeypatch)  # the command line in this process: its 8 tries, without the waits
     world = small_world()
     dest = tmp_path / "backup"
     with serve(world) as server:
@@ -98,7 +101,7 @@ def test_a_field_that_fails_keeps_its_earlier_copy_until_a_backup_fetches_it(tmp
         server.faults.always(
             "getFloatSeriesValues", 404, match={"experimentId": run.uuid, "attribute": SERIES}
         )
-        failed = run_cli(
+        failed = run_here(
             "--projects", "all", "--output", str(dest), "--full", "--quiet", token=server.api_token
         )
         assert failed.returncode == 1, failed.stderr

@@ -213,6 +213,7 @@ def _assert_no_two_fields_meet(paths: list[str], reserved: tuple[str, ...] = ())
     assert not {f.split("/")[0] for f in [*files, *folders]} & {n.casefold() for n in reserved}
 
 
+@pytest.mark.slow  # 2,800 names, each of every kind: seconds of CPU
 def test_every_short_name_from_an_adversarial_alphabet_gets_a_path_of_its_own() -> None:
     alphabet = "aA~%./_"
     paths = ["".join(c) for n in range(1, 5) for c in itertools.product(alphabet, repeat=n)]
@@ -263,6 +264,7 @@ segments = st.one_of(
 adversarial_paths = st.lists(segments, min_size=1, max_size=3).map("/".join)
 
 
+@pytest.mark.slow  # seconds of CPU
 @settings(deadline=None, max_examples=40)
 @given(st.lists(adversarial_paths, min_size=1, max_size=4, unique=True))
 def test_file_names_fed_back_as_field_names_get_paths_of_their_own(paths: list[str]) -> None:

@@ -8,6 +8,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
 from neptune_backup_async.loading.command import Bars
 from neptune_backup_async.testing import MINIMAL, generate
@@ -69,6 +71,7 @@ def test_each_neptune_tag_is_a_searchable_mlflow_tag_and_a_removed_one_goes(
     assert with_tag("neptune.tag.gpu") == ["P0-1"] and with_tag("neptune.tag.cpu") == ["P0-2"]
 
 
+@pytest.mark.slow  # two new MLflow databases made (seconds each) and a command that imports MLflow
 def test_progress_says_mlflow_is_starting_with_the_total_and_mlflow_logs_go_to_a_file(tmp_path: Path) -> None:
     dest = tmp_path / "backup"
     e2e.make_backup(generate(replace(MINIMAL, runs_per_project=2), artifact_root=tmp_path / "sources"), dest)

@@ -1,5 +1,8 @@
 """load-mlflow reads the backup as input: each file is checked against its manifest before it
-is loaded, and the load's report tells the truth on every exit."""
+is loaded, and the load's report tells the truth on every exit.
+
+The command line runs in this process (``run_here``: MLflow is imported once, not a few seconds
+per command) but where a signal stops it."""
 
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from cli_helpers import run_here
 from neptune_backup_async.disk.lock import Lock
 from optional import need
 
 need("mlflow", "mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from test_load_mlflow import empty_db, free_port, fresh_db, make_backup, run_cli, small_world  # noqa: E402, F401
+from test_load_mlflow import empty_db, free_port, fresh_db, make_backup, small_world  # noqa: E402, F401
 
 RUN = "workspace-0/project-0/P0-1"
 
@@ -52,7 +58,7 @@ def test_a_series_edited_to_the_same_size_is_not_loaded_and_named(tmp_path: Path
     path.write_text("\n".join(lines))
     uri = fresh_db(empty_db, tmp_path / "mlflow.db")
 
-    result = run_cli("load-mlflow", str(dest), "--tracking-uri", uri)
+    result = run_here("load-mlflow", str(dest), "--tracking-uri", uri)
 
     assert result.returncode == 1, result.stderr
     report = load_report(dest)
@@ -78,7 +84,7 @@ def test_a_manifest_path_leaving_dest_uploads_nothing_from_outside(tmp_path: Pat
     (dest / RUN / ".manifest.json").write_text(json.dumps(manifest))
     uri = fresh_db(empty_db, tmp_path / "mlflow" / "mlflow.db")
 
-    result = run_cli("load-mlflow", str(dest), "--tracking-uri", uri)
+    result = run_here("load-mlflow", str(dest), "--tracking-uri", uri)
 
     assert result.returncode == 1, result.stderr
     report = load_report(dest)
@@ -92,7 +98,7 @@ def test_a_manifest_path_leaving_dest_uploads_nothing_from_outside(tmp_path: Pat
 def test_the_report_is_written_with_the_exit_code_when_mlflow_cannot_be_reached(tmp_path: Path) -> None:
     dest = tmp_path / "backup"
     make_backup(small_world(tmp_path), dest)
-    result = run_cli("load-mlflow", str(dest), "--tracking-uri", f"http://127.0.0.1:{free_port()}")
+    result = run_here("load-mlflow", str(dest), "--tracking-uri", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 2
     report = load_report(dest)
     assert report["exit_code"] == 2 and report["interrupted"] is True
@@ -102,12 +108,13 @@ def test_a_second_load_into_the_same_dest_fails_at_once_naming_the_first(tmp_pat
     dest = tmp_path / "backup"
     make_backup(small_world(tmp_path), dest)
     with Lock.take(dest, "load-mlflow", "load-mlflow"):
-        result = run_cli("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+        result = run_here("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert result.returncode == 2
     assert f"error: Another load-mlflow (pid {os.getpid()} on " in result.stderr
     assert not (dest / "load-mlflow-report.json").exists()  # the first one's to write
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_load_like_ctrl_c_and_its_report_says_143(tmp_path: Path, empty_db: Path) -> None:  # noqa: F811
     dest = tmp_path / "backup"
     make_backup(small_world(tmp_path), dest)
@@ -127,4 +134,4 @@ def test_sigterm_stops_a_load_like_ctrl_c_and_its_report_says_143(tmp_path: Path
     assert "Interrupted. Run the same command again to finish" in stderr
     report = load_report(dest)
     assert report["interrupted"] is True and report["exit_code"] == 143
-    assert run_cli("load-mlflow", str(dest), "--tracking-uri", uri).returncode == 0
+    assert run_here("load-mlflow", str(dest), "--tracking-uri", uri).returncode == 0

@@ -425,7 +425,8 @@ def _run_browser_test(tmp_path: Path, require: bool) -> subprocess.CompletedProc
     )
     test = f"{Path(__file__).resolve()}::test_site_in_a_browser"
     return subprocess.run(
-        [sys.executable, "-c", code, "-q", "-rs", "-p", "no:cacheprovider", test],
+        # -n 0: in this one process (not in workers, which would not have the LOCATIONS above)
+        [sys.executable, "-c", code, "-q", "-rs", "-p", "no:cacheprovider", "-n", "0", test],
         env=env,
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,

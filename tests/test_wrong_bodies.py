@@ -7,7 +7,6 @@ sets' zips and images with wrong bodies, transiently and for good.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +14,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, command
+from cli_helpers import CLI, run_here
 from expect import check_backup, check_fields
-from fast_retry import FAST_RETRY
+from fast_retry import FAST_RETRY, fast_command_line
 from neptune_backup_async import backup
 from neptune_backup_async.engine import downloads
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
@@ -38,11 +37,6 @@ def small_world() -> World:
             images=3,
         )
     )
-
-
-def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NEPTUNE_API_TOKEN=token)
-    return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("small_body", [downloads.SMALL_BODY, 0], ids=["read whole", "streamed"])
@@ -67,8 +61,11 @@ def test_wrong_bodies_that_pass_are_retried_and_the_backup_is_exact(
     assert verified.returncode == 0, verified.stdout
 
 
-@pytest.mark.slow
-def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_so(tmp_path: Path) -> None:
+def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line in this process, retrying with the same 8 tries without the waits."""
+    fast_command_line(monkeypatch)
     world = small_world()
     project = world.project("workspace-0/project-0")
     one, two = project.containers["P0-1"], project.containers["P0-2"]
@@ -88,7 +85,7 @@ def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_
                 "getImageSeriesValue", "empty_json", match={"experimentId": two.uuid, "index": index}
             )
         backup = ("--projects", "all", "--output", str(dest), "--concurrency", "4", "--quiet")
-        first = cli(*backup, token=server.api_token)
+        first = run_here(*backup, token=server.api_token)
         server.faults.clear()
         assert first.returncode == 1, first.stderr
 
@@ -144,13 +141,13 @@ def test_wrong_bodies_that_persist_fail_their_fields_each_named_and_verify_says_
         assert not (dest / "workspace-0/project-0/P0-2/data/sample.bin").exists()
         assert not list((dest / "workspace-0/project-0/P0-2/images/predictions").glob("*.json"))
 
-        verified = cli("verify", str(dest), token=server.api_token)
+        verified = run_here("verify", str(dest), token=server.api_token)
         assert verified.returncode == 1
         named = {line.split(": ")[1] for line in verified.stdout.splitlines() if line.startswith("failed: ")}
         assert named == {f"workspace-0/project-0/{run}/{field}" for run, field in wrong}
 
         # Once the server answers right, the same command fetches what failed, exactly.
-        again = cli(*backup, token=server.api_token)
+        again = run_here(*backup, token=server.api_token)
         assert again.returncode == 0, again.stderr
     check_backup(world, dest, artifacts_downloaded=False)
-    assert cli("verify", str(dest), token="").returncode == 0
+    assert run_here("verify", str(dest), token="").returncode == 0

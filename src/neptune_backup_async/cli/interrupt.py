@@ -118,8 +118,12 @@ def exit_now(code: int) -> NoReturn:
     """End the process without waiting for worker threads, whose requests nobody waits for any more.
 
     Files are written under temporary names and renamed when complete, so stopping anywhere
-    leaves no damaged file under a final name.
+    leaves no damaged file under a final name. A stop signal from here on is ignored: one
+    raising KeyboardInterrupt in these last steps would leave the process waiting for them.
     """
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

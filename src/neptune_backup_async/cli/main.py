@@ -401,7 +401,10 @@ def run() -> NoReturn:
     every file is in place, and the log and the output are flushed first.
     """
     interrupt.handle_stop_signals()
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt as e:  # a second stop signal after main had handled the first
+        interrupt.exit_now(exit_code_of(e))
     if code > 128 or "neptune" in sys.modules:  # stopped by a signal, or the client was imported
         interrupt.exit_now(code)
     sys.exit(code)
