@@ -135,21 +135,22 @@ def write(
 
 
 def read_online_state(entity: str | None, project: str, run_id: str, name: str) -> bytes | None:
-    """The bytes of the run file ``name`` of the run on the W&B server, None if it has none."""
+    """The bytes of the run file ``name`` of the run on the W&B server; None when the run or
+    the file is not there. Any other failure (the network, the server) is raised: taken for
+    "nothing loaded", it would have the run written again from its first row."""
     wandb = _wandb()
     api = wandb.Api()
     path = "/".join([entity or api.default_entity, project, run_id])
     try:
         run = api.run(path)
-    except wandb.errors.CommError:
+    except ValueError:  # RunNotFoundError; older clients raise a plain ValueError
+        return None
+    found = list(run.files(names=[name]))
+    if not found:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            run.file(name).download(root=tmp, replace=True)
-        except (wandb.errors.CommError, ValueError):
-            return None
-        found = Path(tmp) / name
-        return found.read_bytes() if found.is_file() else None
+        found[0].download(root=tmp, replace=True)
+        return (Path(tmp) / name).read_bytes()
 
 
 def teardown() -> None:
