@@ -93,7 +93,8 @@ def _place(source: Path, target: Path) -> None:
 def stage(obj: BackupObject, ups: list[Upload], root: Path, plain: Callable[[str], bool]) -> list[str]:
     """Lay ``ups`` out under ``root``, each file checked against the manifest first (Differs
     otherwise); returns the paths laid out, relative to ``root``. A zip member is unpacked
-    only when every member's name is a plain relative path whose segments ``plain`` accepts."""
+    only when every member's name is a plain relative path whose segments ``plain`` accepts,
+    and no two of them land on one path."""
     out: list[str] = []
     for upload in ups:
         source = check(obj, upload.source)
@@ -103,7 +104,8 @@ def stage(obj: BackupObject, ups: list[Upload], root: Path, plain: Callable[[str
             continue
         with zipfile.ZipFile(source) as archive:
             members = [i for i in archive.infolist() if not i.is_dir()]
-            if not all(_safe_member(i.filename, plain) for i in members):
+            names = [i.filename for i in members]
+            if not all(_safe_member(n, plain) for n in names) or not _apart(names):
                 _place(source, root / upload.target / ZIP_FALLBACK)
                 out.append(f"{upload.target}/{ZIP_FALLBACK}")
                 continue
@@ -114,3 +116,10 @@ def stage(obj: BackupObject, ups: list[Upload], root: Path, plain: Callable[[str
                     shutil.copyfileobj(src, out_file)
                 out.append(f"{upload.target}/{info.filename}")
     return out
+
+
+def _apart(names: list[str]) -> bool:
+    """No two members have one name, nor is one a folder of another's path (``a`` and ``a/b``):
+    unpacked, one would overwrite or block the other."""
+    folders = {"/".join(n.split("/")[:k]) for n in names for k in range(1, n.count("/") + 1)}
+    return len(set(names)) == len(names) and not folders & set(names)

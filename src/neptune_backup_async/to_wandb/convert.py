@@ -9,7 +9,7 @@ share a row; a row never holds two points of one series.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +34,20 @@ class Item:
     timestamp: int  # ms
 
 
-def image_items(index: bytes, folder: str) -> list[Item]:
+def image_items(index: bytes, folder: str, laid: Collection[str]) -> list[Item]:
     """The items of an image series' ``index.json`` that have a step and a time, their files
-    under ``folder`` in the run; an item without them is a run file only."""
+    under ``folder`` in the run; an item without them is a run file only. Only a file among
+    those ``laid`` out (named by the manifest, and checked) is taken: ``index.json`` is input,
+    and its ``file`` could name anything (``../../elsewhere.png``)."""
     out: list[Item] = []
     for item in json.loads(index.decode("utf-8")):
         step, stamp, file = item.get("step"), item.get("timestamp"), item.get("file")
-        if isinstance(step, (int, float)) and stamp is not None and isinstance(file, str):
+        if (
+            isinstance(step, (int, float))
+            and stamp is not None
+            and isinstance(file, str)
+            and f"{folder}/{file}" in laid
+        ):
             name = item.get("name")
             ms = stamp if isinstance(stamp, int) else series_ms(str(stamp))
             out.append(
