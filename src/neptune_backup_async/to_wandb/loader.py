@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..format import values
 from ..format.report import Note
 from ..loading import backup, files, session
-from ..loading.report import LoadProgress
+from ..loading.report import LoadProgress, redact_uri
 from ..loading.series import Point, Text, parse_string_series
 from . import client, convert, naming, plan
 from .load_report import REPORT, LoadReport
@@ -170,26 +170,31 @@ class _Loader:
     ) -> list[tuple[str, Sequence[Point | Text | convert.Item]]]:
         """The points of each series not yet in W&B; Rewritten when one is not an extension."""
         out: list[tuple[str, Sequence[Point | Text | convert.Item]]] = []
-        for s in the_plan.series:
+
+        def read(s: plan.Series, had: int) -> tuple[Sequence[Point | Text | convert.Item], str, str]:
+            """The series' points, and the hashes of its first ``had`` and of all of them."""
             points: Sequence[Point | Text | convert.Item]
             if s.kind == "float":
-                points = (await self.call(backup.read_series, obj, s.csv)).points()
+                points = backup.read_series(obj, s.csv).points()
             elif s.kind == "image":
-                index = await self.call(backup.read_checked, obj, s.csv)
-                points = convert.image_items(index, f"{plan.FILES}/{s.key}")
+                laid = {u.target for u in the_plan.uploads.get(s.path, [])}
+                points = convert.image_items(backup.read_checked(obj, s.csv), f"{plan.FILES}/{s.key}", laid)
             else:
-                text = (await self.call(backup.read_checked, obj, s.csv)).decode("utf-8")
-                points = parse_string_series(text)
+                points = parse_string_series(backup.read_checked(obj, s.csv).decode("utf-8"))
+            return points, _prefix(points, had), _prefix(points, len(points))
+
+        for s in the_plan.series:
             had = before.series.get(s.path)
+            points, prefix, whole = await self.call(read, s, had.rows if had is not None else 0)
             start = 0
             if had is not None:
-                if had.key != s.key or had.rows > len(points) or _prefix(points, had.rows) != had.prefix:
+                if had.key != s.key or had.rows > len(points) or prefix != had.prefix:
                     raise Rewritten(
                         f"series {s.path} was rewritten since it was loaded, and W&B cannot take points"
                         f" away: delete the W&B run {the_plan.run.id} (and its offline runs), then load again"
                     )
                 start = had.rows
-            new.series[s.path] = SeriesState(s.key, len(points), _prefix(points, len(points)))
+            new.series[s.path] = SeriesState(s.key, len(points), whole)
             if start < len(points):
                 out.append((s.key, points[start:]))
         return out
@@ -200,7 +205,7 @@ class _Loader:
         """Write what W&B does not hold (``before``) of the object as one run, in staging."""
         new = Loaded(obj.fingerprint, before.step, config=config_hashes(the_plan.config))
         pending = await self._series(obj, the_plan, before, new)
-        rows = convert.rows(pending)
+        rows = await self.call(convert.rows, pending)
         new.step = before.step + len(rows)
         config = {k: v for k, v in the_plan.config.items() if before.config.get(k) != new.config[k]}
         uploads: list[files.Upload] = []
@@ -298,7 +303,7 @@ async def load_wandb(
     target = (
         f"offline {out.resolve()}"
         if out is not None
-        else os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+        else redact_uri(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
     )
     report = LoadReport(str(dest.resolve()), target, dt.datetime.now(dt.timezone.utc))
     report.dry_run = dry_run
