@@ -4,11 +4,23 @@ its tracker, where it loaded and its places (MLflow's experiments, W&B's project
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .. import domain
 from ..format.report import Note
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without its secret, for messages and the report: the password, or a user name
+    given alone (which is then an API key: ``https://KEY@host``)."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None:
+        return uri
+    user = "***" if parts.password is None else f"{parts.username}:***"
+    netloc = f"{user}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import anyio
 
 from ..disk import lock
 from ..loading import command
+from ..loading.report import redact_uri
 from ..selection import parse_list
 from . import loader, tracking
 from .load_report import REPORT, LoadReport
@@ -76,5 +77,5 @@ def run(
     if not uri.startswith(("http://", "https://")):
         print(f"Browse it: mlflow ui --backend-store-uri {uri}", file=sys.stderr)
     else:
-        print(f"Browse it: {tracking.redact_uri(uri)}", file=sys.stderr)
+        print(f"Browse it: {redact_uri(uri)}", file=sys.stderr)
     return done.exit_code

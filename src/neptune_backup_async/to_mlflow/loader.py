@@ -25,6 +25,7 @@ from ..format import values
 from ..format.report import Note
 from ..loading import backup as reader
 from ..loading import files, session
+from ..loading.report import redact_uri
 from ..loading.series import Point
 from . import convert, naming, plan, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
@@ -284,7 +285,7 @@ async def load_mlflow(
     reader.require_backup(dest)
     uri = tracking_uri or default_uri(dest)
     root = artifact_root or default_artifact_root(dest, uri)
-    report = LoadReport(str(dest.resolve()), tracking.redact_uri(uri), dt.datetime.now(dt.timezone.utc))
+    report = LoadReport(str(dest.resolve()), redact_uri(uri), dt.datetime.now(dt.timezone.utc))
     report.dry_run = dry_run
     objects = await session.find(dest, projects, runs, convert.MAPPING_VERSION, concurrency, report)
     if dry_run:

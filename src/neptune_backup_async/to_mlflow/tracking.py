@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackupError, ServerUnreachableError
+from ..loading.report import redact_uri
 from . import convert
 
 INSTALL_HINT = 'load-mlflow needs MLflow. Install it with: pip install "neptune-backup-async[mlflow]"'
@@ -39,15 +40,6 @@ def _mlflow() -> Any:
 
 def require_mlflow() -> None:
     _mlflow()
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without a password, for messages and the report."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _unusable(uri: str, e: Exception) -> ServerUnreachableError:

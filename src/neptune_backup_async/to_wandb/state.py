@@ -3,7 +3,7 @@
 
 Each load of an object writes it whole, last, and it says everything in W&B so far: the
 fingerprint of the backup loaded, the history rows written (the next row's ``_step``), per
-series how many points are in and a hash of those CSV rows, per field the sha256 of its files,
+series how many points are in and a hash of those points (step, value, time), per field the sha256 of its files,
 and per top-level config key a hash of its value.
 """
 
@@ -22,7 +22,7 @@ from .plan import FORMAT, MAPPING
 class SeriesState:
     key: str
     rows: int  # points of the series in W&B
-    prefix: str  # sha256 of the CSV's header and those rows
+    prefix: str  # sha256 of those points, as parsed (loader._prefix)
 
 
 @dataclass
