@@ -388,6 +388,7 @@ def test_a_tampered_file_is_named_with_exit_1_and_not_loaded(tmp_path: Path) -> 
     assert "wandb:" not in done.stderr  # wandb's own chatter is not on the terminal
 
 
+@pytest.mark.slow  # an interrupted process, as the README's quick part leaves out
 def test_a_load_killed_with_sigkill_and_rerun_has_every_point_once(tmp_path: Path) -> None:
     dest, out = tmp_path / "backup", tmp_path / "offline"
     make_backup(small_world(tmp_path, runs=6), dest)
