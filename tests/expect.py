@@ -18,6 +18,11 @@ from typing import Any
 from neptune_backup_async.testing import model as m
 
 UTC = dt.timezone.utc
+# The field types of simple_metadata.json (docs/FORMAT.md), spelled out here rather than
+# taken from the package, so a test does not inherit the package's own classification.
+SIMPLE_FIELD_TYPES = frozenset(
+    {"float", "int", "bool", "string", "datetime", "stringSet", "experimentState", "gitRef", "notebookRef"}
+)
 
 
 def _dt(text: str) -> dt.datetime:

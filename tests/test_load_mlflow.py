@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import pytest
 
+from expect import SIMPLE_FIELD_TYPES
 from memory_source import MemorySource
 from neptune_backup_async import ServerUnreachableError, backup, load_mlflow
 from neptune_backup_async.testing import MINIMAL, WORKLOADS, World, generate
@@ -40,17 +41,6 @@ from neptune_backup_async.to_mlflow import tracking  # noqa: E402
 
 HOME = ".mlflow"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-SIMPLE = {
-    "float",
-    "int",
-    "bool",
-    "string",
-    "datetime",
-    "stringSet",
-    "experimentState",
-    "gitRef",
-    "notebookRef",
-}
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -143,7 +133,7 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
         for path, record in manifest["fields"].items():
             key, kind = fields[path]["key"], record["type"]
             where = f"{folder.name}/{path}"
-            if kind in SIMPLE or kind == "artifact":
+            if kind in SIMPLE_FIELD_TYPES or kind == "artifact":
                 expected = param_text(kind, meta[path])
                 held = tags if descriptive(path, kind) else params
                 assert (key in params) == (not descriptive(path, kind)), where
@@ -193,7 +183,7 @@ def check_mlflow(dest: Path, uri: str, tmp: Path, prefix: str = "") -> int:
             assert run.info.run_name == f"project fields of {manifest['project']}"
             experiment = client.get_experiment_by_name(prefix + manifest["project"])
             for path, record in manifest["fields"].items():
-                if record["type"] in SIMPLE:
+                if record["type"] in SIMPLE_FIELD_TYPES:
                     key = fields[path]["key"]
                     assert (
                         experiment.tags[key] == (tags if descriptive(path, record["type"]) else params)[key]

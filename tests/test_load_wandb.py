@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import pytest
 
+from expect import SIMPLE_FIELD_TYPES
 from memory_source import MemorySource
 from neptune_backup_async import backup, load_wandb
 from neptune_backup_async.loading.report import LoadProgress
@@ -37,17 +38,6 @@ need("wandb", "wandb")
 from wandb_log import LoggedRun, read_all, records  # noqa: E402
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-CONFIG = {
-    "float",
-    "int",
-    "bool",
-    "string",
-    "datetime",
-    "stringSet",
-    "experimentState",
-    "gitRef",
-    "notebookRef",
-}
 PROJECT = "workspace-0/project-0"
 HOSTILE_RUN = "P0-1"
 T0 = 1_700_000_000_000
@@ -200,7 +190,7 @@ def check_wandb(dest: Path, out: Path) -> int:
         logged = set(run.files)
         for path, record in manifest["fields"].items():
             key, kind, where = fields[path]["key"], record["type"], f"{folder.name}/{path}"
-            if kind in CONFIG or kind == "artifact":
+            if kind in SIMPLE_FIELD_TYPES or kind == "artifact":
                 assert same(at(run.config, key), meta[path]), where
             if kind in ("floatSeries", "stringSeries"):
                 points = csv_points(folder / record["files"][0])
