@@ -1,5 +1,5 @@
-"""The frame of one load, the same for every loader: the objects it finds, and its report,
-written however the load ends."""
+"""The frame of one load, the same for every loader: the objects it finds, its workers' one
+limiter and progress, and its report, written however the load ends."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import contextlib
 import datetime as dt
 import functools
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -18,7 +19,28 @@ from ..errors import UsageError, exit_code_of
 from ..format import values
 from ..format.report import Note
 from . import backup
-from .report import LoadReport
+from .report import LoadProgress, LoadReport
+
+T = TypeVar("T")
+R = TypeVar("R", bound=LoadReport)
+
+
+class Workers(Generic[R]):
+    """What a loader's workers share: every blocking call in a thread under one limiter of
+    ``concurrency`` tokens, and the progress callback told of the report's counts."""
+
+    def __init__(self, report: R, concurrency: int, progress: Callable[[LoadProgress], None] | None) -> None:
+        self.report = report
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.concurrency = concurrency
+        self.progress = progress
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            self.progress(self.report.progress())
 
 
 async def find(

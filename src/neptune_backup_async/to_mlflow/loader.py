@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 
@@ -31,7 +31,6 @@ from . import convert, naming, plan, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 from .state import Loaded, SeriesState, file_hashes
 
-T = TypeVar("T")
 HOME = ".mlflow"  # in DEST: the default SQLite database, its artifacts, and files being staged
 
 
@@ -57,28 +56,18 @@ def default_artifact_root(dest: Path, uri: str) -> str | None:
     return None
 
 
-class _Loader:
+class _Loader(session.Workers[LoadReport]):
     def __init__(
         self, dest: Path, mlflow: tracking.Tracking, report: LoadReport, concurrency: int,
         progress: Callable[[LoadProgress], None] | None, experiment_of: dict[str, str],
         prefix: str = "",
     ) -> None:  # fmt: skip
+        super().__init__(report, concurrency, progress)
         self.dest = dest
         self.mlflow = mlflow
-        self.report = report
-        self.limiter = anyio.CapacityLimiter(concurrency)
-        self.concurrency = concurrency
-        self.progress = progress
         self.staging = _staging(dest)
         self.experiment_of = experiment_of  # object folder -> experiment name
         self.prefix = prefix
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
-
-    def _tick(self) -> None:
-        if self.progress is not None:
-            self.progress(self.report.progress())
 
     async def run(
         self, objects: list[reader.BackupObject], found: dict[str, dict[str, tracking.FoundRun]]
@@ -86,7 +75,7 @@ class _Loader:
         async def work(obj: reader.BackupObject) -> None:
             exp_id = self.report.experiments[self.experiment_of[obj.rel]]
             await self.load_object(obj, exp_id, found[exp_id].get(obj.manifest.sys_id))
-            self._tick()
+            self.tick()
 
         await each(objects, work, self.concurrency)
 

@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 
@@ -36,7 +36,6 @@ from .load_report import REPORT, LoadReport
 from .offline import OfflineRuns
 from .state import Loaded, SeriesState, config_hashes, file_hashes
 
-T = TypeVar("T")
 BATCH_PER_WORKER = 4  # objects per worker between two stops of wandb (each costs a restart, ~0.7 s)
 STAGING = f"{FOLDER}/wandb-staging"  # in DIR (offline) or DEST: runs being written, by pid
 
@@ -66,26 +65,16 @@ class Written:
     size: int
 
 
-class _Loader:
+class _Loader(session.Workers[LoadReport]):
     def __init__(
         self, report: LoadReport, concurrency: int, progress: Callable[[LoadProgress], None] | None,
         staging: Path, offline: OfflineRuns | None, entity: str | None, project_of: Callable[[str], str],
     ) -> None:  # fmt: skip
-        self.report = report
-        self.limiter = anyio.CapacityLimiter(concurrency)
-        self.concurrency = concurrency
-        self.progress = progress
+        super().__init__(report, concurrency, progress)
         self.staging = staging
         self.offline = offline
         self.entity = entity
         self.project_of = project_of
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
-
-    def _tick(self) -> None:
-        if self.progress is not None:
-            self.progress(self.report.progress())
 
     async def run(self, objects: list[backup.BackupObject]) -> None:
         """Load ``objects`` in batches: each batch's runs are written concurrently, then wandb is
@@ -105,7 +94,7 @@ class _Loader:
         async def work(obj: backup.BackupObject) -> None:
             if (done := await self.load_object(obj)) is not None:
                 written.append(done)
-            self._tick()
+            self.tick()
 
         await each(batch, work, self.concurrency)
         return written
@@ -119,7 +108,7 @@ class _Loader:
         self.report.points += done.points
         self.report.params += done.values
         self.report.artifact_bytes += done.size
-        self._tick()
+        self.tick()
 
     def _fail(self, obj: backup.BackupObject, field: str | None, reason: str) -> None:
         self.report.failures.append(Note(obj.project, obj.manifest.sys_id, field, reason))
