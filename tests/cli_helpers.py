@@ -12,15 +12,20 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import neptune_backup_async
 from neptune_backup_async.cli import main
 from neptune_backup_async.testing import Hold
 
 CLI = [sys.executable, "-m", "neptune_backup_async"]
+#: What ``sys.argv[0]`` is in a process started as :data:`CLI`.
+PYTHON_M = str(Path(neptune_backup_async.__file__).with_name("__main__.py"))
 #: Every command but the backup, which is the default one.
 OTHER_COMMANDS = ("list-projects", "verify", "view", "report", "load-mlflow", "load-wandb", "-h", "--help")
 
@@ -57,19 +62,44 @@ def run_cli(
     )
 
 
-def run_here(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_here(
+    *args: str, token: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """:func:`run_cli` in this process, through the same ``main`` with the same arguments, exit
     code and output: for tests whose point is not the process boundary. It saves a process's
-    start-up (the neptune client's import) and lets a test change the command line's parts
-    (as :func:`fast_retry.fast_command_line` does)."""
+    start-up (the neptune client's import: a second of CPU) and lets a test change the command
+    line's parts (as :func:`fast_retry.fast_command_line` does).
+
+    What a process would show is shown: the program name of ``python -m neptune_backup_async``,
+    warnings as a fresh interpreter filters them, and errors in threads and in ``__del__``, all
+    on the captured stderr. What it cannot show (the exit after ``main``: stop signals, closed
+    pipes, the interpreter's teardown) is tested with real processes."""
     out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.dict(os.environ, cli_env(token), clear=True),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = main.main(command(*args)[len(CLI) :])
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ, cli_env(token), clear=True))
+        stack.enter_context(mock.patch.object(sys, "argv", [PYTHON_M, *args]))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        stack.enter_context(warnings.catch_warnings())
+        _fresh_interpreter_warnings()
+        stack.enter_context(mock.patch.object(threading, "excepthook", threading.__excepthook__))
+        stack.enter_context(mock.patch.object(sys, "unraisablehook", sys.__unraisablehook__))
+        if cwd is not None:
+            stack.callback(os.chdir, os.getcwd())
+            os.chdir(cwd)
+        try:
+            code = main.main(command(*args)[len(CLI) :])
+        except SystemExit as e:  # argparse's --help and usage errors end the process
+            code = e.code if isinstance(e.code, int) else 1
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def _fresh_interpreter_warnings() -> None:
+    """The warning filters of ``python -m`` with no ``-W`` (pytest's record them instead)."""
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category, append=True)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
 
 
 def held(hold: Hold, proc: subprocess.Popen[Any], timeout: float = 60) -> bool:

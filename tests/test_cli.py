@@ -1,4 +1,5 @@
-"""The command line as a user runs it: a real process, its exit code, what it prints."""
+"""The command line as a user runs it: its exit code and what it prints. A real process where
+the process is the point (the backup a user starts, the demo), else the same `main` in this process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, run_here
 from expect import check_backup
 from neptune_backup_async.testing import FakeNeptuneServer, World
 from neptune_backup_async.testing import model as m
@@ -49,7 +50,7 @@ def test_backup_succeeds_with_exit_code_0(
 def test_backup_subcommand_and_token_file(server: FakeNeptuneServer, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(server.api_token + "\n")
-    result = run_cli(
+    result = run_here(
         "backup",
         "--projects",
         "workspace-0/project-1",
@@ -68,7 +69,7 @@ def test_failed_field_gives_exit_code_1_and_names_it(
 ) -> None:
     server.faults.script("getFloatSeriesValues", 404)
     dest = tmp_path / "out"
-    result = run_cli(
+    result = run_here(
         "--projects",
         "workspace-0/project-0",
         "--output",
@@ -137,7 +138,7 @@ def test_bad_input_exits_2_with_one_clear_line(
         args = args[:2]
     elif case == "bad concurrency":
         args += ["--concurrency", "0"]
-    result = run_cli(*args, token=token)
+    result = run_here(*args, token=token)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(message), result.stderr
@@ -148,7 +149,7 @@ def test_bad_input_exits_2_with_one_clear_line(
 
 
 def test_list_projects(server: FakeNeptuneServer) -> None:
-    result = run_cli("list-projects", token=server.api_token)
+    result = run_here("list-projects", token=server.api_token)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["workspace-0/project-0", "workspace-0/project-1"]
 
@@ -178,10 +179,10 @@ def test_a_rerun_with_nothing_changed_says_so_and_fetches_no_field(
 ) -> None:
     dest = tmp_path / "out"
     args = ("--projects", "all", "--output", str(dest), "--quiet")
-    assert run_cli(*args, token=server.api_token).returncode == 0
+    assert run_here(*args, token=server.api_token).returncode == 0
     first = json.loads((dest / "backup-report.json").read_text())
     server.stats.reset()
-    again = run_cli(*args, token=server.api_token)
+    again = run_here(*args, token=server.api_token)
     assert again.returncode == 0, again.stderr
     last_time = first["finished_at"][:19].replace("T", " ")
     assert (
@@ -199,7 +200,7 @@ def test_a_rerun_with_nothing_changed_says_so_and_fetches_no_field(
     assert totals["fields_done"] == 0 and totals["bytes_written"] == 0
 
     # `report` says when that backup ran.
-    shown = run_cli("report", str(dest))
+    shown = run_here("report", str(dest))
     assert shown.returncode == 0
     second = json.loads((dest / "backup-report.json").read_text())
     assert shown.stdout.startswith(
@@ -208,7 +209,7 @@ def test_a_rerun_with_nothing_changed_says_so_and_fetches_no_field(
 
     # A changed project field is noticed again.
     server.world.set_field("workspace-0/project-1", "P1", "general/brief", m.String("changed"))
-    changed = run_cli(*args, token=server.api_token)
+    changed = run_here(*args, token=server.api_token)
     assert "2 of 2 project folders backed up (1 unchanged, 0 failed)" in changed.stderr
     simple = json.loads(
         (dest / "workspace-0" / "project-1" / "_project" / "simple_metadata.json").read_text()

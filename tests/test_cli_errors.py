@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, cli_env, command, held, no_traceback, run_cli
+from cli_helpers import CLI, cli_env, command, held, no_traceback, run_here
 from expect import check_backup
 from memory_source import MemorySource
 from neptune_backup_async import Selection, backup
@@ -34,7 +34,7 @@ def test_a_log_file_that_cannot_be_written_exits_2_before_anything_is_created(
     (tmp_path / "a-file").write_text("")
     dest = tmp_path / "out"
     log = tmp_path / "a-file" / "backup.log"
-    result = run_cli(
+    result = run_here(
         "--projects", PROJECT, "--output", str(dest), "--log-file", str(log), token=server.api_token
     )
     assert result.returncode == 2
@@ -50,7 +50,7 @@ def test_view_into_a_folder_that_cannot_be_written_exits_2(demo_world: World, tm
     small_backup(demo_world, tmp_path / "backup")
     (tmp_path / "a-file").write_text("")
     site = tmp_path / "a-file" / "site"
-    result = run_cli("view", str(tmp_path / "backup"), "--output", str(site))
+    result = run_here("view", str(tmp_path / "backup"), "--output", str(site))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: Cannot write the site to {site} (Not a directory). Choose another --output or fix its permissions."
@@ -61,7 +61,7 @@ def test_view_into_a_folder_that_cannot_be_written_exits_2(demo_world: World, tm
 @pytest.mark.parametrize("command", ["verify", "report", "view"])
 def test_a_backup_folder_that_does_not_exist_is_named_so(command: str, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-backup"
-    result = run_cli(command, str(missing))
+    result = run_here(command, str(missing))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {missing} does not exist. Give the folder a backup was written to."

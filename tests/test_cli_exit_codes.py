@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, cli_env, run_cli, run_here
+from cli_helpers import CLI, cli_env, run_here
 from neptune_backup_async.testing import FakeNeptuneServer, Faults, WorkloadSpec, generate, serve
 
 PROJECT = "workspace-0/project-1"
@@ -53,8 +53,8 @@ def test_report_counts_what_a_later_report_supersedes_once(server: FakeNeptuneSe
     dest = tmp_path / "out"
     whole = ["--projects", PROJECT, "--output", str(dest), "--quiet"]
     for args in (whole, [*whole, "--shard", "0/2"], whole):  # a shard between two whole backups
-        assert run_here(*args, token=server.api_token).returncode == 0  # the backups: in this process
-        result = run_cli("report", str(dest), "--output", str(tmp_path / "merged.json"))
+        assert run_here(*args, token=server.api_token).returncode == 0
+        result = run_here("report", str(dest), "--output", str(tmp_path / "merged.json"))
         assert result.returncode == 0, result.stdout
         assert "4 of 4 runs backed up" in result.stdout or ": 4 runs," in result.stdout, result.stdout
         assert "missing shards" not in result.stdout
@@ -66,7 +66,7 @@ def test_report_counts_what_a_later_report_supersedes_once(server: FakeNeptuneSe
 def test_verify_checks_the_part_of_a_backup_it_is_given(server: FakeNeptuneServer, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     assert (
-        run_cli("--projects", PROJECT, "--output", str(dest), "--quiet", token=server.api_token).returncode
+        run_here("--projects", PROJECT, "--output", str(dest), "--quiet", token=server.api_token).returncode
         == 0
     )
     project = dest / PROJECT
@@ -77,11 +77,11 @@ def test_verify_checks_the_part_of_a_backup_it_is_given(server: FakeNeptuneServe
         (run, "1 object"),
         (run / "metrics", "1 object"),
     ):
-        result = run_cli("verify", str(part))
+        result = run_here("verify", str(part))
         assert result.returncode == (1 if part.name == "workspace-0" else 0), result.stdout
         assert f"Verified {objects} and " in result.stderr, result.stderr
     (dest / "notes").mkdir()
-    result = run_cli("verify", str(dest / "notes"))
+    result = run_here("verify", str(dest / "notes"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {dest / 'notes'} is not a backup root: the backup is at {dest}."
 
@@ -90,7 +90,7 @@ def test_a_query_the_server_refuses_is_a_usage_error_before_anything_is_fetched(
     server: FakeNeptuneServer, tmp_path: Path
 ) -> None:
     dest = tmp_path / "out"
-    result = run_cli(
+    result = run_here(
         "--projects", PROJECT, "--output", str(dest), "--query", "(sys/id = ", token=server.api_token
     )
     assert result.returncode == 2, result.stderr
@@ -111,7 +111,7 @@ def test_a_query_the_server_refuses_is_a_usage_error_before_anything_is_fetched(
     ],
 )
 def test_a_bad_argument_is_one_line_with_the_help_hint(args: list[str], message: str, tmp_path: Path) -> None:
-    result = run_cli(*args, "--projects", PROJECT, "--output", str(tmp_path / "out"))
+    result = run_here(*args, "--projects", PROJECT, "--output", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"error: {message}. Run `python -m neptune_backup_async backup --help` for the options."
@@ -125,11 +125,11 @@ def test_load_mlflow_of_a_project_the_backup_lacks_exits_2_creating_nothing(
     pytest.importorskip("mlflow")
     dest = tmp_path / "out"
     assert (
-        run_cli("--projects", PROJECT, "--output", str(dest), "--quiet", token=server.api_token).returncode
+        run_here("--projects", PROJECT, "--output", str(dest), "--quiet", token=server.api_token).returncode
         == 0
     )
     before = sorted(dest.rglob("*"))
-    result = run_cli("load-mlflow", str(dest), "--projects", "workspace-0/nope")
+    result = run_here("load-mlflow", str(dest), "--projects", "workspace-0/nope")
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         f"error: The backup in {dest} has no project 'workspace-0/nope'. Name projects as WORKSPACE/PROJECT,"
@@ -140,7 +140,7 @@ def test_load_mlflow_of_a_project_the_backup_lacks_exits_2_creating_nothing(
 
 def test_run_ids_that_match_nothing_are_named(server: FakeNeptuneServer, tmp_path: Path) -> None:
     dest = tmp_path / "out"
-    result = run_cli(
+    result = run_here(
         "--projects",
         PROJECT,
         "--output",
@@ -160,7 +160,7 @@ def test_run_ids_that_match_nothing_are_named(server: FakeNeptuneServer, tmp_pat
 
 def test_an_empty_token_file_is_named_so(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("\n")
-    result = run_cli("list-projects", "--api-token-file", str(tmp_path / "token"))
+    result = run_here("list-projects", "--api-token-file", str(tmp_path / "token"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"error: The API token file {tmp_path / 'token'} is empty. Put your Neptune API token in it."
@@ -183,7 +183,7 @@ def test_an_empty_token_file_is_named_so(tmp_path: Path) -> None:
 def test_a_usage_error_creates_nothing(args: list[str], server: FakeNeptuneServer, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     token = server.api_token if args else None
-    result = run_cli(
+    result = run_here(
         "--projects", PROJECT, "--output", str(dest), *args, token=token
     )  # the last --projects wins
     assert result.returncode == 2, result.stderr
@@ -196,7 +196,7 @@ def test_a_concurrency_beyond_the_cap_is_cut_with_one_warning(
     server: FakeNeptuneServer, tmp_path: Path
 ) -> None:
     dest, log = tmp_path / "out", tmp_path / "backup.log"
-    result = run_cli(
+    result = run_here(
         *("--projects", PROJECT, "--output", str(dest), "--quiet", "--processes", "1"),
         *("--concurrency", "100000", "--log-file", str(log)),
         token=server.api_token,
@@ -205,7 +205,7 @@ def test_a_concurrency_beyond_the_cap_is_cut_with_one_warning(
     cut = "--concurrency 100000 is more than a backup can use; using 256."
     assert result.stderr.splitlines().count(f"warning: {cut}") == 1, result.stderr
     assert log.read_text().count(cut) == 1
-    assert "at most 256, a larger value is cut" in " ".join(run_cli("backup", "--help").stdout.split())
+    assert "at most 256, a larger value is cut" in " ".join(run_here("backup", "--help").stdout.split())
 
 
 def test_ctrl_c_while_the_program_starts_is_one_line_and_exit_130(tmp_path: Path) -> None:

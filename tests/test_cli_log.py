@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import Terminal, cli_env, no_traceback, run_cli
+from cli_helpers import Terminal, cli_env, no_traceback, run_here
 from neptune_backup_async.cli.display import bar_state
 from neptune_backup_async.cli.logfile import LogProgress
 from neptune_backup_async.format.report import BACKING_UP, CHECKING_PROJECTS, CONNECTING, Progress, listing
@@ -24,7 +24,7 @@ def test_the_log_of_a_backup_with_a_failing_field(
     server.faults.script("getExperimentAttributes", 503, 503)  # retried, then answered
     server.faults.script("searchLeaderboardEntries", 429)  # waited out
     dest, log_file = tmp_path / "out", tmp_path / "logs" / "backup.log"
-    result = run_cli(
+    result = run_here(
         "--projects", "workspace-0/project-0", "--output", str(dest), "--concurrency", "1", "--processes", "1",
         "--objects", "runs", "--log-file", str(log_file), token=server.api_token,
     )  # fmt: skip
@@ -76,7 +76,7 @@ def test_a_failure_before_the_backup_starts_is_in_the_log(
     else:
         args[1] = "workspace-0/nope"
         message = "Project 'workspace-0/nope' does not exist or this API token may not read it."
-    result = run_cli(*args, token=token)
+    result = run_here(*args, token=token)
     assert result.returncode == 2
     [log_file] = (
         [tmp_path / "backup.log"] if "--log-file" in args else list(dest.glob(".neptune-backup/*.log"))

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
-from cli_helpers import no_traceback, run_cli
+from cli_helpers import no_traceback, run_here
 from neptune_backup_async.disk.files import (
     AtomicFile,
     Journal,
@@ -349,7 +349,7 @@ def test_a_backup_refuses_a_planted_link_with_exit_2_and_changes_nothing_outside
     before = listing(outside)
     with serve(world) as server:
         args = ["--projects", "all", "--output", str(dest), "--quiet", "--download-artifacts"]
-        result = run_cli(*args, token=server.api_token)
+        result = run_here(*args, token=server.api_token)
     assert result.returncode == 2, result.stderr
     no_traceback(result.stderr)
     [line] = result.stderr.strip().splitlines()
@@ -369,7 +369,7 @@ def test_a_linked_run_folder_fails_that_run_alone_and_changes_nothing_outside(tm
     (dest / RUN).symlink_to(outside / "run")
     before = listing(outside)
     with serve(world) as server:
-        result = run_cli("--projects", "all", "--output", str(dest), "--quiet", token=server.api_token)
+        result = run_here("--projects", "all", "--output", str(dest), "--quiet", token=server.api_token)
     assert result.returncode == 1, result.stderr
     no_traceback(result.stderr)
     assert f"{dest / RUN} is a symbolic link, which a backup never writes" in result.stderr

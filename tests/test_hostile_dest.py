@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_helpers import no_traceback, run_cli
+from cli_helpers import no_traceback, run_here
 from neptune_backup_async import backup
 from neptune_backup_async.disk.files import WrittenFile
 from neptune_backup_async.format.layout import MANIFEST
@@ -80,13 +80,13 @@ def back_up(server: FakeNeptuneServer, dest: Path) -> Any:
 
 
 def cli_backup(server: FakeNeptuneServer, dest: Path) -> Any:
-    result = run_cli("--projects", "all", "--output", str(dest), "--quiet", token=server.api_token)
+    result = run_here("--projects", "all", "--output", str(dest), "--quiet", token=server.api_token)
     no_traceback(result.stderr)
     return result
 
 
 def verify(dest: Path) -> Any:
-    result = run_cli("verify", str(dest))
+    result = run_here("verify", str(dest))
     no_traceback(result.stderr)
     return result
 
@@ -169,7 +169,7 @@ def test_a_manifest_of_the_wrong_shape_is_a_damaged_object_fetched_again_never_a
     checked = verify(dest)
     assert checked.returncode == 1
     assert f"corrupt: {RUN}/.manifest.json: " in checked.stdout
-    summary = run_cli("report", str(dest))
+    summary = run_here("report", str(dest))
     assert summary.returncode == 0, summary.stderr
 
     result = back_up(server, dest)
@@ -296,17 +296,17 @@ def test_a_report_of_the_wrong_shape_is_named_never_a_crash(
     dest = sandbox / "dest"
     back_up(server, dest)
     (dest / "backup-report.json").write_text(text)
-    summary = run_cli("report", str(dest))
+    summary = run_here("report", str(dest))
     no_traceback(summary.stderr)
     assert summary.returncode == 2
     assert f"error: Cannot read {dest / 'backup-report.json'} (" in summary.stderr
     assert "Run the backup again to rewrite it." in summary.stderr
-    site = run_cli("view", str(dest))
+    site = run_here("view", str(dest))
     no_traceback(site.stderr)
     assert site.returncode == 0, site.stderr
 
     assert back_up(server, dest).previous_backup is None
-    assert run_cli("report", str(dest)).returncode == 0
+    assert run_here("report", str(dest)).returncode == 0
 
 
 def test_a_manifest_path_that_leads_out_through_a_symbolic_link_is_damage_and_not_followed(

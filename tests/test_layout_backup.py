@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import pytest
 
+from cli_helpers import run_here
 from expect import check_series, check_simple
 from memory_source import MemorySource
 from neptune_backup_async import DestinationError, backup
@@ -192,11 +191,7 @@ def test_verify_deep_passes_a_clean_backup_with_artifacts(tmp_path: Path) -> Non
         report = anyio.run(lambda: backup("all", dest, source=source, download_artifacts=True))
     assert report.exit_code == 0
     assert (dest / "workspace-0" / "project-0" / "P0-1" / "datasets" / "csv" / "train.csv").is_file()
-    env = {k: v for k, v in os.environ.items() if k != "NEPTUNE_API_TOKEN"}
-    deep = subprocess.run(
-        [sys.executable, "-m", "neptune_backup_async", "verify", str(dest), "--deep"],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+    deep = run_here("verify", str(dest), "--deep")
     assert (deep.returncode, deep.stdout) == (0, "")
     # Our own files are still parsed: a damaged series CSV whose hash the manifest agrees with.
     folder = dest / "workspace-0" / "project-0" / "P0-1"

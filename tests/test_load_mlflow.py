@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import pytest
 
+from cli_helpers import run_cli, run_here
 from expect import SIMPLE_FIELD_TYPES
 from memory_source import MemorySource
 from neptune_backup_async import ServerUnreachableError, backup, load_mlflow
@@ -478,19 +479,9 @@ def test_a_run_the_backup_did_not_finish_is_named_and_the_rest_loaded(tmp_path: 
     assert check_mlflow(dest, uri, tmp_path) == 3
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "neptune_backup_async", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-
-
 @pytest.mark.slow
 def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
-    not_backup = run_cli("load-mlflow", str(tmp_path))
+    not_backup = run_here("load-mlflow", str(tmp_path))
     assert not_backup.returncode == 2 and "is not a backup" in not_backup.stderr
     dest = tmp_path / "backup"
     dest.mkdir()

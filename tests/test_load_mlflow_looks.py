@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import test_load_mlflow as e2e  # skips this module too when the mlflow extra is not installed
+from cli_helpers import run_cli
 from neptune_backup_async.loading.command import Bars
 from neptune_backup_async.testing import MINIMAL, generate
 from neptune_backup_async.testing import model as m
@@ -92,7 +93,7 @@ def test_progress_says_mlflow_is_starting_with_the_total_and_mlflow_logs_go_to_a
     assert "objects: 100%" in after and "3/3" in after
 
     (tmp_path / "new" / "mlflow.db").unlink()
-    done = e2e.run_cli("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{db}", "--quiet")
+    done = run_cli("load-mlflow", str(dest), "--tracking-uri", f"sqlite:///{db}", "--quiet")
     assert done.returncode == 0, done.stderr
     assert "Creating initial MLflow database tables" not in done.stderr
     assert (

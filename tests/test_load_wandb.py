@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import pytest
 
+from cli_helpers import run_cli, run_here
 from expect import SIMPLE_FIELD_TYPES
 from memory_source import MemorySource
 from neptune_backup_async import backup, load_wandb
@@ -351,12 +352,6 @@ def small_world(tmp_path: Path, runs: int = 3) -> World:
     return generate(spec, artifact_root=tmp_path / "artifact-sources")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "neptune_backup_async", *args], capture_output=True, text=True, check=False
-    )
-
-
 def test_a_tampered_file_is_named_with_exit_1_and_not_loaded(tmp_path: Path) -> None:
     dest, out = tmp_path / "backup", tmp_path / "offline"
     make_backup(small_world(tmp_path), dest)
@@ -368,7 +363,7 @@ def test_a_tampered_file_is_named_with_exit_1_and_not_loaded(tmp_path: Path) -> 
     lines[1] = f"{step},{value[:-1]}{'1' if value[-1] != '1' else '2'},{when}"  # same size, another value
     (folder / csv_file).write_text("\n".join(lines))
 
-    done = run_cli("load-wandb", str(dest), "--offline", str(out), "--quiet")
+    done = run_cli("load-wandb", str(dest), "--offline", str(out), "--quiet")  # what wandb prints, too
 
     assert done.returncode == 1, done.stderr
     report = json.loads((dest / "load-wandb-report.json").read_text())
@@ -440,7 +435,7 @@ def test_a_rerun_after_a_new_backup_adds_only_what_changed(tmp_path: Path) -> No
 
 
 def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
-    not_backup = run_cli("load-wandb", str(tmp_path), "--offline", str(tmp_path / "o"))
+    not_backup = run_here("load-wandb", str(tmp_path), "--offline", str(tmp_path / "o"))
     assert not_backup.returncode == 2 and "is not a backup" in not_backup.stderr
     code = (
         "import sys; sys.modules['wandb'] = None\n"  # `import wandb` fails, as when it is not installed
@@ -450,7 +445,7 @@ def test_cli_says_what_is_wrong_and_exits_2(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and 'pip install "neptune-backup-async[wandb]"' in done.stderr
     assert "Traceback" not in done.stderr
-    clash = run_cli("load-wandb", str(tmp_path), "--project", "a", "--project-map", "w/p=b")
+    clash = run_here("load-wandb", str(tmp_path), "--project", "a", "--project-map", "w/p=b")
     assert clash.returncode == 2
 
 

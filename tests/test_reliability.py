@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import command
+from cli_helpers import command, run_here
 from expect import check_backup, check_container, check_fields
 from fast_retry import FAST_RETRY
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
@@ -130,14 +130,7 @@ def test_unreachable_server_fails_fast_with_exit_2(tmp_path: Path) -> None:
             {"api_address": "http://127.0.0.1:9", "api_url": "http://127.0.0.1:9", "api_key": "k"}
         ).encode()
     ).decode()
-    env = dict(os.environ, NEPTUNE_API_TOKEN=token)
-    result = subprocess.run(
-        command("--projects", "a/b", "--output", str(tmp_path / "out")),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_here("--projects", "a/b", "--output", str(tmp_path / "out"), token=token)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: Cannot reach the Neptune server at http://127.0.0.1:9. Check the network, a proxy, or the address"

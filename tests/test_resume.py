@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, command, held
+from cli_helpers import command, held, run_here
 from expect import check_backup, check_container
 from memory_source import MemorySource
 from neptune_backup_async import backup
@@ -132,7 +132,7 @@ def test_a_field_removed_from_neptune_keeps_its_copy(
     manifest = json.loads((folder / ".manifest.json").read_text())
     assert manifest["fields"]["data/sample"]["removed_upstream"] is True
     assert sorted(n.field for n in report.notices) == ["data/sample", "parameters/p1"]  # type: ignore[attr-defined]
-    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+    assert run_here("verify", str(tmp_path)).returncode == 0
 
 
 def test_full_fetches_everything_again(demo_world: World, memory: MemorySource, tmp_path: Path) -> None:
@@ -223,8 +223,7 @@ def test_ctrl_c_exits_cleanly_and_the_rerun_completes(slow_world: World, tmp_pat
 
 
 def verify_cli(dest: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NEPTUNE_API_TOKEN"}  # needs no token
-    return subprocess.run([*CLI, "verify", str(dest), *args], capture_output=True, text=True, env=env)
+    return run_here("verify", str(dest), *args)  # with no token: it needs none
 
 
 def test_verify_passes_an_intact_backup_and_finds_every_kind_of_damage(

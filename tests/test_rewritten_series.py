@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from cli_helpers import run_cli
+from cli_helpers import run_here
 from expect import check_backup, folder_of
 from neptune_backup_async import backup
 from neptune_backup_async.format.report import BackupReport
@@ -117,7 +117,7 @@ def test_series_and_images_logged_anew_are_fetched_whole_not_stitched(tmp_path: 
     # last saved point, then the whole series.
     assert ops["getImageSeriesValue"] == 1 + 3
     assert ops["getFloatSeriesValues"] == ops["getStringSeriesValues"] == 2
-    deep = run_cli("verify", "--deep", str(tmp_path))
+    deep = run_here("verify", "--deep", str(tmp_path))
     assert deep.returncode == 0, deep.stdout
 
 

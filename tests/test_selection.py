@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import CLI, command
+from cli_helpers import run_here
 from expect import check_backup, check_container, folder_of, objects_of
 from memory_source import MemorySource
 from neptune_backup_async import backup
@@ -225,11 +225,7 @@ def test_run_filters_from_the_command_line(
     token.write_text(filter_server.api_token)
     since = _created(filter_world, "P0-30").isoformat()
     args = ["--projects", PROJECT, "--output", str(tmp_path / "out"), "--api-token-file", str(token)]
-    done = subprocess.run(
-        command(*args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet"),
-        capture_output=True,
-        text=True,
-    )
+    done = run_here(*args, "--objects", "runs", "--state", "idle", "--created-since", since, "--quiet")
     assert done.returncode == 0, done.stderr
     expected = {
         r.sys_id
@@ -238,7 +234,7 @@ def test_run_filters_from_the_command_line(
     }
     assert {p.name for p in (tmp_path / "out" / "workspace-0" / "project-0").iterdir()} == expected
 
-    bad = subprocess.run(command(*args, "--created-since", "last tuesday"), capture_output=True, text=True)
+    bad = run_here(*args, "--created-since", "last tuesday")
     assert bad.returncode == 2 and "--created-since takes an ISO 8601 date" in bad.stderr
 
 
@@ -275,7 +271,7 @@ def test_objects_chooses_what_is_backed_up(
     # Nothing else was written: every manifest is of a chosen kind.
     manifests = [json.loads(p.read_text()) for p in tmp_path.rglob(".manifest.json")]
     assert len(manifests) == expected and {d["kind"] for d in manifests} == set(kinds)
-    done = subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True, text=True)
+    done = run_here("verify", str(tmp_path))
     assert done.returncode == 0, done.stdout
     assert f"Verified {expected} objects" in done.stderr  # 2, 6 or 10
 
@@ -297,10 +293,10 @@ def test_models_keep_their_versions_under_them_and_verify_checks_each(
         assert folder_of(tmp_path, project, version).parent == model_dir / "_versions"
         check_container(version, folder_of(tmp_path, project, version), artifacts_downloaded=False)
 
-    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+    assert run_here("verify", str(tmp_path)).returncode == 0
     version_file = folder_of(tmp_path, project, versions[0]) / "model" / "binary.pt"
     version_file.write_bytes(b"damaged")
-    done = subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True, text=True)
+    done = run_here("verify", str(tmp_path))
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
         f"corrupt: {version_file.relative_to(tmp_path).as_posix()}: 7 bytes, expected 512"
@@ -324,7 +320,7 @@ def test_versions_of_a_trashed_model_are_left_out_with_it(tmp_path: Path) -> Non
     assert sorted(p.name for p in (models / kept.sys_id / "_versions").iterdir()) == sorted(
         c.sys_id for c in expected
     )
-    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+    assert run_here("verify", str(tmp_path)).returncode == 0
 
 
 def test_include_trashed_saves_trashed_models_and_versions_too(tmp_path: Path) -> None:
@@ -346,7 +342,7 @@ def test_include_trashed_saves_trashed_models_and_versions_too(tmp_path: Path) -
         check_container(container, folder_of(tmp_path, project, container), artifacts_downloaded=False)
     assert report.projects[PROJECT].counts["model"].done == 2
     assert report.projects[PROJECT].counts["modelVersion"].done == 4
-    assert subprocess.run([*CLI, "verify", str(tmp_path)], capture_output=True).returncode == 0
+    assert run_here("verify", str(tmp_path)).returncode == 0
 
 
 def test_a_project_without_models_costs_one_listing_for_them(tmp_path: Path) -> None:
@@ -394,15 +390,15 @@ def test_shards_together_equal_one_backup_file_for_file(
     assert files_under(merged) == whole
     assert check_backup(demo_world, merged, artifacts_downloaded=False) == 16
 
-    done = subprocess.run([*CLI, "report", str(merged)], capture_output=True, text=True)
+    done = run_here("report", str(merged))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "merged from 3 reports (shards: 0/3, 1/3, 2/3)" in done.stdout
     assert "8 of 8 runs backed up (0 unchanged, 0 failed)" in done.stdout
     (merged / "backup-report.shard-1-of-3.json").unlink()
-    done = subprocess.run([*CLI, "report", str(merged)], capture_output=True, text=True)
+    done = run_here("report", str(merged))
     assert done.returncode == 1 and "missing shards: 1/3" in done.stdout
     (merged / "backup-report.shard-2-of-3.json").unlink()  # one shard's report alone
-    done = subprocess.run([*CLI, "report", str(merged)], capture_output=True, text=True)
+    done = run_here("report", str(merged))
     assert done.returncode == 1 and "missing shards: 1/3, 2/3" in done.stdout
 
 
@@ -462,11 +458,7 @@ def test_dry_run_from_the_command_line(demo_world: World, server: FakeNeptuneSer
     token = tmp_path / "token"
     token.write_text(server.api_token)
     out = tmp_path / "never"
-    done = subprocess.run(
-        command("--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run"),
-        capture_output=True,
-        text=True,
-    )
+    done = run_here("--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--dry-run")
     assert done.returncode == 0, done.stderr
     assert not out.exists()
     assert "Dry run (nothing written)" in done.stdout and "4 of 4 runs to back up" in done.stdout
@@ -530,7 +522,7 @@ def test_field_filters_are_recorded_and_reruns_stay_correct(tmp_path: Path) -> N
         assert monitoring and all(manifest["fields"][p]["excluded"] is True for p in monitoring)
         assert manifest["fields"]["parameters/p1"].get("excluded") is None
         check_container(world.project(PROJECT).containers[run_id], folder, artifacts_downloaded=False)
-        assert subprocess.run([*CLI, "verify", str(dest)], capture_output=True).returncode == 0
+        assert run_here("verify", str(dest)).returncode == 0
 
 
 def test_every_selection_flag_reaches_the_selection() -> None:
@@ -569,11 +561,7 @@ def test_a_shard_with_a_field_filter_from_the_command_line(
     token.write_text(server.api_token)
     out = tmp_path / "out"
     args = ["--projects", PROJECT, "--output", str(out), "--api-token-file", str(token), "--quiet"]
-    done = subprocess.run(
-        command(*args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images"),
-        capture_output=True,
-        text=True,
-    )
+    done = run_here(*args, "--objects", "runs", "--shard", "1/2", "--exclude-fields", "monitoring,images")
     assert done.returncode == 0, done.stderr
     assert f"Report: {out / 'backup-report.shard-1-of-2.json'}" in done.stderr
     runs = demo_world.project(PROJECT).runs

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from cli_helpers import run_cli
+from cli_helpers import run_here
 from expect import check_backup, folder_of
 from neptune_backup_async import backup
 from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, World, generate, serve
@@ -60,4 +60,4 @@ def test_a_float_series_keeps_its_min_max_and_unit(tmp_path: Path) -> None:
         run_backup(server, tmp_path)
     assert fields(tmp_path, world)[WITH]["config"] == {"min": 0.0, "unit": "bits"}
     check_backup(world, tmp_path)
-    assert run_cli("verify", "--deep", str(tmp_path)).returncode == 0
+    assert run_here("verify", "--deep", str(tmp_path)).returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_here
 from expect import check_backup, check_series, folder_of
 from neptune_backup_async import backup
 from neptune_backup_async.format.report import BackupReport
@@ -67,7 +67,7 @@ def test_pages_that_repeat_the_point_before_them_give_every_point_once(tmp_path:
     assert (report.exit_code, report.failures) == (0, [])
     check_backup(world, tmp_path)  # 25,000 rows each, every one the server's
     assert pages["getFloatSeriesValues"] == pages["getStringSeriesValues"] == 3
-    deep = run_cli("verify", "--deep", str(tmp_path))
+    deep = run_here("verify", "--deep", str(tmp_path))
     assert deep.returncode == 0, deep.stdout
 
 
@@ -101,7 +101,7 @@ def test_pages_that_keep_overlapping_or_skipping_fail_their_series_named(tmp_pat
     [run] = world.project(PROJECT).runs
     folder = folder_of(tmp_path, world.project(PROJECT), run)
     assert not (folder / f"{FLOATS}.csv").exists() and not (folder / f"{STRINGS}.csv").exists()
-    checked = run_cli("verify", str(tmp_path))
+    checked = run_here("verify", str(tmp_path))
     assert checked.returncode == 1 and FLOATS in checked.stdout and STRINGS in checked.stdout
 
     # Once the server answers right, the next backup saves both exactly.

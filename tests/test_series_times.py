@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_here
 from expect import folder_of
 from neptune_backup_async import backup, load_mlflow
 from neptune_backup_async.testing import MINIMAL, World, generate, serve
@@ -76,7 +76,7 @@ def test_times_past_year_9999_are_kept_as_epoch_milliseconds_and_read_back(tmp_p
     index = json.loads((folder / IMAGES / "index.json").read_text(encoding="utf-8"))
     assert [item["timestamp"] for item in index][1] == FAR and isinstance(index[0]["timestamp"], str)
 
-    deep = run_cli("verify", "--deep", str(dest))
+    deep = run_here("verify", "--deep", str(dest))
     assert deep.returncode == 0, deep.stdout
 
     # The view draws every point at its time: seconds after the first (to ten digits).
