@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,6 +186,9 @@ def serve_s3(in_flight: InFlight | None = None) -> Iterator[S3Server]:
     thread.start()
     try:
         server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        # moto keeps its buckets and users per process, not per server: a server started
+        # after another in the same process (a test module's fixture set up again) starts empty.
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/moto-api/reset", method="POST")).close()
         iam = boto3.session.Session().client(
             "iam",
             endpoint_url=server.url,
