@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -246,9 +247,18 @@ def test_load_holds_every_field_of_the_backup_and_a_rerun_writes_nothing(
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of 127.0.0.1 nothing listens on, below the kernel's ephemeral range: a socket bound
+    to port 0 (every fake server's, in this suite or one beside it) or an outgoing connection
+    never takes it in the seconds before MLflow binds it."""
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = random.randrange(max(1024, ephemeral - 8192), ephemeral)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # taken: another
+                continue
+            return port
 
 
 @pytest.fixture
