@@ -373,6 +373,32 @@ def test_a_tampered_file_is_named_with_exit_1_and_not_loaded(tmp_path: Path) -> 
     assert "wandb:" not in done.stderr  # wandb's own chatter is not on the terminal
 
 
+def test_a_point_whose_time_cannot_be_read_fails_its_object_never_lands_in_1970(tmp_path: Path) -> None:
+    """A series CSV the manifest agrees with (size and sha256 rewritten too), with a time no
+    backup writes: the object fails, named; the point is not given some other time."""
+    dest, out = tmp_path / "backup", tmp_path / "offline"
+    make_backup(small_world(tmp_path), dest)
+    folder = dest / PROJECT / "P0-2"
+    manifest = json.loads((folder / ".manifest.json").read_text())
+    csv_file = min(r["files"][0] for r in manifest["fields"].values() if r["type"] == "floatSeries")
+    lines = (folder / csv_file).read_text().split("\n")
+    step, value, _ = lines[1].split(",")
+    lines[1] = f"{step},{value},yesterday"
+    data = "\n".join(lines).encode()
+    (folder / csv_file).write_bytes(data)
+    manifest["files"][csv_file] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / ".manifest.json").write_text(json.dumps(manifest))
+
+    report = load(dest, out)
+
+    assert report.exit_code == 1
+    [failure] = report.failures
+    assert failure.run == "P0-2", failure
+    assert f"{csv_file}: a series point has an unreadable timestamp 'yesterday'" in failure.reason
+    loaded = {sys_id for _, sys_id in newest(out)}
+    assert "P0-2" not in loaded and {"P0-1", "P0-3"} <= loaded
+
+
 @pytest.mark.slow  # an interrupted process, as the README's quick part leaves out
 def test_a_load_killed_with_sigkill_and_rerun_has_every_point_once(tmp_path: Path) -> None:
     dest, out = tmp_path / "backup", tmp_path / "offline"

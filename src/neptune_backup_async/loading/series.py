@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..format.values import ms_from_time
@@ -42,8 +44,18 @@ def parse_string_series(text: str) -> list[Text]:
 
 
 def series_ms(text: str) -> int:
-    """A series CSV's timestamp as epoch milliseconds (its own, past year 9999); 0 if unreadable."""
+    """A series CSV's timestamp as epoch milliseconds (its own, past year 9999). ValueError if
+    unreadable: a made-up time would put the point at 1970 with no word of it."""
     try:
         return ms_from_time(text)
     except ValueError:
-        return 0
+        raise ValueError(f"a series point has an unreadable timestamp {text[:40]!r}") from None
+
+
+@contextlib.contextmanager
+def read_as(rel: str) -> Iterator[None]:
+    """A ValueError from parsing the backup's file ``rel`` names the file."""
+    try:
+        yield
+    except ValueError as e:
+        raise ValueError(f"{rel}: {e}") from None

@@ -26,7 +26,7 @@ from ..format.report import Note
 from ..loading import backup as reader
 from ..loading import files, session
 from ..loading.report import redact_uri
-from ..loading.series import Point
+from ..loading.series import Point, read_as
 from . import convert, naming, plan, tracking
 from .load_report import REPORT, LoadProgress, LoadReport
 from .state import Loaded, SeriesState, file_hashes
@@ -169,7 +169,8 @@ class _Loader(session.Workers[LoadReport]):
         for path, csv in sorted(the_plan.series.items()):
             key = the_plan.keys[path]
             series = await self.call(reader.read_series, obj, csv)
-            points = series.points()
+            with read_as(csv):
+                points = series.points()
             rule = convert.step_rule(points)
             start = await self._start(run_id, path, key, rule, points, series, loaded, trusted, found is None)
             for i in range(start, len(points)):

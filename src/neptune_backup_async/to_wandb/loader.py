@@ -30,7 +30,7 @@ from ..format import values
 from ..format.report import Note
 from ..loading import backup, files, session
 from ..loading.report import LoadProgress, redact_uri
-from ..loading.series import Point, Text, parse_string_series
+from ..loading.series import Point, Text, parse_string_series, read_as
 from . import client, convert, naming, plan
 from .load_report import REPORT, LoadReport
 from .offline import OfflineRuns
@@ -163,13 +163,16 @@ class _Loader(session.Workers[LoadReport]):
         def read(s: plan.Series, had: int) -> tuple[Sequence[Point | Text | convert.Item], str, str]:
             """The series' points, and the hashes of its first ``had`` and of all of them."""
             points: Sequence[Point | Text | convert.Item]
-            if s.kind == "float":
-                points = backup.read_series(obj, s.csv).points()
-            elif s.kind == "image":
-                laid = {u.target for u in the_plan.uploads.get(s.path, [])}
-                points = convert.image_items(backup.read_checked(obj, s.csv), f"{plan.FILES}/{s.key}", laid)
-            else:
-                points = parse_string_series(backup.read_checked(obj, s.csv).decode("utf-8"))
+            with read_as(s.csv):
+                if s.kind == "float":
+                    points = backup.read_series(obj, s.csv).points()
+                elif s.kind == "image":
+                    laid = {u.target for u in the_plan.uploads.get(s.path, [])}
+                    points = convert.image_items(
+                        backup.read_checked(obj, s.csv), f"{plan.FILES}/{s.key}", laid
+                    )
+                else:
+                    points = parse_string_series(backup.read_checked(obj, s.csv).decode("utf-8"))
             return points, _prefix(points, had), _prefix(points, len(points))
 
         for s in the_plan.series:
