@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -211,21 +212,26 @@ def test_a_concurrency_beyond_the_cap_is_cut_with_one_warning(
 def test_ctrl_c_while_the_program_starts_is_one_line_and_exit_130(tmp_path: Path) -> None:
     for _ in range(3):
         # -X importtime prints a line as each module has been imported: the signal is sent as
-        # soon as the command line's own modules load, the slow second before any work.
+        # soon as the command line's own modules load, the slow second before any work. Its
+        # stderr is a pipe of one page, which the test stops reading there: the child blocks on
+        # its next lines (16 kB of them follow), so the signal lands while it is still starting,
+        # however busy the machine.
+        read, write = os.pipe()
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 4096)
         proc = subprocess.Popen(
             [CLI[0], "-X", "importtime", *CLI[1:], "--projects", PROJECT, "--output", str(tmp_path / "out")],
-            stderr=subprocess.PIPE,
+            stderr=write,
             stdout=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
-            text=True,
             env=cli_env(None),
         )
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "neptune_backup_async.cli" in line:
-                proc.send_signal(signal.SIGINT)
-                break
-        rest = proc.stderr.read()
+        os.close(write)
+        with open(read, encoding="utf-8") as stderr:
+            for line in stderr:
+                if "neptune_backup_async.cli" in line:
+                    proc.send_signal(signal.SIGINT)
+                    break
+            rest = stderr.read()
         assert proc.wait(timeout=60) == 130, rest
         said = [line for line in rest.splitlines() if line and not line.startswith("import time:")]
         assert said == ["Interrupted."], rest
