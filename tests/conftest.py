@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,15 @@ from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, WorkloadS
 # rfc3987_syntax, which nothing of it uses (see cli.main._leave_out_unused_imports); a second
 # less for every test session.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+# The commands the tests signal start as from a terminal, where Ctrl-C, SIGTERM and SIGHUP are
+# heard: a suite started in the background (by `nohup`, or with `&` in a script) would pass
+# them on ignored, and the command line leaves a signal it was started ignoring ignored.
+for _signum in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_signum) is signal.SIG_IGN:
+        signal.signal(_signum, signal.SIG_DFL)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -16,10 +16,15 @@ import pytest
 from cli_helpers import CLI, cli_env, no_traceback, run_here
 from neptune_backup_async.testing import FakeNeptuneServer, Faults, World, serve
 
+#: Runs a command as PID 1 of a new PID namespace, as in a container: a signal it has no
+#: handler for never reaches it (unshare waits for it, and exits as it does).
+AS_PID_1 = ("unshare", "--user", "--map-root-user", "--pid", "--fork")
+
 
 def start(
-    server: FakeNeptuneServer, dest: Path, processes: str, *, as_pid_1: bool = False
+    server: FakeNeptuneServer, dest: Path, processes: str, *, under: tuple[str, ...] = ()
 ) -> subprocess.Popen[str]:
+    """The backup as a process of its own, started through ``under`` (a command that runs it)."""
     args = [
         "--projects",
         "all",
@@ -32,14 +37,12 @@ def start(
         processes,
     ]
     return subprocess.Popen(
-        [*CLI, *args],
+        [*under, *CLI, *args],
         env=cli_env(server.api_token),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # As PID 1 in a container, a signal with no handler is ignored: so is SIGTERM here.
-        preexec_fn=(lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)) if as_pid_1 else None,
     )
 
 
@@ -94,11 +97,12 @@ def test_a_stop_signal_mid_backup_stops_it_like_ctrl_c(
 ) -> None:
     dest = tmp_path / "dest"
     with serve(slow_world, faults=Faults(latency=0.02)) as server:
-        proc = start(server, dest, processes, as_pid_1=as_pid_1)
+        proc = start(server, dest, processes, under=AS_PID_1 if as_pid_1 else ())
         after_requests(server, proc, 60)
-        workers = children(proc.pid)
+        [program] = children(proc.pid) if as_pid_1 else [proc.pid]
+        workers = children(program)
         assert len(workers) == int(processes) - 1
-        proc.send_signal(signum)
+        os.kill(program, signum)
         for worker in workers if to_workers_too else []:
             os.kill(worker, signum)
         _, stderr = proc.communicate(timeout=60)
@@ -123,4 +127,27 @@ def test_a_stop_signal_mid_backup_stops_it_like_ctrl_c(
         server.faults.latency = 0
         rerun = run_here("--projects", "all", "--output", str(dest), "--quiet", token=server.api_token)
         assert rerun.returncode == 0, rerun.stderr
+    assert run_here("verify", str(dest)).returncode == 0
+
+
+@pytest.mark.slow  # a whole backup of the slow world
+def test_under_nohup_a_hangup_goes_unheard_and_the_backup_completes(
+    slow_world: World, tmp_path: Path
+) -> None:
+    """``nohup`` starts a command with SIGHUP ignored, so that it outlives the terminal; the
+    backup (and its worker processes) leave it so."""
+    dest = tmp_path / "dest"
+    with serve(slow_world, faults=Faults(latency=0.02)) as server:
+        proc = start(server, dest, "2", under=("nohup",))  # nohup execs the command: proc is the backup
+        after_requests(server, proc, 60)
+        [worker] = children(proc.pid)
+        for pid in (proc.pid, worker):  # as a terminal that hangs up signals every process of the job
+            os.kill(pid, signal.SIGHUP)
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert server.stats.total > 60  # it went on after the hangup
+    report = json.loads((dest / "backup-report.json").read_text())
+    assert (report["exit_code"], report["interrupted"]) == (0, False)
+    (log,) = (dest / ".neptune-backup").glob("backup-*.log")
+    assert "SIGHUP" not in log.read_text()
     assert run_here("verify", str(dest)).returncode == 0

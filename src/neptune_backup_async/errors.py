@@ -197,6 +197,14 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+def not_ignored(*signums: signal.Signals) -> list[signal.Signals]:
+    """Of ``signums``, those this process does not ignore. Asked before a handler of our own
+    is installed, that is those it was not started ignoring: as a shell does, a program leaves
+    ignored what whoever started it meant to be (SIGHUP under ``nohup``, Ctrl-C for a command
+    a script starts with ``&``)."""
+    return [s for s in signums if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 class Stop:
     """What a cancel that is coming stands for: the exit code the report of a cancelled backup
     or load gives (see :func:`exit_code_of`). The command line sets it from the signal."""

@@ -5,8 +5,9 @@ The work runs under a cancel scope that a signal receiver cancels on SIGINT, SIG
 SIGHUP, so an interrupted backup unwinds as any cancelled one does: its temporaries go, and
 it writes its report, whose exit code (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP) the
 process then exits with. The receiver installs handlers of its own, so SIGTERM stops the
-work even as PID 1 in a container, where its default action is to be ignored. Requests left
-running in worker threads are abandoned: the process ends without waiting for them.
+work even as PID 1 in a container, where its default action is to be ignored. A signal the
+process was started ignoring stays ignored (``nohup`` means a hangup to go unheard). Requests
+left running in worker threads are abandoned: the process ends without waiting for them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import NoReturn, TypeVar
 
 import anyio
 
-from ..errors import EXIT_INTERRUPTED, Interrupted, Stop, stopping
+from ..errors import EXIT_INTERRUPTED, Interrupted, Stop, not_ignored, stopping
 
 T = TypeVar("T")
 log = logging.getLogger("neptune_backup_async")
@@ -42,8 +43,9 @@ def _raise(signum: int, _: FrameType | None) -> None:
 
 def handle_stop_signals() -> None:
     """Outside an event loop, SIGTERM and SIGHUP raise :class:`Interrupted` as Ctrl-C raises
-    KeyboardInterrupt (explicitly installed: as PID 1 their default action is to be ignored)."""
-    for signum in STOP_SIGNALS[1:]:
+    KeyboardInterrupt (explicitly installed: as PID 1 their default action is to be ignored),
+    unless the process was started ignoring them. Called first, before any other handler."""
+    for signum in not_ignored(*STOP_SIGNALS[1:]):
         signal.signal(signum, _raise)
 
 
@@ -83,7 +85,7 @@ async def _interruptible(work: Callable[[], Awaitable[T]]) -> T:
 async def _cancel_on_signal(scope: anyio.CancelScope, stop: Stop) -> None:
     with contextlib.ExitStack() as stack:
         try:
-            received = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
+            received = stack.enter_context(anyio.open_signal_receiver(*not_ignored(*STOP_SIGNALS)))
         except NotImplementedError:  # no signal handlers in this event loop: Ctrl-C raises KeyboardInterrupt
             return
         # Once the receiver is closed (the work has unwound), a second signal would find the
@@ -110,7 +112,7 @@ def _at_once_from_now_on(scope: anyio.CancelScope, stop: Stop) -> None:
     stops at once."""
     if not scope.cancel_called:
         return
-    for signum in STOP_SIGNALS:
+    for signum in not_ignored(*STOP_SIGNALS):
         signal.signal(signum, lambda received, _: _stop_at_once(received, stop))
 
 

@@ -31,7 +31,7 @@ from ..disk.files import tagged_temporaries
 from ..engine.assembly import build_pipeline, connect, one_error
 from ..engine.limiter import Limits
 from ..engine.pipeline import Job, Tasks
-from ..errors import BackupError
+from ..errors import BackupError, not_ignored
 from ..format.report import BackupReport, FieldTally, Progress
 from . import messages
 
@@ -119,8 +119,12 @@ async def _read_jobs(
 
 async def _stop_on_signal(stop: anyio.CancelScope) -> None:
     """SIGTERM or SIGHUP (a service manager stopping every process of the backup, not only
-    the parent) stops the worker as its stdin closing does: its temporaries go."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+    the parent) stops the worker as its stdin closing does: its temporaries go. One the
+    worker was started ignoring (the parent's own, under ``nohup``) stays ignored."""
+    answered = not_ignored(signal.SIGTERM, signal.SIGHUP)
+    if not answered:
+        return
+    with anyio.open_signal_receiver(*answered) as signals:
         async for _ in signals:
             stop.cancel()
 
