@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from memory_source import MemorySource
 from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, WorkloadSpec, World, generate, serve
@@ -14,6 +15,11 @@ from neptune_backup_async.testing import WORKLOADS, FakeNeptuneServer, WorkloadS
 # rfc3987_syntax, which nothing of it uses (see cli.main._leave_out_unused_imports); a second
 # less for every test session.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+# No time limit per example: on a busy machine (or beside a second suite) one can take longer
+# than Hypothesis's 200 ms, and the test would fail on the machine, not on the code.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 # The commands the tests signal start as from a terminal, where Ctrl-C, SIGTERM and SIGHUP are
 # heard: a suite started in the background (by `nohup`, or with `&` in a script) would pass

@@ -584,24 +584,26 @@ def test_random_faults_spare_startup() -> None:
 
 
 def test_latency_overlaps_requests(run: neptune.Run, server: FakeNeptuneServer) -> None:
+    """Requests to the server overlap: 8 fetches from 8 threads are all in flight at once
+    (held until they are, however slowly a busy machine sends them), then all answered."""
     server.faults.latency = 0.3
+    server.faults.gather = gather = Gather(8, quiet=30)
     server.stats.reset()
     results: list[Any] = []
     try:
         threads = [
             threading.Thread(target=lambda: results.append(run["params/epochs"].fetch())) for _ in range(8)
         ]
-        started = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.monotonic() - started
     finally:
         server.faults.latency = 0.0
+        server.faults.gather = None
     assert results == [2**40 + 3] * 8
-    assert server.stats.max_in_flight > 1
-    assert elapsed < 8 * 0.3  # overlapped, not one after another
+    assert gather.reached and gather.rounds == 0
+    assert server.stats.max_in_flight == 8
 
 
 def test_stats_snapshot_is_json(server: FakeNeptuneServer) -> None:
@@ -664,9 +666,7 @@ def test_slow_answer_times_the_client_out(fresh: FakeNeptuneServer) -> None:
     answer = get_project(fresh)  # the second slow one, waited for
     assert time.monotonic() - started >= 0.3
     assert answer.status_code == 200 and answer.json()["name"] == "vision"
-    started = time.monotonic()
-    assert get_project(fresh).status_code == 200  # the script is used up
-    assert time.monotonic() - started < 0.3
+    assert get_project(fresh).status_code == 200  # the script is used up: not slowed
     assert fresh.stats.faults == {"slow": 2}
 
 
@@ -675,7 +675,7 @@ def test_random_slow_spares_startup(fresh: FakeNeptuneServer) -> None:
     fresh.faults.rate_slow = 1.0
     started = time.monotonic()
     assert raw(fresh, "GET", "/api/backend/v1/clients/config").status_code == 200
-    assert time.monotonic() - started < 0.2
+    assert fresh.stats.faults == {}  # a start-up request is never slowed
     assert raw(fresh, "GET", ORGANIZATIONS).status_code == 200
     assert time.monotonic() - started >= 0.2
     assert fresh.stats.faults == {"slow": 1}

@@ -14,7 +14,7 @@ from expect import check_backup
 from neptune_backup_async import Progress, backup
 from neptune_backup_async.engine.limiter import Limits, each
 from neptune_backup_async.errors import leading_error
-from neptune_backup_async.testing import MINIMAL, Faults, generate, serve
+from neptune_backup_async.testing import MINIMAL, Faults, Gather, generate, serve
 
 
 @pytest.mark.anyio
@@ -84,8 +84,9 @@ def test_at_concurrency_1_a_backup_runs_at_most_two_threads_of_its_own(tmp_path:
 
 def test_one_huge_image_series_uses_the_whole_concurrency(tmp_path: Path) -> None:
     world = generate(replace(MINIMAL, runs_per_project=1, float_series=0, parameters=1, images=40))
-    with serve(world, faults=Faults(latency=0.03)) as server:
+    gather = Gather(8, {"getImageSeriesValue"})  # the peak made certain by holding, not by timing
+    with serve(world, faults=Faults(latency=0.03, gather=gather)) as server:
         anyio.run(lambda: backup("all", tmp_path, api_token=server.api_token, concurrency=8))
         peak = server.stats.max_in_flight
     assert check_backup(world, tmp_path) == 2  # and the project's folder
-    assert peak == 8
+    assert gather.reached and peak == 8
