@@ -21,9 +21,8 @@ from fast_retry import FAST_RETRY
 from neptune_backup_async import AuthenticationError, Progress, ProjectNotFoundError, UnexpectedError, backup
 from neptune_backup_async.domain import FieldInfo, ObjectRef, ProjectInfo, SeriesPage
 from neptune_backup_async.selection import Selection
-from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, Gather, World, generate, serve
+from neptune_backup_async.testing import MINIMAL, FakeNeptuneServer, Faults, World, generate, serve
 from neptune_backup_async.testing import model as m
-from test_resume import FIELD_OPERATIONS
 
 
 def secrets_of(token: str) -> list[str]:
@@ -255,8 +254,6 @@ def test_under_429s_the_backup_slows_down_then_recovers(tmp_path: Path) -> None:
             if p.objects_done >= 20 and not phases:  # the server lifts its limit
                 phases.append(server.stats.snapshot())
                 server.faults.max_in_flight = None
-                # 16 at once, once the bound is back up, however slowly a busy machine sends them
-                server.faults.gather = Gather(16, FIELD_OPERATIONS)
                 server.stats.reset()
 
         report = anyio.run(
