@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -352,16 +352,30 @@ def small_world(tmp_path: Path, runs: int = 3) -> World:
     return generate(spec, artifact_root=tmp_path / "artifact-sources")
 
 
+def first_point_edited(tmp_path: Path, edit: Callable[[str, str, str], str], *, in_manifest: bool) -> str:
+    """Back up the small world into ``tmp_path / "backup"``, then rewrite the first row of P0-2's
+    first float series with ``edit(step, value, time)``, and with ``in_manifest`` its size and
+    sha256 in the manifest too; the CSV's path in the run folder."""
+    make_backup(small_world(tmp_path), tmp_path / "backup")
+    folder = tmp_path / "backup" / PROJECT / "P0-2"
+    manifest = json.loads((folder / ".manifest.json").read_text())
+    csv_file: str = min(r["files"][0] for r in manifest["fields"].values() if r["type"] == "floatSeries")
+    lines = (folder / csv_file).read_text().split("\n")
+    lines[1] = edit(*lines[1].split(","))
+    data = "\n".join(lines).encode()
+    (folder / csv_file).write_bytes(data)
+    if in_manifest:
+        manifest["files"][csv_file] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        (folder / ".manifest.json").write_text(json.dumps(manifest))
+    return csv_file
+
+
 def test_a_tampered_file_is_named_with_exit_1_and_not_loaded(tmp_path: Path) -> None:
     dest, out = tmp_path / "backup", tmp_path / "offline"
-    make_backup(small_world(tmp_path), dest)
-    folder = dest / PROJECT / "P0-2"
-    manifest = json.loads((folder / ".manifest.json").read_text())
-    csv_file = min(r["files"][0] for r in manifest["fields"].values() if r["type"] == "floatSeries")
-    lines = (folder / csv_file).read_text().split("\n")
-    step, value, when = lines[1].split(",")
-    lines[1] = f"{step},{value[:-1]}{'1' if value[-1] != '1' else '2'},{when}"  # same size, another value
-    (folder / csv_file).write_text("\n".join(lines))
+    csv_file = first_point_edited(  # same size, another value
+        tmp_path, lambda step, value, when: f"{step},{value[:-1]}{'1' if value[-1] != '1' else '2'},{when}",
+        in_manifest=False,
+    )  # fmt: skip
 
     done = run_cli("load-wandb", str(dest), "--offline", str(out), "--quiet")  # what wandb prints, too
 
@@ -377,17 +391,9 @@ def test_a_point_whose_time_cannot_be_read_fails_its_object_never_lands_in_1970(
     """A series CSV the manifest agrees with (size and sha256 rewritten too), with a time no
     backup writes: the object fails, named; the point is not given some other time."""
     dest, out = tmp_path / "backup", tmp_path / "offline"
-    make_backup(small_world(tmp_path), dest)
-    folder = dest / PROJECT / "P0-2"
-    manifest = json.loads((folder / ".manifest.json").read_text())
-    csv_file = min(r["files"][0] for r in manifest["fields"].values() if r["type"] == "floatSeries")
-    lines = (folder / csv_file).read_text().split("\n")
-    step, value, _ = lines[1].split(",")
-    lines[1] = f"{step},{value},yesterday"
-    data = "\n".join(lines).encode()
-    (folder / csv_file).write_bytes(data)
-    manifest["files"][csv_file] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (folder / ".manifest.json").write_text(json.dumps(manifest))
+    csv_file = first_point_edited(
+        tmp_path, lambda step, value, _: f"{step},{value},yesterday", in_manifest=True
+    )
 
     report = load(dest, out)
 
